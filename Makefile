@@ -1,0 +1,38 @@
+# Two commands do everything on a fresh machine:
+#   make run    runs the product locally on the sample events
+#   make test   runs every check and test
+SHELL := /bin/bash
+VENV := .venv
+PY ?= python3
+CARGO ?= cargo
+export MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
+
+.PHONY: run test venv fmt lint unit cfn-lint clean-venv
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(CARGO) run --quiet -p tools --bin local-run
+
+test: venv fmt lint unit cfn-lint
+
+fmt:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+unit:
+	$(CARGO) test --workspace
+
+cfn-lint: venv
+	$(VENV)/bin/cfn-lint template.yaml
+
+clean-venv:
+	rm -rf $(VENV)

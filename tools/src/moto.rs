@@ -1,0 +1,160 @@
+//! A moto server (PyPI `moto[server]`) started per test on a free port.
+//!
+//! The binary is looked up in `$MOTO_SERVER`, then in the project venv (`.venv/bin/moto_server`,
+//! installed by `make venv`). The server is killed when the handle is dropped, including when a
+//! test panics.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use shared::devstack::ResourceNames;
+
+/// A running moto server.
+pub struct Moto {
+    child: Option<Child>,
+    port: u16,
+}
+
+fn moto_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(".venv/bin/moto_server")
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(l.local_addr()?.port())
+}
+
+impl Moto {
+    /// Starts moto and waits until it answers HTTP.
+    pub fn start() -> anyhow::Result<Self> {
+        let bin = moto_binary();
+        if !bin.exists() {
+            bail!(
+                "moto_server not found at {} (run `make venv`, or set MOTO_SERVER)",
+                bin.display()
+            );
+        }
+        let mut last_err = None;
+        // A free port can be taken between probing and binding; try a few.
+        for _ in 0..5 {
+            let port = free_port()?;
+            let child = Command::new(&bin)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .with_context(|| format!("spawning {}", bin.display()))?;
+            let mut moto = Moto {
+                child: Some(child),
+                port,
+            };
+            match moto.wait_ready(Duration::from_secs(30)) {
+                Ok(()) => return Ok(moto),
+                Err(e) => {
+                    moto.stop();
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.unwrap_or_else(|| anyhow::anyhow!("moto did not start")))
+    }
+
+    /// Polls until the server answers an HTTP request, the process exits, or the limit passes.
+    fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + limit;
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Some(status) = child.try_wait()?
+            {
+                bail!("moto_server exited early with {status}");
+            }
+            if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                && http_ok(stream)
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("moto_server did not answer on port {} in {limit:?}", self.port);
+            }
+            // Back off between readiness probes (this is a poll, not a synchronisation sleep).
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An SDK config pointed at this server with static test credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        sdk_config_for(&self.endpoint()).await
+    }
+
+    /// Starts moto and creates the tables and bucket the code needs.
+    pub async fn start_with_resources() -> anyhow::Result<(Self, aws_config::SdkConfig, ResourceNames)>
+    {
+        let moto = Self::start()?;
+        let config = moto.sdk_config().await;
+        let names = ResourceNames::default();
+        shared::devstack::create_resources(&config, &names).await?;
+        Ok((moto, config, names))
+    }
+
+    /// Kills the server. Requests made afterwards fail to connect: used for outage tests.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn http_ok(mut stream: TcpStream) -> bool {
+    use std::io::{Read, Write};
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream
+        .write_all(b"GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 12];
+    matches!(stream.read(&mut buf), Ok(n) if n >= 12 && buf.starts_with(b"HTTP/1."))
+}
+
+/// An SDK config for an arbitrary endpoint with static test credentials, region us-east-1, and
+/// short timeouts so that an outage is detected quickly.
+pub async fn sdk_config_for(endpoint: &str) -> aws_config::SdkConfig {
+    use aws_config::{BehaviorVersion, Region, timeout::TimeoutConfig};
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "testing", "testing", None, None, "moto",
+        ))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(10))
+                .build(),
+        )
+        .load()
+        .await
+}
