@@ -1,0 +1,8 @@
+//! Banking transactions anti-fraud webhook: API Gateway → Lambda. All the work is in `shared::webhook`.
+
+use shared::webhook::{BankingAntifraud, serve_policy_webhook};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    serve_policy_webhook::<BankingAntifraud>().await
+}

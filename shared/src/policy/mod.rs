@@ -1,0 +1,313 @@
+//! The issuer's decision policy: a JSON file with one section per webhook, each an ordered list
+//! of rules (first match wins), a default outcome and a fallback outcome.
+//!
+//! ```json
+//! {
+//!   "card_tokenization": {
+//!     "rules": [
+//!       { "name": "cancelled-visa",
+//!         "when": [ {"field": "network_brand", "eq": "vts"},
+//!                   {"field": "custom_codes", "contains": "CCS"} ],
+//!         "then": {"approve": false, "action_code": "46"} }
+//!     ],
+//!     "default":  {"approve": true,  "action_code": "00"},
+//!     "fallback": {"approve": false, "action_code": "96"}
+//!   }
+//! }
+//! ```
+//!
+//! Outcomes are the webhook's own response, exactly as it goes on the wire; each one is checked
+//! and serialized once when the policy loads, so a decision costs only the rule evaluation.
+//! A section left out of the file is taken from the default policy shipped in the package
+//! (`shared/policy/default-policy.json`). See `docs/policy.md` for the reference.
+
+mod condition;
+mod field;
+mod outcome;
+mod subjects;
+
+pub use condition::{Cmp, Condition, RawCondition, Scalar};
+pub use field::{Field, FieldKind, IntoField, PolicySubject};
+pub use outcome::Outcome;
+
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::models::{
+    BankingRequest, BankingResponse, FullBalanceRequest, FullBalanceResponse,
+    TokenizationRequest, TokenizationResponse, ZeroBalanceRequest, ZeroBalanceResponse,
+};
+
+/// The policy shipped in the package.
+pub const DEFAULT_POLICY: &str = include_str!("../../policy/default-policy.json");
+
+/// A policy that cannot be used. The message names the section, the rule and the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("policy is not valid JSON: {0}")]
+    Syntax(String),
+    #[error("policy {section}: {problem}")]
+    Section { section: String, problem: String },
+    #[error("policy {section}, rule {rule}: {problem}")]
+    Rule {
+        section: String,
+        rule: String,
+        problem: String,
+    },
+}
+
+/// A decided outcome: the response body (pre-serialized) and what produced it.
+#[derive(Debug)]
+pub struct Decided<O> {
+    pub value: O,
+    pub body: Arc<str>,
+    /// The rule name, `default` or `fallback`: for logs and metrics.
+    pub label: Arc<str>,
+}
+
+impl<O: Clone> Clone for Decided<O> {
+    fn clone(&self) -> Self {
+        Self {
+            value: self.value.clone(),
+            body: self.body.clone(),
+            label: self.label.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Rule<O> {
+    conditions: Vec<Condition>,
+    outcome: Decided<O>,
+}
+
+/// One webhook's compiled rules.
+#[derive(Debug)]
+pub struct Section<R, O> {
+    rules: Vec<Rule<O>>,
+    default: Decided<O>,
+    fallback: Decided<O>,
+    _request: PhantomData<fn(&R)>,
+}
+
+impl<R, O: Clone> Clone for Section<R, O> {
+    fn clone(&self) -> Self {
+        Self {
+            rules: self.rules.clone(),
+            default: self.default.clone(),
+            fallback: self.fallback.clone(),
+            _request: PhantomData,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    when: Vec<RawCondition>,
+    then: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSection {
+    #[serde(default)]
+    rules: Vec<RawRule>,
+    default: Value,
+    fallback: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default, rename = "$schema")]
+    _schema: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    card_tokenization: Option<Value>,
+    #[serde(default)]
+    banking_antifraud: Option<Value>,
+    #[serde(default)]
+    full_balance_antifraud: Option<Value>,
+    #[serde(default)]
+    zero_balance: Option<Value>,
+}
+
+fn compile_outcome<O: Outcome>(value: &Value, label: &str) -> Result<Decided<O>, String> {
+    O::check_fields(value)?;
+    let parsed: O = serde_json::from_value(value.clone()).map_err(|e| e.to_string())?;
+    parsed.check()?;
+    let body = serde_json::to_string(&parsed).map_err(|e| e.to_string())?;
+    Ok(Decided {
+        value: parsed,
+        body: body.into(),
+        label: label.into(),
+    })
+}
+
+impl<R: PolicySubject, O: Outcome> Section<R, O> {
+    fn compile(section: &str, value: Value) -> Result<Self, PolicyError> {
+        let raw: RawSection =
+            serde_json::from_value(value).map_err(|e| PolicyError::Section {
+                section: section.into(),
+                problem: e.to_string(),
+            })?;
+        let section_err = |what: &str, problem: String| PolicyError::Section {
+            section: section.into(),
+            problem: format!("{what}: {problem}"),
+        };
+        let default = compile_outcome(&raw.default, "default").map_err(|p| section_err("default", p))?;
+        let fallback =
+            compile_outcome(&raw.fallback, "fallback").map_err(|p| section_err("fallback", p))?;
+        let mut rules = Vec::with_capacity(raw.rules.len());
+        for (i, rule) in raw.rules.into_iter().enumerate() {
+            let name = rule.name.clone().unwrap_or_else(|| format!("#{}", i + 1));
+            let rule_err = |problem: String| PolicyError::Rule {
+                section: section.into(),
+                rule: format!("'{name}'"),
+                problem,
+            };
+            if rule.when.is_empty() {
+                return Err(rule_err(
+                    "has no conditions (`when`); put an unconditional outcome in `default`".into(),
+                ));
+            }
+            let mut conditions = Vec::with_capacity(rule.when.len());
+            for c in &rule.when {
+                let kind = R::kind_of(&c.field).ok_or_else(|| {
+                    rule_err(format!("unknown field name `{}`", c.field))
+                })?;
+                conditions.push(c.compile(kind).map_err(&rule_err)?);
+            }
+            let outcome = compile_outcome(&rule.then, &name).map_err(&rule_err)?;
+            rules.push(Rule {
+                conditions,
+                outcome,
+            });
+        }
+        Ok(Self {
+            rules,
+            default,
+            fallback,
+            _request: PhantomData,
+        })
+    }
+
+    /// The first matching rule's outcome, or the default.
+    pub fn decide(&self, request: &R) -> &Decided<O> {
+        self.rules
+            .iter()
+            .find(|r| r.conditions.iter().all(|c| c.matches(&request.field(c.field()))))
+            .map_or(&self.default, |r| &r.outcome)
+    }
+
+    /// The answer when a dependency is slow or down.
+    pub fn fallback(&self) -> &Decided<O> {
+        &self.fallback
+    }
+
+    pub fn default_outcome(&self) -> &Decided<O> {
+        &self.default
+    }
+}
+
+/// The whole policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub card_tokenization: Section<TokenizationRequest, TokenizationResponse>,
+    pub banking_antifraud: Section<BankingRequest, BankingResponse>,
+    pub full_balance_antifraud: Section<FullBalanceRequest, FullBalanceResponse>,
+    pub zero_balance: Section<ZeroBalanceRequest, ZeroBalanceResponse>,
+}
+
+fn section_value(
+    name: &str,
+    given: Option<Value>,
+    defaults: &mut Option<RawPolicy>,
+) -> Result<Value, PolicyError> {
+    if let Some(v) = given {
+        return Ok(v);
+    }
+    if defaults.is_none() {
+        *defaults = Some(
+            serde_json::from_str(DEFAULT_POLICY).map_err(|e| PolicyError::Syntax(e.to_string()))?,
+        );
+    }
+    let d = defaults
+        .as_mut()
+        .ok_or_else(|| PolicyError::Syntax("default policy missing".into()))?;
+    let v = match name {
+        "card_tokenization" => d.card_tokenization.take(),
+        "banking_antifraud" => d.banking_antifraud.take(),
+        "full_balance_antifraud" => d.full_balance_antifraud.take(),
+        _ => d.zero_balance.take(),
+    };
+    v.ok_or_else(|| PolicyError::Section {
+        section: name.into(),
+        problem: "missing from the default policy".into(),
+    })
+}
+
+impl Policy {
+    /// Parses and validates a policy document.
+    pub fn from_json(text: &str) -> Result<Self, PolicyError> {
+        let raw: RawPolicy =
+            serde_json::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
+        let _ = raw.description;
+        let mut defaults = None;
+        Ok(Self {
+            card_tokenization: Section::compile(
+                "card_tokenization",
+                section_value("card_tokenization", raw.card_tokenization, &mut defaults)?,
+            )?,
+            banking_antifraud: Section::compile(
+                "banking_antifraud",
+                section_value("banking_antifraud", raw.banking_antifraud, &mut defaults)?,
+            )?,
+            full_balance_antifraud: Section::compile(
+                "full_balance_antifraud",
+                section_value(
+                    "full_balance_antifraud",
+                    raw.full_balance_antifraud,
+                    &mut defaults,
+                )?,
+            )?,
+            zero_balance: Section::compile(
+                "zero_balance",
+                section_value("zero_balance", raw.zero_balance, &mut defaults)?,
+            )?,
+        })
+    }
+
+    /// Reads and validates a policy file.
+    pub fn from_file(path: &Path) -> Result<Self, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::from_json(&text)
+    }
+
+    /// The policy shipped in the package.
+    pub fn builtin() -> Result<Self, PolicyError> {
+        Self::from_json(DEFAULT_POLICY)
+    }
+
+    /// `POLICY_FILE` if set, else the shipped default.
+    pub fn from_env() -> Result<Self, PolicyError> {
+        match std::env::var_os("POLICY_FILE") {
+            Some(p) if !p.is_empty() => Self::from_file(Path::new(&p)),
+            _ => Self::builtin(),
+        }
+    }
+}
