@@ -6,8 +6,10 @@ VENV := .venv
 PY ?= python3
 CARGO ?= cargo
 export MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
+# cargo-lambda (and its zig) come from the venv.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: run test venv fmt lint unit cfn-lint clean-venv
+.PHONY: run test venv fmt lint unit cfn-lint validate-policy clean-venv
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -33,6 +35,10 @@ unit:
 
 cfn-lint: venv
 	$(VENV)/bin/cfn-lint template.yaml
+
+# make validate-policy POLICY=my-policy.json
+validate-policy:
+	$(CARGO) run --quiet -p tools --bin validate-policy -- $(or $(POLICY),shared/policy/default-policy.json)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,0 +1,103 @@
+//! The policy webhooks with their idempotency records in DynamoDB (the emulator).
+
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use shared::idempotency::{DynamoIdempotencyBackend, Idempotency, IdempotencyConfig};
+use shared::policy::Policy;
+use shared::signature::signer::{CertServer, DevSigner, SignOptions};
+use shared::signature::{Verifier, VerifierConfig};
+use shared::webhook::{BankingAntifraud, PolicyWebhook, RunnerConfig, WebhookRunner};
+use tools::moto::Moto;
+
+fn event(body: &str, token: &str) -> String {
+    json!({
+        "resource": "/webhooks/banking-antifraud",
+        "path": "/webhooks/banking-antifraud",
+        "httpMethod": "POST",
+        "headers": {"content-type": "application/json", "x-pismo-sign": token},
+        "requestContext": {"stage": "prod", "requestId": "r-1", "httpMethod": "POST",
+                           "resourcePath": "/webhooks/banking-antifraud", "accountId": "1", "apiId": "a"},
+        "body": body,
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+async fn send(
+    runner: &WebhookRunner<PolicyWebhook<BankingAntifraud>>,
+    signer: &DevSigner,
+    body: &Value,
+) -> anyhow::Result<(u16, String)> {
+    let body = body.to_string();
+    let token = signer.sign(body.as_bytes(), &SignOptions::new())?;
+    let res = runner
+        .handle(lambda_http::request::from_str(&event(&body, &token))?)
+        .await;
+    let status = res.status().as_u16();
+    let text = match res.into_body() {
+        lambda_http::Body::Text(t) => t,
+        _ => String::new(),
+    };
+    Ok((status, text))
+}
+
+fn banking(id: &str) -> Value {
+    json!({
+        "decision": "approve", "id": id, "datetime": "2022-07-28T12:45:12.566Z",
+        "account_id": "102334690", "currency_code": "986", "amount": 20,
+        "origin": "instant-pay", "operation_type": "cashout", "processing_code": "003100"
+    })
+}
+
+#[tokio::test]
+async fn retry_is_byte_identical_with_one_record_and_outage_gives_fallback() -> anyhow::Result<()> {
+    let (mut moto, config, names) = Moto::start_with_resources().await?;
+    let signer = DevSigner::generate_in_memory()?;
+    let certs = CertServer::serve(&[&signer], Some(300)).await?;
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let runner = WebhookRunner::new(
+        PolicyWebhook::<BankingAntifraud>::new(&Policy::builtin()?),
+        Verifier::new(VerifierConfig::new(certs.url())),
+        Idempotency::new(
+            Arc::new(DynamoIdempotencyBackend::new(ddb.clone(), &names.idempotency_table)),
+            IdempotencyConfig::default(),
+        ),
+        RunnerConfig::default(),
+    );
+
+    let first = send(&runner, &signer, &banking("tx-1")).await?;
+    let retry = send(&runner, &signer, &banking("tx-1")).await?;
+    assert_eq!(first.0, 200);
+    assert_eq!(first.1, r#"{"decision":"approve","metadata":{}}"#);
+    assert_eq!(first, retry, "the retry is byte-identical");
+
+    let items = ddb.scan().table_name(&names.idempotency_table).send().await?;
+    assert_eq!(items.count(), 1, "one stored record");
+    let item = &items.items()[0];
+    assert_eq!(
+        item.get("id"),
+        Some(&AttributeValue::S("banking-antifraud#tx-1".into()))
+    );
+    assert_eq!(item.get("status"), Some(&AttributeValue::S("COMPLETED".into())));
+    assert_eq!(item.get("data"), Some(&AttributeValue::S(first.1.clone())));
+    assert!(item.contains_key("validation") && item.contains_key("expiration"));
+
+    // Unsigned: 401 and nothing written.
+    let res = runner
+        .handle(lambda_http::request::from_str(&event(&banking("tx-2").to_string(), ""))?)
+        .await;
+    assert_eq!(res.status().as_u16(), 401);
+    let items = ddb.scan().table_name(&names.idempotency_table).send().await?;
+    assert_eq!(items.count(), 1);
+
+    // The store goes away: the configured fallback, not an error.
+    moto.stop();
+    let outage = send(&runner, &signer, &banking("tx-3")).await?;
+    assert_eq!(
+        outage,
+        (200, r#"{"decision":"reject","metadata":{"reason":"fallback"}}"#.to_string())
+    );
+    Ok(())
+}
