@@ -5,7 +5,6 @@ SHELL := /bin/bash
 VENV := .venv
 PY ?= python3
 CARGO ?= cargo
-export MOTO_SERVER := $(CURDIR)/$(VENV)/bin/moto_server
 # cargo-lambda (and its zig) come from the venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 

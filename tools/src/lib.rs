@@ -1,3 +1,4 @@
 //! Operator and developer tooling: the local AWS emulator harness and shared bits of the
 //! commands in `src/bin/`.
 pub mod moto;
+pub mod testkit;

@@ -1,8 +1,9 @@
 //! A moto server (PyPI `moto[server]`) started per test on a free port.
 //!
-//! The binary is looked up in `$MOTO_SERVER`, then in the project venv (`.venv/bin/moto_server`,
-//! installed by `make venv`). The server is killed when the handle is dropped, including when a
-//! test panics.
+//! moto comes from the project venv (`.venv`, installed by `make venv`; `$MOTO_PYTHON` names
+//! another interpreter). It runs through `tools/moto_serial.py`, which serves one request at a
+//! time: DynamoDB applies every conditional write atomically, and moto's threaded server does
+//! not. The server is killed when the handle is dropped, including when a test panics.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -18,13 +19,17 @@ pub struct Moto {
     port: u16,
 }
 
-fn moto_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("MOTO_SERVER") {
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("MOTO_PYTHON") {
         return PathBuf::from(p);
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
-        .join(".venv/bin/moto_server")
+        .join(".venv/bin/python")
+}
+
+fn launcher() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("moto_serial.py")
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -35,10 +40,10 @@ fn free_port() -> anyhow::Result<u16> {
 impl Moto {
     /// Starts moto and waits until it answers HTTP.
     pub fn start() -> anyhow::Result<Self> {
-        let bin = moto_binary();
+        let bin = python();
         if !bin.exists() {
             bail!(
-                "moto_server not found at {} (run `make venv`, or set MOTO_SERVER)",
+                "the project venv's python is missing at {} (run `make venv`, or set MOTO_PYTHON)",
                 bin.display()
             );
         }
@@ -47,6 +52,7 @@ impl Moto {
         for _ in 0..5 {
             let port = free_port()?;
             let child = Command::new(&bin)
+                .arg(launcher())
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

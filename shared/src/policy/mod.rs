@@ -205,10 +205,15 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
 
     /// The first matching rule's outcome, or the default.
     pub fn decide(&self, request: &R) -> &Decided<O> {
+        self.first_match(request).unwrap_or(&self.default)
+    }
+
+    /// The first matching rule's outcome, if any rule matches.
+    pub fn first_match(&self, request: &R) -> Option<&Decided<O>> {
         self.rules
             .iter()
             .find(|r| r.conditions.iter().all(|c| c.matches(&request.field(c.field()))))
-            .map_or(&self.default, |r| &r.outcome)
+            .map(|r| &r.outcome)
     }
 
     /// The answer when a dependency is slow or down.

@@ -14,11 +14,16 @@
 
 mod kinds;
 mod runner;
+mod zero_balance;
 
 pub use kinds::{
     BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook,
 };
-pub use runner::{RunnerConfig, StartupError, WebhookRunner, serve, serve_policy_webhook};
+pub use runner::{
+    RunnerConfig, StartupError, WebhookRunner, env_required, runner_from_env, serve,
+    serve_policy_webhook,
+};
+pub use zero_balance::{ZeroBalanceCodes, ZeroBalanceWebhook, is_advice, serve_zero_balance};
 
 use std::future::Future;
 use std::sync::Arc;

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
+use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger};
 use shared::signature::signer::{CertServer, DevSigner, SignOptions};
 use tokio::process::{Child, Command};
 use tools::moto::Moto;
@@ -25,6 +26,7 @@ const WEBHOOKS: &[&str] = &[
     "card-tokenization",
     "banking-antifraud",
     "full-balance-antifraud",
+    "zero-balance",
 ];
 
 fn root() -> PathBuf {
@@ -112,6 +114,20 @@ async fn main() -> anyhow::Result<()> {
     let tables = ddb.list_tables().send().await?.table_names.unwrap_or_default();
     println!("tables: {}; bucket: {}", tables.join(", "), names.bucket);
 
+    // Demo Zero balance accounts (the samples use account 1234; 4321 is blocked).
+    let ledger = DynamoLedger::new(ddb.clone(), &names.ledger_table);
+    for (id, balance, status) in [("1234", "100.00", ACTIVE), ("4321", "50.00", "BLOCKED")] {
+        ledger
+            .put_account(&Account {
+                account_id: id.into(),
+                available: balance.parse()?,
+                currency_code: Some(986),
+                status: status.into(),
+            })
+            .await?;
+        println!("ledger account {id}: {balance} BRL, {status}");
+    }
+
     let signer = DevSigner::load_or_generate(&root.join(".dev-keys"))?;
     let certs = CertServer::serve(&[&signer], Some(300)).await?;
     println!("development certificates (kid {}) on {}", signer.kid(), certs.url());
@@ -174,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
     let watch_process = Watch {
         child: watch.spawn().context("starting cargo lambda watch (is cargo-lambda installed? run `make venv`)")?,
     };
-    let result = replay(port, &samples, &ddb, &names.idempotency_table).await;
+    let result = replay(port, &samples, &ddb, &names.idempotency_table, &names.ledger_table).await;
     watch_process.shutdown().await;
     result
 }
@@ -184,6 +200,7 @@ async fn replay(
     samples: &[(String, String, PathBuf)],
     ddb: &aws_sdk_dynamodb::Client,
     table: &str,
+    ledger_table: &str,
 ) -> anyhow::Result<()> {
     wait_port(port, Duration::from_secs(120)).await?;
     println!("cargo lambda watch on 127.0.0.1:{port}\n");
@@ -203,5 +220,11 @@ async fn replay(
         .await?
         .count();
     println!("\nidempotency records stored: {records}");
+    let account = DynamoLedger::new(ddb.clone(), ledger_table)
+        .account("1234")
+        .await?
+        .map(|a| a.available.to_string())
+        .unwrap_or_default();
+    println!("ledger account 1234 after the samples: {account}");
     Ok(())
 }

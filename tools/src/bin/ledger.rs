@@ -1,0 +1,105 @@
+//! `ledger`: creates, funds, blocks and inspects Zero balance accounts in `LEDGER_TABLE`.
+//!
+//! Uses the standard AWS settings (region, credentials, `AWS_ENDPOINT_URL`). The item format is
+//! documented in `shared::ledger` and docs/zero-balance.md.
+
+use std::str::FromStr;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use rust_decimal::Decimal;
+use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger};
+
+#[derive(Parser)]
+#[command(about = "Administer Zero balance ledger accounts")]
+struct Cli {
+    /// The ledger table (default: $LEDGER_TABLE).
+    #[arg(long, env = "LEDGER_TABLE")]
+    table: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates (or replaces) an account.
+    Create {
+        #[arg(long)]
+        account: String,
+        /// Available balance, an exact decimal such as 100.00.
+        #[arg(long, default_value = "0")]
+        balance: String,
+        /// ISO 4217 numeric currency code.
+        #[arg(long, default_value_t = 986)]
+        currency: u16,
+    },
+    /// Adds an amount (negative to withdraw) to the available balance.
+    Fund {
+        #[arg(long)]
+        account: String,
+        #[arg(long, allow_hyphen_values = true)]
+        amount: String,
+    },
+    /// Blocks an account: authorizations get the inactive code.
+    Block {
+        #[arg(long)]
+        account: String,
+    },
+    /// Makes an account active again.
+    Unblock {
+        #[arg(long)]
+        account: String,
+    },
+    /// Prints an account.
+    Show {
+        #[arg(long)]
+        account: String,
+    },
+}
+
+fn decimal(s: &str) -> anyhow::Result<Decimal> {
+    Decimal::from_str(s).with_context(|| format!("{s:?} is not a decimal amount"))
+}
+
+fn print(account: Option<Account>, id: &str) -> anyhow::Result<()> {
+    let Some(a) = account else {
+        bail!("account {id} does not exist");
+    };
+    println!(
+        "account {} available {} currency {} status {}",
+        a.account_id,
+        a.available,
+        a.currency_code.map_or("-".to_string(), |c| c.to_string()),
+        a.status
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = shared::aws::load_config().await;
+    let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&config), &cli.table);
+    match cli.command {
+        Command::Create {
+            account,
+            balance,
+            currency,
+        } => {
+            let a = Account {
+                account_id: account.clone(),
+                available: decimal(&balance)?,
+                currency_code: Some(currency),
+                status: ACTIVE.into(),
+            };
+            ledger.put_account(&a).await?;
+            print(Some(a), &account)
+        }
+        Command::Fund { account, amount } => {
+            print(ledger.adjust(&account, decimal(&amount)?).await?, &account)
+        }
+        Command::Block { account } => print(ledger.set_status(&account, "BLOCKED").await?, &account),
+        Command::Unblock { account } => print(ledger.set_status(&account, ACTIVE).await?, &account),
+        Command::Show { account } => print(ledger.account(&account).await?, &account),
+    }
+}
