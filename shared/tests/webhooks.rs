@@ -29,7 +29,11 @@ struct Harness<K: PolicyKind> {
 }
 
 async fn harness<K: PolicyKind>() -> Result<Harness<K>, Box<dyn std::error::Error>> {
-    harness_with(Policy::builtin()?, Arc::new(InMemoryIdempotencyBackend::default())).await
+    harness_with(
+        Policy::builtin()?,
+        Arc::new(InMemoryIdempotencyBackend::default()),
+    )
+    .await
 }
 
 async fn harness_with<K: PolicyKind>(
@@ -158,7 +162,9 @@ async fn every_custom_code_maps_to_its_action_code_for_both_brands() -> TestResu
     let h = harness::<CardTokenization>().await?;
     for (code, vts, mdes) in table {
         for (brand, expected) in [("vts", vts), ("mdes", mdes)] {
-            let answer = h.send_signed(&tokenization(brand, "PLASTIC", &[code])).await;
+            let answer = h
+                .send_signed(&tokenization(brand, "PLASTIC", &[code]))
+                .await;
             assert_eq!(answer.status, 200, "{code}/{brand}: {}", answer.body);
             assert_eq!(
                 answer.json(),
@@ -175,7 +181,9 @@ async fn npl_is_approved_for_virtual_cards_and_no_codes_approve() -> TestResult 
     let h = harness::<CardTokenization>().await?;
     let approved = json!({ "approve": true, "action_code": "00" });
     for brand in ["vts", "mdes"] {
-        let a = h.send_signed(&tokenization(brand, "VIRTUAL", &["NPL"])).await;
+        let a = h
+            .send_signed(&tokenization(brand, "VIRTUAL", &["NPL"]))
+            .await;
         assert_eq!(a.json(), approved, "NPL virtual on {brand}");
         let a = h.send_signed(&tokenization(brand, "PLASTIC", &[])).await;
         assert_eq!(a.json(), approved, "no codes on {brand}");
@@ -225,17 +233,19 @@ fn banking(decision: &str, id: &str) -> Value {
 async fn banking_follows_the_policy() -> TestResult {
     let h = harness::<BankingAntifraud>().await?;
     let a = h.send_signed(&banking("approve", "b-1")).await;
-    assert_eq!((a.status, a.json()), (200, json!({"decision": "approve", "metadata": {}})));
+    assert_eq!(
+        (a.status, a.json()),
+        (200, json!({"decision": "approve", "metadata": {}}))
+    );
     let a = h.send_signed(&banking("reject", "b-2")).await;
     assert_eq!((a.status, a.json()), (200, json!({"decision": "reject"})));
     Ok(())
 }
 
 fn full_balance(id: &str, card_status: &str) -> Value {
-    let mut v: Value = serde_json::from_str(include_str!(
-        "fixtures/seeds/full_balance_request.json"
-    ))
-    .expect("fixture parses");
+    let mut v: Value =
+        serde_json::from_str(include_str!("fixtures/seeds/full_balance_request.json"))
+            .expect("fixture parses");
     v["id"] = json!(id);
     v["fields"]["card_status"] = json!(card_status);
     v
@@ -302,7 +312,9 @@ async fn unsigned_and_forged_requests_get_401_and_write_nothing() -> TestResult 
 
     // A valid token for another body.
     let token = h.signer.sign(b"{}", &SignOptions::new())?;
-    let a = h.send_raw("POST", json!({"x-pismo-sign": token}), &body).await;
+    let a = h
+        .send_raw("POST", json!({"x-pismo-sign": token}), &body)
+        .await;
     assert_eq!(
         a.json(),
         json!({"error": "invalid_signature", "reason": "body_hash_mismatch"})
@@ -396,10 +408,20 @@ async fn runner_with_store(
     )
 }
 
-async fn send_to(runner: &WebhookRunner<PolicyWebhook<CardTokenization>>, signer: &DevSigner) -> Answer {
+async fn send_to(
+    runner: &WebhookRunner<PolicyWebhook<CardTokenization>>,
+    signer: &DevSigner,
+) -> Answer {
     let body = tokenization_with_id(432, "vts", "PLASTIC", &[]).to_string();
-    let token = signer.sign(body.as_bytes(), &SignOptions::new()).expect("sign");
-    let event = apigw_event("POST", "/webhooks/card-tokenization", json!({"x-pismo-sign": token}), &body);
+    let token = signer
+        .sign(body.as_bytes(), &SignOptions::new())
+        .expect("sign");
+    let event = apigw_event(
+        "POST",
+        "/webhooks/card-tokenization",
+        json!({"x-pismo-sign": token}),
+        &body,
+    );
     let res = runner
         .handle(lambda_http::request::from_str(&event).expect("event"))
         .await;
@@ -430,8 +452,7 @@ async fn dependency_failures_answer_the_configured_fallback() -> TestResult {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         format!("http://{}/certs", l.local_addr()?)
     };
-    let no_certs =
-        runner_with_store(Arc::new(InMemoryIdempotencyBackend::default()), closed).await;
+    let no_certs = runner_with_store(Arc::new(InMemoryIdempotencyBackend::default()), closed).await;
     let a = send_to(&no_certs, &signer).await;
     assert_eq!((a.status, a.json()), (200, fallback), "certs unavailable");
     Ok(())
@@ -478,7 +499,10 @@ async fn a_concurrent_duplicate_waits_for_the_first_answer() -> TestResult {
     };
     // Another invocation holds the lock for this exact body and is still deciding.
     let key = "card-tokenization#432:134142";
-    assert_eq!(idem.begin(key, &hash).await?, shared::idempotency::Begin::Proceed);
+    assert_eq!(
+        idem.begin(key, &hash).await?,
+        shared::idempotency::Begin::Proceed
+    );
     let first = r#"{"approve":true,"action_code":"00","first":1}"#;
     let (answer, ()) = tokio::join!(send_to(&runner, &signer), async {
         // Once the duplicate is polling, the first invocation completes.

@@ -36,9 +36,18 @@ async fn put_once(
 async fn conditional_put_is_inserted_then_duplicate() -> anyhow::Result<()> {
     let (_moto, config, names) = Moto::start_with_resources().await?;
     let ddb = aws_sdk_dynamodb::Client::new(&config);
-    assert_eq!(put_once(&ddb, &names.events_table, "evt-1").await?, PutOutcome::Inserted);
-    assert_eq!(put_once(&ddb, &names.events_table, "evt-1").await?, PutOutcome::Duplicate);
-    assert_eq!(put_once(&ddb, &names.events_table, "evt-2").await?, PutOutcome::Inserted);
+    assert_eq!(
+        put_once(&ddb, &names.events_table, "evt-1").await?,
+        PutOutcome::Inserted
+    );
+    assert_eq!(
+        put_once(&ddb, &names.events_table, "evt-1").await?,
+        PutOutcome::Duplicate
+    );
+    assert_eq!(
+        put_once(&ddb, &names.events_table, "evt-2").await?,
+        PutOutcome::Inserted
+    );
     Ok(())
 }
 

@@ -17,19 +17,29 @@ async fn dynamo_backend_state_machine() -> anyhow::Result<()> {
     ));
     let idem = Idempotency::new(backend.clone(), IdempotencyConfig::default());
 
-    assert_eq!(idem.begin("card-tokenization#1", "h1").await?, Begin::Proceed);
-    assert_eq!(idem.begin("card-tokenization#1", "h1").await?, Begin::InProgress);
+    assert_eq!(
+        idem.begin("card-tokenization#1", "h1").await?,
+        Begin::Proceed
+    );
+    assert_eq!(
+        idem.begin("card-tokenization#1", "h1").await?,
+        Begin::InProgress
+    );
     assert_eq!(
         idem.begin("card-tokenization#1", "h2").await?,
         Begin::PayloadMismatch
     );
-    idem.complete("card-tokenization#1", "h1", "{\"approve\":true}").await?;
+    idem.complete("card-tokenization#1", "h1", "{\"approve\":true}")
+        .await?;
     assert_eq!(
         idem.begin("card-tokenization#1", "h1").await?,
         Begin::Completed("{\"approve\":true}".into())
     );
 
-    let stored = backend.get("card-tokenization#1").await?.expect("record stored");
+    let stored = backend
+        .get("card-tokenization#1")
+        .await?
+        .expect("record stored");
     assert_eq!(stored.status, Status::Completed);
     assert_eq!(stored.validation.as_deref(), Some("h1"));
     assert!(stored.in_progress_expiration.is_none());

@@ -61,7 +61,10 @@ async fn retry_is_byte_identical_with_one_record_and_outage_gives_fallback() -> 
         PolicyWebhook::<BankingAntifraud>::new(&Policy::builtin()?),
         Verifier::new(VerifierConfig::new(certs.url())),
         Idempotency::new(
-            Arc::new(DynamoIdempotencyBackend::new(ddb.clone(), &names.idempotency_table)),
+            Arc::new(DynamoIdempotencyBackend::new(
+                ddb.clone(),
+                &names.idempotency_table,
+            )),
             IdempotencyConfig::default(),
         ),
         RunnerConfig::default(),
@@ -73,23 +76,37 @@ async fn retry_is_byte_identical_with_one_record_and_outage_gives_fallback() -> 
     assert_eq!(first.1, r#"{"decision":"approve","metadata":{}}"#);
     assert_eq!(first, retry, "the retry is byte-identical");
 
-    let items = ddb.scan().table_name(&names.idempotency_table).send().await?;
+    let items = ddb
+        .scan()
+        .table_name(&names.idempotency_table)
+        .send()
+        .await?;
     assert_eq!(items.count(), 1, "one stored record");
     let item = &items.items()[0];
     assert_eq!(
         item.get("id"),
         Some(&AttributeValue::S("banking-antifraud#tx-1".into()))
     );
-    assert_eq!(item.get("status"), Some(&AttributeValue::S("COMPLETED".into())));
+    assert_eq!(
+        item.get("status"),
+        Some(&AttributeValue::S("COMPLETED".into()))
+    );
     assert_eq!(item.get("data"), Some(&AttributeValue::S(first.1.clone())));
     assert!(item.contains_key("validation") && item.contains_key("expiration"));
 
     // Unsigned: 401 and nothing written.
     let res = runner
-        .handle(lambda_http::request::from_str(&event(&banking("tx-2").to_string(), ""))?)
+        .handle(lambda_http::request::from_str(&event(
+            &banking("tx-2").to_string(),
+            "",
+        ))?)
         .await;
     assert_eq!(res.status().as_u16(), 401);
-    let items = ddb.scan().table_name(&names.idempotency_table).send().await?;
+    let items = ddb
+        .scan()
+        .table_name(&names.idempotency_table)
+        .send()
+        .await?;
     assert_eq!(items.count(), 1);
 
     // The store goes away: the configured fallback, not an error.
@@ -97,7 +114,10 @@ async fn retry_is_byte_identical_with_one_record_and_outage_gives_fallback() -> 
     let outage = send(&runner, &signer, &banking("tx-3")).await?;
     assert_eq!(
         outage,
-        (200, r#"{"decision":"reject","metadata":{"reason":"fallback"}}"#.to_string())
+        (
+            200,
+            r#"{"decision":"reject","metadata":{"reason":"fallback"}}"#.to_string()
+        )
     );
     Ok(())
 }

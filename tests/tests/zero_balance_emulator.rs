@@ -27,10 +27,17 @@ async fn stack() -> anyhow::Result<Stack> {
     let ddb = aws_sdk_dynamodb::Client::new(&config);
     let ledger = Arc::new(DynamoLedger::new(ddb.clone(), &names.ledger_table));
     let runner = WebhookRunner::new(
-        ZeroBalanceWebhook::new(&Policy::builtin()?, ledger.clone(), ZeroBalanceCodes::default()),
+        ZeroBalanceWebhook::new(
+            &Policy::builtin()?,
+            ledger.clone(),
+            ZeroBalanceCodes::default(),
+        ),
         pismo.verifier(),
         Idempotency::new(
-            Arc::new(DynamoIdempotencyBackend::new(ddb.clone(), &names.idempotency_table)),
+            Arc::new(DynamoIdempotencyBackend::new(
+                ddb.clone(),
+                &names.idempotency_table,
+            )),
             IdempotencyConfig::default(),
         ),
         RunnerConfig {
@@ -82,7 +89,11 @@ fn request(id: &str, account: i64, mti: &str, processing_code: &str, amount: &st
 }
 
 async fn balance(s: &Stack, id: &str) -> anyhow::Result<Decimal> {
-    Ok(s.ledger.account(id).await?.map(|a| a.available).unwrap_or_default())
+    Ok(s.ledger
+        .account(id)
+        .await?
+        .map(|a| a.available)
+        .unwrap_or_default())
 }
 
 async fn holds(s: &Stack) -> anyhow::Result<usize> {
@@ -90,7 +101,11 @@ async fn holds(s: &Stack) -> anyhow::Result<usize> {
     Ok(items
         .items()
         .iter()
-        .filter(|i| i.get("pk").and_then(|v| v.as_s().ok()).is_some_and(|p| p.starts_with("HOLD#")))
+        .filter(|i| {
+            i.get("pk")
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|p| p.starts_with("HOLD#"))
+        })
         .count())
 }
 
@@ -102,7 +117,10 @@ async fn fifty_concurrent_authorizations_never_overdraw() -> anyhow::Result<()> 
     for i in 0..50 {
         let runner = s.runner.clone();
         let body = request(&format!("auth-{i}"), 100, "0100", "00", "10.00");
-        let token = s.pismo.signer.sign(body.to_string().as_bytes(), &Default::default())?;
+        let token = s
+            .pismo
+            .signer
+            .sign(body.to_string().as_bytes(), &Default::default())?;
         tasks.push(tokio::spawn(async move {
             let headers = json!({"content-type": "application/json", "x-pismo-sign": token});
             tools::testkit::send_raw(&runner, "POST", headers, &body.to_string()).await
@@ -144,8 +162,14 @@ async fn a_retry_storm_debits_once() -> anyhow::Result<()> {
     for t in tasks {
         answers.push(t.await??);
     }
-    assert!(answers.iter().all(|a| *a == answers[0]), "20 identical answers");
-    assert_eq!(answers[0].json(), json!({"is_approved": true, "response_code": "00"}));
+    assert!(
+        answers.iter().all(|a| *a == answers[0]),
+        "20 identical answers"
+    );
+    assert_eq!(
+        answers[0].json(),
+        json!({"is_approved": true, "response_code": "00"})
+    );
     assert_eq!(holds(&s).await?, 1);
     assert_eq!(balance(&s, "200").await?, dec("74.50"));
     Ok(())
@@ -158,23 +182,44 @@ async fn advice_inquiry_credits_unknown_and_inactive() -> anyhow::Result<()> {
     open_account(&s, "301", "50.00", "BLOCKED").await?;
 
     // An advice on an empty account is recorded and the balance goes negative.
-    let a = s.pismo.send(&s.runner, &request("adv-1", 300, "0120", "00", "12.34")).await?;
-    assert_eq!(a.json(), json!({"is_approved": true, "response_code": "00"}));
+    let a = s
+        .pismo
+        .send(&s.runner, &request("adv-1", 300, "0120", "00", "12.34"))
+        .await?;
+    assert_eq!(
+        a.json(),
+        json!({"is_approved": true, "response_code": "00"})
+    );
     assert_eq!(balance(&s, "300").await?, dec("-12.34"));
 
     // A request on the same empty account is declined 51.
-    let a = s.pismo.send(&s.runner, &request("req-1", 300, "0100", "01", "1.00")).await?;
-    assert_eq!(a.json(), json!({"is_approved": false, "response_code": "51"}));
+    let a = s
+        .pismo
+        .send(&s.runner, &request("req-1", 300, "0100", "01", "1.00"))
+        .await?;
+    assert_eq!(
+        a.json(),
+        json!({"is_approved": false, "response_code": "51"})
+    );
 
     // Refund and payment credit the account.
-    let a = s.pismo.send(&s.runner, &request("refund-1", 300, "0100", "20", "20.00")).await?;
+    let a = s
+        .pismo
+        .send(&s.runner, &request("refund-1", 300, "0100", "20", "20.00"))
+        .await?;
     assert_eq!(a.json()["is_approved"], true);
-    let a = s.pismo.send(&s.runner, &request("pay-1", 300, "0100", "28", "2.34")).await?;
+    let a = s
+        .pismo
+        .send(&s.runner, &request("pay-1", 300, "0100", "28", "2.34"))
+        .await?;
     assert_eq!(a.json()["is_approved"], true);
     assert_eq!(balance(&s, "300").await?, dec("10.00"));
 
     // A balance inquiry answers the balance and changes nothing.
-    let a = s.pismo.send(&s.runner, &request("inq-1", 300, "0100", "30", "0")).await?;
+    let a = s
+        .pismo
+        .send(&s.runner, &request("inq-1", 300, "0100", "30", "0"))
+        .await?;
     assert_eq!(
         a.body,
         r#"{"is_approved":true,"response_code":"00","limit_amount":10.00,"available_credit_limit":{"amount":10.00,"currency_code":986}}"#
@@ -182,10 +227,22 @@ async fn advice_inquiry_credits_unknown_and_inactive() -> anyhow::Result<()> {
     assert_eq!(balance(&s, "300").await?, dec("10.00"));
 
     // Unknown and inactive accounts.
-    let a = s.pismo.send(&s.runner, &request("unk-1", 999, "0100", "00", "1.00")).await?;
-    assert_eq!(a.json(), json!({"is_approved": false, "response_code": "14"}));
-    let a = s.pismo.send(&s.runner, &request("blk-1", 301, "0100", "00", "1.00")).await?;
-    assert_eq!(a.json(), json!({"is_approved": false, "response_code": "57"}));
+    let a = s
+        .pismo
+        .send(&s.runner, &request("unk-1", 999, "0100", "00", "1.00"))
+        .await?;
+    assert_eq!(
+        a.json(),
+        json!({"is_approved": false, "response_code": "14"})
+    );
+    let a = s
+        .pismo
+        .send(&s.runner, &request("blk-1", 301, "0100", "00", "1.00"))
+        .await?;
+    assert_eq!(
+        a.json(),
+        json!({"is_approved": false, "response_code": "57"})
+    );
     assert_eq!(balance(&s, "301").await?, dec("50.00"));
     Ok(())
 }
@@ -206,7 +263,13 @@ async fn outage_answers_the_fallback() -> anyhow::Result<()> {
     let mut s = stack().await?;
     open_account(&s, "500", "100.00", ACTIVE).await?;
     s.moto.stop();
-    let a = s.pismo.send(&s.runner, &request("down-1", 500, "0100", "00", "1.00")).await?;
-    assert_eq!((a.status, a.json()), (200, json!({"is_approved": false, "response_code": "96"})));
+    let a = s
+        .pismo
+        .send(&s.runner, &request("down-1", 500, "0100", "00", "1.00"))
+        .await?;
+    assert_eq!(
+        (a.status, a.json()),
+        (200, json!({"is_approved": false, "response_code": "96"}))
+    );
     Ok(())
 }

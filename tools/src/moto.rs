@@ -90,7 +90,10 @@ impl Moto {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("moto_server did not answer on port {} in {limit:?}", self.port);
+                bail!(
+                    "moto_server did not answer on port {} in {limit:?}",
+                    self.port
+                );
             }
             // Back off between readiness probes (this is a poll, not a synchronisation sleep).
             std::thread::sleep(Duration::from_millis(50));
@@ -108,8 +111,8 @@ impl Moto {
     }
 
     /// Starts moto and creates the tables and bucket the code needs.
-    pub async fn start_with_resources() -> anyhow::Result<(Self, aws_config::SdkConfig, ResourceNames)>
-    {
+    pub async fn start_with_resources()
+    -> anyhow::Result<(Self, aws_config::SdkConfig, ResourceNames)> {
         let moto = Self::start()?;
         let config = moto.sdk_config().await;
         let names = ResourceNames::default();

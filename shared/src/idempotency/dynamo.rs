@@ -115,7 +115,9 @@ impl IdempotencyBackend for DynamoIdempotencyBackend {
                     };
                     Ok(PutOutcome::Exists(existing))
                 }
-                other => Err(unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(other))),
+                other => Err(unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(
+                    other,
+                ))),
             },
         }
     }

@@ -215,7 +215,11 @@ impl Idempotency {
     /// `Proceed` when the other invocation's lock vanished or expired (its owner crashed or
     /// released it) and this invocation took it over. The caller bounds the wait with its
     /// deadline.
-    pub async fn wait_for_completion(&self, id: &str, validation: &str) -> Result<Begin, StoreError> {
+    pub async fn wait_for_completion(
+        &self,
+        id: &str,
+        validation: &str,
+    ) -> Result<Begin, StoreError> {
         loop {
             match self.backend.get(id).await? {
                 Some(r) if r.is_live(now_ms()) => match Self::classify(&r, validation)? {

@@ -53,7 +53,11 @@ fn to_account(item: &HashMap<String, AttributeValue>) -> Result<Account, LedgerE
     let available = item
         .get("available")
         .and_then(|v| v.as_n().ok())
-        .and_then(|n| Decimal::from_str(n).or_else(|_| Decimal::from_scientific(n)).ok())
+        .and_then(|n| {
+            Decimal::from_str(n)
+                .or_else(|_| Decimal::from_scientific(n))
+                .ok()
+        })
         .ok_or_else(corrupt)?;
     let currency_code = match item.get("currency_code") {
         Some(AttributeValue::N(n)) | Some(AttributeValue::S(n)) => n.parse().ok(),
@@ -81,7 +85,8 @@ impl DynamoLedger {
     }
 
     fn transaction(&self, m: &Movement) -> Result<Vec<TransactWriteItem>, LedgerError> {
-        let built = |e: aws_sdk_dynamodb::error::BuildError| LedgerError::Unavailable(e.to_string());
+        let built =
+            |e: aws_sdk_dynamodb::error::BuildError| LedgerError::Unavailable(e.to_string());
         let hold = Put::builder()
             .table_name(&self.table)
             .item("pk", AttributeValue::S(hold_pk(&m.request_id)))
@@ -89,7 +94,10 @@ impl DynamoLedger {
             .item("amount", AttributeValue::N(m.amount.to_string()))
             .item("direction", AttributeValue::S(m.direction.as_str().into()))
             .item("mti", AttributeValue::S(m.mti.clone()))
-            .item("processing_code", AttributeValue::S(m.processing_code.clone()))
+            .item(
+                "processing_code",
+                AttributeValue::S(m.processing_code.clone()),
+            )
             .item("created_at", AttributeValue::S(now()))
             .condition_expression("attribute_not_exists(pk)")
             .build()
@@ -199,7 +207,9 @@ impl Ledger for DynamoLedger {
                 return Ok(Applied::AlreadyApplied);
             }
             if code(1) == "ConditionalCheckFailed" {
-                return self.classify(m, reasons.get(1).and_then(|r| r.item())).await;
+                return self
+                    .classify(m, reasons.get(1).and_then(|r| r.item()))
+                    .await;
             }
             let conflict = code(0) == "TransactionConflict" || code(1) == "TransactionConflict";
             if conflict && attempt < CONFLICT_RETRIES {
@@ -244,7 +254,11 @@ impl Ledger for DynamoLedger {
         Ok(())
     }
 
-    async fn adjust(&self, account_id: &str, amount: Decimal) -> Result<Option<Account>, LedgerError> {
+    async fn adjust(
+        &self,
+        account_id: &str,
+        amount: Decimal,
+    ) -> Result<Option<Account>, LedgerError> {
         self.update_account(
             account_id,
             "SET available = available + :amount, updated_at = :now",
@@ -257,7 +271,11 @@ impl Ledger for DynamoLedger {
         .await
     }
 
-    async fn set_status(&self, account_id: &str, status: &str) -> Result<Option<Account>, LedgerError> {
+    async fn set_status(
+        &self,
+        account_id: &str,
+        status: &str,
+    ) -> Result<Option<Account>, LedgerError> {
         self.update_account(
             account_id,
             "SET #status = :status, updated_at = :now",

@@ -70,7 +70,11 @@ impl Ledger for InMemoryLedger {
         Ok(())
     }
 
-    async fn adjust(&self, account_id: &str, amount: Decimal) -> Result<Option<Account>, LedgerError> {
+    async fn adjust(
+        &self,
+        account_id: &str,
+        amount: Decimal,
+    ) -> Result<Option<Account>, LedgerError> {
         let mut state = self.lock()?;
         Ok(state.accounts.get_mut(account_id).map(|a| {
             a.available += amount;
@@ -78,7 +82,11 @@ impl Ledger for InMemoryLedger {
         }))
     }
 
-    async fn set_status(&self, account_id: &str, status: &str) -> Result<Option<Account>, LedgerError> {
+    async fn set_status(
+        &self,
+        account_id: &str,
+        status: &str,
+    ) -> Result<Option<Account>, LedgerError> {
         let mut state = self.lock()?;
         Ok(state.accounts.get_mut(account_id).map(|a| {
             a.status = status.to_string();

@@ -100,9 +100,17 @@ pub trait Ledger: Send + Sync {
     /// Creates or replaces an account (operations, tests).
     async fn put_account(&self, account: &Account) -> Result<(), LedgerError>;
     /// Adds `amount` (may be negative) to an existing account's balance (operations).
-    async fn adjust(&self, account_id: &str, amount: Decimal) -> Result<Option<Account>, LedgerError>;
+    async fn adjust(
+        &self,
+        account_id: &str,
+        amount: Decimal,
+    ) -> Result<Option<Account>, LedgerError>;
     /// Sets an existing account's status (operations).
-    async fn set_status(&self, account_id: &str, status: &str) -> Result<Option<Account>, LedgerError>;
+    async fn set_status(
+        &self,
+        account_id: &str,
+        status: &str,
+    ) -> Result<Option<Account>, LedgerError>;
 }
 
 pub fn account_pk(account_id: &str) -> String {

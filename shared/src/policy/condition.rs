@@ -83,7 +83,10 @@ fn scalar(v: &Value, kind: FieldKind) -> Result<Scalar, String> {
             .map(Scalar::Number)
             .ok_or_else(|| format!("{v} is not a decimal number")),
         (FieldKind::Bool, Value::Bool(b)) => Ok(Scalar::Bool(*b)),
-        (kind, v) => Err(format!("{v} cannot be compared with a {} field", kind.as_str())),
+        (kind, v) => Err(format!(
+            "{v} cannot be compared with a {} field",
+            kind.as_str()
+        )),
     }
 }
 

@@ -38,8 +38,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::models::{
-    BankingRequest, BankingResponse, FullBalanceRequest, FullBalanceResponse,
-    TokenizationRequest, TokenizationResponse, ZeroBalanceRequest, ZeroBalanceResponse,
+    BankingRequest, BankingResponse, FullBalanceRequest, FullBalanceResponse, TokenizationRequest,
+    TokenizationResponse, ZeroBalanceRequest, ZeroBalanceResponse,
 };
 
 /// The policy shipped in the package.
@@ -157,16 +157,16 @@ fn compile_outcome<O: Outcome>(value: &Value, label: &str) -> Result<Decided<O>,
 
 impl<R: PolicySubject, O: Outcome> Section<R, O> {
     fn compile(section: &str, value: Value) -> Result<Self, PolicyError> {
-        let raw: RawSection =
-            serde_json::from_value(value).map_err(|e| PolicyError::Section {
-                section: section.into(),
-                problem: e.to_string(),
-            })?;
+        let raw: RawSection = serde_json::from_value(value).map_err(|e| PolicyError::Section {
+            section: section.into(),
+            problem: e.to_string(),
+        })?;
         let section_err = |what: &str, problem: String| PolicyError::Section {
             section: section.into(),
             problem: format!("{what}: {problem}"),
         };
-        let default = compile_outcome(&raw.default, "default").map_err(|p| section_err("default", p))?;
+        let default =
+            compile_outcome(&raw.default, "default").map_err(|p| section_err("default", p))?;
         let fallback =
             compile_outcome(&raw.fallback, "fallback").map_err(|p| section_err("fallback", p))?;
         let mut rules = Vec::with_capacity(raw.rules.len());
@@ -184,9 +184,8 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
             }
             let mut conditions = Vec::with_capacity(rule.when.len());
             for c in &rule.when {
-                let kind = R::kind_of(&c.field).ok_or_else(|| {
-                    rule_err(format!("unknown field name `{}`", c.field))
-                })?;
+                let kind = R::kind_of(&c.field)
+                    .ok_or_else(|| rule_err(format!("unknown field name `{}`", c.field)))?;
                 conditions.push(c.compile(kind).map_err(&rule_err)?);
             }
             let outcome = compile_outcome(&rule.then, &name).map_err(&rule_err)?;
@@ -212,7 +211,11 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
     pub fn first_match(&self, request: &R) -> Option<&Decided<O>> {
         self.rules
             .iter()
-            .find(|r| r.conditions.iter().all(|c| c.matches(&request.field(c.field()))))
+            .find(|r| {
+                r.conditions
+                    .iter()
+                    .all(|c| c.matches(&request.field(c.field())))
+            })
             .map(|r| &r.outcome)
     }
 

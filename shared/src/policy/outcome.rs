@@ -72,7 +72,10 @@ impl Outcome for TokenizationResponse {
         two_chars("action_code", self.action_code.as_str())?;
         let methods = self.step_up_methods.as_deref().unwrap_or_default();
         if self.action_code.as_str() == "85" && methods.is_empty() {
-            return Err("action_code 85 (needs challenge) requires at least one step_up_methods entry".into());
+            return Err(
+                "action_code 85 (needs challenge) requires at least one step_up_methods entry"
+                    .into(),
+            );
         }
         if self.action_code.as_str() != "85" && self.step_up_methods.is_some() {
             return Err(format!(

@@ -2,9 +2,7 @@
 //! nested objects (`card.type`, `fields.amount_transaction`). Free-form JSON
 //! (`original_network_data`, `metadata`, `raw`) is not addressable.
 
-use crate::models::{
-    BankingRequest, FullBalanceRequest, TokenizationRequest, ZeroBalanceRequest,
-};
+use crate::models::{BankingRequest, FullBalanceRequest, TokenizationRequest, ZeroBalanceRequest};
 use crate::policy_subject;
 
 use super::field::Field;

@@ -6,8 +6,8 @@ use serde::de::DeserializeOwned;
 
 use super::{Decision, DependencyError, Webhook};
 use crate::models::{
-    BankingRequest, BankingResponse, FullBalanceRequest, FullBalanceResponse,
-    TokenizationRequest, TokenizationResponse,
+    BankingRequest, BankingResponse, FullBalanceRequest, FullBalanceResponse, TokenizationRequest,
+    TokenizationResponse,
 };
 use crate::policy::{Decided, Outcome, Policy, PolicySubject, Section};
 

@@ -58,11 +58,13 @@ where
     T::Err: std::fmt::Display,
 {
     match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|e: T::Err| StartupError::Invalid {
-            name,
-            value: v,
-            problem: e.to_string(),
-        }),
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().parse().map_err(|e: T::Err| StartupError::Invalid {
+                name,
+                value: v,
+                problem: e.to_string(),
+            })
+        }
         _ => Ok(default),
     }
 }
@@ -123,8 +125,14 @@ fn is_json(headers: &HeaderMap) -> bool {
         // Pismo sends application/json; a missing header is tolerated.
         None => true,
         Some(v) => v.to_str().is_ok_and(|s| {
-            let mime = s.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+            let mime = s
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            mime == "application/json"
+                || (mime.starts_with("application/") && mime.ends_with("+json"))
         }),
     }
 }
@@ -264,7 +272,11 @@ impl<W: Webhook> WebhookRunner<W> {
             if rejection.is_dependency_failure() {
                 return Outcome::Fallback(FallbackReason::CertsUnavailable);
             }
-            tracing::warn!(webhook = W::NAME, reason = rejection.code(), "signature refused");
+            tracing::warn!(
+                webhook = W::NAME,
+                reason = rejection.code(),
+                "signature refused"
+            );
             return Outcome::Reject(json_response(
                 StatusCode::UNAUTHORIZED,
                 rejection.to_http_body(),
@@ -283,7 +295,11 @@ impl<W: Webhook> WebhookRunner<W> {
         let key = format!("{}#{}", W::NAME, W::request_key(&request));
         let validation = sha256_hex(body);
         let begin = match self.idempotency.begin(&key, &validation).await {
-            Ok(Begin::InProgress) => self.idempotency.wait_for_completion(&key, &validation).await,
+            Ok(Begin::InProgress) => {
+                self.idempotency
+                    .wait_for_completion(&key, &validation)
+                    .await
+            }
             other => other,
         };
         match begin {
@@ -304,7 +320,8 @@ impl<W: Webhook> WebhookRunner<W> {
                 "this request id was already used with a different body",
             )),
             // `InProgress` is resolved by waiting above; treat a leftover as a fresh attempt.
-            Ok(Begin::Proceed) | Ok(Begin::InProgress) => match self.webhook.decide(&request).await {
+            Ok(Begin::Proceed) | Ok(Begin::InProgress) => match self.webhook.decide(&request).await
+            {
                 Ok(decision) => {
                     if let Err(e) = self
                         .idempotency

@@ -161,7 +161,9 @@ impl Webhook for ZeroBalanceWebhook {
                     .map_err(|e| DependencyError(e.to_string()))?;
                 return match account {
                     None => self.reply(false, &self.codes.unknown_account, "unknown_account"),
-                    Some(a) if !a.is_active() => self.reply(false, &self.codes.inactive, "inactive"),
+                    Some(a) if !a.is_active() => {
+                        self.reply(false, &self.codes.inactive, "inactive")
+                    }
                     Some(a) => answer(
                         &ZeroBalanceResponse {
                             is_approved: Some(true),
@@ -176,7 +178,13 @@ impl Webhook for ZeroBalanceWebhook {
                     ),
                 };
             }
-            _ => return self.reply(false, &self.codes.unsupported, "unsupported_processing_code"),
+            _ => {
+                return self.reply(
+                    false,
+                    &self.codes.unsupported,
+                    "unsupported_processing_code",
+                );
+            }
         };
         if f.amount_transaction < Decimal::ZERO {
             return self.reply(false, &self.codes.unsupported, "negative_amount");
@@ -231,7 +239,10 @@ pub async fn serve_zero_balance() -> Result<(), lambda_http::Error> {
     let codes = ZeroBalanceCodes::from_env()?;
     let table = env_required("LEDGER_TABLE")?;
     let sdk = crate::aws::load_config().await;
-    let ledger = Arc::new(DynamoLedger::new(aws_sdk_dynamodb::Client::new(&sdk), table));
+    let ledger = Arc::new(DynamoLedger::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        table,
+    ));
     let runner = runner_from_env(ZeroBalanceWebhook::new(&policy, ledger, codes)).await?;
     serve(runner).await
 }

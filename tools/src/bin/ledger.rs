@@ -98,7 +98,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Fund { account, amount } => {
             print(ledger.adjust(&account, decimal(&amount)?).await?, &account)
         }
-        Command::Block { account } => print(ledger.set_status(&account, "BLOCKED").await?, &account),
+        Command::Block { account } => {
+            print(ledger.set_status(&account, "BLOCKED").await?, &account)
+        }
         Command::Unblock { account } => print(ledger.set_status(&account, ACTIVE).await?, &account),
         Command::Show { account } => print(ledger.account(&account).await?, &account),
     }

@@ -73,7 +73,10 @@ impl Watch {
 
 async fn wait_port(port: u16, limit: Duration) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + limit;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         if tokio::time::Instant::now() > deadline {
             bail!("cargo lambda watch did not listen on {port} (see .local/watch.log)");
         }
@@ -85,7 +88,14 @@ async fn wait_port(port: u16, limit: Duration) -> anyhow::Result<()> {
 async fn invoke(function: &str, port: u16, file: &Path) -> anyhow::Result<(i64, String)> {
     let out = Command::new("cargo")
         .current_dir(root())
-        .args(["lambda", "invoke", function, "--invoke-port", &port.to_string(), "--data-file"])
+        .args([
+            "lambda",
+            "invoke",
+            function,
+            "--invoke-port",
+            &port.to_string(),
+            "--data-file",
+        ])
         .arg(file)
         .output()
         .await
@@ -99,7 +109,10 @@ async fn invoke(function: &str, port: u16, file: &Path) -> anyhow::Result<(i64, 
     let res: Value = serde_json::from_slice(&out.stdout).context("invoke output is not JSON")?;
     Ok((
         res.get("statusCode").and_then(Value::as_i64).unwrap_or(0),
-        res.get("body").and_then(Value::as_str).unwrap_or("").to_owned(),
+        res.get("body")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
     ))
 }
 
@@ -111,7 +124,12 @@ async fn main() -> anyhow::Result<()> {
         .context("starting the local AWS emulator")?;
     println!("local AWS emulator (moto) on {}", moto.endpoint());
     let ddb = aws_sdk_dynamodb::Client::new(&config);
-    let tables = ddb.list_tables().send().await?.table_names.unwrap_or_default();
+    let tables = ddb
+        .list_tables()
+        .send()
+        .await?
+        .table_names
+        .unwrap_or_default();
     println!("tables: {}; bucket: {}", tables.join(", "), names.bucket);
 
     // Demo Zero balance accounts (the samples use account 1234; 4321 is blocked).
@@ -130,7 +148,11 @@ async fn main() -> anyhow::Result<()> {
 
     let signer = DevSigner::load_or_generate(&root.join(".dev-keys"))?;
     let certs = CertServer::serve(&[&signer], Some(300)).await?;
-    println!("development certificates (kid {}) on {}", signer.kid(), certs.url());
+    println!(
+        "development certificates (kid {}) on {}",
+        signer.kid(),
+        certs.url()
+    );
 
     let out_dir = root.join(".local/events");
     std::fs::create_dir_all(&out_dir)?;
@@ -163,7 +185,9 @@ async fn main() -> anyhow::Result<()> {
         bail!("cargo build failed");
     }
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let log = std::fs::File::create(root.join(".local/watch.log"))?;
     let env = [
         ("AWS_ENDPOINT_URL", moto.endpoint()),
@@ -180,7 +204,13 @@ async fn main() -> anyhow::Result<()> {
     watch
         .current_dir(&root)
         .kill_on_drop(true)
-        .args(["lambda", "watch", "--ignore-changes", "--invoke-port", &port.to_string()])
+        .args([
+            "lambda",
+            "watch",
+            "--ignore-changes",
+            "--invoke-port",
+            &port.to_string(),
+        ])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
@@ -188,9 +218,18 @@ async fn main() -> anyhow::Result<()> {
         watch.arg("--env-var").arg(format!("{k}={v}"));
     }
     let watch_process = Watch {
-        child: watch.spawn().context("starting cargo lambda watch (is cargo-lambda installed? run `make venv`)")?,
+        child: watch
+            .spawn()
+            .context("starting cargo lambda watch (is cargo-lambda installed? run `make venv`)")?,
     };
-    let result = replay(port, &samples, &ddb, &names.idempotency_table, &names.ledger_table).await;
+    let result = replay(
+        port,
+        &samples,
+        &ddb,
+        &names.idempotency_table,
+        &names.ledger_table,
+    )
+    .await;
     watch_process.shutdown().await;
     result
 }
@@ -213,12 +252,7 @@ async fn replay(
         let (status, body) = invoke(function, port, file).await?;
         println!("{name:<40} {status} {body}   (retry: the stored answer)");
     }
-    let records = ddb
-        .scan()
-        .table_name(table)
-        .send()
-        .await?
-        .count();
+    let records = ddb.scan().table_name(table).send().await?.count();
     println!("\nidempotency records stored: {records}");
     let account = DynamoLedger::new(ddb.clone(), ledger_table)
         .account("1234")
