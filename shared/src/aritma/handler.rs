@@ -1,0 +1,358 @@
+//! The HTTP handler: OPTIONS handshake, authentication, the HTTP binding, storage.
+
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::config::AritmaSettings;
+use crate::cloudevents::{BindingError, InvalidEvent, Mode, parse_http};
+use crate::event_store::{
+    EventKind, EventStore, EventStoreError, MAX_PK_BYTES, PutResult, StoredEvent, aritma_pk,
+};
+use crate::models::CloudEvent;
+
+/// Methods of the endpoint, for `Allow`.
+const ALLOW: &str = "POST, OPTIONS";
+
+/// What one delivery did: the 200 body `{"accepted":n,"duplicates":m}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Events stored by this delivery.
+    pub accepted: usize,
+    /// Events already stored (by an earlier delivery or earlier in this batch).
+    pub duplicates: usize,
+}
+
+/// Why a delivery was not (wholly) stored.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// 413.
+    #[error("the body exceeds {limit} bytes")]
+    TooLarge { limit: usize },
+    /// 415 or 400; nothing was stored.
+    #[error(transparent)]
+    Binding(#[from] BindingError),
+    /// 503; some events of a batch may be stored, and a retry counts them as duplicates.
+    #[error(transparent)]
+    Store(#[from] EventStoreError),
+    /// 503: storing took longer than the store timeout.
+    #[error("storing the events timed out")]
+    StoreTimeout,
+}
+
+/// The `aritma-events` endpoint. Cheap to share behind an `Arc`.
+pub struct AritmaEvents {
+    store: Arc<dyn EventStore>,
+    settings: AritmaSettings,
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Body> {
+    let mut res = Response::new(Body::Text(body));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn error_response(status: StatusCode, error: &str, message: &str) -> Response<Body> {
+    json_response(
+        status,
+        json!({ "error": error, "message": message }).to_string(),
+    )
+}
+
+fn with_allow(mut res: Response<Body>) -> Response<Body> {
+    res.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(ALLOW));
+    res
+}
+
+/// The stored form of a valid event; refused when its key would exceed DynamoDB's limit.
+pub fn stored_event(event: &CloudEvent, received_at: &str) -> Result<StoredEvent, InvalidEvent> {
+    let pk = aritma_pk(&event.source, &event.id);
+    if pk.len() > MAX_PK_BYTES {
+        return Err(InvalidEvent::new(
+            "id",
+            "source and id together are too long to be stored (2048-byte key limit)",
+        ));
+    }
+    let payload = serde_json::to_string(event)
+        .map_err(|_| InvalidEvent::new("data", "cannot be written as JSON"))?;
+    let mut stored = StoredEvent::new(
+        EventKind::Aritma,
+        pk,
+        event.id.clone(),
+        event.event_type.clone(),
+        event.source.clone(),
+        payload,
+        received_at,
+    );
+    stored.occurred_at = event.time.clone();
+    if let Some(subject) = &event.subject {
+        stored.extra.insert("subject".into(), subject.clone());
+    }
+    if let Some(tid) = event.tid() {
+        stored.extra.insert("tid".into(), tid.to_owned());
+    }
+    Ok(stored)
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+impl AritmaEvents {
+    pub fn new(store: Arc<dyn EventStore>, settings: AritmaSettings) -> Self {
+        Self { store, settings }
+    }
+
+    pub fn settings(&self) -> &AritmaSettings {
+        &self.settings
+    }
+
+    /// Handles one API Gateway request. Never fails: every path is an HTTP answer, and no
+    /// answer is 2xx unless every event of the delivery is stored.
+    pub async fn handle(&self, request: Request) -> Response<Body> {
+        let started = Instant::now();
+        let method = request.method().clone();
+        if method == Method::OPTIONS {
+            return self.handshake(request.headers());
+        }
+        if method != Method::POST {
+            return with_allow(error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "only POST (events) and OPTIONS (handshake) are accepted",
+            ));
+        }
+        if !self.authorized(request.headers()) {
+            tracing::warn!(status = 401, "authorization refused");
+            return error_response(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "the Authorization header is missing or wrong",
+            );
+        }
+        let body: &[u8] = match request.body() {
+            Body::Text(t) => t.as_bytes(),
+            Body::Binary(b) => b,
+            _ => &[],
+        };
+        let result = self.ingest(request.headers(), body).await;
+        let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        match result {
+            Ok(summary) => {
+                tracing::info!(
+                    accepted = summary.accepted,
+                    duplicates = summary.duplicates,
+                    elapsed_us,
+                    "delivery stored"
+                );
+                json_response(
+                    StatusCode::OK,
+                    json!({ "accepted": summary.accepted, "duplicates": summary.duplicates })
+                        .to_string(),
+                )
+            }
+            Err(error) => self.error_answer(&error, elapsed_us),
+        }
+    }
+
+    fn error_answer(&self, error: &IngestError, elapsed_us: u64) -> Response<Body> {
+        match error {
+            IngestError::TooLarge { .. } => {
+                tracing::warn!(status = 413, elapsed_us, "delivery refused: too large");
+                error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    &error.to_string(),
+                )
+            }
+            IngestError::Binding(BindingError::UnsupportedMediaType(reason)) => {
+                tracing::warn!(status = 415, reason = %reason, elapsed_us, "delivery refused");
+                error_response(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    reason,
+                )
+            }
+            IngestError::Binding(BindingError::Malformed(e)) => {
+                tracing::warn!(status = 400, reason = %e, elapsed_us, "delivery refused: not JSON");
+                json_response(
+                    StatusCode::BAD_REQUEST,
+                    json!({
+                        "error": "malformed_json",
+                        "message": error.to_string(),
+                        "path": e.path,
+                    })
+                    .to_string(),
+                )
+            }
+            IngestError::Binding(BindingError::Invalid(e)) => {
+                tracing::warn!(status = 400, reason = %e, elapsed_us, "delivery refused: invalid event");
+                json_response(
+                    StatusCode::BAD_REQUEST,
+                    json!({
+                        "error": "invalid_event",
+                        "message": e.to_string(),
+                        "attribute": e.attribute,
+                        "index": e.index,
+                    })
+                    .to_string(),
+                )
+            }
+            IngestError::Store(_) | IngestError::StoreTimeout => {
+                tracing::error!(status = 503, error = %error, elapsed_us, "event store failed");
+                let mut res = error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store_unavailable",
+                    "the events could not be stored; retry later",
+                );
+                res.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(self.settings.retry_after_seconds),
+                );
+                res
+            }
+        }
+    }
+
+    /// `Authorization` must be present once and match, compared in constant time.
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        match (values.next(), values.next()) {
+            (Some(value), None) => self.settings.authorization.matches(value.as_bytes()),
+            _ => false,
+        }
+    }
+
+    /// Parses, validates and stores one delivery (no HTTP method or authentication checks).
+    ///
+    /// Every event is validated (and its key built) before anything is written, so an invalid
+    /// batch stores nothing. Then each distinct event is one conditional put, in order; an
+    /// event repeated inside the batch is counted as a duplicate without a second write.
+    pub async fn ingest(&self, headers: &HeaderMap, body: &[u8]) -> Result<Summary, IngestError> {
+        let limit = self.settings.max_body_bytes;
+        if body.len() > limit {
+            return Err(IngestError::TooLarge { limit });
+        }
+        let delivery = parse_http(headers, body)?;
+        let received_at = now_rfc3339();
+        let mut items = Vec::with_capacity(delivery.events.len());
+        for (index, event) in delivery.events.iter().enumerate() {
+            let item = stored_event(event, &received_at).map_err(|e| {
+                BindingError::Invalid(if delivery.mode == Mode::Batch {
+                    e.at(index)
+                } else {
+                    e
+                })
+            })?;
+            items.push(item);
+        }
+        let mode = delivery.mode.as_str();
+        match tokio::time::timeout(self.settings.store_timeout, self.store_all(&items, mode)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(IngestError::StoreTimeout),
+        }
+    }
+
+    async fn store_all(&self, items: &[StoredEvent], mode: &str) -> Result<Summary, IngestError> {
+        let mut summary = Summary::default();
+        let mut seen = HashSet::with_capacity(items.len());
+        for item in items {
+            if !seen.insert(item.pk.as_str()) {
+                summary.duplicates += 1;
+                tracing::info!(source = %item.source, id = %item.event_id, mode, outcome = "duplicate_in_batch", "event");
+                continue;
+            }
+            let outcome = match self.store.put_once(item).await? {
+                PutResult::New => {
+                    summary.accepted += 1;
+                    "new"
+                }
+                PutResult::Duplicate => {
+                    summary.duplicates += 1;
+                    "duplicate"
+                }
+            };
+            tracing::info!(
+                source = %item.source,
+                id = %item.event_id,
+                event_type = %item.event_type,
+                mode,
+                outcome,
+                "event"
+            );
+        }
+        Ok(summary)
+    }
+
+    /// The abuse-protection handshake of the CloudEvents HTTP webhook spec (§4).
+    ///
+    /// A granted origin gets 200 with `WebHook-Allowed-Origin` and `WebHook-Allowed-Rate: *`;
+    /// any other origin gets 405 without them. `WebHook-Request-Callback` is never called:
+    /// the answer is always synchronous, so no request ever leaves for a URL the caller chose.
+    fn handshake(&self, headers: &HeaderMap) -> Response<Body> {
+        let origin = headers
+            .get("webhook-request-origin")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        let callback_offered = headers.contains_key("webhook-request-callback");
+        let Some(origin) = origin else {
+            tracing::warn!(status = 400, "handshake without WebHook-Request-Origin");
+            return with_allow(error_response(
+                StatusCode::BAD_REQUEST,
+                "missing_origin",
+                "the WebHook-Request-Origin header is required",
+            ));
+        };
+        match self.settings.allowed_origins.grant(origin) {
+            Some(granted) => match HeaderValue::from_str(&granted) {
+                Ok(value) => {
+                    tracing::info!(origin = %granted, callback_offered, "handshake granted");
+                    let mut res = with_allow(Response::new(Body::Empty));
+                    let h = res.headers_mut();
+                    h.insert("webhook-allowed-origin", value);
+                    h.insert("webhook-allowed-rate", HeaderValue::from_static("*"));
+                    res
+                }
+                Err(_) => self.refuse_origin(callback_offered),
+            },
+            None => self.refuse_origin(callback_offered),
+        }
+    }
+
+    fn refuse_origin(&self, callback_offered: bool) -> Response<Body> {
+        tracing::warn!(
+            status = 405,
+            callback_offered,
+            "handshake refused: origin not allowed"
+        );
+        with_allow(error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "origin_not_allowed",
+            "this origin may not deliver events here",
+        ))
+    }
+}
+
+/// Serves the handler on the Lambda runtime.
+pub async fn serve(handler: AritmaEvents) -> Result<(), lambda_http::Error> {
+    let handler = Arc::new(handler);
+    lambda_http::run(lambda_http::service_fn(move |req: Request| {
+        let handler = handler.clone();
+        async move { Ok::<_, Infallible>(handler.handle(req).await) }
+    }))
+    .await
+}

@@ -1,0 +1,56 @@
+//! The `aritma-events` function: Aritma's CloudEvents, strictly validated and stored once.
+//!
+//! API Gateway (REST, proxy integration) sends `POST` and `OPTIONS` on `/aritma/events`:
+//!
+//! - `OPTIONS` is the abuse-protection handshake of the CloudEvents HTTP webhook spec: an
+//!   origin listed in `ARITMA_ALLOWED_ORIGINS` gets `WebHook-Allowed-Origin` (200), any other
+//!   gets 405. A `WebHook-Request-Callback` URL is never called (the answer is synchronous).
+//! - `POST` carries events in structured, batch or binary mode ([`crate::cloudevents`]). The
+//!   `Authorization` header must equal the configured value (constant-time comparison of
+//!   SHA-256 digests) or the answer is 401.
+//! - Every event is validated before anything is stored; an invalid event or batch gets 400
+//!   naming the attribute, and nothing of it is stored.
+//! - Each event is one conditional put into `EVENTS_TABLE` under
+//!   `aritma#<source>#<id>` ([`crate::event_store::aritma_pk`]). Duplicates, within a batch
+//!   or across deliveries, are counted and not written again.
+//! - 200 carries `{"accepted":n,"duplicates":m}`. When the store fails the answer is 503
+//!   with `Retry-After`, so Aritma retries (up to 30 times) and nothing is lost: no event
+//!   is acknowledged before it is stored.
+//!
+//! Logs carry ids (source, id, type), counts and reasons, never the body or event data.
+//!
+//! Binary mode with non-text data (e.g. `application/octet-stream`) needs the media type in
+//! the REST API's `BinaryMediaTypes`, or API Gateway does not pass the bytes unchanged; JSON
+//! and text bodies (all Aritma sends) need nothing.
+
+mod config;
+mod handler;
+
+pub use config::{
+    AllowedOrigins, AritmaSettings, AuthorizationSource, ENV_ALLOWED_ORIGINS, ENV_AUTHORIZATION,
+    ENV_AUTHORIZATION_ARN, ENV_EVENTS_TABLE, ENV_MAX_BODY_BYTES, ExpectedAuthorization,
+    MAX_BODY_LIMIT, env_required,
+};
+pub use handler::{AritmaEvents, IngestError, Summary, serve, stored_event};
+
+use std::sync::Arc;
+
+use crate::event_store::DynamoEventStore;
+
+/// The whole `main` of the function: telemetry, settings (the secret is read here, once),
+/// the DynamoDB store on `EVENTS_TABLE`, then serve.
+pub async fn serve_from_env() -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let sdk = crate::aws::load_config().await;
+    let table = env_required(ENV_EVENTS_TABLE)?;
+    let (settings, source) = AritmaSettings::from_env(&sdk).await?;
+    tracing::info!(
+        table = %table,
+        authorization = source.as_str(),
+        allowed_origins = !settings.allowed_origins.is_empty(),
+        max_body_bytes = settings.max_body_bytes,
+        "aritma-events ready"
+    );
+    let store = DynamoEventStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
+    serve(AritmaEvents::new(Arc::new(store), settings)).await
+}

@@ -1,0 +1,188 @@
+//! The `aritma-events` handler with the events table in the emulator: the seed's batch
+//! delivered twice stores 2 items; with the emulator stopped the answer is 503 + Retry-After.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use shared::aritma::{AritmaEvents, AritmaSettings, ExpectedAuthorization};
+use shared::event_store::DynamoEventStore;
+use tools::moto::Moto;
+
+/// The local development value used by `events/aritma-*.json`.
+const AUTH: &str = "Bearer local-dev-aritma";
+
+fn sample(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+async fn send(handler: &AritmaEvents, event: &str) -> anyhow::Result<(u16, Option<String>, Value)> {
+    let res = handler.handle(lambda_http::request::from_str(event)?).await;
+    let status = res.status().as_u16();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
+    let body = match res.into_body() {
+        lambda_http::Body::Text(t) => serde_json::from_str(&t)?,
+        _ => Value::Null,
+    };
+    Ok((status, retry_after, body))
+}
+
+#[tokio::test]
+async fn seed_batch_twice_stores_two_items_and_outage_gives_503() -> anyhow::Result<()> {
+    let (mut moto, config, names) = Moto::start_with_resources().await?;
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let handler = AritmaEvents::new(
+        Arc::new(DynamoEventStore::new(ddb.clone(), &names.events_table)),
+        AritmaSettings::new(ExpectedAuthorization::new(AUTH).expect("non-empty")),
+    );
+
+    let batch = sample("aritma-batch.json");
+    let first = send(&handler, &batch).await?;
+    assert_eq!(first, (200, None, json!({"accepted": 2, "duplicates": 0})));
+    let second = send(&handler, &batch).await?;
+    assert_eq!(second, (200, None, json!({"accepted": 0, "duplicates": 2})));
+
+    let scan = ddb.scan().table_name(&names.events_table).send().await?;
+    assert_eq!(scan.count(), 2, "the seed's batch stored exactly once");
+    let mut keys: Vec<String> = scan
+        .items()
+        .iter()
+        .filter_map(|i| i.get("pk").and_then(|v| v.as_s().ok()).cloned())
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "aritma#kx9mp3rw2jf5nt42#2d59f3a8-c714-4b6e-a501-e89b04c26d73",
+            "aritma#kx9mp3rw2jf5nt42#8bc942d1-6ef3-47a2-9c10-3a27d5f801e4",
+        ]
+    );
+    for item in scan.items() {
+        assert_eq!(item.get("kind"), Some(&AttributeValue::S("aritma".into())));
+        let payload: Value = serde_json::from_str(item["payload"].as_s().expect("payload"))?;
+        assert_eq!(payload["tid"], "00000000-0000-0000-0000-000000000000");
+        assert_eq!(payload["specversion"], "1.0");
+    }
+
+    // The same events in the other forms are duplicates too.
+    for form in [
+        "aritma-structured.json",
+        "aritma-binary.json",
+        "aritma-batch-json-array.json",
+    ] {
+        let (status, _, body) = send(&handler, &sample(form)).await?;
+        assert_eq!(status, 200, "{form}");
+        assert_eq!(body["accepted"], 0, "{form}");
+    }
+
+    // The emulator goes away: 503 with Retry-After, so Aritma retries later.
+    moto.stop();
+    let single = sample("aritma-structured.json").replace(
+        "2d59f3a8-c714-4b6e-a501-e89b04c26d73",
+        "3e60f4b9-0000-4000-8000-000000000001",
+    );
+    let (status, retry_after, body) = send(&handler, &single).await?;
+    assert_eq!(status, 503);
+    assert_eq!(retry_after.as_deref(), Some("30"));
+    assert_eq!(body["error"], "store_unavailable");
+    Ok(())
+}
+
+#[tokio::test]
+async fn authorization_is_read_once_from_secrets_manager() -> anyhow::Result<()> {
+    let moto = Moto::start()?;
+    let config = moto.sdk_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let arn = secrets
+        .create_secret()
+        .name("aritma-authorization")
+        .secret_string("Bearer from-secrets-manager\n")
+        .send()
+        .await?
+        .arn
+        .expect("arn");
+
+    let vars = |pairs: &[(&'static str, String)]| {
+        let pairs = pairs.to_vec();
+        move |name: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+        }
+    };
+    let (settings, source) = AritmaSettings::from_lookup(
+        &config,
+        vars(&[
+            ("ARITMA_AUTHORIZATION_ARN", arn.clone()),
+            ("ARITMA_ALLOWED_ORIGINS", "events.aritma.io".into()),
+            ("MAX_BODY_BYTES", "100000".into()),
+        ]),
+    )
+    .await?;
+    assert_eq!(source.as_str(), "secretsmanager");
+    assert!(
+        settings
+            .authorization
+            .matches(b"Bearer from-secrets-manager")
+    );
+    assert!(!settings.authorization.matches(b"Bearer local-dev-aritma"));
+    assert!(settings.allowed_origins.grant("events.aritma.io").is_some());
+    assert_eq!(settings.max_body_bytes, 100_000);
+
+    // Misconfigurations stop the function at start, naming the variable.
+    for (pairs, expected) in [
+        (vec![], "ARITMA_AUTHORIZATION is required"),
+        (
+            vec![
+                ("ARITMA_AUTHORIZATION", "x".to_owned()),
+                ("ARITMA_AUTHORIZATION_ARN", arn.clone()),
+            ],
+            "not both",
+        ),
+        (
+            vec![(
+                "ARITMA_AUTHORIZATION_ARN",
+                "arn:aws:ssm:us-east-1:123456789012:parameter/aritma".to_owned(),
+            )],
+            "SSM parameters are not supported",
+        ),
+        (
+            vec![("ARITMA_AUTHORIZATION_ARN", format!("{arn}-missing"))],
+            "reading the secret failed",
+        ),
+        (
+            vec![
+                ("ARITMA_AUTHORIZATION", "x".to_owned()),
+                ("MAX_BODY_BYTES", "10000000".to_owned()),
+            ],
+            "MAX_BODY_BYTES",
+        ),
+        (
+            vec![
+                ("ARITMA_AUTHORIZATION", "x".to_owned()),
+                ("ARITMA_ALLOWED_ORIGINS", "https://x/".to_owned()),
+            ],
+            "ARITMA_ALLOWED_ORIGINS",
+        ),
+    ] {
+        let error = AritmaSettings::from_lookup(&config, vars(&pairs))
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{pairs:?} accepted"))
+            .to_string();
+        assert!(error.contains(expected), "{error}");
+        assert!(
+            !error.contains("from-secrets-manager"),
+            "no secret in errors"
+        );
+    }
+    Ok(())
+}
