@@ -162,12 +162,17 @@ async fn main() -> anyhow::Result<()> {
         let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
             continue;
         };
-        let Some(function) = WEBHOOKS.iter().find(|f| name.starts_with(*f)) else {
-            continue;
-        };
         let mut event: Value = serde_json::from_slice(&std::fs::read(&path)?)
             .with_context(|| format!("{} is not JSON", path.display()))?;
-        resign(&mut event, &signer)?;
+        let function = if let Some(f) = WEBHOOKS.iter().find(|f| name.starts_with(*f)) {
+            resign(&mut event, &signer)?;
+            *f
+        } else if name.starts_with("aritma-") {
+            // Aritma authenticates with a static Authorization value (ARITMA_AUTHORIZATION).
+            "aritma-events"
+        } else {
+            continue;
+        };
         let signed = out_dir.join(&name);
         std::fs::write(&signed, serde_json::to_vec_pretty(&event)?)?;
         samples.push((function.to_string(), name, signed));
@@ -178,7 +183,12 @@ async fn main() -> anyhow::Result<()> {
     let status = Command::new("cargo")
         .current_dir(&root)
         .args(["build", "--quiet"])
-        .args(WEBHOOKS.iter().flat_map(|f| ["-p", f]))
+        .args(
+            WEBHOOKS
+                .iter()
+                .chain(&["aritma-events"])
+                .flat_map(|f| ["-p", f]),
+        )
         .status()
         .await?;
     if !status.success() {
@@ -198,6 +208,7 @@ async fn main() -> anyhow::Result<()> {
         ("EVENTS_TABLE", names.events_table.clone()),
         ("LEDGER_TABLE", names.ledger_table.clone()),
         ("PISMO_CERTS_URL", certs.url()),
+        ("ARITMA_AUTHORIZATION", "Bearer local-dev-aritma".into()),
     ];
     // cargo-lambda itself (not through `cargo`), so that stopping it stops its functions.
     let mut watch = Command::new("cargo-lambda");
@@ -226,8 +237,11 @@ async fn main() -> anyhow::Result<()> {
         port,
         &samples,
         &ddb,
-        &names.idempotency_table,
-        &names.ledger_table,
+        [
+            names.idempotency_table.as_str(),
+            names.ledger_table.as_str(),
+            names.events_table.as_str(),
+        ],
     )
     .await;
     watch_process.shutdown().await;
@@ -238,8 +252,7 @@ async fn replay(
     port: u16,
     samples: &[(String, String, PathBuf)],
     ddb: &aws_sdk_dynamodb::Client,
-    table: &str,
-    ledger_table: &str,
+    [table, ledger_table, events_table]: [&str; 3],
 ) -> anyhow::Result<()> {
     wait_port(port, Duration::from_secs(120)).await?;
     println!("cargo lambda watch on 127.0.0.1:{port}\n");
@@ -254,6 +267,8 @@ async fn replay(
     }
     let records = ddb.scan().table_name(table).send().await?.count();
     println!("\nidempotency records stored: {records}");
+    let events = ddb.scan().table_name(events_table).send().await?.count();
+    println!("events stored once each: {events}");
     let account = DynamoLedger::new(ddb.clone(), ledger_table)
         .account("1234")
         .await?
