@@ -1,0 +1,165 @@
+//! Settings of the signature verifier, read from the environment.
+
+use std::time::Duration;
+
+/// Settings of a [`Verifier`](super::Verifier).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifierConfig {
+    /// URL of the JSON object mapping kid to a PEM X.509 certificate. The only URL ever fetched.
+    pub certs_url: String,
+    /// Expected `iss` claim.
+    pub issuer: String,
+    /// Clock skew allowed on `exp`, `iat` and `nbf`.
+    pub leeway: Duration,
+    /// How long fetched certificates are kept when the response has no `Cache-Control: max-age`.
+    pub default_max_age: Duration,
+    /// Minimum time between two certificate fetches, so forged kids cannot make us hammer Pismo.
+    pub min_refresh_interval: Duration,
+    /// Timeout of one certificate fetch (connect and body included).
+    pub fetch_timeout: Duration,
+}
+
+/// Environment variable names.
+pub mod env {
+    /// Required: URL of the kid → PEM certificate map.
+    pub const CERTS_URL: &str = "PISMO_CERTS_URL";
+    /// Expected `iss` (default `api.pismo.io`).
+    pub const ISSUER: &str = "PISMO_JWT_ISSUER";
+    /// Leeway in seconds for `exp`/`iat`/`nbf` (default 60, at most 600).
+    pub const LEEWAY_SECS: &str = "PISMO_JWT_LEEWAY_SECS";
+    /// Default certificate cache lifetime in seconds when no max-age is sent (default 3600).
+    pub const MAX_AGE_SECS: &str = "PISMO_CERTS_MAX_AGE_SECS";
+    /// Minimum seconds between certificate fetches (default 30).
+    pub const MIN_REFRESH_SECS: &str = "PISMO_CERTS_MIN_REFRESH_SECS";
+    /// Certificate fetch timeout in milliseconds (default 500, below Pismo's 2 s window).
+    pub const FETCH_TIMEOUT_MS: &str = "PISMO_CERTS_FETCH_TIMEOUT_MS";
+}
+
+/// A setting is missing or unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("{var} is required: {hint}")]
+    Missing {
+        /// Variable name.
+        var: &'static str,
+        /// What it should contain.
+        hint: &'static str,
+    },
+    /// A variable has a value that cannot be used.
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid {
+        /// Variable name.
+        var: &'static str,
+        /// The value found.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+}
+
+impl VerifierConfig {
+    /// The default expected issuer.
+    pub const DEFAULT_ISSUER: &'static str = "api.pismo.io";
+    /// Default leeway.
+    pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
+    /// Default certificate lifetime when no max-age is sent.
+    pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(3600);
+    /// Default minimum interval between fetches.
+    pub const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(30);
+    /// Default fetch timeout.
+    pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_millis(500);
+
+    /// Defaults for everything but the certificate URL.
+    pub fn new(certs_url: impl Into<String>) -> Self {
+        Self {
+            certs_url: certs_url.into(),
+            issuer: Self::DEFAULT_ISSUER.to_owned(),
+            leeway: Self::DEFAULT_LEEWAY,
+            default_max_age: Self::DEFAULT_MAX_AGE,
+            min_refresh_interval: Self::DEFAULT_MIN_REFRESH,
+            fetch_timeout: Self::DEFAULT_FETCH_TIMEOUT,
+        }
+    }
+
+    /// Reads the settings from the process environment (see [`env`]).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup` (variable name → value). Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let certs_url = get(env::CERTS_URL).ok_or(ConfigError::Missing {
+            var: env::CERTS_URL,
+            hint: "the http(s) URL of Pismo's JSON map of kid to PEM X.509 certificate",
+        })?;
+        validate_url(&certs_url)?;
+        let mut config = Self::new(certs_url);
+        if let Some(issuer) = get(env::ISSUER) {
+            config.issuer = issuer;
+        }
+        if let Some(v) = get(env::LEEWAY_SECS) {
+            config.leeway =
+                Duration::from_secs(parse_int(env::LEEWAY_SECS, &v, 0, 600, "seconds")?);
+        }
+        if let Some(v) = get(env::MAX_AGE_SECS) {
+            config.default_max_age =
+                Duration::from_secs(parse_int(env::MAX_AGE_SECS, &v, 1, 86_400, "seconds")?);
+        }
+        if let Some(v) = get(env::MIN_REFRESH_SECS) {
+            config.min_refresh_interval =
+                Duration::from_secs(parse_int(env::MIN_REFRESH_SECS, &v, 1, 3600, "seconds")?);
+        }
+        if let Some(v) = get(env::FETCH_TIMEOUT_MS) {
+            config.fetch_timeout = Duration::from_millis(parse_int(
+                env::FETCH_TIMEOUT_MS,
+                &v,
+                1,
+                1999,
+                "milliseconds (it must stay below Pismo's 2 s window)",
+            )?);
+        }
+        Ok(config)
+    }
+}
+
+fn validate_url(url: &str) -> Result<(), ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        var: env::CERTS_URL,
+        value: url.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| invalid(&format!("not a URL ({e})")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid("the scheme must be http or https"));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("the URL has no host"));
+    }
+    Ok(())
+}
+
+fn parse_int(
+    var: &'static str,
+    value: &str,
+    min: u64,
+    max: u64,
+    unit: &str,
+) -> Result<u64, ConfigError> {
+    let invalid = || ConfigError::Invalid {
+        var,
+        value: value.to_owned(),
+        reason: format!("expected a whole number of {unit} between {min} and {max}"),
+    };
+    let n: u64 = value.parse().map_err(|_| invalid())?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(invalid())
+    }
+}
