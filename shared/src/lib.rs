@@ -1,9 +1,14 @@
 //! Shared library of the issuer kit.
-pub mod models;
+pub mod aritma;
 pub mod aws;
+pub mod cloudevents;
 pub mod devstack;
+pub mod event_store;
 pub mod idempotency;
-pub mod signature;
+pub mod ledger;
+pub mod models;
+pub mod pipeline;
 pub mod policy;
+pub mod signature;
 pub mod telemetry;
 pub mod webhook;

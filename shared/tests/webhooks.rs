@@ -47,7 +47,11 @@ async fn harness_with<K: PolicyKind>(
         PolicyWebhook::<K>::new(&policy),
         verifier,
         Idempotency::new(store.clone(), IdempotencyConfig::default()),
-        RunnerConfig::default(),
+        // The deadline only matters when something hangs; keep it generous for loaded CI.
+        RunnerConfig {
+            deadline: std::time::Duration::from_secs(10),
+            ..RunnerConfig::default()
+        },
     );
     Ok(Harness {
         runner,
@@ -396,13 +400,14 @@ impl IdempotencyBackend for HangingStore {
 async fn runner_with_store(
     store: Arc<dyn IdempotencyBackend>,
     certs_url: String,
+    deadline: Duration,
 ) -> WebhookRunner<PolicyWebhook<CardTokenization>> {
     WebhookRunner::new(
         PolicyWebhook::new(&Policy::builtin().expect("builtin policy")),
         Verifier::new(VerifierConfig::new(certs_url)),
         Idempotency::new(store, IdempotencyConfig::default()),
         RunnerConfig {
-            deadline: Duration::from_millis(200),
+            deadline,
             ..RunnerConfig::default()
         },
     )
@@ -439,11 +444,16 @@ async fn dependency_failures_answer_the_configured_fallback() -> TestResult {
     let certs = CertServer::serve(&[&signer], Some(300)).await?;
     let fallback = json!({"approve": false, "action_code": "96"});
 
-    let down = runner_with_store(Arc::new(DownStore), certs.url()).await;
+    let down = runner_with_store(Arc::new(DownStore), certs.url(), Duration::from_secs(5)).await;
     let a = send_to(&down, &signer).await;
     assert_eq!((a.status, a.json()), (200, fallback.clone()), "store down");
 
-    let hanging = runner_with_store(Arc::new(HangingStore), certs.url()).await;
+    let hanging = runner_with_store(
+        Arc::new(HangingStore),
+        certs.url(),
+        Duration::from_millis(200),
+    )
+    .await;
     let a = send_to(&hanging, &signer).await;
     assert_eq!((a.status, a.json()), (200, fallback.clone()), "store hangs");
 
@@ -452,7 +462,12 @@ async fn dependency_failures_answer_the_configured_fallback() -> TestResult {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         format!("http://{}/certs", l.local_addr()?)
     };
-    let no_certs = runner_with_store(Arc::new(InMemoryIdempotencyBackend::default()), closed).await;
+    let no_certs = runner_with_store(
+        Arc::new(InMemoryIdempotencyBackend::default()),
+        closed,
+        Duration::from_secs(5),
+    )
+    .await;
     let a = send_to(&no_certs, &signer).await;
     assert_eq!((a.status, a.json()), (200, fallback), "certs unavailable");
     Ok(())
@@ -488,7 +503,7 @@ async fn a_concurrent_duplicate_waits_for_the_first_answer() -> TestResult {
     let certs = CertServer::serve(&[&signer], Some(300)).await?;
     let store = Arc::new(WatchedStore::default());
     let idem = Idempotency::new(store.clone(), IdempotencyConfig::default());
-    let runner = runner_with_store(store.clone(), certs.url()).await;
+    let runner = runner_with_store(store.clone(), certs.url(), Duration::from_secs(10)).await;
     let body = tokenization_with_id(432, "vts", "PLASTIC", &[]).to_string();
     let hash = {
         use sha2::Digest;

@@ -245,7 +245,8 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     watch_process.shutdown().await;
-    result
+    result?;
+    tools::pipeline_demo::run(&config, &names).await
 }
 
 async fn replay(

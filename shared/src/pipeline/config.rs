@@ -1,0 +1,277 @@
+//! Settings of `event-files`, `event-stream` and replay, read once at start, and the clients
+//! built from them once per cold start.
+
+use std::sync::Arc;
+
+use super::check::MissingSchema;
+use super::engine::{Pipeline, Settings};
+use super::report::Metrics;
+use super::schema::{SchemaRegistry, SchemaSource};
+use super::sink::{S3BlobSink, S3Uri};
+use crate::event_store::DynamoEventStore;
+
+/// `EVENTS_TABLE` (required): the DynamoDB table of events.
+pub const ENV_EVENTS_TABLE: &str = "EVENTS_TABLE";
+/// `SCHEMA_SOURCE` (required): `s3://bucket[/prefix]` or a local folder holding
+/// `json_schemas/<domain>/<event_type>.json`.
+pub const ENV_SCHEMA_SOURCE: &str = "SCHEMA_SOURCE";
+/// `QUARANTINE_URI` (required): `s3://bucket/prefix` for quarantine records.
+pub const ENV_QUARANTINE_URI: &str = "QUARANTINE_URI";
+/// `LARGE_EVENT_URI`: `s3://bucket/prefix` for the `data` of events over the item limit
+/// (default: `large-events` in the quarantine bucket).
+pub const ENV_LARGE_EVENT_URI: &str = "LARGE_EVENT_URI";
+/// `MISSING_SCHEMA`: `accept` (default, stored as unverified) or `quarantine`.
+pub const ENV_MISSING_SCHEMA: &str = "MISSING_SCHEMA";
+/// `STORE_CONCURRENCY`: writes in flight per object (default 32).
+pub const ENV_STORE_CONCURRENCY: &str = "STORE_CONCURRENCY";
+/// `PIPELINE_WORKERS`: checking threads per object (default: the number of cores, at most 4).
+pub const ENV_PIPELINE_WORKERS: &str = "PIPELINE_WORKERS";
+/// `MAX_EVENT_BYTES`: longest event kept (default 8 MiB); longer fragments are quarantined.
+pub const ENV_MAX_EVENT_BYTES: &str = "MAX_EVENT_BYTES";
+/// `METRICS_NAMESPACE`: CloudWatch namespace of the EMF metrics (default
+/// `IssuerKit/EventPipeline`; empty disables them).
+pub const ENV_METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+/// `ALLOWED_SOURCE_BUCKETS`: comma-separated buckets a `new_bucket_object` may name.
+pub const ENV_ALLOWED_SOURCE_BUCKETS: &str = "ALLOWED_SOURCE_BUCKETS";
+/// `PISMO_ROLE_ARN`: role to assume to read Pismo's buckets (files and schemas).
+pub const ENV_PISMO_ROLE_ARN: &str = "PISMO_ROLE_ARN";
+
+/// The default EMF namespace.
+pub const DEFAULT_METRICS_NAMESPACE: &str = "IssuerKit/EventPipeline";
+
+/// A setting is missing or malformed; the function does not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+fn problem(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+/// The pipeline's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineConfig {
+    pub events_table: String,
+    /// `SCHEMA_SOURCE` as given (checked by [`PipelineConfig::from_lookup`]).
+    pub schema_source: String,
+    pub quarantine: S3Uri,
+    pub large_events: S3Uri,
+    pub settings: Settings,
+    pub metrics_namespace: Option<String>,
+    pub allowed_source_buckets: Vec<String>,
+    pub pismo_role_arn: Option<String>,
+}
+
+impl PipelineConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let value = |var: &'static str| {
+            get(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let required =
+            |var: &'static str| value(var).ok_or_else(|| problem(var, "required, not set"));
+        let number =
+            |var: &'static str, default: usize, max: usize| -> Result<usize, ConfigError> {
+                match value(var) {
+                    None => Ok(default),
+                    Some(text) => match text.parse::<usize>() {
+                        Ok(n) if (1..=max).contains(&n) => Ok(n),
+                        _ => Err(problem(var, format!("not a number from 1 to {max}"))),
+                    },
+                }
+            };
+
+        let events_table = required(ENV_EVENTS_TABLE)?;
+        let schema_source = required(ENV_SCHEMA_SOURCE)?;
+        if schema_source.starts_with("s3://") {
+            S3Uri::parse(&schema_source)
+                .ok_or_else(|| problem(ENV_SCHEMA_SOURCE, "not an s3://bucket[/prefix] URI"))?;
+        } else if !std::path::Path::new(&schema_source).is_dir() {
+            return Err(problem(
+                ENV_SCHEMA_SOURCE,
+                "neither an s3:// URI nor an existing folder",
+            ));
+        }
+        let quarantine = S3Uri::parse(&required(ENV_QUARANTINE_URI)?)
+            .ok_or_else(|| problem(ENV_QUARANTINE_URI, "not an s3://bucket/prefix URI"))?;
+        let large_events = match value(ENV_LARGE_EVENT_URI) {
+            None => quarantine.with_prefix("large-events"),
+            Some(text) => S3Uri::parse(&text)
+                .ok_or_else(|| problem(ENV_LARGE_EVENT_URI, "not an s3://bucket/prefix URI"))?,
+        };
+        let defaults = Settings::default();
+        let missing_schema = match value(ENV_MISSING_SCHEMA) {
+            None => MissingSchema::Accept,
+            Some(text) => MissingSchema::parse(&text)
+                .ok_or_else(|| problem(ENV_MISSING_SCHEMA, "neither accept nor quarantine"))?,
+        };
+        let settings = Settings {
+            missing_schema,
+            store_concurrency: number(ENV_STORE_CONCURRENCY, defaults.store_concurrency, 1024)?,
+            workers: number(ENV_PIPELINE_WORKERS, defaults.workers, 64)?,
+            max_event_bytes: number(ENV_MAX_EVENT_BYTES, defaults.max_event_bytes, 64 << 20)?,
+            ..defaults
+        };
+        let metrics_namespace = match get(ENV_METRICS_NAMESPACE) {
+            None => Some(DEFAULT_METRICS_NAMESPACE.to_owned()),
+            Some(text) => Some(text.trim().to_owned()).filter(|t| !t.is_empty()),
+        };
+        let allowed_source_buckets = value(ENV_ALLOWED_SOURCE_BUCKETS)
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|b| !b.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let pismo_role_arn = value(ENV_PISMO_ROLE_ARN);
+        if let Some(arn) = &pismo_role_arn
+            && !arn.starts_with("arn:")
+        {
+            return Err(problem(ENV_PISMO_ROLE_ARN, "not an IAM role ARN"));
+        }
+        Ok(Self {
+            events_table,
+            schema_source,
+            quarantine,
+            large_events,
+            settings,
+            metrics_namespace,
+            allowed_source_buckets,
+            pismo_role_arn,
+        })
+    }
+
+    /// Builds the clients and the pipeline (once per cold start). With `PISMO_ROLE_ARN`,
+    /// Pismo's buckets (announced files and an S3 `SCHEMA_SOURCE`) are read through that role
+    /// (STS AssumeRole, credentials refreshed by the SDK).
+    pub async fn build(&self, sdk: &aws_config::SdkConfig) -> Result<Runtime, ConfigError> {
+        let s3 = crate::aws::s3_client(sdk);
+        let pismo_s3 = match &self.pismo_role_arn {
+            None => s3.clone(),
+            Some(arn) => {
+                let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
+                    .session_name("issuer-kit-event-pipeline")
+                    .configure(sdk)
+                    .build()
+                    .await;
+                let conf = aws_sdk_s3::config::Builder::from(sdk)
+                    .credentials_provider(provider)
+                    .force_path_style(sdk.endpoint_url().is_some())
+                    .build();
+                aws_sdk_s3::Client::from_conf(conf)
+            }
+        };
+        let source = SchemaSource::parse(&self.schema_source, || pismo_s3.clone())
+            .ok_or_else(|| problem(ENV_SCHEMA_SOURCE, "not usable"))?;
+        let store = DynamoEventStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.events_table);
+        let pipeline = Pipeline::new(
+            Arc::new(store),
+            Arc::new(SchemaRegistry::new(source)),
+            Arc::new(S3BlobSink::new(s3.clone(), self.quarantine.clone())),
+            Arc::new(S3BlobSink::new(s3.clone(), self.large_events.clone())),
+            self.settings,
+        );
+        Ok(Runtime {
+            pipeline,
+            s3,
+            pismo_s3,
+            metrics: Metrics::new(self.metrics_namespace.clone()),
+            allowed_source_buckets: self.allowed_source_buckets.clone(),
+        })
+    }
+}
+
+/// Everything a handler needs, built once.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    pub pipeline: Pipeline,
+    /// The function's own S3 access (the events bucket, quarantine).
+    pub s3: aws_sdk_s3::Client,
+    /// Reads of Pismo's buckets (through `PISMO_ROLE_ARN` when set).
+    pub pismo_s3: aws_sdk_s3::Client,
+    pub metrics: Metrics,
+    pub allowed_source_buckets: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("EVENTS_TABLE", "events"),
+        ("SCHEMA_SOURCE", "s3://pismo-data-prod-dataplatform-docs"),
+        ("QUARANTINE_URI", "s3://my-events/quarantine"),
+    ];
+
+    #[test]
+    fn defaults_and_overrides() {
+        let config = PipelineConfig::from_lookup(lookup(&BASE)).unwrap();
+        assert_eq!(
+            config.large_events.to_string(),
+            "s3://my-events/large-events"
+        );
+        assert_eq!(config.settings.missing_schema, MissingSchema::Accept);
+        assert_eq!(
+            config.metrics_namespace.as_deref(),
+            Some(DEFAULT_METRICS_NAMESPACE)
+        );
+        assert!(config.allowed_source_buckets.is_empty());
+
+        let mut pairs = BASE.to_vec();
+        pairs.extend([
+            ("MISSING_SCHEMA", "quarantine"),
+            ("STORE_CONCURRENCY", "8"),
+            ("ALLOWED_SOURCE_BUCKETS", " a-bucket, ,b-bucket "),
+            ("METRICS_NAMESPACE", ""),
+            ("PISMO_ROLE_ARN", "arn:aws:iam::123:role/pismo"),
+        ]);
+        let config = PipelineConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.settings.missing_schema, MissingSchema::Quarantine);
+        assert_eq!(config.settings.store_concurrency, 8);
+        assert_eq!(config.allowed_source_buckets, vec!["a-bucket", "b-bucket"]);
+        assert_eq!(config.metrics_namespace, None);
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let err = PipelineConfig::from_lookup(lookup(&BASE[..2])).unwrap_err();
+        assert_eq!(err.to_string(), "QUARANTINE_URI: required, not set");
+        for (var, bad) in [
+            ("MISSING_SCHEMA", "drop"),
+            ("STORE_CONCURRENCY", "0"),
+            ("SCHEMA_SOURCE", "/no/such/folder"),
+            ("QUARANTINE_URI", "my-events"),
+            ("PISMO_ROLE_ARN", "pismo"),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.retain(|(k, _)| *k != var);
+            pairs.push((var, bad));
+            let err = PipelineConfig::from_lookup(lookup(&pairs)).unwrap_err();
+            assert_eq!(err.var, var);
+        }
+    }
+}

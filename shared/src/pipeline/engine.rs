@@ -1,0 +1,618 @@
+//! The pipeline: read → check → store once or quarantine.
+//!
+//! A file goes through three stages that run at the same time, joined by bounded channels:
+//!
+//! 1. a reading thread: gunzip and split ([`super::source::read_and_split`]);
+//! 2. `workers` checking threads: parse, envelope and schema checks ([`super::check`]);
+//! 3. the async storing stage: at most `store_concurrency` conditional puts or quarantine
+//!    writes in flight.
+//!
+//! Memory is bounded by the channel capacities, not by the file. Any write that fails (after
+//! the SDK's own retries) fails the whole object, so the invocation is retried; every write
+//! is idempotent, so the retry completes the file without counting anything twice.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_s3::error::DisplayErrorContext;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::check::{Accepted, Checked, MissingSchema, Reason, Rejected, parse_event, verify};
+use super::record::{Origin, Position, quarantine_name, quarantine_record};
+use super::report::Report;
+use super::schema::{SchemaEntry, SchemaError, SchemaRegistry};
+use super::sink::{BlobSink, SinkError};
+use super::source::{Batch, ChannelReader, PieceKind, ReadLimits, read_and_split_pooled};
+use crate::event_store::{
+    EventKind, EventStore, EventStoreError, PutResult, StoredEvent, pismo_pk,
+};
+
+/// Tuning of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// `MISSING_SCHEMA`.
+    pub missing_schema: MissingSchema,
+    /// `STORE_CONCURRENCY`: writes in flight per object.
+    pub store_concurrency: usize,
+    /// `PIPELINE_WORKERS`: checking threads per object.
+    pub workers: usize,
+    /// `MAX_EVENT_BYTES`: longest fragment kept; longer ones are quarantined as oversized.
+    pub max_event_bytes: usize,
+    /// Events longer than this keep their `data` in S3 (a DynamoDB item holds 400 KB).
+    pub large_threshold: usize,
+    /// Decompressed bytes read at a time.
+    pub chunk_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            missing_schema: MissingSchema::Accept,
+            store_concurrency: 32,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+            max_event_bytes: 8 * 1024 * 1024,
+            large_threshold: 350 * 1024,
+            chunk_bytes: 128 * 1024,
+        }
+    }
+}
+
+/// Processing could not complete: the invocation fails and is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Store(#[from] EventStoreError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error("reading {source_uri} failed: {message}")]
+    Read { source_uri: String, message: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// One checked fragment on its way to the storing stage.
+#[derive(Debug)]
+struct Item {
+    position: Position,
+    checked: Checked,
+    /// The fragment's bytes, kept only when it is quarantined.
+    fragment: Vec<u8>,
+    complete: bool,
+}
+
+enum WorkerMsg {
+    Items(Vec<Item>),
+    /// Only counts (benchmarks of the CPU path): `read` fragments, `new` accepted,
+    /// `quarantined` rejected of which `invalid` for their content.
+    Counted(Report),
+    Failed(SchemaError),
+}
+
+/// The running threads of one file.
+struct Stages {
+    items: mpsc::Receiver<WorkerMsg>,
+    reading: tokio::task::JoinHandle<Result<u64, super::source::ReadFailure>>,
+    checking: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Stages {
+    /// Stops and joins the threads (closing the item channel first, so that they stop early
+    /// if the consumer gave up); returns the decompressed size.
+    async fn join(self, origin: &Origin) -> Result<u64, PipelineError> {
+        drop(self.items);
+        for worker in self.checking {
+            worker
+                .await
+                .map_err(|e| PipelineError::Internal(format!("checking thread: {e}")))?;
+        }
+        let size = self
+            .reading
+            .await
+            .map_err(|e| PipelineError::Internal(format!("reading thread: {e}")))?;
+        size.map_err(|e| PipelineError::Read {
+            source_uri: origin.to_string(),
+            message: e.0,
+        })
+    }
+}
+
+/// The validate-and-store path shared by `event-files`, `event-stream` and replay.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    store: Arc<dyn EventStore>,
+    schemas: Arc<SchemaRegistry>,
+    quarantine: Arc<dyn BlobSink>,
+    large: Arc<dyn BlobSink>,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("schemas", &self.schemas.source().describe())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The object name of a large event's `data` under the large-events location.
+fn large_name(event_id: &str) -> String {
+    format!("{}.json", utf8_percent_encode(event_id, NON_ALPHANUMERIC))
+}
+
+impl Pipeline {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        schemas: Arc<SchemaRegistry>,
+        quarantine: Arc<dyn BlobSink>,
+        large: Arc<dyn BlobSink>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            store,
+            schemas,
+            quarantine,
+            large,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn schemas(&self) -> &SchemaRegistry {
+        &self.schemas
+    }
+
+    /// Ingests the object `bucket`/`key` (plain or gzipped), streaming its body.
+    pub async fn ingest_s3_object(
+        &self,
+        s3: &aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Report, PipelineError> {
+        let uri = format!("s3://{bucket}/{key}");
+        let output = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| PipelineError::Read {
+                source_uri: uri.clone(),
+                message: DisplayErrorContext(&e).to_string(),
+            })?;
+        let mut body = output.body;
+        let (tx, rx) = mpsc::channel::<Result<Vec<u8>, String>>(8);
+        let pump = tokio::spawn(async move {
+            loop {
+                let next = match body.try_next().await {
+                    Ok(Some(bytes)) => Ok(bytes.to_vec()),
+                    Ok(None) => break,
+                    Err(e) => Err(DisplayErrorContext(&e).to_string()),
+                };
+                let failed = next.is_err();
+                if tx.send(next).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        let result = self
+            .ingest_reader(Origin::file(bucket, key), ChannelReader::new(rx))
+            .await;
+        pump.abort();
+        result
+    }
+
+    /// Ingests a file's content from any reader (plain or gzipped). The origin names it in
+    /// items and quarantine records.
+    pub async fn ingest_reader<R: Read + Send + 'static>(
+        &self,
+        origin: Origin,
+        reader: R,
+    ) -> Result<Report, PipelineError> {
+        let origin = Arc::new(origin);
+        let mut stages = self.start_stages(reader, true);
+        let stored = self.store_items(&origin, &mut stages.items).await;
+        let size = stages.join(&origin).await?;
+        let mut report = stored?;
+        report.bytes = size;
+        Ok(report)
+    }
+
+    /// The CPU path only (gunzip, split, parse, envelope and schema checks), for
+    /// benchmarks: the checking threads count their results and drop them. Returns the counts
+    /// (`new` = accepted, `quarantined` = rejected, `invalid` of those for their content) and
+    /// the decompressed size.
+    pub async fn check_reader<R: Read + Send + 'static>(
+        &self,
+        reader: R,
+    ) -> Result<Report, PipelineError> {
+        let origin = Origin::file("", "");
+        let mut stages = self.start_stages(reader, false);
+        let mut report = Report::default();
+        while let Some(msg) = stages.items.recv().await {
+            match msg {
+                WorkerMsg::Counted(counted) => report += counted,
+                // Count-only workers send no items.
+                WorkerMsg::Items(_) => {}
+                WorkerMsg::Failed(e) => {
+                    stages.join(&origin).await?;
+                    return Err(e.into());
+                }
+            }
+        }
+        report.bytes = stages.join(&origin).await?;
+        Ok(report)
+    }
+
+    /// Starts the reading thread and the checking threads (which send their items, or with
+    /// `keep_items` false only counts).
+    fn start_stages<R: Read + Send + 'static>(&self, reader: R, keep_items: bool) -> Stages {
+        let workers = self.settings.workers.max(1);
+        let limits = ReadLimits {
+            chunk_bytes: self.settings.chunk_bytes,
+            batch_bytes: self.settings.chunk_bytes,
+            max_fragment: self.settings.max_event_bytes,
+        };
+        let (batch_tx, batch_rx) = sync_channel::<Batch>(workers * 2);
+        let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Batch>();
+        let (item_tx, item_rx) = mpsc::channel::<WorkerMsg>(workers * 2);
+        let reading = tokio::task::spawn_blocking(move || {
+            read_and_split_pooled(reader, limits, &batch_tx, &recycle_rx)
+        });
+        let batch_rx = Arc::new(Mutex::new(batch_rx));
+        let checking = (0..workers)
+            .map(|_| {
+                let worker = Worker {
+                    batches: batch_rx.clone(),
+                    recycle: recycle_tx.clone(),
+                    items: item_tx.clone(),
+                    schemas: self.schemas.clone(),
+                    handle: Handle::current(),
+                    missing: self.settings.missing_schema,
+                    large_threshold: self.settings.large_threshold,
+                    cache: HashMap::new(),
+                    keep_items,
+                };
+                tokio::task::spawn_blocking(move || worker.run())
+            })
+            .collect();
+        Stages {
+            items: item_rx,
+            reading,
+            checking,
+        }
+    }
+
+    async fn store_items(
+        &self,
+        origin: &Arc<Origin>,
+        rx: &mut mpsc::Receiver<WorkerMsg>,
+    ) -> Result<Report, PipelineError> {
+        let received_at: Arc<str> = now_rfc3339().into();
+        let limit = self.settings.store_concurrency.max(1);
+        let mut report = Report::default();
+        let mut in_flight: JoinSet<Result<Report, PipelineError>> = JoinSet::new();
+        let joined = |result: Result<Result<Report, PipelineError>, tokio::task::JoinError>| {
+            result.map_err(|e| PipelineError::Internal(format!("store task: {e}")))?
+        };
+        while let Some(msg) = rx.recv().await {
+            let items = match msg {
+                WorkerMsg::Items(items) => items,
+                WorkerMsg::Counted(counted) => {
+                    report += counted;
+                    continue;
+                }
+                WorkerMsg::Failed(e) => return Err(e.into()),
+            };
+            for item in items {
+                report.read += 1;
+                while in_flight.len() >= limit {
+                    if let Some(done) = in_flight.join_next().await {
+                        report += joined(done)?;
+                    }
+                }
+                let this = self.clone();
+                let origin = origin.clone();
+                let received_at = received_at.clone();
+                in_flight.spawn(async move { this.handle_item(&origin, item, &received_at).await });
+            }
+        }
+        while let Some(done) = in_flight.join_next().await {
+            report += joined(done)?;
+        }
+        Ok(report)
+    }
+
+    async fn handle_item(
+        &self,
+        origin: &Origin,
+        item: Item,
+        received_at: &str,
+    ) -> Result<Report, PipelineError> {
+        match item.checked {
+            Checked::Accept(accepted) => {
+                self.store_accepted(origin, Some(item.position), accepted, received_at)
+                    .await
+            }
+            Checked::Reject(rejected) => {
+                self.quarantine(
+                    origin,
+                    Some(item.position),
+                    &rejected,
+                    &item.fragment,
+                    item.complete,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Step 3: one conditional put (after moving a large event's `data` to S3).
+    pub async fn store_accepted(
+        &self,
+        origin: &Origin,
+        position: Option<Position>,
+        accepted: Accepted,
+        received_at: &str,
+    ) -> Result<Report, PipelineError> {
+        let mut report = Report::default();
+        let Accepted {
+            ids,
+            payload,
+            large_data,
+            verified,
+        } = accepted;
+        let mut event = StoredEvent::new(
+            EventKind::Pismo,
+            pismo_pk(&ids.event_id),
+            ids.event_id,
+            ids.event_type,
+            origin.channel(),
+            payload,
+            received_at,
+        );
+        event.cid = ids.cid;
+        event.occurred_at = Some(ids.timestamp);
+        let extra = &mut event.extra;
+        extra.insert("domain".into(), ids.domain);
+        extra.insert("org_id".into(), ids.org_id);
+        extra.insert("schema_version".into(), ids.schema_version);
+        let status = if verified { "valid" } else { "unverified" };
+        extra.insert("schema_status".into(), status.into());
+        match origin {
+            Origin::File { bucket, key } => {
+                extra.insert("source_object".into(), format!("s3://{bucket}/{key}"));
+                if let Some(p) = position {
+                    extra.insert("source_offset".into(), p.offset.to_string());
+                    extra.insert("source_index".into(), p.index.to_string());
+                }
+            }
+            Origin::Message { message_id, .. } => {
+                extra.insert("source_message_id".into(), message_id.clone());
+            }
+        }
+        if let Some(data) = large_data {
+            let uri = self
+                .large
+                .put(&large_name(&event.event_id), data.into_bytes())
+                .await?;
+            event.extra.insert("data_ref".into(), uri);
+            report.large = 1;
+        }
+        match self.store.put_once(&event).await? {
+            PutResult::New => report.new = 1,
+            PutResult::Duplicate => report.duplicate = 1,
+        }
+        if !verified {
+            report.unverified = 1;
+        }
+        Ok(report)
+    }
+
+    /// Step 4: the quarantine record (replaced, not added, when written again).
+    pub async fn quarantine(
+        &self,
+        origin: &Origin,
+        position: Option<Position>,
+        rejected: &Rejected,
+        fragment: &[u8],
+        complete: bool,
+    ) -> Result<Report, PipelineError> {
+        let name = quarantine_name(origin, position, rejected);
+        let record = quarantine_record(
+            origin,
+            position,
+            rejected,
+            fragment,
+            complete,
+            &now_rfc3339(),
+        );
+        let body = serde_json::to_vec(&record)
+            .map_err(|e| PipelineError::Internal(format!("quarantine record: {e}")))?;
+        self.quarantine.put(&name, body).await?;
+        tracing::debug!(
+            source = %origin,
+            offset = position.map(|p| p.offset),
+            reason = rejected.reason.as_str(),
+            event_id = rejected.event_id.as_deref(),
+            "quarantined"
+        );
+        Ok(Report {
+            invalid: u64::from(rejected.reason.is_invalid()),
+            quarantined: 1,
+            ..Report::default()
+        })
+    }
+
+    /// Steps 1 and 2 for one event (the stream path): the schema is fetched asynchronously.
+    pub async fn check_event(&self, bytes: &[u8]) -> Result<Checked, PipelineError> {
+        match parse_event(bytes) {
+            Err(rejected) => Ok(Checked::Reject(rejected)),
+            Ok(parsed) => {
+                let schema = self
+                    .schemas
+                    .get(&parsed.ids.domain, &parsed.ids.event_type)
+                    .await?;
+                Ok(verify(
+                    parsed,
+                    bytes,
+                    &schema,
+                    self.settings.missing_schema,
+                    self.settings.large_threshold,
+                ))
+            }
+        }
+    }
+}
+
+/// A checking thread.
+struct Worker {
+    batches: Arc<Mutex<Receiver<Batch>>>,
+    /// Empty batches go back to the reading thread.
+    recycle: std::sync::mpsc::Sender<Batch>,
+    items: mpsc::Sender<WorkerMsg>,
+    schemas: Arc<SchemaRegistry>,
+    handle: Handle,
+    missing: MissingSchema,
+    large_threshold: usize,
+    /// Schemas this thread has used, by domain then event type.
+    cache: HashMap<String, HashMap<String, Arc<SchemaEntry>>>,
+    keep_items: bool,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            let batch = {
+                let rx = self.batches.lock().unwrap_or_else(|e| e.into_inner());
+                rx.recv()
+            };
+            let Ok(mut batch) = batch else { return };
+            let mut items = Vec::with_capacity(batch.pieces.len());
+            for piece in &batch.pieces {
+                let bytes = &batch.buf[piece.range.clone()];
+                let position = Position {
+                    index: piece.index,
+                    offset: piece.offset,
+                    length: piece.length,
+                };
+                let rejected = |reason: Reason, detail: &str| {
+                    Checked::Reject(Rejected::new(reason, detail.to_owned()))
+                };
+                let checked = match piece.kind {
+                    PieceKind::Object => match self.check(bytes) {
+                        Ok(checked) => checked,
+                        Err(e) => {
+                            let _ = self.items.blocking_send(WorkerMsg::Failed(e));
+                            return;
+                        }
+                    },
+                    PieceKind::Stray => rejected(Reason::NotAnObject, "not a JSON object"),
+                    PieceKind::Truncated => {
+                        rejected(Reason::Truncated, "the file ends inside this object")
+                    }
+                    PieceKind::Oversized => rejected(
+                        Reason::Oversized,
+                        &format!("longer than {} bytes", bytes.len()),
+                    ),
+                    PieceKind::Unreadable => Checked::Reject(Rejected::new(
+                        Reason::Unreadable,
+                        String::from_utf8_lossy(bytes).into_owned(),
+                    )),
+                };
+                let fragment = match (&checked, piece.kind) {
+                    (Checked::Reject(_), PieceKind::Unreadable) => Vec::new(),
+                    (Checked::Reject(_), _) => bytes.to_vec(),
+                    (Checked::Accept(_), _) => Vec::new(),
+                };
+                items.push(Item {
+                    position,
+                    checked,
+                    fragment,
+                    complete: piece.kind != PieceKind::Oversized,
+                });
+            }
+            batch.clear();
+            let _ = self.recycle.send(batch);
+            let msg = if self.keep_items {
+                WorkerMsg::Items(items)
+            } else {
+                let mut counted = Report::default();
+                for item in &items {
+                    counted.read += 1;
+                    match &item.checked {
+                        Checked::Accept(_) => counted.new += 1,
+                        Checked::Reject(r) => {
+                            counted.quarantined += 1;
+                            counted.invalid += u64::from(r.reason.is_invalid());
+                        }
+                    }
+                }
+                WorkerMsg::Counted(counted)
+            };
+            if self.items.blocking_send(msg).is_err() {
+                return;
+            }
+        }
+    }
+
+    fn check(&mut self, bytes: &[u8]) -> Result<Checked, SchemaError> {
+        let parsed = match parse_event(bytes) {
+            Ok(parsed) => parsed,
+            Err(rejected) => return Ok(Checked::Reject(rejected)),
+        };
+        let (domain, event_type) = (&parsed.ids.domain, &parsed.ids.event_type);
+        let cached = self
+            .cache
+            .get(domain.as_str())
+            .and_then(|types| types.get(event_type.as_str()))
+            .cloned();
+        let schema = match cached {
+            Some(schema) => schema,
+            None => {
+                let schema = match self.schemas.cached(domain, event_type) {
+                    Some(schema) => schema,
+                    None => self.handle.block_on(self.schemas.get(domain, event_type))?,
+                };
+                self.cache
+                    .entry(domain.clone())
+                    .or_default()
+                    .insert(event_type.clone(), schema.clone());
+                schema
+            }
+        };
+        Ok(verify(
+            parsed,
+            bytes,
+            &schema,
+            self.missing,
+            self.large_threshold,
+        ))
+    }
+}
+
+impl From<PipelineError> for lambda_runtime::Diagnostic {
+    fn from(error: PipelineError) -> Self {
+        Self {
+            error_type: "PipelineError".to_owned(),
+            error_message: error.to_string(),
+        }
+    }
+}

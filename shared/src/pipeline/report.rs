@@ -1,0 +1,151 @@
+//! Counts of one object, message batch or replay, their log line and their metrics.
+
+use std::ops::AddAssign;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// What happened to the fragments or messages of one unit of work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// Fragments (files) or events (messages) read.
+    pub read: u64,
+    /// Stored now.
+    pub new: u64,
+    /// Already stored: nothing written.
+    pub duplicate: u64,
+    /// Not stored because the content is wrong (JSON, envelope, schema, truncation, size).
+    pub invalid: u64,
+    /// Quarantine records written (the invalid ones, plus missing or unusable schemas under
+    /// `MISSING_SCHEMA=quarantine`, plus refused `new_bucket_object` announcements).
+    pub quarantined: u64,
+    /// Stored without a schema (`MISSING_SCHEMA=accept`).
+    pub unverified: u64,
+    /// Stored with `data` in S3 (over the item size limit).
+    pub large: u64,
+    /// `new_bucket_object` announcements of buckets outside `ALLOWED_SOURCE_BUCKETS`.
+    pub refused: u64,
+    /// Decompressed bytes read.
+    pub bytes: u64,
+}
+
+impl AddAssign for Report {
+    fn add_assign(&mut self, other: Self) {
+        self.read += other.read;
+        self.new += other.new;
+        self.duplicate += other.duplicate;
+        self.invalid += other.invalid;
+        self.quarantined += other.quarantined;
+        self.unverified += other.unverified;
+        self.large += other.large;
+        self.refused += other.refused;
+        self.bytes += other.bytes;
+    }
+}
+
+/// Metric names of a report, in EMF order.
+const METRICS: [&str; 8] = [
+    "read",
+    "new",
+    "duplicate",
+    "invalid",
+    "quarantined",
+    "unverified",
+    "large",
+    "refused",
+];
+
+impl Report {
+    fn values(&self) -> [u64; 8] {
+        [
+            self.read,
+            self.new,
+            self.duplicate,
+            self.invalid,
+            self.quarantined,
+            self.unverified,
+            self.large,
+            self.refused,
+        ]
+    }
+
+    /// A CloudWatch Embedded Metric Format line with the counts as metrics, dimension
+    /// `Function` (`event-files`, `event-stream`, `replay`) and `timestamp_ms`.
+    pub fn emf(&self, namespace: &str, function: &str, timestamp_ms: i64) -> Value {
+        let mut line = serde_json::Map::new();
+        line.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp_ms,
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [["Function"]],
+                    "Metrics": METRICS.iter().map(|m| json!({"Name": m, "Unit": "Count"})).collect::<Vec<_>>(),
+                }]
+            }),
+        );
+        line.insert("Function".into(), json!(function));
+        for (name, value) in METRICS.iter().zip(self.values()) {
+            line.insert((*name).into(), json!(value));
+        }
+        Value::Object(line)
+    }
+}
+
+/// Metric output: EMF lines on stdout under a namespace, or nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    namespace: Option<String>,
+}
+
+impl Metrics {
+    /// EMF metrics under `namespace`; `None` or empty disables them.
+    pub fn new(namespace: Option<String>) -> Self {
+        Self {
+            namespace: namespace.filter(|n| !n.trim().is_empty()),
+        }
+    }
+
+    /// Prints the EMF line of `report` (Lambda sends stdout to CloudWatch Logs, which turns
+    /// it into metrics).
+    pub fn emit(&self, function: &str, report: &Report) {
+        if let Some(namespace) = &self.namespace {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+            let ms = i64::try_from(now).unwrap_or(0);
+            println!("{}", report.emf(namespace, function, ms));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_add_and_render_emf() {
+        let mut total = Report {
+            read: 3,
+            new: 1,
+            ..Report::default()
+        };
+        total += Report {
+            read: 2,
+            duplicate: 2,
+            bytes: 10,
+            ..Report::default()
+        };
+        assert_eq!(
+            (total.read, total.new, total.duplicate, total.bytes),
+            (5, 1, 2, 10)
+        );
+        let line = total.emf("IssuerKit/EventPipeline", "event-files", 7);
+        assert_eq!(line["_aws"]["Timestamp"], 7);
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"][1]["Name"],
+            "new"
+        );
+        assert_eq!(line["read"], 5);
+        assert_eq!(line["Function"], "event-files");
+        assert_eq!(Metrics::new(Some(" ".into())), Metrics::new(None));
+    }
+}

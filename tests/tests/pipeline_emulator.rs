@@ -1,0 +1,688 @@
+//! The Pismo event pipeline against the emulator (moto: S3, DynamoDB, STS): the
+//! `event-files` and `event-stream` handlers and replay, with schemas read from an S3 docs
+//! bucket laid out as Pismo's and Pismo's bucket read through an assumed role.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+use aws_lambda_events::s3::S3Event;
+use aws_lambda_events::sqs::SqsEvent;
+use aws_sdk_s3::primitives::ByteStream;
+use serde_json::{Value, json};
+use shared::devstack::{EVENTS_CID_INDEX, ResourceNames};
+use shared::pipeline::key::StreamHour;
+use shared::pipeline::replay::{Selection, replay};
+use shared::pipeline::sink::S3Uri;
+use shared::pipeline::{EventFiles, EventStream, PipelineConfig, Report, Runtime, Settings};
+use tools::moto::Moto;
+
+const DOCS_BUCKET: &str = "pismo-data-dev-dataplatform-docs";
+const PISMO_BUCKET: &str = "pismo-dataplatform-tn-f770039e-aabd-498c-9134-9fde4cac4d51";
+const OTHER_BUCKET: &str = "someone-elses-bucket";
+const ORG: &str = "TN-f770039e-aabd-498c-9134-9fde4cac4d51";
+
+/// The mixed file's key: unpadded date path, a space and a `+` in the name.
+const MIXED_KEY: &str = "main_stream/2020/4/1/23/pismo events+1";
+/// ... as S3 notifications send it.
+const MIXED_KEY_ENCODED: &str = "main_stream/2020/4/1/23/pismo+events%2B1";
+const PREVIOUS_KEY: &str = "main_stream/2020/4/1/22/previous";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = root().join("shared/tests/fixtures/pipeline").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).expect("gzip into memory");
+    encoder.finish().expect("gzip into memory")
+}
+
+struct Stack {
+    _moto: Moto,
+    names: ResourceNames,
+    s3: aws_sdk_s3::Client,
+    ddb: aws_sdk_dynamodb::Client,
+    runtime: Runtime,
+}
+
+impl Stack {
+    /// moto with the tables, the events bucket, Pismo's docs bucket (the example schemas),
+    /// Pismo's file bucket and another bucket; the runtime reads Pismo's buckets through an
+    /// assumed role.
+    async fn start() -> anyhow::Result<Self> {
+        let (moto, sdk, names) = Moto::start_with_resources().await?;
+        let s3 = shared::aws::s3_client(&sdk);
+        for bucket in [DOCS_BUCKET, PISMO_BUCKET, OTHER_BUCKET] {
+            s3.create_bucket().bucket(bucket).send().await?;
+        }
+        let schemas = root().join("shared/schemas/json_schemas");
+        for domain in std::fs::read_dir(&schemas)? {
+            let domain = domain?;
+            for file in std::fs::read_dir(domain.path())? {
+                let file = file?;
+                let key = format!(
+                    "json_schemas/{}/{}",
+                    domain.file_name().to_string_lossy(),
+                    file.file_name().to_string_lossy()
+                );
+                let body = std::fs::read(file.path())?;
+                s3.put_object()
+                    .bucket(DOCS_BUCKET)
+                    .key(key)
+                    .body(ByteStream::from(body))
+                    .send()
+                    .await?;
+            }
+        }
+        let quarantine = S3Uri::parse(&format!("s3://{}/quarantine", names.bucket))
+            .ok_or_else(|| anyhow::anyhow!("quarantine uri"))?;
+        let config = PipelineConfig {
+            events_table: names.events_table.clone(),
+            schema_source: format!("s3://{DOCS_BUCKET}"),
+            large_events: quarantine.with_prefix("large-events"),
+            quarantine,
+            settings: Settings {
+                store_concurrency: 8,
+                ..Settings::default()
+            },
+            metrics_namespace: None,
+            allowed_source_buckets: vec![PISMO_BUCKET.to_owned()],
+            pismo_role_arn: Some("arn:aws:iam::123456789012:role/pismo-file-delivery".into()),
+        };
+        let runtime = config.build(&sdk).await?;
+        Ok(Self {
+            _moto: moto,
+            ddb: aws_sdk_dynamodb::Client::new(&sdk),
+            names,
+            s3,
+            runtime,
+        })
+    }
+
+    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> anyhow::Result<()> {
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    async fn count(&self) -> anyhow::Result<i32> {
+        let scan = self
+            .ddb
+            .scan()
+            .table_name(&self.names.events_table)
+            .send()
+            .await?;
+        Ok(scan.count())
+    }
+
+    async fn has_event(&self, event_id: &str) -> anyhow::Result<bool> {
+        let item = self
+            .ddb
+            .get_item()
+            .table_name(&self.names.events_table)
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S(format!("pismo#{event_id}")),
+            )
+            .send()
+            .await?;
+        Ok(item.item().is_some())
+    }
+
+    /// Every quarantine record by key, without its `quarantined_at` (a time of day).
+    async fn quarantine(&self) -> anyhow::Result<BTreeMap<String, Value>> {
+        let listed = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.names.bucket)
+            .prefix("quarantine/")
+            .send()
+            .await?;
+        let mut records = BTreeMap::new();
+        for object in listed.contents() {
+            let key = object.key().unwrap_or_default().to_owned();
+            let body = self
+                .s3
+                .get_object()
+                .bucket(&self.names.bucket)
+                .key(&key)
+                .send()
+                .await?
+                .body
+                .collect()
+                .await?
+                .into_bytes();
+            let mut record: Value = serde_json::from_slice(&body)?;
+            let at = record
+                .as_object_mut()
+                .and_then(|r| r.remove("quarantined_at"));
+            assert!(
+                at.as_ref()
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.ends_with('Z')),
+                "quarantined_at is an RFC 3339 UTC time: {at:?}"
+            );
+            records.insert(key, record);
+        }
+        Ok(records)
+    }
+
+    fn files(&self) -> EventFiles {
+        EventFiles::new(self.runtime.clone())
+    }
+
+    fn stream(&self) -> EventStream {
+        EventStream::new(self.runtime.clone())
+    }
+
+    /// Ingests the previous file, then the mixed one (gzipped), through S3 notifications.
+    async fn ingest_both(&self) -> anyhow::Result<(Report, Report)> {
+        self.put(&self.names.bucket, PREVIOUS_KEY, fixture("previous.json"))
+            .await?;
+        self.put(&self.names.bucket, MIXED_KEY, gzip(&fixture("mixed.json")))
+            .await?;
+        let previous = self
+            .files()
+            .handle(s3_event(&self.names.bucket, PREVIOUS_KEY))
+            .await?;
+        let mixed = self
+            .files()
+            .handle(s3_event(&self.names.bucket, MIXED_KEY_ENCODED))
+            .await?;
+        assert_eq!(mixed.objects.len(), 1);
+        assert_eq!(mixed.objects[0].key, MIXED_KEY, "the key is URL-decoded");
+        Ok((previous.objects[0].report, mixed.objects[0].report))
+    }
+}
+
+/// An S3 `ObjectCreated:Put` notification for one (URL-encoded) key.
+fn s3_event(bucket: &str, encoded_key: &str) -> S3Event {
+    serde_json::from_value(json!({
+        "Records": [{
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "awsRegion": "us-east-1",
+            "eventTime": "2020-04-01T23:10:00.000Z",
+            "eventName": "ObjectCreated:Put",
+            "userIdentity": {"principalId": "AWS:AIDAEXAMPLE"},
+            "requestParameters": {"sourceIPAddress": "127.0.0.1"},
+            "responseElements": {},
+            "s3": {
+                "s3SchemaVersion": "1.0",
+                "configurationId": "main-stream",
+                "bucket": {
+                    "name": bucket,
+                    "ownerIdentity": {"principalId": "EXAMPLE"},
+                    "arn": format!("arn:aws:s3:::{bucket}")
+                },
+                "object": {"key": encoded_key, "size": 1024, "eTag": "0", "sequencer": "0A1B2C3D4E5F678901"}
+            }
+        }]
+    }))
+    .expect("a valid S3 notification")
+}
+
+/// An SQS event of `(message id, body)` pairs.
+fn sqs_event(messages: &[(&str, String)]) -> SqsEvent {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|(id, body)| {
+            json!({
+                "messageId": id,
+                "receiptHandle": format!("handle-{id}"),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "0",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:pismo-events",
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records })).expect("a valid SQS event")
+}
+
+/// `body` as SNS delivers it to SQS without raw message delivery.
+fn sns_envelope(message: &str) -> String {
+    json!({
+        "Type": "Notification",
+        "MessageId": "5f1c0e4e-0000-4000-8000-000000000001",
+        "TopicArn": "arn:aws:sns:us-east-1:000000000000:pismo-events",
+        "Message": message,
+        "Timestamp": "2020-04-11T19:22:38.000Z",
+        "SignatureVersion": "1"
+    })
+    .to_string()
+}
+
+fn customer_event(event_id: &str, n: u64) -> String {
+    json!({
+        "event_id": event_id,
+        "domain": "account",
+        "event_type": "customer-creation-1",
+        "schema_version": 1,
+        "org_id": ORG,
+        "cid": format!("cid-{n}"),
+        "timestamp": "2020-04-11T19:22:37.946Z",
+        "data": {
+            "account_id": n, "customer_id": n, "program_id": 42,
+            "document_number": "12345678901", "name": "Stream Customer", "is_owner": true
+        }
+    })
+    .to_string()
+}
+
+fn new_bucket_object(event_id: &str, bucket: &str, key: &str) -> String {
+    json!({
+        "org_id": ORG,
+        "cid": "d426f496-9fae-491e-a8b0-257eb6b8db16",
+        "event_id": event_id,
+        "domain": "dataplatform",
+        "event_type": "new_bucket_object",
+        "schema_version": 1,
+        "timestamp": "2020-04-11T19:22:37.946Z",
+        "data": {"object_size": 538, "object_name": key, "bucket_name": bucket}
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn mixed_gzipped_file_exact_counts_and_quarantine_then_rerun_adds_nothing()
+-> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let (previous, mixed) = stack.ingest_both().await?;
+    assert_eq!((previous.read, previous.new), (2, 2));
+    let text = String::from_utf8(fixture("mixed.json"))?;
+    assert_eq!(
+        mixed,
+        Report {
+            read: 10,
+            new: 4,
+            duplicate: 2,
+            invalid: 4,
+            quarantined: 4,
+            unverified: 1,
+            large: 0,
+            refused: 0,
+            bytes: text.len() as u64,
+        }
+    );
+    assert_eq!(stack.count().await?, 6);
+
+    // One item: its fields, the source, received_at, and the cid GSI.
+    let item = stack
+        .ddb
+        .get_item()
+        .table_name(&stack.names.events_table)
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(
+                "pismo#252212bf-cde2-43f9-b28f-33ea2b452b32".into(),
+            ),
+        )
+        .send()
+        .await?;
+    let item = item.item().ok_or_else(|| anyhow::anyhow!("c1 stored"))?;
+    let s = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(s("kind"), "pismo");
+    assert_eq!(s("source"), "file");
+    assert_eq!(
+        s("source_object"),
+        format!("s3://{}/{MIXED_KEY}", stack.names.bucket)
+    );
+    assert_eq!(s("source_offset"), "0");
+    assert_eq!(s("source_index"), "0");
+    assert_eq!(s("event_type"), "customer-creation-1");
+    assert_eq!(s("domain"), "account");
+    assert_eq!(s("schema_status"), "valid");
+    assert_eq!(s("occurred_at"), "2020-04-01T23:01:00.000Z");
+    assert!(s("received_at").ends_with('Z'));
+    let payload: Value = serde_json::from_str(&s("payload"))?;
+    assert_eq!(payload["data"]["customer_id"], 5011);
+    let by_cid = stack
+        .ddb
+        .query()
+        .table_name(&stack.names.events_table)
+        .index_name(EVENTS_CID_INDEX)
+        .key_condition_expression("cid = :c")
+        .expression_attribute_values(
+            ":c",
+            aws_sdk_dynamodb::types::AttributeValue::S(
+                "7c7737f0-53d4-9b49-9833-e4c47483634e".into(),
+            ),
+        )
+        .send()
+        .await?;
+    assert_eq!(by_cid.count(), 1);
+
+    // The exact quarantine records.
+    let lines: Vec<&str> = text.split('\n').collect();
+    let n = lines.len();
+    let source = json!({"bucket": stack.names.bucket, "key": MIXED_KEY});
+    let record = |index: u64, line: &str, reason: &str, detail: &str, ids: Option<&str>| {
+        let offset = text.find(line).expect("line in fixture");
+        let mut record = json!({
+            "reason": reason,
+            "detail": detail,
+            "source": source,
+            "position": {"index": index, "offset": offset, "length": line.len()},
+            "fragment": line,
+            "complete": true,
+        });
+        if let Some(event_id) = ids {
+            record["event_id"] = json!(event_id);
+            record["domain"] = json!("account");
+            record["event_type"] = json!("customer-creation-1");
+        }
+        (
+            format!(
+                "quarantine/files/{}/{MIXED_KEY}/{offset}.json",
+                stack.names.bucket
+            ),
+            record,
+        )
+    };
+    let expected: BTreeMap<String, Value> = [
+        record(
+            5,
+            lines[n - 5],
+            "invalid_json",
+            "expected value at line 1 column 84",
+            None,
+        ),
+        record(
+            6,
+            lines[n - 4],
+            "schema",
+            r#"/data: "is_owner" is a required property; /data/document_number: "12AB" does not match "^[0-9]{6,20}$""#,
+            Some("252212bf-cde2-43f9-b28f-33ea2b452b34"),
+        ),
+        record(
+            8,
+            lines[n - 2],
+            "envelope",
+            "timestamp: not an RFC 3339 date-time",
+            Some("252212bf-cde2-43f9-b28f-33ea2b452b35"),
+        ),
+        record(
+            9,
+            lines[n - 1],
+            "truncated",
+            "the file ends inside this object",
+            None,
+        ),
+    ]
+    .into_iter()
+    .collect();
+    let actual = stack.quarantine().await?;
+    assert_eq!(actual, expected);
+
+    // Re-running the same notification: nothing new, the same quarantine objects.
+    let again = stack
+        .files()
+        .handle(s3_event(&stack.names.bucket, MIXED_KEY_ENCODED))
+        .await?;
+    let again = again.objects[0].report;
+    assert_eq!((again.read, again.new, again.duplicate), (10, 0, 6));
+    assert_eq!(again.quarantined, 4);
+    assert_eq!(stack.count().await?, 6);
+    assert_eq!(stack.quarantine().await?, expected);
+
+    // Objects outside main_stream/ are not event files.
+    let skipped = stack
+        .files()
+        .handle(s3_event(&stack.names.bucket, "quarantine%2Fx.json"))
+        .await?;
+    assert_eq!((skipped.objects.len(), skipped.skipped), (0, 1));
+    Ok(())
+}
+
+#[tokio::test]
+async fn sqs_batch_with_one_bad_message_reports_only_that_message() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    let batch = sqs_event(&[
+        (
+            "m-sns",
+            sns_envelope(&customer_event("a1a1a1a1-0000-4000-8000-000000000001", 1)),
+        ),
+        (
+            "m-raw",
+            customer_event("a1a1a1a1-0000-4000-8000-000000000002", 2),
+        ),
+        ("m-garbage", "{\"event_id\": oops".to_owned()),
+        (
+            // Announces an object that is not there: the read fails, the message is retried.
+            "m-bad",
+            sns_envelope(&new_bucket_object(
+                "b2b2b2b2-0000-4000-8000-000000000001",
+                PISMO_BUCKET,
+                "main_stream/2020/4/2/0/not-written-yet",
+            )),
+        ),
+    ]);
+    let response = stack.stream().handle(batch).await?;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, vec!["m-bad"]);
+    assert!(
+        stack
+            .has_event("a1a1a1a1-0000-4000-8000-000000000001")
+            .await?
+    );
+    assert!(
+        stack
+            .has_event("a1a1a1a1-0000-4000-8000-000000000002")
+            .await?
+    );
+    let quarantine = stack.quarantine().await?;
+    assert_eq!(
+        quarantine.keys().collect::<Vec<_>>(),
+        vec!["quarantine/stream/m-garbage.json"]
+    );
+    let garbage = &quarantine["quarantine/stream/m-garbage.json"];
+    assert_eq!(garbage["reason"], "invalid_json");
+    assert_eq!(
+        garbage["source"],
+        json!({"message_id": "m-garbage", "queue": "arn:aws:sqs:us-east-1:123456789012:pismo-events"})
+    );
+    assert_eq!(garbage["fragment"], "{\"event_id\": oops");
+
+    // The same batch again (at-least-once): nothing new, the same failure.
+    let before = stack.count().await?;
+    let again = stack
+        .stream()
+        .handle(sqs_event(&[(
+            "m-sns",
+            sns_envelope(&customer_event("a1a1a1a1-0000-4000-8000-000000000001", 1)),
+        )]))
+        .await?;
+    assert!(again.batch_item_failures.is_empty());
+    assert_eq!(stack.count().await?, before);
+    Ok(())
+}
+
+#[tokio::test]
+async fn new_bucket_object_is_ingested_only_from_allowed_buckets() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    // The same path in Pismo's bucket (allowed) and in another bucket (never to be read): the
+    // other bucket's file holds events that must not appear.
+    stack
+        .put(PISMO_BUCKET, PREVIOUS_KEY, gzip(&fixture("previous.json")))
+        .await?;
+    let foreign = customer_event("f0f0f0f0-0000-4000-8000-000000000001", 9);
+    stack
+        .put(OTHER_BUCKET, PREVIOUS_KEY, foreign.into_bytes())
+        .await?;
+
+    let batch = sqs_event(&[
+        (
+            "m-allowed",
+            new_bucket_object(
+                "c3c3c3c3-0000-4000-8000-000000000001",
+                PISMO_BUCKET,
+                PREVIOUS_KEY,
+            ),
+        ),
+        (
+            "m-refused",
+            sns_envelope(&new_bucket_object(
+                "c3c3c3c3-0000-4000-8000-000000000002",
+                OTHER_BUCKET,
+                PREVIOUS_KEY,
+            )),
+        ),
+    ]);
+    let response = stack.stream().handle(batch).await?;
+    assert!(response.batch_item_failures.is_empty());
+    // The allowed announcement and its two events; the refused announcement itself (a valid
+    // event), but nothing of the file it names.
+    assert!(
+        stack
+            .has_event("c3c3c3c3-0000-4000-8000-000000000001")
+            .await?
+    );
+    assert!(
+        stack
+            .has_event("7b1e6f0a-2c43-4f7e-9a55-0d8f1c2b3a01")
+            .await?
+    );
+    assert!(
+        stack
+            .has_event("7b1e6f0a-2c43-4f7e-9a55-0d8f1c2b3a02")
+            .await?
+    );
+    assert!(
+        stack
+            .has_event("c3c3c3c3-0000-4000-8000-000000000002")
+            .await?
+    );
+    assert!(
+        !stack
+            .has_event("f0f0f0f0-0000-4000-8000-000000000001")
+            .await?
+    );
+    assert_eq!(stack.count().await?, 4);
+
+    let quarantine = stack.quarantine().await?;
+    assert_eq!(
+        quarantine.keys().collect::<Vec<_>>(),
+        vec!["quarantine/stream/m-refused.json"]
+    );
+    let refused = &quarantine["quarantine/stream/m-refused.json"];
+    assert_eq!(refused["reason"], "source_not_allowed");
+    assert_eq!(
+        refused["detail"],
+        format!("bucket {OTHER_BUCKET} is not in ALLOWED_SOURCE_BUCKETS")
+    );
+    assert_eq!(refused["event_id"], "c3c3c3c3-0000-4000-8000-000000000002");
+
+    // A key outside main_stream/ in an allowed bucket is refused too.
+    let outside = sqs_event(&[(
+        "m-outside",
+        new_bucket_object(
+            "c3c3c3c3-0000-4000-8000-000000000003",
+            PISMO_BUCKET,
+            "json_schemas/account/customer-creation-1.json",
+        ),
+    )]);
+    assert!(
+        stack
+            .stream()
+            .handle(outside)
+            .await?
+            .batch_item_failures
+            .is_empty()
+    );
+    let quarantine = stack.quarantine().await?;
+    assert_eq!(
+        quarantine["quarantine/stream/m-outside.json"]["detail"],
+        "object_name is not under main_stream/"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn replay_of_a_prefix_or_date_range_adds_nothing_new() -> anyhow::Result<()> {
+    let stack = Stack::start().await?;
+    stack.ingest_both().await?;
+    let items = stack.count().await?;
+    let quarantined = stack.quarantine().await?;
+
+    let mut seen = Vec::new();
+    let summary = replay(
+        &stack.runtime,
+        &stack.runtime.s3,
+        &stack.names.bucket,
+        &Selection::Prefix("main_stream/2020/4/1/".into()),
+        |key, result| seen.push((key.to_owned(), result.is_ok())),
+    )
+    .await?;
+    assert_eq!(
+        seen,
+        vec![
+            (PREVIOUS_KEY.to_owned(), true),
+            (MIXED_KEY.to_owned(), true)
+        ]
+    );
+    assert_eq!(summary.objects, 2);
+    assert!(summary.failures.is_empty());
+    assert_eq!(
+        (
+            summary.total.read,
+            summary.total.new,
+            summary.total.duplicate
+        ),
+        (12, 0, 8)
+    );
+    assert_eq!(stack.count().await?, items);
+    assert_eq!(stack.quarantine().await?, quarantined);
+
+    let range = Selection::Hours {
+        from: StreamHour::parse("2020-04-01T23").ok_or_else(|| anyhow::anyhow!("hour"))?,
+        to: StreamHour::parse("2020-04-02T05").ok_or_else(|| anyhow::anyhow!("hour"))?,
+    };
+    let summary = replay(
+        &stack.runtime,
+        &stack.runtime.s3,
+        &stack.names.bucket,
+        &range,
+        |_, _| {},
+    )
+    .await?;
+    assert_eq!((summary.objects, summary.total.new), (1, 0));
+    assert_eq!(stack.count().await?, items);
+    Ok(())
+}
+
+#[tokio::test]
+async fn make_run_demo_ingests_the_sample_files() -> anyhow::Result<()> {
+    let (_moto, sdk, names) = Moto::start_with_resources().await?;
+    tools::pipeline_demo::run(&sdk, &names).await?;
+    let scan = aws_sdk_dynamodb::Client::new(&sdk)
+        .scan()
+        .table_name(&names.events_table)
+        .send()
+        .await?;
+    assert_eq!(scan.count(), 6);
+    Ok(())
+}
