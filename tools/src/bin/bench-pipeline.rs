@@ -114,6 +114,22 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// CPU time (user + system, all threads) of this process so far, in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which is in parentheses): utime and stime are the
+    // 12th and 13th, in clock ticks (100 per second on Linux).
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// A small deterministic generator (xorshift64*).
 struct Rng(u64);
 
@@ -316,12 +332,15 @@ async fn main() -> anyhow::Result<()> {
             };
             let pipeline = local_pipeline(settings, Arc::new(CountingStore::default()));
             let mut best = f64::MAX;
+            let mut cpu = f64::MAX;
             let mut report = None;
             for _ in 0..runs.max(1) {
                 let reader = std::io::BufReader::with_capacity(64 * 1024, open(&file)?);
+                let cpu_before = cpu_seconds();
                 let started = Instant::now();
                 let r = pipeline.check_reader(reader).await?;
                 best = best.min(started.elapsed().as_secs_f64());
+                cpu = cpu.min(cpu_seconds() - cpu_before);
                 report = Some(r);
             }
             let r = report.context("no run")?;
@@ -329,6 +348,8 @@ async fn main() -> anyhow::Result<()> {
                    "accepted": r.new, "rejected": r.quarantined,
                    "uncompressed_bytes": r.bytes, "seconds": best,
                    "mb_per_s": mb_per_s(r.bytes, best),
+                   "cpu_seconds": cpu,
+                   "mb_per_cpu_s": mb_per_s(r.bytes, cpu),
                    "events_per_s": (r.read as f64 / best).round(),
                    "peak_rss_mib": (peak_rss_kib() as f64 / 1024.0 * 10.0).round() / 10.0})
         }
