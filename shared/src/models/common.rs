@@ -190,3 +190,46 @@ pub struct ValidationResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
+
+/// A JSON value kept as the exact text that was received (`original_network_data`).
+///
+/// The issuer never decides on it, so it is not parsed into a tree: the parser only checks
+/// that it is well-formed JSON and keeps a slice of the body, which makes it several times
+/// cheaper than a `serde_json::Value` for the multi-KB network messages. `Debug` prints the
+/// length only, as the text may hold cardholder data.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawJson(Box<serde_json::value::RawValue>);
+
+impl RawJson {
+    /// The JSON text as received.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The value parsed into a tree (numbers stay exact).
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// A `RawJson` holding `value` serialized compactly.
+    pub fn from_value(value: &Value) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+}
+
+/// Equal when the JSON values are equal; whitespace and formatting do not count.
+impl PartialEq for RawJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+            || matches!((self.to_value(), other.to_value()), (Ok(a), Ok(b)) if a == b)
+    }
+}
+
+impl Eq for RawJson {}
+
+impl fmt::Debug for RawJson {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawJson({} bytes)", self.0.get().len())
+    }
+}

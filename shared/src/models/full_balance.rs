@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::models::common::{CardType, Entity, StringOrBool, ValidationResult};
+use crate::models::common::{CardType, Entity, RawJson, StringOrBool, ValidationResult};
 use crate::open_enum;
 
 open_enum! {
@@ -259,7 +259,7 @@ pub struct FullBalanceFields {
     /// Network message without sensitive fields, kept as raw JSON (Visa `f*` or
     /// Mastercard `de*` shape). (Req: N)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_network_data: Option<Value>,
+    pub original_network_data: Option<RawJson>,
     /// Last four PAN digits. (Req: N)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_four_digits: Option<String>,

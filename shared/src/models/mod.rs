@@ -27,7 +27,7 @@ pub use banking::{
 };
 pub use cloudevent::{CloudEvent, parse_cloudevents};
 pub use common::{
-    CardType, Entity, StringOrBool, StringOrNumber, ValidationResult, ValidationStatus,
+    CardType, Entity, RawJson, StringOrBool, StringOrNumber, ValidationResult, ValidationStatus,
 };
 pub use envelope::{NewBucketObject, PismoEvent, SchemaVersion};
 pub use full_balance::{
@@ -67,7 +67,17 @@ impl fmt::Display for ParseError {
 }
 
 /// Parses JSON bytes into `T`, naming the failing member on error (see [`ParseError`]).
+///
+/// Valid input takes the plain `serde_json` path; only a failure is parsed again with path
+/// tracking, so a good request does not pay for naming fields.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ParseError> {
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        Err(_) => parse_json_tracked(bytes),
+    }
+}
+
+fn parse_json_tracked<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ParseError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value =
         serde_path_to_error::deserialize(&mut deserializer).map_err(ParseError::from_path_error)?;

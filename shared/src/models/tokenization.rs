@@ -5,9 +5,8 @@
 //! `Option` and are left out when serialized as `None`. Unknown members are ignored.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::models::common::CardType;
+use crate::models::common::{CardType, RawJson};
 use crate::open_enum;
 
 open_enum! {
@@ -145,10 +144,10 @@ pub struct TokenizationRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub combo_card: Option<ComboCard>,
     /// Network message without PCI-sensitive data, kept as raw JSON (Visa `f*` or
-    /// Mastercard `de*` shape). `serde_json::Value` rather than `RawValue` so that the
-    /// request can also be read from an already parsed JSON value; numbers stay exact.
+    /// Mastercard `de*` shape), exactly as received: checked to be well-formed JSON but not
+    /// parsed into a tree, since no decision reads it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_network_data: Option<Value>,
+    pub original_network_data: Option<RawJson>,
 }
 
 /// `card` of a [`TokenizationRequest`].

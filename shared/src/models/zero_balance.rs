@@ -8,9 +8,8 @@
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::models::common::{CardType, Entity, ValidationResult};
+use crate::models::common::{CardType, Entity, RawJson, ValidationResult};
 
 /// Request body of the Zero balance validations webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,7 +181,7 @@ pub struct ZeroBalanceFields {
     /// Mastercard `de*` shape). The table says object; the seed's sample sends the string
     /// `"..."`, so any JSON value is accepted. (Req: N)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub original_network_data: Option<Value>,
+    pub original_network_data: Option<RawJson>,
     /// Is CVV data present flag. (Req: N)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cvv_presence: Option<bool>,

@@ -81,6 +81,9 @@ pub struct VerifiedClaims {
     pub iat: Option<i64>,
     /// `pan-hash`, redacted in `Debug`.
     pub pan_hash: Option<PanHash>,
+    /// SHA-256 of the body, which matched the token's `body-hash` (reused by callers that
+    /// need a digest of the request, such as the idempotency payload check).
+    pub body_sha256: [u8; 32],
 }
 
 /// Verifies Pismo request signatures. Cheap to clone; share one per process.
@@ -295,9 +298,8 @@ impl Verifier {
         let body_hash = claims
             .body_hash
             .ok_or_else(|| with_kid(Rejection::BodyHashMissing))?;
-        if !body_hash_matches(&body_hash, body) {
-            return Err(with_kid(Rejection::BodyHashMismatch));
-        }
+        let body_sha256 = body_hash_matches(&body_hash, body)
+            .ok_or_else(|| with_kid(Rejection::BodyHashMismatch))?;
 
         let account_id = match claims.account_id {
             None => None,
@@ -326,6 +328,7 @@ impl Verifier {
             exp,
             iat,
             pan_hash: claims.pan_hash.map(|p| PanHash(p.into_owned())),
+            body_sha256,
         })
     }
 }
@@ -435,14 +438,15 @@ fn account_text(raw: &RawValue) -> Option<String> {
     }
 }
 
-fn body_hash_matches(claim: &str, body: &[u8]) -> bool {
+/// The body's SHA-256 when it equals the `body-hash` claim (compared in constant time).
+fn body_hash_matches(claim: &str, body: &[u8]) -> Option<[u8; 32]> {
     let mut expected = [0u8; 48];
     match STANDARD_ANY_PAD.decode_slice(claim.as_bytes(), &mut expected) {
         Ok(32) => {
-            let actual = Sha256::digest(body);
-            actual.as_slice().ct_eq(&expected[..32]).into()
+            let actual: [u8; 32] = Sha256::digest(body).into();
+            bool::from(actual.ct_eq(&expected[..32])).then_some(actual)
         }
-        _ => false,
+        _ => None,
     }
 }
 
@@ -550,11 +554,15 @@ mod tests {
         let body = b"{\"a\":1}";
         let padded = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(body));
         assert!(padded.ends_with('='));
-        assert!(body_hash_matches(&padded, body));
-        assert!(body_hash_matches(padded.trim_end_matches('='), body));
-        assert!(!body_hash_matches(&padded, b"{\"a\": 1}"));
-        assert!(!body_hash_matches("", body));
-        assert!(!body_hash_matches("!!!", body));
+        let digest: [u8; 32] = Sha256::digest(body).into();
+        assert_eq!(body_hash_matches(&padded, body), Some(digest));
+        assert_eq!(
+            body_hash_matches(padded.trim_end_matches('='), body),
+            Some(digest)
+        );
+        assert_eq!(body_hash_matches(&padded, b"{\"a\": 1}"), None);
+        assert_eq!(body_hash_matches("", body), None);
+        assert_eq!(body_hash_matches("!!!", body), None);
     }
 
     #[test]

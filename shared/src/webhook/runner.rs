@@ -7,7 +7,6 @@ use std::time::Duration;
 use http::{HeaderMap, Method, StatusCode, header};
 use lambda_http::{Body, Request, Response};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::{Decision, PolicyKind, PolicyWebhook, Webhook};
@@ -137,11 +136,13 @@ fn is_json(headers: &HeaderMap) -> bool {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    let mut out = String::with_capacity(64);
+/// Lower-case hex of a digest.
+pub(crate) fn hex(digest: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(digest.len() * 2);
     for b in digest {
-        out.push_str(&format!("{b:02x}"));
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
     out
 }
@@ -267,21 +268,26 @@ impl<W: Webhook> WebhookRunner<W> {
         }
     }
 
-    async fn process(&self, headers: &HeaderMap, body: &[u8]) -> Outcome {
-        if let Err(rejection) = self.verifier.verify(headers, body).await {
-            if rejection.is_dependency_failure() {
-                return Outcome::Fallback(FallbackReason::CertsUnavailable);
-            }
-            tracing::warn!(
-                webhook = W::NAME,
-                reason = rejection.code(),
-                "signature refused"
-            );
-            return Outcome::Reject(json_response(
-                StatusCode::UNAUTHORIZED,
-                rejection.to_http_body(),
-            ));
+    fn refused(rejection: crate::signature::Rejection) -> Outcome {
+        if rejection.is_dependency_failure() {
+            return Outcome::Fallback(FallbackReason::CertsUnavailable);
         }
+        tracing::warn!(
+            webhook = W::NAME,
+            reason = rejection.code(),
+            "signature refused"
+        );
+        Outcome::Reject(json_response(
+            StatusCode::UNAUTHORIZED,
+            rejection.to_http_body(),
+        ))
+    }
+
+    async fn process(&self, headers: &HeaderMap, body: &[u8]) -> Outcome {
+        let claims = match self.verifier.verify(headers, body).await {
+            Ok(claims) => claims,
+            Err(rejection) => return Self::refused(rejection),
+        };
         let request: W::Request = match parse_json(body) {
             Ok(r) => r,
             Err(e) => {
@@ -293,7 +299,7 @@ impl<W: Webhook> WebhookRunner<W> {
             }
         };
         let key = format!("{}#{}", W::NAME, W::request_key(&request));
-        let validation = sha256_hex(body);
+        let validation = hex(&claims.body_sha256);
         let begin = match self.idempotency.begin(&key, &validation).await {
             Ok(Begin::InProgress) => {
                 self.idempotency
