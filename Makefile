@@ -7,8 +7,13 @@ PY ?= python3
 CARGO ?= cargo
 # cargo-lambda (and its zig) come from the venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test venv fmt lint unit cfn-lint validate-policy clean-venv
+.PHONY: run test venv fmt lint unit cfn-lint sam-validate build sam-build sizes validate-policy clean-venv
+
+# The seven Lambda functions (binary = package name).
+FUNCTIONS := card-tokenization banking-antifraud full-balance-antifraud zero-balance \
+	aritma-events event-files event-stream
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PY) -m venv $(VENV)
@@ -21,7 +26,7 @@ venv: $(VENV)/.installed
 run: venv
 	$(CARGO) run --quiet -p tools --bin local-run
 
-test: venv fmt lint unit cfn-lint
+test: venv fmt lint unit cfn-lint sam-validate
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -35,9 +40,31 @@ unit:
 cfn-lint: venv
 	$(VENV)/bin/cfn-lint template.yaml
 
+# Offline, no credentials: the region only names the partition.
+sam-validate: venv
+	AWS_DEFAULT_REGION=us-east-1 $(VENV)/bin/sam validate --lint --template template.yaml
+
 # make validate-policy POLICY=my-policy.json
 validate-policy:
 	$(CARGO) run --quiet -p tools --bin validate-policy -- $(or $(POLICY),shared/policy/default-policy.json)
+
+# arm64 bootstrap zips for every function in target/lambda/<name>/bootstrap.zip (zig and
+# cargo-lambda from the venv; OpenSSL is vendored for aarch64 in shared/Cargo.toml).
+build: venv
+	rustup target add aarch64-unknown-linux-gnu
+	$(CARGO) lambda build --release --arm64 --output-format zip $(addprefix -p ,$(FUNCTIONS))
+	@$(MAKE) --no-print-directory sizes
+
+sizes:
+	@for f in $(FUNCTIONS); do \
+	  printf '%-24s bootstrap %9s B   zip %9s B\n' $$f \
+	    $$(stat -c %s target/aarch64-unknown-linux-gnu/release/$$f) \
+	    $$(stat -c %s target/lambda/$$f/bootstrap.zip); \
+	done
+
+# sam build (rust-cargolambda) of template.yaml into .aws-sam/.
+sam-build: venv
+	$(VENV)/bin/sam build --template template.yaml
 
 clean-venv:
 	rm -rf $(VENV)

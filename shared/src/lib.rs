@@ -6,6 +6,7 @@ pub mod devstack;
 pub mod event_store;
 pub mod idempotency;
 pub mod ledger;
+pub mod metrics;
 pub mod models;
 pub mod pipeline;
 pub mod policy;

@@ -593,3 +593,42 @@ async fn keys_of_sources_with_hash_do_not_collide() {
     assert_eq!(store.len(), 2);
     assert_eq!(aritma_pk("a#b", "c"), "aritma#a%23b#c");
 }
+
+#[tokio::test]
+async fn every_delivery_writes_one_emf_line() {
+    let (emf, captured) = shared::metrics::Emf::capture("IssuerKit/Aritma");
+    let (handler, _store) = setup(|_| {});
+    let handler = handler.with_metrics(emf);
+    let ok = post("application/json", &[], &two_events("2"));
+    assert_eq!(send(&handler, &ok).await.status(), 200);
+    assert_eq!(send(&handler, &ok).await.status(), 200);
+    let invalid = post(
+        "application/json",
+        &[],
+        &json!([{"specversion": "1.0", "id": "x", "source": "kx9"}]).to_string(),
+    );
+    assert_eq!(send(&handler, &invalid).await.status(), 400);
+
+    let counts: Vec<(String, u64, u64, u64)> = captured
+        .lines()
+        .iter()
+        .map(|l| {
+            assert_eq!(l["Function"], "aritma-events");
+            assert!(l["Latency"].is_u64());
+            (
+                l["Status"].as_str().unwrap_or_default().to_owned(),
+                l["New"].as_u64().unwrap_or(99),
+                l["Duplicate"].as_u64().unwrap_or(99),
+                l["Invalid"].as_u64().unwrap_or(99),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            ("200".to_owned(), 2, 0, 0),
+            ("200".to_owned(), 0, 2, 0),
+            ("400".to_owned(), 0, 0, 1),
+        ]
+    );
+}

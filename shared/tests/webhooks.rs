@@ -528,3 +528,65 @@ async fn a_concurrent_duplicate_waits_for_the_first_answer() -> TestResult {
 
     Ok(())
 }
+
+#[tokio::test]
+async fn every_answer_writes_one_emf_line() -> TestResult {
+    let signer = DevSigner::generate_in_memory()?;
+    let certs = CertServer::serve(&[&signer], Some(300)).await?;
+    let (emf, captured) = shared::metrics::Emf::capture("IssuerKit/Webhooks");
+    let runner = runner_with_store(
+        Arc::new(InMemoryIdempotencyBackend::default()),
+        certs.url(),
+        Duration::from_secs(10),
+    )
+    .await
+    .with_metrics(emf);
+    assert_eq!(send_to(&runner, &signer).await.status, 200);
+    assert_eq!(send_to(&runner, &signer).await.status, 200);
+    let unsigned = apigw_event(
+        "POST",
+        "/webhooks/card-tokenization",
+        json!({}),
+        &tokenization("vts", "PLASTIC", &[]).to_string(),
+    );
+    let res = runner
+        .handle(lambda_http::request::from_str(&unsigned)?)
+        .await;
+    assert_eq!(res.status().as_u16(), 401);
+
+    let (emf, down_lines) = shared::metrics::Emf::capture("IssuerKit/Webhooks");
+    let down = runner_with_store(Arc::new(DownStore), certs.url(), Duration::from_secs(10))
+        .await
+        .with_metrics(emf);
+    assert_eq!(send_to(&down, &signer).await.status, 200);
+
+    let lines = captured.lines();
+    let summary: Vec<(String, u64, u64, u64)> = lines
+        .iter()
+        .chain(down_lines.lines().iter())
+        .map(|l| {
+            assert_eq!(l["Function"], "card-tokenization");
+            assert_eq!(
+                l["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                json!([["Function"], ["Function", "Outcome"]])
+            );
+            assert!(l["Latency"].is_u64());
+            (
+                l["Outcome"].as_str().unwrap_or_default().to_owned(),
+                l["Requests"].as_u64().unwrap_or(0),
+                l["Fallbacks"].as_u64().unwrap_or(0),
+                l["Refused"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("default".to_owned(), 1, 0, 0),
+            ("replay".to_owned(), 1, 0, 0),
+            ("refused".to_owned(), 1, 0, 1),
+            ("fallback".to_owned(), 1, 1, 0),
+        ]
+    );
+    Ok(())
+}

@@ -24,12 +24,11 @@ fn gzip(data: &[u8]) -> anyhow::Result<Vec<u8>> {
     Ok(encoder.finish()?)
 }
 
-/// Runs the demo against the emulator behind `sdk` (tables and bucket already created).
-pub async fn run(sdk: &aws_config::SdkConfig, names: &ResourceNames) -> anyhow::Result<()> {
-    let root = root();
-    let fixtures = root.join("shared/tests/fixtures/pipeline");
-    let s3 = shared::aws::s3_client(sdk);
-    let files = [
+/// Event files of the demo, by key: an earlier plain file, and the mixed gzipped file at
+/// the unpadded, URL-encoded key that `events/pipeline-s3-main-stream.json` announces.
+pub fn sample_files() -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+    let fixtures = root().join("shared/tests/fixtures/pipeline");
+    Ok(vec![
         (
             "main_stream/2020/4/1/22/previous",
             std::fs::read(fixtures.join("previous.json"))?,
@@ -38,15 +37,31 @@ pub async fn run(sdk: &aws_config::SdkConfig, names: &ResourceNames) -> anyhow::
             "main_stream/2020/4/1/23/pismo events+1",
             gzip(&std::fs::read(fixtures.join("mixed.json"))?)?,
         ),
-    ];
+    ])
+}
+
+/// Puts the [`sample_files`] into `bucket`; returns them.
+pub async fn upload_sample_files(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> anyhow::Result<Vec<(&'static str, Vec<u8>)>> {
+    let files = sample_files()?;
     for (key, body) in &files {
         s3.put_object()
-            .bucket(&names.bucket)
+            .bucket(bucket)
             .key(*key)
             .body(ByteStream::from(body.clone()))
             .send()
             .await?;
     }
+    Ok(files)
+}
+
+/// Runs the demo against the emulator behind `sdk` (tables and bucket already created).
+pub async fn run(sdk: &aws_config::SdkConfig, names: &ResourceNames) -> anyhow::Result<()> {
+    let root = root();
+    let s3 = shared::aws::s3_client(sdk);
+    let files = upload_sample_files(&s3, &names.bucket).await?;
     let quarantine = S3Uri::parse(&format!("s3://{}/quarantine", names.bucket))
         .context("quarantine location")?;
     let config = PipelineConfig {
@@ -82,9 +97,14 @@ pub async fn run(sdk: &aws_config::SdkConfig, names: &ResourceNames) -> anyhow::
             );
         }
     }
+    print_quarantine(&s3, &names.bucket).await
+}
+
+/// Prints the quarantine records under `quarantine/` in `bucket`.
+pub async fn print_quarantine(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<()> {
     let listed = s3
         .list_objects_v2()
-        .bucket(&names.bucket)
+        .bucket(bucket)
         .prefix("quarantine/")
         .send()
         .await?;
@@ -93,7 +113,7 @@ pub async fn run(sdk: &aws_config::SdkConfig, names: &ResourceNames) -> anyhow::
         let key = object.key().unwrap_or_default();
         let body = s3
             .get_object()
-            .bucket(&names.bucket)
+            .bucket(bucket)
             .key(key)
             .send()
             .await?

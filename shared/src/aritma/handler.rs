@@ -14,6 +14,7 @@ use crate::cloudevents::{BindingError, InvalidEvent, Mode, parse_http};
 use crate::event_store::{
     EventKind, EventStore, EventStoreError, MAX_PK_BYTES, PutResult, StoredEvent, aritma_pk,
 };
+use crate::metrics::{Emf, Unit};
 use crate::models::CloudEvent;
 
 /// Methods of the endpoint, for `Allow`.
@@ -49,6 +50,7 @@ pub enum IngestError {
 pub struct AritmaEvents {
     store: Arc<dyn EventStore>,
     settings: AritmaSettings,
+    metrics: Emf,
 }
 
 fn json_response(status: StatusCode, body: String) -> Response<Body> {
@@ -112,7 +114,44 @@ fn now_rfc3339() -> String {
 
 impl AritmaEvents {
     pub fn new(store: Arc<dyn EventStore>, settings: AritmaSettings) -> Self {
-        Self { store, settings }
+        Self {
+            store,
+            settings,
+            metrics: Emf::default(),
+        }
+    }
+
+    /// Writes one EMF line per delivery; off by default.
+    pub fn with_metrics(mut self, metrics: Emf) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// One EMF line per POST: dimensions `Function` and `Function`+`Status` (the HTTP
+    /// status); metrics `New`, `Duplicate`, `Invalid` (events of a refused delivery count as
+    /// one), `StoreFailures` and `Latency` (µs).
+    fn record(&self, status: StatusCode, summary: Summary, elapsed_us: u64) {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        let code = status.as_str();
+        self.metrics.emit(
+            &[("Function", "aritma-events"), ("Status", code)],
+            &[&[0], &[0, 1]],
+            &[
+                ("New", Unit::Count, count(summary.accepted)),
+                ("Duplicate", Unit::Count, count(summary.duplicates)),
+                (
+                    "Invalid",
+                    Unit::Count,
+                    u64::from(status == StatusCode::BAD_REQUEST),
+                ),
+                (
+                    "StoreFailures",
+                    Unit::Count,
+                    u64::from(status == StatusCode::SERVICE_UNAVAILABLE),
+                ),
+                ("Latency", Unit::Microseconds, elapsed_us),
+            ],
+        );
     }
 
     pub fn settings(&self) -> &AritmaSettings {
@@ -157,13 +196,18 @@ impl AritmaEvents {
                     elapsed_us,
                     "delivery stored"
                 );
+                self.record(StatusCode::OK, summary, elapsed_us);
                 json_response(
                     StatusCode::OK,
                     json!({ "accepted": summary.accepted, "duplicates": summary.duplicates })
                         .to_string(),
                 )
             }
-            Err(error) => self.error_answer(&error, elapsed_us),
+            Err(error) => {
+                let res = self.error_answer(&error, elapsed_us);
+                self.record(res.status(), Summary::default(), elapsed_us);
+                res
+            }
         }
     }
 

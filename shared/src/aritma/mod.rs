@@ -52,5 +52,10 @@ pub async fn serve_from_env() -> Result<(), lambda_http::Error> {
         "aritma-events ready"
     );
     let store = DynamoEventStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-    serve(AritmaEvents::new(Arc::new(store), settings)).await
+    serve(
+        AritmaEvents::new(Arc::new(store), settings).with_metrics(crate::metrics::Emf::from_env(
+            crate::metrics::ARITMA_NAMESPACE,
+        )),
+    )
+    .await
 }

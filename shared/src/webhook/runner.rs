@@ -13,6 +13,7 @@ use super::{Decision, PolicyKind, PolicyWebhook, Webhook};
 use crate::idempotency::{
     Begin, DynamoIdempotencyBackend, Idempotency, IdempotencyBackend, IdempotencyConfig,
 };
+use crate::metrics::{Emf, Unit, WEBHOOKS_NAMESPACE};
 use crate::models::parse_json;
 use crate::policy::{Policy, PolicyError};
 use crate::signature::{ConfigError, Verifier, VerifierConfig};
@@ -100,6 +101,7 @@ pub struct WebhookRunner<W: Webhook> {
     verifier: Verifier,
     idempotency: Idempotency,
     config: RunnerConfig,
+    metrics: Emf,
 }
 
 fn json_response(status: StatusCode, body: impl Into<String>) -> Response<Body> {
@@ -147,6 +149,17 @@ pub(crate) fn hex(digest: &[u8]) -> String {
     out
 }
 
+/// The body bytes. lambda_http has already decoded an `isBase64Encoded` body: these are the
+/// bytes Pismo signed.
+fn body_bytes(request: &Request) -> &[u8] {
+    match request.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    }
+}
+
 /// Why the fallback was answered.
 #[derive(Debug, Clone, Copy)]
 enum FallbackReason {
@@ -185,48 +198,42 @@ impl<W: Webhook> WebhookRunner<W> {
             verifier,
             idempotency,
             config,
+            metrics: Emf::default(),
         }
+    }
+
+    /// Writes one EMF line per request (see [`Self::handle`]); off by default.
+    pub fn with_metrics(mut self, metrics: Emf) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// One EMF line: dimensions `Function` and `Function`+`Outcome` (the rule label,
+    /// `replay`, `fallback` or `refused`); metrics `Requests`, `Fallbacks`, `Refused` and
+    /// `Latency` (µs, from the start of `handle`).
+    fn record(&self, outcome: &str, fallback: bool, refused: bool, elapsed_us: u64) {
+        self.metrics.emit(
+            &[("Function", W::NAME), ("Outcome", outcome)],
+            &[&[0], &[0, 1]],
+            &[
+                ("Requests", Unit::Count, 1),
+                ("Fallbacks", Unit::Count, u64::from(fallback)),
+                ("Refused", Unit::Count, u64::from(refused)),
+                ("Latency", Unit::Microseconds, elapsed_us),
+            ],
+        );
     }
 
     /// Handles one API Gateway request. Never fails: every path is an HTTP answer.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
         let deadline = started + self.config.deadline;
-        if request.method() != Method::POST {
-            let mut res = error_response(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "only POST is accepted",
-            );
-            res.headers_mut()
-                .insert(header::ALLOW, http::HeaderValue::from_static("POST"));
+        if let Err(res) = self.precheck(&request) {
+            let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.record("refused", false, true, elapsed_us);
             return res;
         }
-        // lambda_http has already decoded an `isBase64Encoded` body: these are the bytes
-        // Pismo signed.
-        let body: &[u8] = match request.body() {
-            Body::Empty => &[],
-            Body::Text(t) => t.as_bytes(),
-            Body::Binary(b) => b,
-            _ => &[],
-        };
-        if body.len() > self.config.max_body_bytes {
-            return json_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                json!({
-                    "error": "payload_too_large",
-                    "message": format!("the body exceeds {} bytes", self.config.max_body_bytes),
-                })
-                .to_string(),
-            );
-        }
-        if !is_json(request.headers()) {
-            return error_response(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the body must be application/json",
-            );
-        }
+        let body = body_bytes(&request);
 
         let outcome =
             match tokio::time::timeout_at(deadline, self.process(request.headers(), body)).await {
@@ -243,6 +250,7 @@ impl<W: Webhook> WebhookRunner<W> {
                     elapsed_us,
                     "decision"
                 );
+                self.record(&decision.label, false, false, elapsed_us);
                 json_response(StatusCode::OK, decision.body.to_string())
             }
             Outcome::Fallback(reason) => {
@@ -254,6 +262,7 @@ impl<W: Webhook> WebhookRunner<W> {
                     elapsed_us,
                     "fallback answered"
                 );
+                self.record("fallback", true, false, elapsed_us);
                 json_response(StatusCode::OK, decision.body.to_string())
             }
             Outcome::Reject(res) => {
@@ -263,9 +272,45 @@ impl<W: Webhook> WebhookRunner<W> {
                     elapsed_us,
                     "request refused"
                 );
+                self.record("refused", false, true, elapsed_us);
                 res
             }
         }
+    }
+
+    /// Method, size and content type, before anything else.
+    #[allow(clippy::result_large_err)]
+    fn precheck(&self, request: &Request) -> Result<(), Response<Body>> {
+        if request.method() != Method::POST {
+            let mut res = error_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "only POST is accepted",
+            );
+            res.headers_mut()
+                .insert(header::ALLOW, http::HeaderValue::from_static("POST"));
+            return Err(res);
+        }
+        let body = body_bytes(request);
+        if body.len() > self.config.max_body_bytes {
+            return Err(json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({
+                    "error": "payload_too_large",
+                    "message": format!("the body exceeds {} bytes", self.config.max_body_bytes),
+                })
+                .to_string(),
+            ));
+        }
+        if !is_json(request.headers()) {
+            return Err(error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be application/json",
+            ));
+        }
+
+        Ok(())
     }
 
     fn refused(rejection: crate::signature::Rejection) -> Outcome {
@@ -363,7 +408,8 @@ pub async fn runner_from_env<W: Webhook>(webhook: W) -> Result<WebhookRunner<W>,
         table,
     ));
     let idempotency = Idempotency::new(backend, IdempotencyConfig::default());
-    Ok(WebhookRunner::new(webhook, verifier, idempotency, config))
+    Ok(WebhookRunner::new(webhook, verifier, idempotency, config)
+        .with_metrics(Emf::from_env(WEBHOOKS_NAMESPACE)))
 }
 
 /// Serves a runner on the Lambda runtime.

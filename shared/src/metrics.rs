@@ -1,0 +1,261 @@
+//! CloudWatch metrics as Embedded Metric Format (EMF) lines.
+//!
+//! Lambda sends a function's stdout to CloudWatch Logs, which turns every EMF line into metric
+//! data points: no SDK call, no extra latency beyond one write. Values are counts and
+//! latencies only, and dimension values are webhook names and policy rule labels, never
+//! request data.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::{Arc, Mutex};
+
+/// `METRICS_NAMESPACE`: the CloudWatch namespace (each function has its default; an empty
+/// value turns metrics off).
+pub const ENV_METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
+
+/// Namespace of the webhook metrics unless `METRICS_NAMESPACE` says otherwise.
+pub const WEBHOOKS_NAMESPACE: &str = "IssuerKit/Webhooks";
+
+/// Namespace of the Aritma endpoint's metrics unless `METRICS_NAMESPACE` says otherwise.
+pub const ARITMA_NAMESPACE: &str = "IssuerKit/Aritma";
+
+/// The unit of a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Microseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Unit::Count => "Count",
+            Unit::Microseconds => "Microseconds",
+        }
+    }
+}
+
+/// Where lines go.
+#[derive(Debug, Clone)]
+enum Sink {
+    Stdout,
+    Memory(Arc<Mutex<Vec<String>>>),
+}
+
+/// Writes EMF lines under one namespace, or nothing when disabled. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Emf {
+    namespace: Option<Arc<str>>,
+    sink: Sink,
+}
+
+impl Default for Emf {
+    /// Disabled.
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            sink: Sink::Stdout,
+        }
+    }
+}
+
+/// Lines written by an [`Emf::capture`] sink (tests).
+#[derive(Debug, Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<String>>>);
+
+impl Captured {
+    /// The lines so far, parsed.
+    pub fn lines(&self) -> Vec<serde_json::Value> {
+        self.0
+            .lock()
+            .map(|lines| {
+                lines
+                    .iter()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Emf {
+    /// Metrics under `namespace` on stdout; `None` or blank disables them.
+    pub fn new(namespace: Option<String>) -> Self {
+        Self {
+            namespace: namespace
+                .map(|n| n.trim().to_owned())
+                .filter(|n| !n.is_empty())
+                .map(Arc::from),
+            sink: Sink::Stdout,
+        }
+    }
+
+    /// From `METRICS_NAMESPACE`: unset means `default`, empty means off.
+    pub fn from_env(default: &str) -> Self {
+        match std::env::var(ENV_METRICS_NAMESPACE) {
+            Ok(value) => Self::new(Some(value)),
+            Err(_) => Self::new(Some(default.to_owned())),
+        }
+    }
+
+    /// Metrics under `namespace` kept in memory, for tests.
+    pub fn capture(namespace: &str) -> (Self, Captured) {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        (
+            Self {
+                namespace: Some(Arc::from(namespace)),
+                sink: Sink::Memory(lines.clone()),
+            },
+            Captured(lines),
+        )
+    }
+
+    /// Whether lines are written at all.
+    pub fn is_enabled(&self) -> bool {
+        self.namespace.is_some()
+    }
+
+    /// Writes one line. `dimensions` are name/value pairs; the metrics are aggregated by
+    /// every prefix set listed in `rollups` (indexes into `dimensions`, e.g. `&[&[0], &[0, 1]]`).
+    pub fn emit(
+        &self,
+        dimensions: &[(&str, &str)],
+        rollups: &[&[usize]],
+        metrics: &[(&str, Unit, u64)],
+    ) {
+        let Some(namespace) = &self.namespace else {
+            return;
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+        let line = render(
+            namespace,
+            i64::try_from(now).unwrap_or(0),
+            dimensions,
+            rollups,
+            metrics,
+        );
+        match &self.sink {
+            Sink::Stdout => {
+                // A closed stdout must not fail the invocation: metrics are best effort.
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+            }
+            Sink::Memory(lines) => {
+                if let Ok(mut lines) = lines.lock() {
+                    lines.push(line);
+                }
+            }
+        }
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+/// One EMF line (a JSON object) with the given timestamp.
+pub fn render(
+    namespace: &str,
+    timestamp_ms: i64,
+    dimensions: &[(&str, &str)],
+    rollups: &[&[usize]],
+    metrics: &[(&str, Unit, u64)],
+) -> String {
+    let mut out = String::with_capacity(256);
+    let _ = write!(
+        out,
+        "{{\"_aws\":{{\"Timestamp\":{timestamp_ms},\"CloudWatchMetrics\":[{{\"Namespace\":{},\"Dimensions\":[",
+        json_str(namespace)
+    );
+    for (i, set) in rollups.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push('[');
+        let mut first = true;
+        for index in set.iter() {
+            if let Some((name, _)) = dimensions.get(*index) {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push_str(&json_str(name));
+            }
+        }
+        out.push(']');
+    }
+    out.push_str("],\"Metrics\":[");
+    for (i, (name, unit, _)) in metrics.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            "{{\"Name\":{},\"Unit\":\"{}\"}}",
+            json_str(name),
+            unit.as_str()
+        );
+    }
+    out.push_str("]}]}");
+    for (name, value) in dimensions {
+        let _ = write!(out, ",{}:{}", json_str(name), json_str(value));
+    }
+    for (name, _, value) in metrics {
+        let _ = write!(out, ",{}:{value}", json_str(name));
+    }
+    out.push('}');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn renders_an_emf_line() {
+        let line = render(
+            "IssuerKit/Webhooks",
+            1_700_000_000_000,
+            &[("Function", "card-tokenization"), ("Outcome", "frb-vts")],
+            &[&[0], &[0, 1]],
+            &[
+                ("Requests", Unit::Count, 1),
+                ("Latency", Unit::Microseconds, 25),
+            ],
+        );
+        let value: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(
+            value,
+            json!({
+                "_aws": {
+                    "Timestamp": 1_700_000_000_000_i64,
+                    "CloudWatchMetrics": [{
+                        "Namespace": "IssuerKit/Webhooks",
+                        "Dimensions": [["Function"], ["Function", "Outcome"]],
+                        "Metrics": [
+                            {"Name": "Requests", "Unit": "Count"},
+                            {"Name": "Latency", "Unit": "Microseconds"}
+                        ]
+                    }]
+                },
+                "Function": "card-tokenization",
+                "Outcome": "frb-vts",
+                "Requests": 1,
+                "Latency": 25
+            })
+        );
+    }
+
+    #[test]
+    fn disabled_writes_nothing_and_capture_keeps_lines() {
+        let off = Emf::new(Some("  ".into()));
+        assert!(!off.is_enabled());
+        let (emf, captured) = Emf::capture("Test");
+        emf.emit(&[("Function", "x\"y")], &[&[0]], &[("New", Unit::Count, 3)]);
+        let lines = captured.lines();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["Function"], "x\"y");
+        assert_eq!(lines[0]["New"], 3);
+    }
+}
