@@ -24,7 +24,8 @@ pub const ENV_LARGE_EVENT_URI: &str = "LARGE_EVENT_URI";
 pub const ENV_MISSING_SCHEMA: &str = "MISSING_SCHEMA";
 /// `STORE_CONCURRENCY`: writes in flight per object (default 32).
 pub const ENV_STORE_CONCURRENCY: &str = "STORE_CONCURRENCY";
-/// `PIPELINE_WORKERS`: checking threads per object (default: the number of cores, at most 4).
+/// `PIPELINE_WORKERS`: checking threads per object, the reading thread included (default: the
+/// number of cores, at most 4).
 pub const ENV_PIPELINE_WORKERS: &str = "PIPELINE_WORKERS";
 /// `MAX_EVENT_BYTES`: longest event kept (default 8 MiB); longer fragments are quarantined.
 pub const ENV_MAX_EVENT_BYTES: &str = "MAX_EVENT_BYTES";

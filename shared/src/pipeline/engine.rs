@@ -2,8 +2,10 @@
 //!
 //! A file goes through three stages that run at the same time, joined by bounded channels:
 //!
-//! 1. a reading thread: gunzip and split ([`super::source::read_and_split`]);
-//! 2. `workers` checking threads: parse, envelope and schema checks ([`super::check`]);
+//! 1. a reading thread: gunzip and split ([`super::source::read_and_split`]); when the
+//!    other checking threads are behind, it checks a batch itself rather than wait;
+//! 2. `workers - 1` more checking threads: parse, envelope and schema checks
+//!    ([`super::check`]);
 //! 3. the async storing stage: at most `store_concurrency` conditional puts or quarantine
 //!    writes in flight.
 //!
@@ -13,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::{Receiver, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::error::DisplayErrorContext;
@@ -27,7 +29,7 @@ use super::record::{Origin, Position, quarantine_name, quarantine_record};
 use super::report::Report;
 use super::schema::{SchemaEntry, SchemaError, SchemaRegistry};
 use super::sink::{BlobSink, SinkError};
-use super::source::{Batch, ChannelReader, PieceKind, ReadLimits, read_and_split_pooled};
+use super::source::{Batch, ChannelReader, PieceKind, ReadLimits, read_and_split_with};
 use crate::event_store::{
     EventKind, EventStore, EventStoreError, PutResult, StoredEvent, pismo_pk,
 };
@@ -39,7 +41,8 @@ pub struct Settings {
     pub missing_schema: MissingSchema,
     /// `STORE_CONCURRENCY`: writes in flight per object.
     pub store_concurrency: usize,
-    /// `PIPELINE_WORKERS`: checking threads per object.
+    /// `PIPELINE_WORKERS`: checking threads per object, the reading thread included (it checks
+    /// batches whenever the others are behind).
     pub workers: usize,
     /// `MAX_EVENT_BYTES`: longest fragment kept; longer ones are quarantined as oversized.
     pub max_event_bytes: usize,
@@ -264,7 +267,8 @@ impl Pipeline {
     /// Starts the reading thread and the checking threads (which send their items, or with
     /// `keep_items` false only counts).
     fn start_stages<R: Read + Send + 'static>(&self, reader: R, keep_items: bool) -> Stages {
-        let workers = self.settings.workers.max(1);
+        // The reading thread is one of the checking threads.
+        let workers = self.settings.workers.max(1) - 1;
         let limits = ReadLimits {
             chunk_bytes: self.settings.chunk_bytes,
             batch_bytes: self.settings.chunk_bytes,
@@ -272,24 +276,35 @@ impl Pipeline {
         };
         let (batch_tx, batch_rx) = sync_channel::<Batch>(workers * 2);
         let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Batch>();
-        let (item_tx, item_rx) = mpsc::channel::<WorkerMsg>(workers * 2);
-        let reading = tokio::task::spawn_blocking(move || {
-            read_and_split_pooled(reader, limits, &batch_tx, &recycle_rx)
-        });
+        let (item_tx, item_rx) = mpsc::channel::<WorkerMsg>(workers * 2 + 2);
         let batch_rx = Arc::new(Mutex::new(batch_rx));
+        let worker = || Worker {
+            batches: batch_rx.clone(),
+            recycle: recycle_tx.clone(),
+            items: item_tx.clone(),
+            schemas: self.schemas.clone(),
+            handle: Handle::current(),
+            missing: self.settings.missing_schema,
+            large_threshold: self.settings.large_threshold,
+            cache: HashMap::new(),
+            keep_items,
+        };
+        // The reading thread checks a batch itself whenever the other checking threads are
+        // behind (their queue is full) instead of waiting for them: with one thread per core,
+        // no core idles whichever stage is the slower one, and no thread waits for a core.
+        let mut helper = worker();
+        let reading = tokio::task::spawn_blocking(move || {
+            read_and_split_with(reader, limits, &recycle_rx, &mut |batch| match batch_tx
+                .try_send(batch)
+            {
+                Ok(()) => true,
+                Err(TrySendError::Full(mut batch)) => helper.check_batch(&mut batch),
+                Err(TrySendError::Disconnected(_)) => false,
+            })
+        });
         let checking = (0..workers)
             .map(|_| {
-                let worker = Worker {
-                    batches: batch_rx.clone(),
-                    recycle: recycle_tx.clone(),
-                    items: item_tx.clone(),
-                    schemas: self.schemas.clone(),
-                    handle: Handle::current(),
-                    missing: self.settings.missing_schema,
-                    large_threshold: self.settings.large_threshold,
-                    cache: HashMap::new(),
-                    keep_items,
-                };
+                let worker = worker();
                 tokio::task::spawn_blocking(move || worker.run())
             })
             .collect();
@@ -505,72 +520,79 @@ impl Worker {
                 rx.recv()
             };
             let Ok(mut batch) = batch else { return };
-            let mut items = Vec::with_capacity(batch.pieces.len());
-            for piece in &batch.pieces {
-                let bytes = &batch.buf[piece.range.clone()];
-                let position = Position {
-                    index: piece.index,
-                    offset: piece.offset,
-                    length: piece.length,
-                };
-                let rejected = |reason: Reason, detail: &str| {
-                    Checked::Reject(Rejected::new(reason, detail.to_owned()))
-                };
-                let checked = match piece.kind {
-                    PieceKind::Object => match self.check(bytes) {
-                        Ok(checked) => checked,
-                        Err(e) => {
-                            let _ = self.items.blocking_send(WorkerMsg::Failed(e));
-                            return;
-                        }
-                    },
-                    PieceKind::Stray => rejected(Reason::NotAnObject, "not a JSON object"),
-                    PieceKind::Truncated => {
-                        rejected(Reason::Truncated, "the file ends inside this object")
-                    }
-                    PieceKind::Oversized => rejected(
-                        Reason::Oversized,
-                        &format!("longer than {} bytes", bytes.len()),
-                    ),
-                    PieceKind::Unreadable => Checked::Reject(Rejected::new(
-                        Reason::Unreadable,
-                        String::from_utf8_lossy(bytes).into_owned(),
-                    )),
-                };
-                let fragment = match (&checked, piece.kind) {
-                    (Checked::Reject(_), PieceKind::Unreadable) => Vec::new(),
-                    (Checked::Reject(_), _) => bytes.to_vec(),
-                    (Checked::Accept(_), _) => Vec::new(),
-                };
-                items.push(Item {
-                    position,
-                    checked,
-                    fragment,
-                    complete: piece.kind != PieceKind::Oversized,
-                });
-            }
-            batch.clear();
-            let _ = self.recycle.send(batch);
-            let msg = if self.keep_items {
-                WorkerMsg::Items(items)
-            } else {
-                let mut counted = Report::default();
-                for item in &items {
-                    counted.read += 1;
-                    match &item.checked {
-                        Checked::Accept(_) => counted.new += 1,
-                        Checked::Reject(r) => {
-                            counted.quarantined += 1;
-                            counted.invalid += u64::from(r.reason.is_invalid());
-                        }
-                    }
-                }
-                WorkerMsg::Counted(counted)
-            };
-            if self.items.blocking_send(msg).is_err() {
+            if !self.check_batch(&mut batch) {
                 return;
             }
         }
+    }
+
+    /// Checks the fragments of `batch`, sends the results on, and hands the emptied batch back
+    /// to the reading thread. Returns `false` when checking must stop (the consumer is gone or
+    /// a schema could not be fetched).
+    fn check_batch(&mut self, batch: &mut Batch) -> bool {
+        let mut items = Vec::with_capacity(batch.pieces.len());
+        for piece in &batch.pieces {
+            let bytes = &batch.buf[piece.range.clone()];
+            let position = Position {
+                index: piece.index,
+                offset: piece.offset,
+                length: piece.length,
+            };
+            let rejected = |reason: Reason, detail: &str| {
+                Checked::Reject(Rejected::new(reason, detail.to_owned()))
+            };
+            let checked = match piece.kind {
+                PieceKind::Object => match self.check(bytes) {
+                    Ok(checked) => checked,
+                    Err(e) => {
+                        let _ = self.items.blocking_send(WorkerMsg::Failed(e));
+                        return false;
+                    }
+                },
+                PieceKind::Stray => rejected(Reason::NotAnObject, "not a JSON object"),
+                PieceKind::Truncated => {
+                    rejected(Reason::Truncated, "the file ends inside this object")
+                }
+                PieceKind::Oversized => rejected(
+                    Reason::Oversized,
+                    &format!("longer than {} bytes", bytes.len()),
+                ),
+                PieceKind::Unreadable => Checked::Reject(Rejected::new(
+                    Reason::Unreadable,
+                    String::from_utf8_lossy(bytes).into_owned(),
+                )),
+            };
+            let fragment = match (&checked, piece.kind) {
+                (Checked::Reject(_), PieceKind::Unreadable) => Vec::new(),
+                (Checked::Reject(_), _) => bytes.to_vec(),
+                (Checked::Accept(_), _) => Vec::new(),
+            };
+            items.push(Item {
+                position,
+                checked,
+                fragment,
+                complete: piece.kind != PieceKind::Oversized,
+            });
+        }
+        batch.clear();
+        let _ = self.recycle.send(std::mem::take(batch));
+        let msg = if self.keep_items {
+            WorkerMsg::Items(items)
+        } else {
+            let mut counted = Report::default();
+            for item in &items {
+                counted.read += 1;
+                match &item.checked {
+                    Checked::Accept(_) => counted.new += 1,
+                    Checked::Reject(r) => {
+                        counted.quarantined += 1;
+                        counted.invalid += u64::from(r.reason.is_invalid());
+                    }
+                }
+            }
+            WorkerMsg::Counted(counted)
+        };
+        self.items.blocking_send(msg).is_ok()
     }
 
     fn check(&mut self, bytes: &[u8]) -> Result<Checked, SchemaError> {

@@ -170,10 +170,22 @@ pub fn read_and_split(
 /// [`read_and_split`], taking empty batches handed back on `pool` before allocating new ones
 /// (large buffers freed and allocated again cost page faults on every batch).
 pub fn read_and_split_pooled(
-    mut reader: impl Read,
+    reader: impl Read,
     limits: ReadLimits,
     tx: &SyncSender<Batch>,
     pool: &Receiver<Batch>,
+) -> Result<u64, ReadFailure> {
+    read_and_split_with(reader, limits, pool, &mut |batch| tx.send(batch).is_ok())
+}
+
+/// [`read_and_split_pooled`] with the hand-off left to `deliver`, which returns `false` to stop
+/// reading (the receiver is gone). It may also check the batch itself and put it back on the
+/// pool's sender for reuse.
+pub fn read_and_split_with(
+    mut reader: impl Read,
+    limits: ReadLimits,
+    pool: &Receiver<Batch>,
+    deliver: &mut dyn FnMut(Batch) -> bool,
 ) -> Result<u64, ReadFailure> {
     let mut head = [0u8; 2];
     let mut got = 0;
@@ -199,19 +211,22 @@ pub fn read_and_split_pooled(
     // Room for a full batch plus the fragment that crosses its end.
     let capacity = limits.batch_bytes + limits.chunk_bytes;
     let mut batch = Batch::with_capacity(capacity);
-    let send = |batch: &mut Batch| -> bool {
-        let next = pool
-            .try_recv()
-            .unwrap_or_else(|_| Batch::with_capacity(capacity));
-        let full = std::mem::replace(batch, next);
-        tx.send(full).is_ok()
+    // Hands the batch over and, unless it is the last one, takes the next from the pool.
+    let mut send = |batch: &mut Batch, last: bool| -> bool {
+        let delivered = deliver(std::mem::take(batch));
+        if delivered && !last {
+            *batch = pool
+                .try_recv()
+                .unwrap_or_else(|_| Batch::with_capacity(capacity));
+        }
+        delivered
     };
     loop {
         match source.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => {
                 splitter.feed(&chunk[..n], &mut |f| batch.push(f));
-                if batch.buf.len() >= limits.batch_bytes && !send(&mut batch) {
+                if batch.buf.len() >= limits.batch_bytes && !send(&mut batch, false) {
                     return Ok(splitter.position());
                 }
             }
@@ -227,7 +242,7 @@ pub fn read_and_split_pooled(
                     length: 0,
                     range: start..batch.buf.len(),
                 });
-                send(&mut batch);
+                send(&mut batch, true);
                 return Ok(splitter.position());
             }
             Err(e) => return Err(ReadFailure(e.to_string())),
@@ -235,7 +250,7 @@ pub fn read_and_split_pooled(
     }
     splitter.finish(&mut |f| batch.push(f));
     if !batch.pieces.is_empty() {
-        send(&mut batch);
+        send(&mut batch, true);
     }
     Ok(splitter.position())
 }

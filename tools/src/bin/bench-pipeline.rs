@@ -55,7 +55,7 @@ enum Mode {
     Cpu {
         #[arg(long)]
         file: PathBuf,
-        /// Checking threads (the reading thread comes on top).
+        /// Checking threads, the reading thread included.
         #[arg(long)]
         workers: Option<usize>,
         /// Runs; the best is reported.
