@@ -397,11 +397,17 @@ impl<W: Webhook> WebhookRunner<W> {
 }
 
 /// Builds the shared parts from the environment: configuration, verifier, idempotency on
-/// `IDEMPOTENCY_TABLE`. Nothing is fetched here; certificates load on the first request.
+/// `IDEMPOTENCY_TABLE`. Nothing blocks on the network here: the certificates are fetched by a
+/// background task while the runtime waits for the first event (a request that comes first
+/// fetches them itself, within its deadline).
 pub async fn runner_from_env<W: Webhook>(webhook: W) -> Result<WebhookRunner<W>, StartupError> {
     let config = RunnerConfig::from_env()?;
     let verifier = Verifier::new(VerifierConfig::from_env()?);
     let table = env_required("IDEMPOTENCY_TABLE")?;
+    let warm = verifier.clone();
+    tokio::spawn(async move {
+        warm.warm_up().await;
+    });
     let sdk = crate::aws::load_config().await;
     let backend: Arc<dyn IdempotencyBackend> = Arc::new(DynamoIdempotencyBackend::new(
         aws_sdk_dynamodb::Client::new(&sdk),

@@ -1,0 +1,121 @@
+//! Time to ready of each function binary: from process start until the Lambda runtime asks for
+//! its first event (`GET /2018-06-01/runtime/invocation/next`), measured against a local
+//! stand-in of the Runtime API on `AWS_LAMBDA_RUNTIME_API`.
+//!
+//! `cargo run --release -p tools --bin bench-init -- --dir target/release [--runs 20]`
+//!
+//! The binaries must be built for this machine first
+//! (`cargo build --release -p card-tokenization -p ...`). Every function gets the settings it
+//! requires at start (fake tables, a closed certificate URL: nothing is fetched at init), so
+//! what is timed is process start, configuration, policy load and validation, SDK client
+//! set-up and the runtime's first poll.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+
+#[derive(Parser)]
+struct Args {
+    /// Folder holding the function binaries.
+    #[arg(long, default_value = "target/release")]
+    dir: PathBuf,
+    /// Starts per function.
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+}
+
+const FUNCTIONS: [&str; 7] = [
+    "card-tokenization",
+    "banking-antifraud",
+    "full-balance-antifraud",
+    "zero-balance",
+    "aritma-events",
+    "event-files",
+    "event-stream",
+];
+
+/// One start: microseconds until the first `/next` request.
+fn time_to_ready(binary: &PathBuf, schemas: &str) -> anyhow::Result<u128> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let api = listener.local_addr()?.to_string();
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", &api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("IDEMPOTENCY_TABLE", "idempotency")
+        .env("LEDGER_TABLE", "ledger")
+        .env("EVENTS_TABLE", "events")
+        .env("PISMO_CERTS_URL", "http://127.0.0.1:9/certs")
+        .env("ARITMA_AUTHORIZATION", "Bearer bench")
+        .env("SCHEMA_SOURCE", schemas)
+        .env("QUARANTINE_URI", "s3://bench/quarantine")
+        .env("METRICS_NAMESPACE", "")
+        .env("RUST_LOG", "off")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    listener.set_nonblocking(false)?;
+    // The runtime's first request; a function that fails at start never connects.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let result = listener.accept().and_then(|(stream, _)| {
+            let mut line = String::new();
+            BufReader::new(stream).read_line(&mut line)?;
+            Ok((started.elapsed().as_micros(), line))
+        });
+        let _ = tx.send(result);
+    });
+    let outcome = rx.recv_timeout(Duration::from_secs(30));
+    let _ = child.kill();
+    let output = child.wait_with_output()?;
+    match outcome {
+        Ok(Ok((micros, line))) if line.contains("/runtime/invocation/next") => Ok(micros),
+        Ok(Ok((_, line))) => bail!("unexpected first request: {line}"),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => bail!(
+            "{} did not poll for an event: {}",
+            binary.display(),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let schemas = root.join("shared/schemas").display().to_string();
+    println!("| function | binary size | time to ready p50 | min | max |\n|---|---|---|---|---|");
+    for function in FUNCTIONS {
+        let binary = args.dir.join(function);
+        let size = std::fs::metadata(&binary)
+            .with_context(|| format!("{} (build it first)", binary.display()))?
+            .len();
+        let mut samples = Vec::with_capacity(args.runs);
+        for _ in 0..args.runs.max(1) {
+            samples.push(time_to_ready(&binary, &schemas)?);
+        }
+        samples.sort_unstable();
+        let ms = |us: u128| format!("{:.1} ms", us as f64 / 1000.0);
+        println!(
+            "| {function} | {:.1} MB | {} | {} | {} |",
+            size as f64 / 1e6,
+            ms(samples[samples.len() / 2]),
+            ms(samples[0]),
+            ms(samples[samples.len() - 1]),
+        );
+    }
+    Ok(())
+}
