@@ -30,6 +30,7 @@ use shared::models::parse_json;
 use shared::policy::Policy;
 use shared::signature::signer::{CertServer, DevSigner, SignOptions};
 use shared::signature::{Verifier, VerifierConfig};
+use shared::webhook::testing::apigw_event;
 use shared::webhook::{
     BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook,
     RunnerConfig, WebhookRunner,
@@ -115,40 +116,17 @@ fn sign(signer: &DevSigner, body: &str) -> String {
 
 /// An API Gateway REST proxy event carrying a signed body.
 fn event(webhook: &str, body: &str, token: &str) -> String {
-    let path = format!("/webhooks/{webhook}");
-    json!({
-        "resource": path,
-        "path": path,
-        "httpMethod": "POST",
-        "headers": {
-            "content-type": "application/json",
-            "host": "abc123.execute-api.us-east-1.amazonaws.com",
-            "user-agent": "Pismo-Webhook/1.0",
-            "x-amzn-trace-id": "Root=1-5e6722a7-cc56xmpl46db7ae02d4da47e",
-            "x-forwarded-for": "203.0.113.10",
-            "x-forwarded-proto": "https",
-            "x-pismo-sign": token
-        },
-        "multiValueHeaders": {},
-        "queryStringParameters": null,
-        "multiValueQueryStringParameters": null,
-        "pathParameters": null,
-        "stageVariables": null,
-        "requestContext": {
-            "accountId": "123456789012",
-            "resourceId": "abc123",
-            "stage": "prod",
-            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "identity": { "sourceIp": "203.0.113.10" },
-            "resourcePath": path,
-            "httpMethod": "POST",
-            "apiId": "1234567890",
-            "protocol": "HTTP/1.1"
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
-    .to_string()
+    // The headers API Gateway passes on from a real Pismo call.
+    let headers = json!({
+        "content-type": "application/json",
+        "host": "abc123.execute-api.us-east-1.amazonaws.com",
+        "user-agent": "Pismo-Webhook/1.0",
+        "x-amzn-trace-id": "Root=1-5e6722a7-cc56xmpl46db7ae02d4da47e",
+        "x-forwarded-for": "203.0.113.10",
+        "x-forwarded-proto": "https",
+        "x-pismo-sign": token
+    });
+    apigw_event("POST", &format!("/webhooks/{webhook}"), headers, body)
 }
 
 fn request(event: &str) -> Request {

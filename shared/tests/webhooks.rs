@@ -14,6 +14,7 @@ use shared::idempotency::{
 use shared::policy::Policy;
 use shared::signature::signer::{CertServer, DevSigner, SignOptions};
 use shared::signature::{Verifier, VerifierConfig};
+use shared::webhook::testing::{Answer, apigw_event, send_raw};
 use shared::webhook::{
     BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook,
     RunnerConfig, WebhookRunner,
@@ -61,58 +62,11 @@ async fn harness_with<K: PolicyKind>(
     })
 }
 
-/// An API Gateway REST proxy event, as API Gateway sends it.
-fn apigw_event(method: &str, path: &str, headers: Value, body: &str) -> String {
-    json!({
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {},
-        "queryStringParameters": null,
-        "multiValueQueryStringParameters": null,
-        "pathParameters": null,
-        "stageVariables": null,
-        "requestContext": {
-            "accountId": "123456789012",
-            "resourceId": "abc123",
-            "stage": "prod",
-            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "identity": { "sourceIp": "127.0.0.1" },
-            "resourcePath": path,
-            "httpMethod": method,
-            "apiId": "1234567890",
-            "protocol": "HTTP/1.1"
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
-    .to_string()
-}
-
-struct Answer {
-    status: u16,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-}
-
 impl<K: PolicyKind> Harness<K> {
     async fn send_raw(&self, method: &str, headers: Value, body: &str) -> Answer {
-        let event = apigw_event(method, &format!("/webhooks/{}", K::NAME), headers, body);
-        let request = lambda_http::request::from_str(&event).expect("valid API Gateway event");
-        let res = self.runner.handle(request).await;
-        let status = res.status().as_u16();
-        let body = match res.into_body() {
-            lambda_http::Body::Text(t) => t,
-            lambda_http::Body::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
-            _ => String::new(),
-        };
-        Answer { status, body }
+        send_raw(&self.runner, method, headers, body)
+            .await
+            .expect("valid API Gateway event")
     }
 
     async fn send_signed(&self, body: &Value) -> Answer {
@@ -421,21 +375,9 @@ async fn send_to(
     let token = signer
         .sign(body.as_bytes(), &SignOptions::new())
         .expect("sign");
-    let event = apigw_event(
-        "POST",
-        "/webhooks/card-tokenization",
-        json!({"x-pismo-sign": token}),
-        &body,
-    );
-    let res = runner
-        .handle(lambda_http::request::from_str(&event).expect("event"))
-        .await;
-    let status = res.status().as_u16();
-    let body = match res.into_body() {
-        lambda_http::Body::Text(t) => t,
-        _ => String::new(),
-    };
-    Answer { status, body }
+    send_raw(runner, "POST", json!({"x-pismo-sign": token}), &body)
+        .await
+        .expect("valid API Gateway event")
 }
 
 #[tokio::test]

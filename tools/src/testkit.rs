@@ -6,38 +6,7 @@ use shared::signature::signer::{CertServer, DevSigner, SignOptions};
 use shared::signature::{Verifier, VerifierConfig};
 use shared::webhook::{Webhook, WebhookRunner};
 
-/// An API Gateway REST proxy event.
-pub fn apigw_event(method: &str, path: &str, headers: Value, body: &str) -> String {
-    json!({
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {},
-        "requestContext": {
-            "accountId": "123456789012", "resourceId": "abc123", "stage": "prod",
-            "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "identity": {"sourceIp": "127.0.0.1"}, "resourcePath": path,
-            "httpMethod": method, "apiId": "1234567890", "protocol": "HTTP/1.1"
-        },
-        "body": body,
-        "isBase64Encoded": false
-    })
-    .to_string()
-}
-
-/// Status and body of an answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub status: u16,
-    pub body: String,
-}
-
-impl Answer {
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-}
+pub use shared::webhook::testing::{Answer, apigw_event};
 
 /// A development signer with its certificate endpoint: plays Pismo.
 pub struct Pismo {
@@ -77,13 +46,5 @@ pub async fn send_raw<W: Webhook>(
     headers: Value,
     body: &str,
 ) -> anyhow::Result<Answer> {
-    let event = apigw_event(method, &format!("/webhooks/{}", W::NAME), headers, body);
-    let res = runner.handle(lambda_http::request::from_str(&event)?).await;
-    let status = res.status().as_u16();
-    let body = match res.into_body() {
-        lambda_http::Body::Text(t) => t,
-        lambda_http::Body::Binary(b) => String::from_utf8_lossy(&b).into_owned(),
-        _ => String::new(),
-    };
-    Ok(Answer { status, body })
+    Ok(shared::webhook::testing::send_raw(runner, method, headers, body).await?)
 }

@@ -14,6 +14,7 @@
 
 mod kinds;
 mod runner;
+pub mod testing;
 mod zero_balance;
 
 pub use kinds::{
