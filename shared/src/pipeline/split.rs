@@ -24,58 +24,8 @@ use memchr::memchr;
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// Bit 7 set in each zero byte of `v` (the lowest one exact, higher ones may be spurious).
-fn zero_bytes(v: u64) -> u64 {
-    v.wrapping_sub(ONES) & !v & HIGH
-}
-
 fn splat(b: u8) -> u64 {
     ONES * u64::from(b)
-}
-
-/// The index of the first byte of `bytes` for which `mask` (on 8 bytes at a time) or `test`
-/// (on single bytes) holds.
-fn find(bytes: &[u8], mask: impl Fn(u64) -> u64, test: impl Fn(u8) -> bool) -> Option<usize> {
-    let mut i = 0;
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let found = mask(u64::from_le_bytes(word));
-        if found != 0 {
-            return Some(i + (found.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    bytes[i..].iter().position(|b| test(*b)).map(|k| i + k)
-}
-
-/// Inside a string: the next `"`, `\\` or newline.
-fn find_in_string(bytes: &[u8]) -> Option<usize> {
-    find(
-        bytes,
-        |x| {
-            zero_bytes(x ^ splat(b'"'))
-                | zero_bytes(x ^ splat(b'\\'))
-                | zero_bytes(x ^ splat(b'\n'))
-        },
-        |b| matches!(b, b'"' | b'\\' | b'\n'),
-    )
-}
-
-/// Inside an object, outside strings: the next `"`, `{`, `}`, `[`, `]` or newline. (`[` and
-/// `{`, `]` and `}` differ only in bit 5.)
-fn find_structural(bytes: &[u8]) -> Option<usize> {
-    find(
-        bytes,
-        |x| {
-            let folded = x | splat(0x20);
-            zero_bytes(x ^ splat(b'"'))
-                | zero_bytes(folded ^ splat(b'{'))
-                | zero_bytes(folded ^ splat(b'}'))
-                | zero_bytes(x ^ splat(b'\n'))
-        },
-        |b| matches!(b, b'"' | b'{' | b'}' | b'[' | b']' | b'\n'),
-    )
 }
 
 /// What a fragment is.
@@ -110,6 +60,35 @@ enum Open {
     None,
     Object,
     Stray,
+}
+
+/// Where [`Splitter::scan`] stopped.
+enum Stop {
+    /// The chunk ends inside the object.
+    End,
+    /// The object's last `}` (or `]`) is at this index.
+    Close(usize),
+    /// A raw newline inside a string is at this index.
+    Broken(usize),
+    /// A `{` at the start of a line, while the object is open, is at this index.
+    Restart(usize),
+}
+
+/// Bit 7 set in exactly the zero bytes of `v`.
+fn zero_bytes_exact(v: u64) -> u64 {
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    !(((v & LOW).wrapping_add(LOW)) | v) & HIGH
+}
+
+/// Bit 7 set in the bytes of `word` that matter inside an object: `"`, `\\`, newline, `{`,
+/// `}`, `[` and `]`.
+fn object_bytes(word: u64) -> u64 {
+    let folded = word | splat(0x20);
+    zero_bytes_exact(word ^ splat(b'"'))
+        | zero_bytes_exact(word ^ splat(b'\\'))
+        | zero_bytes_exact(word ^ splat(b'\n'))
+        | zero_bytes_exact(folded ^ splat(b'{'))
+        | zero_bytes_exact(folded ^ splat(b'}'))
 }
 
 /// The splitter's state between chunks.
@@ -173,68 +152,29 @@ impl Splitter {
         let len = chunk.len();
         while i < len {
             match self.open {
-                Open::Object if self.in_string => {
-                    if self.escape {
-                        self.escape = false;
-                        i += 1;
-                        continue;
-                    }
-                    match find_in_string(&chunk[i..]) {
-                        None => i = len,
-                        Some(k) => {
-                            let j = i + k;
-                            match chunk[j] {
-                                b'\\' => {
-                                    self.escape = true;
-                                    i = j + 1;
-                                }
-                                b'"' => {
-                                    self.in_string = false;
-                                    self.line_start = false;
-                                    i = j + 1;
-                                }
-                                _ => {
-                                    // A raw newline inside a string: the object is broken.
-                                    self.close(chunk, start, j, FragmentKind::Object, emit);
-                                    self.line_start = true;
-                                    i = j + 1;
-                                }
-                            }
-                        }
-                    }
-                }
-                Open::Object => {
-                    let Some(k) = find_structural(&chunk[i..]) else {
+                Open::Object => match self.scan(chunk, i) {
+                    Stop::End => i = len,
+                    Stop::Close(j) => {
+                        self.close(chunk, start, j + 1, FragmentKind::Object, emit);
                         self.line_start = false;
-                        i = len;
-                        continue;
-                    };
-                    let j = i + k;
-                    if k > 0 {
+                        i = j + 1;
+                    }
+                    Stop::Broken(j) => {
+                        // A raw newline inside a string: the object is broken.
+                        self.close(chunk, start, j, FragmentKind::Object, emit);
+                        self.line_start = true;
+                        i = j + 1;
+                    }
+                    Stop::Restart(j) => {
+                        // A new line starts a new object: the open one lacks its end.
+                        self.close(chunk, start, j, FragmentKind::Object, emit);
+                        self.begin(Open::Object, base + j as u64);
+                        start = j;
+                        self.depth = 1;
                         self.line_start = false;
+                        i = j + 1;
                     }
-                    let b = chunk[j];
-                    match b {
-                        b'"' => self.in_string = true,
-                        b'{' if self.line_start && self.depth > 0 => {
-                            // A new line starts a new object: the open one lacks its end.
-                            self.close(chunk, start, j, FragmentKind::Object, emit);
-                            self.begin(Open::Object, base + j as u64);
-                            start = j;
-                            self.depth = 1;
-                        }
-                        b'{' | b'[' => self.depth += 1,
-                        b'}' | b']' => {
-                            self.depth = self.depth.saturating_sub(1);
-                            if self.depth == 0 {
-                                self.close(chunk, start, j + 1, FragmentKind::Object, emit);
-                            }
-                        }
-                        _ => {}
-                    }
-                    self.line_start = b == b'\n';
-                    i = j + 1;
-                }
+                },
                 Open::Stray => match memchr(b'{', &chunk[i..]) {
                     None => i = len,
                     Some(k) => {
@@ -273,6 +213,72 @@ impl Splitter {
             self.keep(&chunk[start..]);
         }
         self.position = base + len as u64;
+    }
+
+    /// Scans an open object from `chunk[i]`, eight bytes at a time, tracking strings, escapes
+    /// and depth, up to the first byte that ends or cuts the object (or the chunk's end).
+    fn scan(&mut self, chunk: &[u8], mut i: usize) -> Stop {
+        let len = chunk.len();
+        // Bytes before `at` are skipped (an escaped byte).
+        let mut at = i;
+        if self.escape && i < len {
+            self.escape = false;
+            at = i + 1;
+        }
+        while i < len {
+            let mut word = [0u8; 8];
+            let n = (len - i).min(8);
+            word[..n].copy_from_slice(&chunk[i..i + n]);
+            // Padding zeros match none of the bytes looked for.
+            let mut found = object_bytes(u64::from_le_bytes(word));
+            while found != 0 {
+                let j = i + (found.trailing_zeros() / 8) as usize;
+                found &= found - 1;
+                if j < at {
+                    continue;
+                }
+                let b = chunk[j];
+                if self.in_string {
+                    match b {
+                        b'"' => self.in_string = false,
+                        b'\\' => {
+                            if j + 1 < len {
+                                at = j + 2;
+                            } else {
+                                self.escape = true;
+                            }
+                        }
+                        b'\n' => return Stop::Broken(j),
+                        _ => {}
+                    }
+                } else {
+                    match b {
+                        b'"' => self.in_string = true,
+                        b'{' | b'[' => {
+                            let line_start = if j == 0 {
+                                self.line_start
+                            } else {
+                                chunk[j - 1] == b'\n'
+                            };
+                            if b == b'{' && line_start && self.depth > 0 {
+                                return Stop::Restart(j);
+                            }
+                            self.depth += 1;
+                        }
+                        b'}' | b']' => {
+                            self.depth = self.depth.saturating_sub(1);
+                            if self.depth == 0 {
+                                return Stop::Close(j);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            i += 8;
+        }
+        self.line_start = !self.in_string && chunk.last() == Some(&b'\n');
+        Stop::End
     }
 
     /// Ends the input: an open object is a truncated tail, open stray bytes are stray.
@@ -482,20 +488,25 @@ mod tests {
     }
 
     #[test]
-    fn word_scans_find_the_first_byte() {
-        let text = b"0123456789abcdef\xc3\xa9xyz\"uvw\\{[}]\n";
-        for start in 0..text.len() {
-            let bytes = &text[start..];
-            let expect_string = bytes.iter().position(|b| matches!(b, b'"' | b'\\' | b'\n'));
-            assert_eq!(find_in_string(bytes), expect_string, "{start}");
-            let expect_structural = bytes
-                .iter()
-                .position(|b| matches!(b, b'"' | b'{' | b'}' | b'[' | b']' | b'\n'));
-            assert_eq!(find_structural(bytes), expect_structural, "{start}");
+    fn word_masks_are_exact() {
+        // Every byte value at every position of a word, next to bytes that borrow or carry.
+        for b in 0..=255u8 {
+            for at in 0..8 {
+                for fill in [0x00, 0x01, 0x22, 0x23, 0x5b, 0x7b, 0x7f, 0x80, 0xff] {
+                    let mut word = [fill; 8];
+                    word[at] = b;
+                    let found = object_bytes(u64::from_le_bytes(word));
+                    let expected = word.iter().enumerate().fold(0u64, |mask, (k, v)| {
+                        if matches!(v, b'"' | b'\\' | b'\n' | b'{' | b'}' | b'[' | b']') {
+                            mask | (0x80 << (8 * k))
+                        } else {
+                            mask
+                        }
+                    });
+                    assert_eq!(found, expected, "{word:?}");
+                }
+            }
         }
-        assert_eq!(find_structural(b"\x5b"), Some(0));
-        assert_eq!(find_structural(b"\x7b\x5d"), Some(0));
-        assert_eq!(find_structural(b"\x3b\x1b\x7a\xfb\xdbabc"), None);
     }
 
     #[test]
