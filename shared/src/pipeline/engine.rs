@@ -638,3 +638,58 @@ impl From<PipelineError> for lambda_runtime::Diagnostic {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event_store::InMemoryEventStore;
+    use crate::pipeline::schema::SchemaSource;
+    use crate::pipeline::sink::MemoryBlobSink;
+
+    /// The mixed fixture many times over, in small chunks, so that the reading thread checks
+    /// some batches itself: every thread count gives the same counts and stores the same.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn any_number_of_checking_threads_gives_the_same_result() {
+        let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let mixed =
+            std::fs::read(root.join("tests/fixtures/pipeline/mixed.json")).expect("fixture");
+        // Without its truncated tail, so that the copies split alike.
+        let cut = mixed.iter().rposition(|b| *b == b'\n').expect("lines");
+        let input = mixed[..=cut].repeat(60);
+        let schemas = Arc::new(SchemaRegistry::new(SchemaSource::Local(
+            root.join("schemas"),
+        )));
+        let mut results = Vec::new();
+        for workers in 1..=4 {
+            let store = Arc::new(InMemoryEventStore::new());
+            let quarantine = Arc::new(MemoryBlobSink::new());
+            let pipeline = Pipeline::new(
+                store.clone(),
+                schemas.clone(),
+                quarantine.clone(),
+                Arc::new(MemoryBlobSink::new()),
+                Settings {
+                    workers,
+                    chunk_bytes: 512,
+                    store_concurrency: 4,
+                    ..Settings::default()
+                },
+            );
+            let counted = pipeline
+                .check_reader(std::io::Cursor::new(input.clone()))
+                .await
+                .expect("check");
+            let stored = pipeline
+                .ingest_reader(
+                    Origin::file("b", "main_stream/k"),
+                    std::io::Cursor::new(input.clone()),
+                )
+                .await
+                .expect("ingest");
+            assert_eq!(counted.read, stored.read, "{workers}");
+            results.push((counted, stored, store.len(), quarantine.objects().len()));
+        }
+        assert!(results[0].0.read > 500 && results[0].1.quarantined > 0);
+        assert!(results.iter().all(|r| *r == results[0]), "{results:?}");
+    }
+}
