@@ -59,6 +59,15 @@ impl Default for Emf {
     }
 }
 
+/// Equal when both write under the same namespace (or both are off).
+impl PartialEq for Emf {
+    fn eq(&self, other: &Self) -> bool {
+        self.namespace == other.namespace
+    }
+}
+
+impl Eq for Emf {}
+
 /// Lines written by an [`Emf::capture`] sink (tests).
 #[derive(Debug, Clone, Default)]
 pub struct Captured(Arc<Mutex<Vec<String>>>);

@@ -94,6 +94,7 @@ impl Stack {
             metrics_namespace: None,
             allowed_source_buckets: vec![PISMO_BUCKET.to_owned()],
             pismo_role_arn: Some("arn:aws:iam::123456789012:role/pismo-file-delivery".into()),
+            pismo_role_external_id: Some("issuer-kit-test".into()),
         };
         let runtime = config.build(&sdk).await?;
         Ok(Self {

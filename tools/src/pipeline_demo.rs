@@ -73,6 +73,7 @@ pub async fn run(sdk: &aws_config::SdkConfig, names: &ResourceNames) -> anyhow::
         metrics_namespace: None,
         allowed_source_buckets: Vec::new(),
         pismo_role_arn: None,
+        pismo_role_external_id: None,
     };
     let handler = EventFiles::new(config.build(sdk).await?);
 

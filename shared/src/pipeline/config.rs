@@ -36,6 +36,9 @@ pub const ENV_METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 pub const ENV_ALLOWED_SOURCE_BUCKETS: &str = "ALLOWED_SOURCE_BUCKETS";
 /// `PISMO_ROLE_ARN`: role to assume to read Pismo's buckets (files and schemas).
 pub const ENV_PISMO_ROLE_ARN: &str = "PISMO_ROLE_ARN";
+/// `PISMO_ROLE_EXTERNAL_ID`: the external id Pismo's role requires, if any (sent with
+/// AssumeRole).
+pub const ENV_PISMO_ROLE_EXTERNAL_ID: &str = "PISMO_ROLE_EXTERNAL_ID";
 
 /// The default EMF namespace.
 pub const DEFAULT_METRICS_NAMESPACE: &str = "IssuerKit/EventPipeline";
@@ -67,6 +70,8 @@ pub struct PipelineConfig {
     pub metrics_namespace: Option<String>,
     pub allowed_source_buckets: Vec<String>,
     pub pismo_role_arn: Option<String>,
+    /// Sent as `ExternalId` when assuming `pismo_role_arn`.
+    pub pismo_role_external_id: Option<String>,
 }
 
 impl PipelineConfig {
@@ -154,6 +159,7 @@ impl PipelineConfig {
             metrics_namespace,
             allowed_source_buckets,
             pismo_role_arn,
+            pismo_role_external_id: value(ENV_PISMO_ROLE_EXTERNAL_ID),
         })
     }
 
@@ -165,11 +171,13 @@ impl PipelineConfig {
         let pismo_s3 = match &self.pismo_role_arn {
             None => s3.clone(),
             Some(arn) => {
-                let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
+                let mut builder = aws_config::sts::AssumeRoleProvider::builder(arn)
                     .session_name("issuer-kit-event-pipeline")
-                    .configure(sdk)
-                    .build()
-                    .await;
+                    .configure(sdk);
+                if let Some(id) = &self.pismo_role_external_id {
+                    builder = builder.external_id(id);
+                }
+                let provider = builder.build().await;
                 let conf = aws_sdk_s3::config::Builder::from(sdk)
                     .credentials_provider(provider)
                     .force_path_style(sdk.endpoint_url().is_some())

@@ -3,7 +3,9 @@
 use std::ops::AddAssign;
 
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::metrics::{Emf, Unit};
 
 /// What happened to the fragments or messages of one unit of work.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -69,51 +71,44 @@ impl Report {
         ]
     }
 
+    /// The counts as EMF metrics.
+    fn metrics(&self) -> Vec<(&'static str, Unit, u64)> {
+        METRICS
+            .iter()
+            .zip(self.values())
+            .map(|(name, value)| (*name, Unit::Count, value))
+            .collect()
+    }
+
     /// A CloudWatch Embedded Metric Format line with the counts as metrics, dimension
     /// `Function` (`event-files`, `event-stream`, `replay`) and `timestamp_ms`.
     pub fn emf(&self, namespace: &str, function: &str, timestamp_ms: i64) -> Value {
-        let mut line = serde_json::Map::new();
-        line.insert(
-            "_aws".into(),
-            json!({
-                "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": namespace,
-                    "Dimensions": [["Function"]],
-                    "Metrics": METRICS.iter().map(|m| json!({"Name": m, "Unit": "Count"})).collect::<Vec<_>>(),
-                }]
-            }),
+        let line = crate::metrics::render(
+            namespace,
+            timestamp_ms,
+            &[("Function", function)],
+            &[&[0]],
+            &self.metrics(),
         );
-        line.insert("Function".into(), json!(function));
-        for (name, value) in METRICS.iter().zip(self.values()) {
-            line.insert((*name).into(), json!(value));
-        }
-        Value::Object(line)
+        serde_json::from_str(&line).unwrap_or(Value::Null)
     }
 }
 
 /// Metric output: EMF lines on stdout under a namespace, or nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Metrics {
-    namespace: Option<String>,
-}
+pub struct Metrics(Emf);
 
 impl Metrics {
     /// EMF metrics under `namespace`; `None` or empty disables them.
     pub fn new(namespace: Option<String>) -> Self {
-        Self {
-            namespace: namespace.filter(|n| !n.trim().is_empty()),
-        }
+        Self(Emf::new(namespace))
     }
 
-    /// Prints the EMF line of `report` (Lambda sends stdout to CloudWatch Logs, which turns
+    /// Writes the EMF line of `report` (Lambda sends stdout to CloudWatch Logs, which turns
     /// it into metrics).
     pub fn emit(&self, function: &str, report: &Report) {
-        if let Some(namespace) = &self.namespace {
-            let now = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-            let ms = i64::try_from(now).unwrap_or(0);
-            println!("{}", report.emf(namespace, function, ms));
-        }
+        self.0
+            .emit(&[("Function", function)], &[&[0]], &report.metrics());
     }
 }
 
