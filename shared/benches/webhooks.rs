@@ -23,14 +23,13 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, Throughput};
 use http::StatusCode;
 use lambda_http::Request;
-use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use shared::idempotency::{Idempotency, IdempotencyConfig, InMemoryIdempotencyBackend};
 use shared::models::parse_json;
 use shared::policy::Policy;
 use shared::signature::signer::{CertServer, DevSigner, SignOptions};
 use shared::signature::{Verifier, VerifierConfig};
-use shared::webhook::testing::apigw_event;
+use shared::webhook::testing::{apigw_event, pismo_headers};
 use shared::webhook::{
     BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook,
     RunnerConfig, WebhookRunner,
@@ -116,16 +115,7 @@ fn sign(signer: &DevSigner, body: &str) -> String {
 
 /// An API Gateway REST proxy event carrying a signed body.
 fn event(webhook: &str, body: &str, token: &str) -> String {
-    // The headers API Gateway passes on from a real Pismo call.
-    let headers = json!({
-        "content-type": "application/json",
-        "host": "abc123.execute-api.us-east-1.amazonaws.com",
-        "user-agent": "Pismo-Webhook/1.0",
-        "x-amzn-trace-id": "Root=1-5e6722a7-cc56xmpl46db7ae02d4da47e",
-        "x-forwarded-for": "203.0.113.10",
-        "x-forwarded-proto": "https",
-        "x-pismo-sign": token
-    });
+    let headers = pismo_headers(token);
     apigw_event("POST", &format!("/webhooks/{webhook}"), headers, body)
 }
 

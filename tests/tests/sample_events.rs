@@ -10,14 +10,14 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 use shared::idempotency::{Idempotency, IdempotencyConfig, InMemoryIdempotencyBackend};
-use shared::ledger::{ACTIVE, Account, InMemoryLedger, Ledger};
+use shared::ledger::InMemoryLedger;
 use shared::policy::Policy;
 use shared::signature::signer::SignOptions;
 use shared::webhook::{
     BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook,
     RunnerConfig, Webhook, WebhookRunner, ZeroBalanceCodes, ZeroBalanceWebhook,
 };
-use tools::samples::{EXPECTED, SECRETS, expected};
+use tools::samples::{EXPECTED, SECRETS, expected, seed_demo_accounts};
 use tools::testkit::{Answer, Pismo};
 
 #[derive(Clone, Default)]
@@ -62,16 +62,24 @@ fn policy_runner<K: PolicyKind>(pismo: &Pismo, policy: &Policy) -> WebhookRunner
     WebhookRunner::new(
         PolicyWebhook::<K>::new(policy),
         pismo.verifier(),
-        Idempotency::new(
-            Arc::new(InMemoryIdempotencyBackend::default()),
-            IdempotencyConfig::default(),
-        ),
-        // The deadline only matters when something hangs; keep it generous for loaded CI.
-        RunnerConfig {
-            deadline: std::time::Duration::from_secs(10),
-            ..RunnerConfig::default()
-        },
+        in_memory_idempotency(),
+        generous_config(),
     )
+}
+
+fn in_memory_idempotency() -> Idempotency {
+    Idempotency::new(
+        Arc::new(InMemoryIdempotencyBackend::default()),
+        IdempotencyConfig::default(),
+    )
+}
+
+/// The deadline only matters when something hangs; keep it generous for loaded CI.
+fn generous_config() -> RunnerConfig {
+    RunnerConfig {
+        deadline: std::time::Duration::from_secs(10),
+        ..RunnerConfig::default()
+    }
 }
 
 #[tokio::test]
@@ -91,28 +99,12 @@ async fn every_webhook_sample_gives_its_answer_and_logs_no_cardholder_data() -> 
     let banking = policy_runner::<BankingAntifraud>(&pismo, &policy);
     let full_balance = policy_runner::<FullBalanceAntifraud>(&pismo, &policy);
     let ledger = Arc::new(InMemoryLedger::default());
-    for (id, balance, status) in [("1234", "100.00", ACTIVE), ("4321", "50.00", "BLOCKED")] {
-        ledger
-            .put_account(&Account {
-                account_id: id.into(),
-                available: balance.parse()?,
-                currency_code: Some(986),
-                status: status.into(),
-            })
-            .await?;
-    }
+    seed_demo_accounts(ledger.as_ref()).await?;
     let zero_balance = WebhookRunner::new(
         ZeroBalanceWebhook::new(&policy, ledger, ZeroBalanceCodes::default()),
         pismo.verifier(),
-        Idempotency::new(
-            Arc::new(InMemoryIdempotencyBackend::default()),
-            IdempotencyConfig::default(),
-        ),
-        // The deadline only matters when something hangs; keep it generous for loaded CI.
-        RunnerConfig {
-            deadline: std::time::Duration::from_secs(10),
-            ..RunnerConfig::default()
-        },
+        in_memory_idempotency(),
+        generous_config(),
     );
 
     let mut seen = Vec::new();

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::Value;
 use shared::devstack::ResourceNames;
-use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger};
+use shared::ledger::DynamoLedger;
 use shared::signature::signer::{CertServer, DevSigner, SignOptions};
 use tokio::process::{Child, Command};
 
@@ -138,18 +138,8 @@ impl LocalStack {
             .await
             .context("starting the local AWS emulator")?;
 
-        // Demo Zero balance accounts (the samples use account 1234; 4321 is blocked).
         let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&sdk), &names.ledger_table);
-        for (id, balance, status) in [("1234", "100.00", ACTIVE), ("4321", "50.00", "BLOCKED")] {
-            ledger
-                .put_account(&Account {
-                    account_id: id.into(),
-                    available: balance.parse()?,
-                    currency_code: Some(986),
-                    status: status.into(),
-                })
-                .await?;
-        }
+        crate::samples::seed_demo_accounts(&ledger).await?;
         // The event files that `events/pipeline-s3-main-stream.json` announces.
         crate::pipeline_demo::upload_sample_files(&shared::aws::s3_client(&sdk), &names.bucket)
             .await?;

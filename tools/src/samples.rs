@@ -1,6 +1,8 @@
 //! The expected result of every sample in `events/`, shared by the tests that run them
 //! (in process, and through `cargo lambda invoke` on the local stack) and by `make run`.
 
+use shared::ledger::{ACTIVE, Account, Ledger};
+
 /// What a sample must give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Expected {
@@ -122,6 +124,21 @@ pub const EXPECTED: &[Expected] = &[
         r#"{"is_approved":true,"response_code":"00"}"#,
     ),
 ];
+
+/// The Zero balance accounts the samples expect: 1234 active with 100.00, 4321 blocked.
+pub async fn seed_demo_accounts(ledger: &dyn Ledger) -> anyhow::Result<()> {
+    for (id, balance, status) in [("1234", "100.00", ACTIVE), ("4321", "50.00", "BLOCKED")] {
+        ledger
+            .put_account(&Account {
+                account_id: id.into(),
+                available: balance.parse()?,
+                currency_code: Some(986),
+                status: status.into(),
+            })
+            .await?;
+    }
+    Ok(())
+}
 
 /// The expectation of a sample.
 pub fn expected(name: &str) -> Option<&'static Expected> {

@@ -35,6 +35,19 @@ pub fn apigw_event(method: &str, path: &str, headers: Value, body: &str) -> Stri
     .to_string()
 }
 
+/// The headers API Gateway passes on from a real Pismo call, with `token` as `X-Pismo-Sign`.
+pub fn pismo_headers(token: &str) -> Value {
+    json!({
+        "content-type": "application/json",
+        "host": "abc123.execute-api.us-east-1.amazonaws.com",
+        "user-agent": "Pismo-Webhook/1.0",
+        "x-amzn-trace-id": "Root=1-5e6722a7-cc56xmpl46db7ae02d4da47e",
+        "x-forwarded-for": "203.0.113.10",
+        "x-forwarded-proto": "https",
+        "x-pismo-sign": token
+    })
+}
+
 /// Status and body of an answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {

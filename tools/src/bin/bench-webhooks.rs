@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use lambda_http::{Body, Request};
-use serde_json::json;
 use shared::idempotency::{
     DynamoIdempotencyBackend, Idempotency, IdempotencyBackend, IdempotencyConfig,
     InMemoryIdempotencyBackend,
@@ -30,7 +29,7 @@ use shared::idempotency::{
 use shared::policy::Policy;
 use shared::signature::signer::{CertServer, DevSigner, SignOptions};
 use shared::signature::{Verifier, VerifierConfig};
-use shared::webhook::testing::apigw_event;
+use shared::webhook::testing::{apigw_event, pismo_headers};
 use shared::webhook::{
     BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook,
     RunnerConfig, WebhookRunner,
@@ -109,16 +108,7 @@ fn signed_event(signer: &DevSigner, webhook: &str, body: &str) -> anyhow::Result
             .exp(now + 86_400)
             .account_id(98_665_386),
     )?;
-    // The headers API Gateway passes on from a real Pismo call.
-    let headers = json!({
-        "content-type": "application/json",
-        "host": "abc123.execute-api.us-east-1.amazonaws.com",
-        "user-agent": "Pismo-Webhook/1.0",
-        "x-amzn-trace-id": "Root=1-5e6722a7-cc56xmpl46db7ae02d4da47e",
-        "x-forwarded-for": "203.0.113.10",
-        "x-forwarded-proto": "https",
-        "x-pismo-sign": token
-    });
+    let headers = pismo_headers(&token);
     Ok(apigw_event(
         "POST",
         &format!("/webhooks/{webhook}"),
