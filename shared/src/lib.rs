@@ -4,7 +4,7 @@ pub mod aws;
 pub mod cloudevents;
 pub mod devstack;
 pub mod event_store;
-pub mod idempotency;
+pub mod journal;
 pub mod ledger;
 pub mod metrics;
 pub mod models;

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -12,24 +13,32 @@ use aws_sdk_dynamodb::types::{
     Update,
 };
 use rust_decimal::Decimal;
+use tokio::time::Instant;
 
-use super::{
-    ACTIVE, Account, Applied, Direction, Ledger, LedgerError, Movement, account_pk, hold_pk,
-};
+use super::{ACTIVE, Account, Applied, Direction, Ledger, LedgerError, Movement, account_pk};
+use crate::aws::dynamo_timeout;
+use crate::journal::{Entry, request_token};
+use crate::journal::{dynamo::failure, dynamo::from_item, dynamo::to_item};
 
 /// Transaction conflicts (another transaction on the same account at the same moment) are
 /// retried this many times; they are normal under concurrency.
 const CONFLICT_RETRIES: usize = 8;
 
-/// The ledger in a DynamoDB table keyed by `pk`.
+/// The ledger in a DynamoDB table keyed by `pk`, moving money together with entries of the
+/// journal table.
 #[derive(Clone)]
 pub struct DynamoLedger {
     client: Client,
     table: String,
+    journal_table: String,
 }
 
 fn unavailable<E: std::error::Error>(e: E) -> LedgerError {
     LedgerError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
+fn sdk_failure<E: std::error::Error + 'static>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> LedgerError {
+    failure(e).into()
 }
 
 fn now() -> String {
@@ -77,29 +86,32 @@ fn to_account(item: &HashMap<String, AttributeValue>) -> Result<Account, LedgerE
 }
 
 impl DynamoLedger {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
+    pub fn new(
+        client: Client,
+        table: impl Into<String>,
+        journal_table: impl Into<String>,
+    ) -> Self {
         Self {
             client,
             table: table.into(),
+            journal_table: journal_table.into(),
         }
     }
 
-    fn transaction(&self, m: &Movement) -> Result<Vec<TransactWriteItem>, LedgerError> {
+    /// The transaction's parts, in this order: 0 the journal entry, 1 the account, 2 (for a
+    /// reversal) the original entry.
+    fn transaction(
+        &self,
+        m: &Movement,
+        entry: &Entry,
+    ) -> Result<Vec<TransactWriteItem>, LedgerError> {
         let built =
             |e: aws_sdk_dynamodb::error::BuildError| LedgerError::Unavailable(e.to_string());
-        let hold = Put::builder()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S(hold_pk(&m.request_id)))
-            .item("account_id", AttributeValue::S(m.account_id.clone()))
-            .item("amount", AttributeValue::N(m.amount.to_string()))
-            .item("direction", AttributeValue::S(m.direction.as_str().into()))
-            .item("mti", AttributeValue::S(m.mti.clone()))
-            .item(
-                "processing_code",
-                AttributeValue::S(m.processing_code.clone()),
-            )
-            .item("created_at", AttributeValue::S(now()))
-            .condition_expression("attribute_not_exists(pk)")
+        let journal = Put::builder()
+            .table_name(&self.journal_table)
+            .set_item(Some(to_item(entry)))
+            .condition_expression("attribute_not_exists(id)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
             .map_err(built)?;
         let sign = match m.direction {
@@ -125,24 +137,46 @@ impl DynamoLedger {
         } else {
             update.condition_expression("attribute_exists(pk)")
         };
-        Ok(vec![
-            TransactWriteItem::builder().put(hold).build(),
+        let mut items = vec![
+            TransactWriteItem::builder().put(journal).build(),
             TransactWriteItem::builder()
                 .update(update.build().map_err(built)?)
                 .build(),
-        ])
+        ];
+        if let Some(original) = &m.reverses {
+            let mark = Update::builder()
+                .table_name(&self.journal_table)
+                .key("id", AttributeValue::S(original.clone()))
+                .update_expression("SET reversed_by = :me, reversed_amount = :amount")
+                .condition_expression(
+                    "#moved = :yes AND #direction = :debit AND #account = :account \
+                     AND #amount >= :amount AND attribute_not_exists(reversed_by)",
+                )
+                .expression_attribute_names("#moved", "moved")
+                .expression_attribute_names("#direction", "direction")
+                .expression_attribute_names("#account", "account_id")
+                .expression_attribute_names("#amount", "amount")
+                .expression_attribute_values(":me", AttributeValue::S(entry.id.clone()))
+                .expression_attribute_values(":amount", AttributeValue::N(m.amount.to_string()))
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .expression_attribute_values(
+                    ":debit",
+                    AttributeValue::S(Direction::Debit.as_str().into()),
+                )
+                .expression_attribute_values(":account", AttributeValue::S(m.account_id.clone()))
+                .build()
+                .map_err(built)?;
+            items.push(TransactWriteItem::builder().update(mark).build());
+        }
+        Ok(items)
     }
 
-    /// Why the account update's condition failed.
-    async fn classify(
-        &self,
-        m: &Movement,
-        old: Option<&HashMap<String, AttributeValue>>,
-    ) -> Result<Applied, LedgerError> {
+    /// Why the account update's condition failed, from the account as it was (DynamoDB returns
+    /// it with `ALL_OLD`; no item means there is no account).
+    fn classify(old: Option<&HashMap<String, AttributeValue>>) -> Result<Applied, LedgerError> {
         let account = match old {
             Some(item) if !item.is_empty() => Some(to_account(item)?),
-            // Emulators may not return the old item: read it.
-            _ => self.account(&m.account_id).await?,
+            _ => None,
         };
         Ok(match account {
             None => Applied::UnknownAccount,
@@ -184,56 +218,87 @@ impl DynamoLedger {
 
 #[async_trait]
 impl Ledger for DynamoLedger {
-    async fn apply(&self, m: &Movement) -> Result<Applied, LedgerError> {
-        let items = self.transaction(m)?;
+    async fn apply(
+        &self,
+        m: &Movement,
+        entry: &Entry,
+        timeout: Duration,
+    ) -> Result<Applied, LedgerError> {
+        let items = self.transaction(m, entry)?;
+        let token = request_token(entry);
+        let deadline = Instant::now() + timeout;
         let mut attempt = 0;
         loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(LedgerError::Unavailable("no time left to retry".into()));
+            }
+            // A new token per conflict retry: the cancelled attempt wrote nothing.
             let res = self
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
+                .client_request_token(format!("{token}-{attempt}"))
+                .customize()
+                .config_override(dynamo_timeout(left))
                 .send()
                 .await;
-            let err = match res {
+            let sdk_err = match res {
                 Ok(_) => return Ok(Applied::Done),
-                Err(e) => e.into_service_error(),
+                Err(e) => e,
             };
-            let TransactWriteItemsError::TransactionCanceledException(cancelled) = err else {
-                return Err(unavailable(err));
+            let failed = sdk_failure(&sdk_err);
+            let TransactWriteItemsError::TransactionCanceledException(cancelled) =
+                sdk_err.into_service_error()
+            else {
+                return Err(failed);
             };
             let reasons = cancelled.cancellation_reasons();
             let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
             if code(0) == "ConditionalCheckFailed" {
-                return Ok(Applied::AlreadyApplied);
+                let stored = reasons
+                    .first()
+                    .and_then(|r| r.item())
+                    .ok_or_else(|| LedgerError::Corrupt(entry.id.clone()))?;
+                return Ok(Applied::Exists(Box::new(from_item(stored)?)));
+            }
+            if code(2) == "ConditionalCheckFailed" {
+                return Ok(Applied::OriginalNotFound);
             }
             if code(1) == "ConditionalCheckFailed" {
-                return self
-                    .classify(m, reasons.get(1).and_then(|r| r.item()))
-                    .await;
+                return Self::classify(reasons.get(1).and_then(|r| r.item()));
             }
-            let conflict = code(0) == "TransactionConflict" || code(1) == "TransactionConflict";
+            let conflict = (0..3).any(|i| code(i) == "TransactionConflict");
             if conflict && attempt < CONFLICT_RETRIES {
                 attempt += 1;
                 continue;
             }
+            // Cancelled: nothing was written.
             return Err(LedgerError::Unavailable(format!(
-                "transaction cancelled: hold {}, account {}",
+                "transaction cancelled: journal {}, account {}, original {}",
                 code(0),
-                code(1)
+                code(1),
+                code(2)
             )));
         }
     }
 
-    async fn account(&self, account_id: &str) -> Result<Option<Account>, LedgerError> {
+    async fn account(
+        &self,
+        account_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<Account>, LedgerError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(account_pk(account_id)))
             .consistent_read(true)
+            .customize()
+            .config_override(dynamo_timeout(timeout))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| sdk_failure(&e))?;
         out.item().map(to_account).transpose()
     }
 

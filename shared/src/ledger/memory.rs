@@ -1,71 +1,107 @@
-//! In-memory ledger, for unit tests and benchmarks.
+//! In-memory ledger, for unit tests and benchmarks. It shares an [`InMemoryJournal`], so an
+//! entry and its money movement happen under one lock, as in one DynamoDB transaction.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 
 use super::{Account, Applied, Direction, Ledger, LedgerError, Movement};
+use crate::journal::{Entry, InMemoryJournal};
 
-#[derive(Default)]
-struct State {
-    accounts: HashMap<String, Account>,
-    holds: HashSet<String>,
+/// A ledger in a mutex, beside its journal.
+pub struct InMemoryLedger {
+    accounts: Mutex<HashMap<String, Account>>,
+    journal: Arc<InMemoryJournal>,
 }
 
-/// A ledger in a mutex: each movement is atomic.
-#[derive(Default)]
-pub struct InMemoryLedger {
-    state: Mutex<State>,
+impl Default for InMemoryLedger {
+    fn default() -> Self {
+        Self::new(Arc::new(InMemoryJournal::default()))
+    }
 }
 
 impl InMemoryLedger {
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, LedgerError> {
-        self.state
-            .lock()
-            .map_err(|_| LedgerError::Unavailable("in-memory ledger poisoned".into()))
+    /// A ledger whose movements write their entries into `journal`.
+    pub fn new(journal: Arc<InMemoryJournal>) -> Self {
+        Self {
+            accounts: Mutex::new(HashMap::new()),
+            journal,
+        }
     }
 
-    /// Number of holds.
-    pub fn holds(&self) -> usize {
-        self.lock().map(|s| s.holds.len()).unwrap_or(0)
+    /// The journal the movements write into.
+    pub fn journal(&self) -> &Arc<InMemoryJournal> {
+        &self.journal
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Account>>, LedgerError> {
+        self.accounts
+            .lock()
+            .map_err(|_| LedgerError::Unavailable("in-memory ledger poisoned".into()))
     }
 }
 
 #[async_trait]
 impl Ledger for InMemoryLedger {
-    async fn apply(&self, m: &Movement) -> Result<Applied, LedgerError> {
-        let mut state = self.lock()?;
-        if state.holds.contains(&m.request_id) {
-            return Ok(Applied::AlreadyApplied);
-        }
-        let Some(account) = state.accounts.get_mut(&m.account_id) else {
-            return Ok(Applied::UnknownAccount);
-        };
-        if m.enforce && m.direction == Direction::Debit {
-            if !account.is_active() {
-                return Ok(Applied::Inactive);
+    async fn apply(
+        &self,
+        m: &Movement,
+        entry: &Entry,
+        _timeout: Duration,
+    ) -> Result<Applied, LedgerError> {
+        let mut accounts = self.lock()?;
+        let applied = self.journal.transact(|entries| {
+            if let Some(existing) = entries.get(&entry.id) {
+                return Applied::Exists(Box::new(existing.clone()));
             }
-            if account.available < m.amount {
-                return Ok(Applied::InsufficientFunds);
+            if let Some(original) = &m.reverses {
+                let ok = entries.get(original).is_some_and(|o| {
+                    o.money.as_ref().is_some_and(|money| {
+                        money.moved
+                            && money.direction == Direction::Debit
+                            && money.account_id == m.account_id
+                            && money.amount >= m.amount
+                            && money.reverses.is_none()
+                    })
+                });
+                if !ok || entries.values().any(|e| e.money.as_ref().and_then(|x| x.reverses.as_ref()) == Some(original) && e.money.as_ref().is_some_and(|x| x.moved)) {
+                    return Applied::OriginalNotFound;
+                }
             }
-        }
-        match m.direction {
-            Direction::Debit => account.available -= m.amount,
-            Direction::Credit => account.available += m.amount,
-        }
-        state.holds.insert(m.request_id.clone());
-        Ok(Applied::Done)
+            let Some(account) = accounts.get_mut(&m.account_id) else {
+                return Applied::UnknownAccount;
+            };
+            if m.enforce && m.direction == Direction::Debit {
+                if !account.is_active() {
+                    return Applied::Inactive;
+                }
+                if account.available < m.amount {
+                    return Applied::InsufficientFunds;
+                }
+            }
+            match m.direction {
+                Direction::Debit => account.available -= m.amount,
+                Direction::Credit => account.available += m.amount,
+            }
+            entries.insert(entry.id.clone(), entry.clone());
+            Applied::Done
+        })?;
+        Ok(applied)
     }
 
-    async fn account(&self, account_id: &str) -> Result<Option<Account>, LedgerError> {
-        Ok(self.lock()?.accounts.get(account_id).cloned())
+    async fn account(
+        &self,
+        account_id: &str,
+        _timeout: Duration,
+    ) -> Result<Option<Account>, LedgerError> {
+        Ok(self.lock()?.get(account_id).cloned())
     }
 
     async fn put_account(&self, account: &Account) -> Result<(), LedgerError> {
         self.lock()?
-            .accounts
             .insert(account.account_id.clone(), account.clone());
         Ok(())
     }
@@ -75,8 +111,8 @@ impl Ledger for InMemoryLedger {
         account_id: &str,
         amount: Decimal,
     ) -> Result<Option<Account>, LedgerError> {
-        let mut state = self.lock()?;
-        Ok(state.accounts.get_mut(account_id).map(|a| {
+        let mut accounts = self.lock()?;
+        Ok(accounts.get_mut(account_id).map(|a| {
             a.available += amount;
             a.clone()
         }))
@@ -87,8 +123,8 @@ impl Ledger for InMemoryLedger {
         account_id: &str,
         status: &str,
     ) -> Result<Option<Account>, LedgerError> {
-        let mut state = self.lock()?;
-        Ok(state.accounts.get_mut(account_id).map(|a| {
+        let mut accounts = self.lock()?;
+        Ok(accounts.get_mut(account_id).map(|a| {
             a.status = status.to_string();
             a.clone()
         }))

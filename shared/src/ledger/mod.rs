@@ -1,4 +1,4 @@
-//! The Zero balance ledger: account balances and per-authorization holds.
+//! The Zero balance ledger: account balances, moved together with the decision journal.
 //!
 //! Item format in `LEDGER_TABLE` (partition key `pk`, string), so an issuer can load balances
 //! from their core system with plain `PutItem`s:
@@ -6,13 +6,13 @@
 //! | item | `pk` | attributes |
 //! |---|---|---|
 //! | account | `ACCOUNT#<account_id>` | `account_id` (S), `available` (N, exact decimal), `currency_code` (N, ISO 4217 numeric, e.g. 986), `status` (S: `ACTIVE`, or anything else = not active, e.g. `BLOCKED`), `updated_at` (S, RFC 3339) |
-//! | hold | `HOLD#<request id>` | `account_id` (S), `amount` (N), `direction` (S: `DEBIT`/`CREDIT`), `mti` (S), `processing_code` (S), `created_at` (S) |
 //!
-//! Every money movement is one `TransactWriteItems` of two parts: put the hold if absent, and
-//! update the account under a condition (active and `available >= amount` for a debit
-//! request). So a retried call never moves money twice, and concurrent authorizations never
-//! overdraw. Amounts are `rust_decimal::Decimal` end to end; DynamoDB numbers are exact
-//! decimals too.
+//! Every money movement is one `TransactWriteItems`: put the decision's journal entry if
+//! absent (in `JOURNAL_TABLE`, see [`crate::journal`]), and update the account under a
+//! condition (active and `available >= amount` for a debit request); a reversal also marks the
+//! original entry as reversed. So a retried request never moves money twice, concurrent
+//! authorizations never overdraw, and money moves only together with the approval that says
+//! so. Amounts are `rust_decimal::Decimal` end to end; DynamoDB numbers are exact decimals too.
 
 mod dynamo;
 mod memory;
@@ -20,8 +20,12 @@ mod memory;
 pub use dynamo::DynamoLedger;
 pub use memory::InMemoryLedger;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use rust_decimal::Decimal;
+
+use crate::journal::{Entry, StoreFailure};
 
 /// Status value of an active account.
 pub const ACTIVE: &str = "ACTIVE";
@@ -57,46 +61,78 @@ impl Direction {
     }
 }
 
-/// One money movement, keyed by the webhook request `id`.
+/// One money movement. The request it belongs to is the journal entry written with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Movement {
-    pub request_id: String,
     pub account_id: String,
     pub amount: Decimal,
     pub direction: Direction,
     /// For a debit: require an active account with enough funds. `false` for advices (the
     /// network already approved them). Credits only require the account to exist.
     pub enforce: bool,
-    pub mti: String,
-    pub processing_code: String,
+    /// A reversal: the journal id of the approved debit whose money it returns. The
+    /// movement applies only if that entry moved at least `amount` from the same account and
+    /// was not reversed before.
+    pub reverses: Option<String>,
 }
 
 /// What happened to a movement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
-    /// Applied now.
+    /// Applied now, with its journal entry.
     Done,
-    /// A hold with this request id exists: it was applied before; nothing changed.
-    AlreadyApplied,
+    /// A journal entry with this id exists (returned as stored); nothing changed.
+    Exists(Box<Entry>),
     UnknownAccount,
     Inactive,
     InsufficientFunds,
+    /// A reversal whose original entry is missing, did not move money, is for another
+    /// account or a smaller amount, or was already reversed.
+    OriginalNotFound,
 }
 
-/// The ledger could not be reached or answered nonsense: the webhook answers its fallback.
-#[derive(Debug, thiserror::Error)]
+/// The ledger failed. Which variant decides whether the answer needs a fence.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LedgerError {
+    /// Surely nothing changed.
     #[error("ledger unavailable: {0}")]
     Unavailable(String),
+    /// The movement may have been applied (timeout, lost connection, 5xx).
+    #[error("ledger outcome unknown: {0}")]
+    Unknown(String),
     #[error("ledger item {0} is malformed")]
     Corrupt(String),
 }
 
+impl From<StoreFailure> for LedgerError {
+    fn from(f: StoreFailure) -> Self {
+        match f {
+            StoreFailure::NotWritten(m) => LedgerError::Unavailable(m),
+            StoreFailure::Unknown(m) => LedgerError::Unknown(m),
+            StoreFailure::Corrupt(m) => LedgerError::Corrupt(m),
+        }
+    }
+}
+
+/// Timeout of the operator commands' calls (`ledger`, tests): they have no 2-second window.
+pub const OPERATOR_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The narrow store the Zero balance webhook depends on.
 #[async_trait]
 pub trait Ledger: Send + Sync {
-    async fn apply(&self, movement: &Movement) -> Result<Applied, LedgerError>;
-    async fn account(&self, account_id: &str) -> Result<Option<Account>, LedgerError>;
+    /// Applies `movement` and writes `entry` (which says the money moved) in one atomic step
+    /// bounded by `timeout`; neither happens without the other.
+    async fn apply(
+        &self,
+        movement: &Movement,
+        entry: &Entry,
+        timeout: Duration,
+    ) -> Result<Applied, LedgerError>;
+    async fn account(
+        &self,
+        account_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<Account>, LedgerError>;
     /// Creates or replaces an account (operations, tests).
     async fn put_account(&self, account: &Account) -> Result<(), LedgerError>;
     /// Adds `amount` (may be negative) to an existing account's balance (operations).
@@ -115,8 +151,4 @@ pub trait Ledger: Send + Sync {
 
 pub fn account_pk(account_id: &str) -> String {
     format!("ACCOUNT#{account_id}")
-}
-
-pub fn hold_pk(request_id: &str) -> String {
-    format!("HOLD#{request_id}")
 }

@@ -232,6 +232,8 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
 /// The whole policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
+    /// SHA-256 (hex) of the policy document, journaled with every decision.
+    pub version: String,
     pub card_tokenization: Section<TokenizationRequest, TokenizationResponse>,
     pub banking_antifraud: Section<BankingRequest, BankingResponse>,
     pub full_balance_antifraud: Section<FullBalanceRequest, FullBalanceResponse>,
@@ -274,6 +276,7 @@ impl Policy {
         let _ = raw.description;
         let mut defaults = None;
         Ok(Self {
+            version: crate::journal::version_of(text),
             card_tokenization: Section::compile(
                 "card_tokenization",
                 section_value("card_tokenization", raw.card_tokenization, &mut defaults)?,

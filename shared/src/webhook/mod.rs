@@ -3,14 +3,16 @@
 //! 1. HTTP contract: POST only (405), JSON (415), body-size limit (413).
 //! 2. Signature check on the raw bytes ([`crate::signature`]), before anything is parsed (401).
 //! 3. Strict parse into the webhook's request model (400 naming the field).
-//! 4. Idempotency on `<webhook>#<request key>` with the SHA-256 of the body: a retry gets the
-//!    stored answer byte for byte; a reused key with another body gets 422; a concurrent
-//!    duplicate waits for the first answer.
-//! 5. Decision (the policy, or the Zero balance ledger), stored and returned.
+//! 4. Decision and journal ([`crate::journal`]): one conditional write of the decision under
+//!    `<webhook>#<request key>` with the SHA-256 of the body. A retry gets the stored answer
+//!    byte for byte; a reused key with another body gets 422; of concurrent duplicates one
+//!    write wins and the others answer the winner's answer.
 //!
-//! All of it runs under `DECISION_DEADLINE_MS` from the start of the invocation. When a
-//! dependency is slow or down (certificate endpoint, store, ledger) the answer is the
-//! webhook's configured fallback, with status 200, before the deadline: never a 5xx.
+//! Every store call gets an operation timeout from the time left before
+//! `DECISION_DEADLINE_MS`, keeping `SETTLE_RESERVE_MS` back to settle a write whose outcome is
+//! unknown; nothing is cut off by dropping a future. When a dependency is slow or down, a
+//! policy webhook still answers its policy decision (not journaled), and Zero balance answers
+//! its fallback once it knows no money moved: always status 200, never a 5xx.
 
 mod kinds;
 mod runner;
@@ -21,15 +23,19 @@ pub use kinds::{
     BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook,
 };
 pub use runner::{
-    RunnerConfig, StartupError, WebhookRunner, env_required, runner_from_env, serve,
-    serve_policy_webhook,
+    RunnerConfig, RunnerParts, StartupError, WebhookRunner, env_required, hex, runner_from_env,
+    runner_parts, serve, serve_policy_webhook,
 };
-pub use zero_balance::{ZeroBalanceCodes, ZeroBalanceWebhook, is_advice, serve_zero_balance};
+pub use zero_balance::{
+    MessageClass, ZeroBalanceCodes, ZeroBalanceWebhook, is_advice, serve_zero_balance,
+};
 
 use std::future::Future;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
+
+use crate::journal::{Budget, Entry, FallbackReason, How, Input, Journal, Money, Recorded};
 
 /// An answer: the exact response body and a label for logs and metrics (rule name, `default`,
 /// `fallback`, or a ledger outcome).
@@ -39,10 +45,170 @@ pub struct Decision {
     pub label: Arc<str>,
 }
 
-/// A dependency of the decision failed; the runner answers the fallback.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DependencyError(pub String);
+/// What a webhook answered, and what the journal knows of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Decided now.
+    Decided {
+        decision: Decision,
+        how: How,
+        /// Whether the journal holds this answer.
+        journaled: Journaled,
+        /// Whether the entry awaits reconciliation.
+        reconcile: bool,
+    },
+    /// The stored answer of an earlier request with the same key and body.
+    Replayed(Decision),
+    /// The key was used before with another body (422).
+    KeyReused,
+}
+
+/// Whether an answer is in the journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Journaled {
+    Yes,
+    /// The store failed; no money moved with this answer.
+    No,
+    /// A money write's outcome stayed unknown and the fence could not be written either:
+    /// the answer is the fallback, and an operator must check the account (metric
+    /// `Unsettled`, alarmed).
+    Unsettled,
+}
+
+/// Everything a decision needs besides its request: the key, the body digest, the time left
+/// and the journal.
+pub struct DecisionCtx<'a> {
+    /// The journal id, `<webhook>#<request key>`.
+    pub id: String,
+    /// SHA-256 (hex) of the raw body.
+    pub body_sha256: String,
+    pub budget: Budget,
+    pub journal: &'a dyn Journal,
+    /// Epoch milliseconds of this decision.
+    pub decided_at_ms: i64,
+    /// Lifetime of an entry that does not await reconciliation.
+    pub ttl_secs: i64,
+    /// Replay a stored entry whatever its body ([`Webhook::replays_any_body`]).
+    pub replay_any_body: bool,
+}
+
+impl DecisionCtx<'_> {
+    /// A journal entry for `decision`.
+    pub fn entry(
+        &self,
+        decision: &Decision,
+        how: How,
+        policy_version: &str,
+        inputs: Vec<(String, Input)>,
+        money: Option<Money>,
+        reconcile: Option<&str>,
+    ) -> Entry {
+        Entry {
+            id: self.id.clone(),
+            body_sha256: self.body_sha256.clone(),
+            answer: decision.body.to_string(),
+            label: decision.label.to_string(),
+            how,
+            policy_version: policy_version.to_string(),
+            decided_at_ms: self.decided_at_ms,
+            expiration: match reconcile {
+                Some(_) => None,
+                None => Some(self.decided_at_ms / 1000 + self.ttl_secs),
+            },
+            inputs,
+            money,
+            reconcile: reconcile.map(str::to_string),
+        }
+    }
+
+    /// The answer when an entry with this id already exists: its answer for the same body,
+    /// 422 for another.
+    pub fn existing(&self, stored: &Entry) -> Answer {
+        if self.replay_any_body || stored.body_sha256 == self.body_sha256 {
+            Answer::Replayed(Decision {
+                body: stored.answer.as_str().into(),
+                label: "replay".into(),
+            })
+        } else {
+            Answer::KeyReused
+        }
+    }
+
+    /// Journals a decision that moves no money, and answers it. A write whose outcome is
+    /// unknown is tried once more (the condition makes that safe); when the store fails the
+    /// decision is answered anyway, not journaled.
+    pub async fn journal(&self, decision: Decision, entry: Entry) -> Answer {
+        let mut tries = 0;
+        loop {
+            let timeout = if tries == 0 {
+                self.budget.for_write()
+            } else {
+                self.budget.for_settle()
+            };
+            let Some(timeout) = timeout else {
+                return self.unjournaled(decision, entry.how, &entry, "no time left");
+            };
+            match self.journal.record(&entry, timeout).await {
+                Ok(Recorded::New) => {
+                    return Answer::Decided {
+                        decision,
+                        how: entry.how,
+                        journaled: Journaled::Yes,
+                        reconcile: entry.reconcile.is_some(),
+                    };
+                }
+                Ok(Recorded::Exists(stored)) => return self.existing(&stored),
+                Err(crate::journal::StoreFailure::Unknown(_)) if tries == 0 => tries += 1,
+                Err(e) => return self.unjournaled(decision, entry.how, &entry, &e.to_string()),
+            }
+        }
+    }
+
+    fn unjournaled(&self, decision: Decision, how: How, entry: &Entry, error: &str) -> Answer {
+        tracing::warn!(id = %self.id, error, "journal write failed: answered, not journaled");
+        Answer::Decided {
+            decision,
+            how,
+            journaled: Journaled::No,
+            reconcile: entry.reconcile.is_some(),
+        }
+    }
+
+    /// Settles a money write whose outcome is unknown by writing `fallback` under the same
+    /// id: once it is written, the in-flight write can no longer commit (its own conditional
+    /// put of this id fails), so the fallback answer is true; if an entry is already there,
+    /// the write committed (or a duplicate won) and its answer is returned.
+    pub async fn fence(&self, decision: Decision, fallback: Entry) -> Answer {
+        // Conflicts with the in-flight transaction and throttling are retried; three tries at
+        // most, all within the time left.
+        for _ in 0..3 {
+            let Some(timeout) = self.budget.for_settle() else {
+                break;
+            };
+            match self.journal.record(&fallback, timeout).await {
+                Ok(Recorded::New) => {
+                    return Answer::Decided {
+                        decision,
+                        how: fallback.how,
+                        journaled: Journaled::Yes,
+                        reconcile: fallback.reconcile.is_some(),
+                    };
+                }
+                Ok(Recorded::Exists(stored)) => return self.existing(&stored),
+                Err(e) => {
+                    tracing::warn!(id = %self.id, error = %e, "fence write failed");
+                }
+            }
+        }
+        tracing::error!(id = %self.id, "money write unsettled: answered the fallback; check the account");
+        Answer::Decided {
+            decision,
+            how: fallback.how,
+            journaled: Journaled::Unsettled,
+            reconcile: true,
+        }
+    }
+}
 
 /// One decision webhook.
 pub trait Webhook: Send + Sync + 'static {
@@ -50,15 +216,30 @@ pub trait Webhook: Send + Sync + 'static {
     const NAME: &'static str;
     type Request: DeserializeOwned + Send + Sync;
 
-    /// The request's idempotency key, made of ids only.
+    /// The request's key in the journal (after `<NAME>#`), made of ids only.
     fn request_key(request: &Self::Request) -> String;
 
-    /// Decides the request.
+    /// Whether a stored entry is replayed even when its body differs (a message the network
+    /// already decided, such as an advice repeat, is never refused with 422).
+    fn replays_any_body(_request: &Self::Request) -> bool {
+        false
+    }
+
+    /// Decides the request and journals the decision.
     fn decide(
         &self,
         request: &Self::Request,
-    ) -> impl Future<Output = Result<Decision, DependencyError>> + Send;
+        ctx: &DecisionCtx<'_>,
+    ) -> impl Future<Output = Answer> + Send;
 
-    /// The configured answer when a dependency is slow or down.
+    /// The configured answer when a dependency is slow or down, before anything is parsed.
     fn fallback(&self) -> Decision;
+}
+
+/// The reason label of a fallback, for logs and metrics.
+pub fn fallback_reason(how: How) -> Option<FallbackReason> {
+    match how {
+        How::Fallback(r) => Some(r),
+        _ => None,
+    }
 }

@@ -9,29 +9,35 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::{Decision, PolicyKind, PolicyWebhook, Webhook};
-use crate::idempotency::{
-    Begin, DynamoIdempotencyBackend, Idempotency, IdempotencyBackend, IdempotencyConfig,
-};
+use super::{Answer, DecisionCtx, Journaled, PolicyKind, PolicyWebhook, Webhook};
+use crate::journal::{Budget, DynamoJournal, FallbackReason, Journal, now_ms};
 use crate::metrics::{Emf, Unit, WEBHOOKS_NAMESPACE};
 use crate::models::parse_json;
 use crate::policy::{Policy, PolicyError};
 use crate::signature::{ConfigError, Verifier, VerifierConfig};
 
-/// Settings of the HTTP contract and the deadline.
+/// Settings of the HTTP contract, the deadline and the journal.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
     /// Time from the start of the invocation to the answer (`DECISION_DEADLINE_MS`, 1500).
     pub deadline: Duration,
+    /// Kept back from a first store write to settle it if its outcome is unknown
+    /// (`SETTLE_RESERVE_MS`, 300).
+    pub settle_reserve: Duration,
     /// Largest accepted body (`MAX_BODY_BYTES`, 262144).
     pub max_body_bytes: usize,
+    /// How long a journal entry is kept (`JOURNAL_TTL_SECS`, 30 days); entries awaiting
+    /// reconciliation are kept until an operator clears them.
+    pub journal_ttl: Duration,
 }
 
 impl Default for RunnerConfig {
     fn default() -> Self {
         Self {
             deadline: Duration::from_millis(1500),
+            settle_reserve: Duration::from_millis(300),
             max_body_bytes: 256 * 1024,
+            journal_ttl: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -88,9 +94,27 @@ impl RunnerConfig {
                 problem: "must be between 1 and 10000".into(),
             });
         }
+        let reserve_ms: u64 = env_number("SETTLE_RESERVE_MS", 300)?;
+        if reserve_ms == 0 || reserve_ms >= deadline_ms {
+            return Err(StartupError::Invalid {
+                name: "SETTLE_RESERVE_MS",
+                value: reserve_ms.to_string(),
+                problem: format!("must be between 1 and DECISION_DEADLINE_MS ({deadline_ms}) - 1"),
+            });
+        }
+        let ttl: u64 = env_number("JOURNAL_TTL_SECS", d.journal_ttl.as_secs())?;
+        if ttl < 3600 {
+            return Err(StartupError::Invalid {
+                name: "JOURNAL_TTL_SECS",
+                value: ttl.to_string(),
+                problem: "must be at least 3600 (Pismo retries within minutes)".into(),
+            });
+        }
         Ok(Self {
             deadline: Duration::from_millis(deadline_ms),
+            settle_reserve: Duration::from_millis(reserve_ms),
             max_body_bytes: env_number("MAX_BODY_BYTES", d.max_body_bytes)?,
+            journal_ttl: Duration::from_secs(ttl),
         })
     }
 }
@@ -99,7 +123,7 @@ impl RunnerConfig {
 pub struct WebhookRunner<W: Webhook> {
     webhook: W,
     verifier: Verifier,
-    idempotency: Idempotency,
+    journal: Arc<dyn Journal>,
     config: RunnerConfig,
     metrics: Emf,
 }
@@ -139,7 +163,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// Lower-case hex of a digest.
-pub(crate) fn hex(digest: &[u8]) -> String {
+pub fn hex(digest: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(digest.len() * 2);
     for b in digest {
@@ -160,43 +184,34 @@ fn body_bytes(request: &Request) -> &[u8] {
     }
 }
 
-/// Why the fallback was answered.
-#[derive(Debug, Clone, Copy)]
-enum FallbackReason {
-    Deadline,
-    CertsUnavailable,
-    StoreUnavailable,
-    DecisionFailed,
-}
-
-impl FallbackReason {
-    fn as_str(self) -> &'static str {
-        match self {
-            FallbackReason::Deadline => "deadline",
-            FallbackReason::CertsUnavailable => "certs_unavailable",
-            FallbackReason::StoreUnavailable => "store_unavailable",
-            FallbackReason::DecisionFailed => "decision_failed",
-        }
-    }
-}
-
 enum Outcome {
-    Answer(Decision, &'static str),
+    Answered(Answer),
+    /// The fallback, before the request could be parsed.
     Fallback(FallbackReason),
     Reject(Response<Body>),
+}
+
+/// What one request's EMF line counts.
+struct Tally<'a> {
+    outcome: &'a str,
+    fallback: bool,
+    refused: bool,
+    not_journaled: bool,
+    unsettled: bool,
+    reconcile: bool,
 }
 
 impl<W: Webhook> WebhookRunner<W> {
     pub fn new(
         webhook: W,
         verifier: Verifier,
-        idempotency: Idempotency,
+        journal: Arc<dyn Journal>,
         config: RunnerConfig,
     ) -> Self {
         Self {
             webhook,
             verifier,
-            idempotency,
+            journal,
             config,
             metrics: Emf::default(),
         }
@@ -209,19 +224,33 @@ impl<W: Webhook> WebhookRunner<W> {
     }
 
     /// One EMF line: dimensions `Function` and `Function`+`Outcome` (the rule label,
-    /// `replay`, `fallback` or `refused`); metrics `Requests`, `Fallbacks`, `Refused` and
-    /// `Latency` (µs, from the start of `handle`).
-    fn record(&self, outcome: &str, fallback: bool, refused: bool, elapsed_us: u64) {
+    /// `replay`, `fallback` or `refused`); metrics `Requests`, `Fallbacks`, `Refused`,
+    /// `NotJournaled`, `Unsettled`, `Reconcile` and `Latency` (µs, from the start of `handle`).
+    fn record(&self, t: &Tally<'_>, elapsed_us: u64) {
         self.metrics.emit(
-            &[("Function", W::NAME), ("Outcome", outcome)],
+            &[("Function", W::NAME), ("Outcome", t.outcome)],
             &[&[0], &[0, 1]],
             &[
                 ("Requests", Unit::Count, 1),
-                ("Fallbacks", Unit::Count, u64::from(fallback)),
-                ("Refused", Unit::Count, u64::from(refused)),
+                ("Fallbacks", Unit::Count, u64::from(t.fallback)),
+                ("Refused", Unit::Count, u64::from(t.refused)),
+                ("NotJournaled", Unit::Count, u64::from(t.not_journaled)),
+                ("Unsettled", Unit::Count, u64::from(t.unsettled)),
+                ("Reconcile", Unit::Count, u64::from(t.reconcile)),
                 ("Latency", Unit::Microseconds, elapsed_us),
             ],
         );
+    }
+
+    fn refused_tally() -> Tally<'static> {
+        Tally {
+            outcome: "refused",
+            fallback: false,
+            refused: true,
+            not_journaled: false,
+            unsettled: false,
+            reconcile: false,
+        }
     }
 
     /// Handles one API Gateway request. Never fails: every path is an HTTP answer.
@@ -230,28 +259,71 @@ impl<W: Webhook> WebhookRunner<W> {
         let deadline = started + self.config.deadline;
         if let Err(res) = self.precheck(&request) {
             let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            self.record("refused", false, true, elapsed_us);
+            self.record(&Self::refused_tally(), elapsed_us);
             return res;
         }
         let body = body_bytes(&request);
-
-        let outcome =
-            match tokio::time::timeout_at(deadline, self.process(request.headers(), body)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Outcome::Fallback(FallbackReason::Deadline),
-            };
+        let outcome = self.process(request.headers(), body, deadline).await;
         let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         match outcome {
-            Outcome::Answer(decision, source) => {
-                tracing::info!(
-                    webhook = W::NAME,
-                    outcome = %decision.label,
-                    source,
+            Outcome::Answered(Answer::Decided {
+                decision,
+                how,
+                journaled,
+                reconcile,
+            }) => {
+                let reason = super::fallback_reason(how).map(FallbackReason::as_str);
+                let label = if reason.is_some() {
+                    "fallback"
+                } else {
+                    &decision.label
+                };
+                let journaled_str = match journaled {
+                    Journaled::Yes => "yes",
+                    Journaled::No => "no",
+                    Journaled::Unsettled => "unsettled",
+                };
+                if reason.is_some() {
+                    tracing::warn!(webhook = W::NAME, outcome = %decision.label, how = how.as_str(), reason, journaled = journaled_str, reconcile, elapsed_us, "fallback answered");
+                } else {
+                    tracing::info!(webhook = W::NAME, outcome = %decision.label, how = how.as_str(), journaled = journaled_str, reconcile, elapsed_us, "decision");
+                }
+                self.record(
+                    &Tally {
+                        outcome: label,
+                        fallback: reason.is_some(),
+                        refused: false,
+                        not_journaled: journaled == Journaled::No,
+                        unsettled: journaled == Journaled::Unsettled,
+                        reconcile,
+                    },
                     elapsed_us,
-                    "decision"
                 );
-                self.record(&decision.label, false, false, elapsed_us);
                 json_response(StatusCode::OK, decision.body.to_string())
+            }
+            Outcome::Answered(Answer::Replayed(decision)) => {
+                tracing::info!(webhook = W::NAME, outcome = "replay", elapsed_us, "decision");
+                self.record(
+                    &Tally {
+                        outcome: "replay",
+                        fallback: false,
+                        refused: false,
+                        not_journaled: false,
+                        unsettled: false,
+                        reconcile: false,
+                    },
+                    elapsed_us,
+                );
+                json_response(StatusCode::OK, decision.body.to_string())
+            }
+            Outcome::Answered(Answer::KeyReused) => {
+                tracing::info!(webhook = W::NAME, status = 422, elapsed_us, "request refused");
+                self.record(&Self::refused_tally(), elapsed_us);
+                error_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "this request id was already used with a different body",
+                )
             }
             Outcome::Fallback(reason) => {
                 let decision = self.webhook.fallback();
@@ -262,7 +334,17 @@ impl<W: Webhook> WebhookRunner<W> {
                     elapsed_us,
                     "fallback answered"
                 );
-                self.record("fallback", true, false, elapsed_us);
+                self.record(
+                    &Tally {
+                        outcome: "fallback",
+                        fallback: true,
+                        refused: false,
+                        not_journaled: true,
+                        unsettled: false,
+                        reconcile: false,
+                    },
+                    elapsed_us,
+                );
                 json_response(StatusCode::OK, decision.body.to_string())
             }
             Outcome::Reject(res) => {
@@ -272,7 +354,7 @@ impl<W: Webhook> WebhookRunner<W> {
                     elapsed_us,
                     "request refused"
                 );
-                self.record("refused", false, true, elapsed_us);
+                self.record(&Self::refused_tally(), elapsed_us);
                 res
             }
         }
@@ -328,10 +410,14 @@ impl<W: Webhook> WebhookRunner<W> {
         ))
     }
 
-    async fn process(&self, headers: &HeaderMap, body: &[u8]) -> Outcome {
-        let claims = match self.verifier.verify(headers, body).await {
-            Ok(claims) => claims,
-            Err(rejection) => return Self::refused(rejection),
+    async fn process(&self, headers: &HeaderMap, body: &[u8], deadline: Instant) -> Outcome {
+        // Dropping a certificate fetch at the deadline is harmless: it moves nothing.
+        let claims = match tokio::time::timeout_at(deadline, self.verifier.verify(headers, body))
+            .await
+        {
+            Ok(Ok(claims)) => claims,
+            Ok(Err(rejection)) => return Self::refused(rejection),
+            Err(_) => return Outcome::Fallback(FallbackReason::Deadline),
         };
         let request: W::Request = match parse_json(body) {
             Ok(r) => r,
@@ -343,79 +429,65 @@ impl<W: Webhook> WebhookRunner<W> {
                 ));
             }
         };
-        let key = format!("{}#{}", W::NAME, W::request_key(&request));
-        let validation = hex(&claims.body_sha256);
-        let begin = match self.idempotency.begin(&key, &validation).await {
-            Ok(Begin::InProgress) => {
-                self.idempotency
-                    .wait_for_completion(&key, &validation)
-                    .await
-            }
-            other => other,
-        };
-        match begin {
-            Err(e) => {
-                tracing::warn!(webhook = W::NAME, key = %key, error = %e, "idempotency store failed");
-                Outcome::Fallback(FallbackReason::StoreUnavailable)
-            }
-            Ok(Begin::Completed(data)) => Outcome::Answer(
-                Decision {
-                    body: data.into(),
-                    label: "replay".into(),
-                },
-                "idempotency",
-            ),
-            Ok(Begin::PayloadMismatch) => Outcome::Reject(error_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this request id was already used with a different body",
-            )),
-            // `InProgress` is resolved by waiting above; treat a leftover as a fresh attempt.
-            Ok(Begin::Proceed) | Ok(Begin::InProgress) => match self.webhook.decide(&request).await
-            {
-                Ok(decision) => {
-                    if let Err(e) = self
-                        .idempotency
-                        .complete(&key, &validation, &decision.body)
-                        .await
-                    {
-                        // The decision stands; a retry after the lock expires decides again.
-                        tracing::warn!(webhook = W::NAME, key = %key, error = %e, "storing the decision failed");
-                    }
-                    Outcome::Answer(decision, "decided")
-                }
-                Err(e) => {
-                    tracing::warn!(webhook = W::NAME, key = %key, error = %e, "decision failed");
-                    if let Err(e) = self.idempotency.release(&key).await {
-                        tracing::warn!(webhook = W::NAME, key = %key, error = %e, "releasing the lock failed");
-                    }
-                    Outcome::Fallback(FallbackReason::DecisionFailed)
-                }
+        let ctx = DecisionCtx {
+            id: format!("{}#{}", W::NAME, W::request_key(&request)),
+            body_sha256: hex(&claims.body_sha256),
+            budget: Budget {
+                deadline,
+                reserve: self.config.settle_reserve,
             },
-        }
+            journal: self.journal.as_ref(),
+            decided_at_ms: now_ms(),
+            ttl_secs: i64::try_from(self.config.journal_ttl.as_secs()).unwrap_or(i64::MAX / 4),
+            replay_any_body: W::replays_any_body(&request),
+        };
+        Outcome::Answered(self.webhook.decide(&request, &ctx).await)
     }
 }
 
-/// Builds the shared parts from the environment: configuration, verifier, idempotency on
-/// `IDEMPOTENCY_TABLE`. Nothing blocks on the network here: the certificates are fetched by a
-/// background task while the runtime waits for the first event (a request that comes first
-/// fetches them itself, within its deadline).
-pub async fn runner_from_env<W: Webhook>(webhook: W) -> Result<WebhookRunner<W>, StartupError> {
+/// The parts every webhook function builds from the environment: configuration, verifier,
+/// the DynamoDB client and the journal table (`JOURNAL_TABLE`), metrics. Nothing blocks on
+/// the network here: the certificates are fetched by a background task while the runtime
+/// waits for the first event (a request that comes first fetches them itself, within its
+/// deadline).
+pub struct RunnerParts {
+    pub config: RunnerConfig,
+    pub verifier: Verifier,
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub journal_table: String,
+    pub metrics: Emf,
+}
+
+/// Reads the [`RunnerParts`] from the environment.
+pub async fn runner_parts() -> Result<RunnerParts, StartupError> {
     let config = RunnerConfig::from_env()?;
     let verifier = Verifier::new(VerifierConfig::from_env()?);
-    let table = env_required("IDEMPOTENCY_TABLE")?;
+    let journal_table = env_required("JOURNAL_TABLE")?;
     let warm = verifier.clone();
     tokio::spawn(async move {
         warm.warm_up().await;
     });
     let sdk = crate::aws::load_config().await;
-    let backend: Arc<dyn IdempotencyBackend> = Arc::new(DynamoIdempotencyBackend::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
-        table,
-    ));
-    let idempotency = Idempotency::new(backend, IdempotencyConfig::default());
-    Ok(WebhookRunner::new(webhook, verifier, idempotency, config)
-        .with_metrics(Emf::from_env(WEBHOOKS_NAMESPACE)))
+    Ok(RunnerParts {
+        config,
+        verifier,
+        dynamo: aws_sdk_dynamodb::Client::new(&sdk),
+        journal_table,
+        metrics: Emf::from_env(WEBHOOKS_NAMESPACE),
+    })
+}
+
+impl RunnerParts {
+    /// The runner of `webhook`, journaling into the DynamoDB journal table.
+    pub fn runner<W: Webhook>(self, webhook: W) -> WebhookRunner<W> {
+        let journal = Arc::new(DynamoJournal::new(self.dynamo, self.journal_table));
+        WebhookRunner::new(webhook, self.verifier, journal, self.config).with_metrics(self.metrics)
+    }
+}
+
+/// A policy webhook's runner from the environment.
+pub async fn runner_from_env<W: Webhook>(webhook: W) -> Result<WebhookRunner<W>, StartupError> {
+    Ok(runner_parts().await?.runner(webhook))
 }
 
 /// Serves a runner on the Lambda runtime.

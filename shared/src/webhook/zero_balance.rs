@@ -1,27 +1,35 @@
 //! The Zero balance validations webhook: the issuer's own anti-fraud rules (the policy's
-//! `zero_balance` section), then the account and limit check against the ledger.
+//! `zero_balance` section), then the account and limit check against the ledger, written
+//! together with the decision's journal entry.
 //!
-//! | `processing_code` (first 2 digits) | effect |
+//! | `mti` | class (journal key) | effect |
+//! |---|---|---|
+//! | `0100`, `0101` | `request` | must pass the rules and the ledger check; may be declined |
+//! | `0120`, `0121` | `advice` | the network already approved it: never declined; skips the rules; moves money even below zero; an unknown account or an unsupported processing code goes on the reconciliation list |
+//! | `0400`, `0401`, `0420`, `0421` | `reversal`, `reversal-advice` | returns the money of the request with the same `id` (`zero-balance#request#<id>`), at most its amount, once; when there is none it goes on the reconciliation list; never debits |
+//! | any other | `mti<mti>` | a third digit `2` (an advice): approved, journaled, no money, reconciliation; otherwise declined with the `unsupported` code |
+//!
+//! | `processing_code` (first 2 digits) | effect of a request or advice |
 //! |---|---|
 //! | `00` purchase, `01` withdrawal | debit `amount_transaction` (billing currency) |
 //! | `20` refund, `28` payment | credit |
 //! | `30` balance inquiry | nothing; answers `limit_amount` and `available_credit_limit` |
-//! | anything else | declined with the `unsupported` code |
+//! | anything else | a request is declined with the `unsupported` code |
 //!
-//! `mti` `0100` is a request and must pass every check. `012x` is an advice the network already
-//! approved: it skips the anti-fraud rules, is recorded even if the balance goes below zero,
-//! and is never declined.
+//! A policy rule whose outcome has `is_approved: false` declines a request before the ledger
+//! is touched; any other match, or none, goes on to the ledger check.
 //!
-//! A policy rule whose outcome has `is_approved: false` declines before the ledger is touched;
-//! any other match, or none, goes on to the ledger check.
+//! The invariant: the balance moves if and only if the answer given approved it, and a
+//! retried request gets the first answer (see [`crate::journal`]).
 
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use super::runner::{StartupError, env_required, runner_from_env, serve};
-use super::{Decision, DependencyError, Webhook};
-use crate::ledger::{Applied, Direction, DynamoLedger, Ledger, Movement};
+use super::runner::{StartupError, env_required, runner_parts, serve};
+use super::{Answer, Decision, DecisionCtx, Journaled, Webhook};
+use crate::journal::{FallbackReason, How, Input, Money, inputs_of};
+use crate::ledger::{Applied, Direction, DynamoLedger, Ledger, LedgerError, Movement};
 use crate::models::{AvailableCreditLimit, ZeroBalanceRequest, ZeroBalanceResponse};
 use crate::policy::{Decided, Policy, Section};
 
@@ -83,19 +91,96 @@ impl ZeroBalanceCodes {
     }
 }
 
+/// The request fields journaled as decision inputs.
+const INPUTS: &[&str] = &[
+    "fields.mti",
+    "fields.processing_code",
+    "fields.card_id",
+    "fields.account_id",
+    "fields.amount_transaction",
+    "fields.amount_local",
+    "fields.amount_settlement",
+    "fields.currency",
+    "fields.mcc",
+    "fields.country_code",
+    "fields.entry_mode",
+    "fields.merchant_id_code",
+    "fields.merchant_state_or_country_code",
+    "fields.payment_card_brand",
+    "fields.card_type",
+    "fields.network_score",
+    "fields.program_id",
+    "fields.response_code",
+    "fields.denial_code",
+];
+
+/// The message class of an `mti`: part of the journal key, so that an advice and its request
+/// are two entries, while a repeat (`0121`) shares its advice's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageClass {
+    Request,
+    Advice,
+    Reversal,
+    ReversalAdvice,
+    Other,
+}
+
+impl MessageClass {
+    pub fn of(mti: &str) -> Self {
+        match mti.as_bytes() {
+            [b'0', b'1', b'0', b'0' | b'1'] => MessageClass::Request,
+            [b'0', b'1', b'2', b'0' | b'1'] => MessageClass::Advice,
+            [b'0', b'4', b'0', b'0' | b'1'] => MessageClass::Reversal,
+            [b'0', b'4', b'2', b'0' | b'1'] => MessageClass::ReversalAdvice,
+            _ => MessageClass::Other,
+        }
+    }
+
+    /// The class part of the journal key.
+    pub fn key(self, mti: &str) -> String {
+        match self {
+            MessageClass::Request => "request".into(),
+            MessageClass::Advice => "advice".into(),
+            MessageClass::Reversal => "reversal".into(),
+            MessageClass::ReversalAdvice => "reversal-advice".into(),
+            MessageClass::Other if mti.len() <= 4 && mti.bytes().all(|b| b.is_ascii_digit()) => {
+                format!("mti{mti}")
+            }
+            MessageClass::Other => "mti-other".into(),
+        }
+    }
+
+    /// Whether the network already decided the message: it is acknowledged, never declined.
+    fn is_notice(self, mti: &str) -> bool {
+        match self {
+            MessageClass::Request => false,
+            MessageClass::Advice | MessageClass::Reversal | MessageClass::ReversalAdvice => true,
+            MessageClass::Other => mti.as_bytes().get(2) == Some(&b'2'),
+        }
+    }
+}
+
+/// Whether an `mti` is an advice (`0120`, `0121` repeat).
+pub fn is_advice(mti: &str) -> bool {
+    MessageClass::of(mti) == MessageClass::Advice
+}
+
 /// The webhook.
 pub struct ZeroBalanceWebhook {
     section: Section<ZeroBalanceRequest, ZeroBalanceResponse>,
+    policy_version: String,
     ledger: Arc<dyn Ledger>,
     codes: ZeroBalanceCodes,
 }
 
-fn answer(response: &ZeroBalanceResponse, label: &str) -> Result<Decision, DependencyError> {
-    let body = serde_json::to_string(response).map_err(|e| DependencyError(e.to_string()))?;
-    Ok(Decision {
+fn answer(response: &ZeroBalanceResponse, label: &str) -> Decision {
+    // Serializing this struct of strings, booleans and decimals cannot fail; an empty object
+    // would still be a well-formed answer.
+    let body = serde_json::to_string(response).unwrap_or_else(|_| "{}".into());
+    Decision {
         body: body.into(),
         label: label.into(),
-    })
+    }
 }
 
 fn from_policy(d: &Decided<ZeroBalanceResponse>) -> Decision {
@@ -105,16 +190,24 @@ fn from_policy(d: &Decided<ZeroBalanceResponse>) -> Decision {
     }
 }
 
+/// One decision being made: the request's parts every path needs.
+struct Job<'a, 'c> {
+    ctx: &'a DecisionCtx<'c>,
+    inputs: Vec<(String, Input)>,
+    notice: bool,
+}
+
 impl ZeroBalanceWebhook {
     pub fn new(policy: &Policy, ledger: Arc<dyn Ledger>, codes: ZeroBalanceCodes) -> Self {
         Self {
             section: policy.zero_balance.clone(),
+            policy_version: policy.version.clone(),
             ledger,
             codes,
         }
     }
 
-    fn reply(&self, approved: bool, code: &str, label: &str) -> Result<Decision, DependencyError> {
+    fn reply(&self, approved: bool, code: &str, label: &str) -> Decision {
         answer(
             &ZeroBalanceResponse {
                 is_approved: Some(approved),
@@ -124,11 +217,172 @@ impl ZeroBalanceWebhook {
             label,
         )
     }
-}
 
-/// Whether an `mti` is an advice (`0120`, `0121` repeat, ...).
-pub fn is_advice(mti: &str) -> bool {
-    mti.len() == 4 && mti.starts_with("012")
+    fn approve(&self, label: &str) -> Decision {
+        self.reply(true, &self.codes.approved, label)
+    }
+
+    /// Journals an answer that moves no money.
+    async fn settle(
+        &self,
+        job: &Job<'_, '_>,
+        decision: Decision,
+        how: How,
+        money: Option<Money>,
+        reconcile: Option<&str>,
+    ) -> Answer {
+        let entry = job.ctx.entry(
+            &decision,
+            how,
+            &self.policy_version,
+            job.inputs.clone(),
+            money,
+            reconcile,
+        );
+        job.ctx.journal(decision, entry).await
+    }
+
+    /// The fallback for a failed dependency: the policy's fallback for a request, an approval
+    /// awaiting reconciliation for a message the network already decided.
+    fn fallback_for(&self, notice: bool) -> (Decision, Option<&'static str>) {
+        if notice {
+            (self.approve("not_applied"), Some("not_applied"))
+        } else {
+            (self.fallback(), None)
+        }
+    }
+
+    /// Moves money with its journal entry in one transaction, and answers what happened.
+    async fn move_money(&self, job: &Job<'_, '_>, m: Movement, approved: Decision) -> Answer {
+        let money = |moved: bool| Money {
+            account_id: m.account_id.clone(),
+            amount: m.amount,
+            direction: m.direction,
+            moved,
+            reverses: m.reverses.clone(),
+        };
+        let Some(timeout) = job.ctx.budget.for_write() else {
+            let (d, reconcile) = self.fallback_for(job.notice);
+            return Answer::Decided {
+                decision: d,
+                how: How::Fallback(FallbackReason::Deadline),
+                journaled: Journaled::No,
+                reconcile: reconcile.is_some(),
+            };
+        };
+        let entry = job.ctx.entry(
+            &approved,
+            How::Ledger,
+            &self.policy_version,
+            job.inputs.clone(),
+            Some(money(true)),
+            None,
+        );
+        match self.ledger.apply(&m, &entry, timeout).await {
+            Ok(Applied::Done) => Answer::Decided {
+                decision: approved,
+                how: How::Ledger,
+                journaled: Journaled::Yes,
+                reconcile: false,
+            },
+            Ok(Applied::Exists(stored)) => job.ctx.existing(&stored),
+            Ok(refused) => {
+                let (decision, reconcile) = self.refusal(&refused, job.notice);
+                self.settle(job, decision, How::Ledger, Some(money(false)), reconcile)
+                    .await
+            }
+            Err(LedgerError::Unknown(e)) => {
+                tracing::warn!(id = %job.ctx.id, error = %e, "ledger outcome unknown: fencing");
+                let (decision, reconcile) = self.fallback_for(job.notice);
+                let fence = job.ctx.entry(
+                    &decision,
+                    How::Fallback(FallbackReason::OutcomeUnknown),
+                    &self.policy_version,
+                    job.inputs.clone(),
+                    Some(money(false)),
+                    reconcile,
+                );
+                job.ctx.fence(decision, fence).await
+            }
+            Err(e) => {
+                tracing::warn!(id = %job.ctx.id, error = %e, "ledger failed: nothing moved");
+                let reason = match e {
+                    LedgerError::Corrupt(_) => FallbackReason::DecisionFailed,
+                    _ => FallbackReason::StoreUnavailable,
+                };
+                let (decision, reconcile) = self.fallback_for(job.notice);
+                self.settle(
+                    job,
+                    decision,
+                    How::Fallback(reason),
+                    Some(money(false)),
+                    reconcile,
+                )
+                .await
+            }
+        }
+    }
+
+    /// The answer when the ledger refused a movement.
+    fn refusal(&self, refused: &Applied, notice: bool) -> (Decision, Option<&'static str>) {
+        let reason = match refused {
+            Applied::UnknownAccount => "unknown_account",
+            Applied::Inactive => "inactive",
+            Applied::InsufficientFunds => "insufficient_funds",
+            Applied::OriginalNotFound => "original_not_found",
+            Applied::Done | Applied::Exists(_) => "applied",
+        };
+        if notice {
+            // The network already approved it: acknowledge, and reconcile by hand.
+            return (self.approve(reason), Some(reason));
+        }
+        let code = match refused {
+            Applied::UnknownAccount => &self.codes.unknown_account,
+            Applied::Inactive => &self.codes.inactive,
+            Applied::InsufficientFunds => &self.codes.insufficient_funds,
+            _ => &self.codes.unsupported,
+        };
+        (self.reply(false, code, reason), None)
+    }
+
+    async fn balance_inquiry(&self, job: &Job<'_, '_>, account_id: &str) -> Answer {
+        let Some(timeout) = job.ctx.budget.for_write() else {
+            let (d, _) = self.fallback_for(false);
+            return Answer::Decided {
+                decision: d,
+                how: How::Fallback(FallbackReason::Deadline),
+                journaled: Journaled::No,
+                reconcile: false,
+            };
+        };
+        let decision = match self.ledger.account(account_id, timeout).await {
+            Ok(None) => self.reply(false, &self.codes.unknown_account, "unknown_account"),
+            Ok(Some(a)) if !a.is_active() => self.reply(false, &self.codes.inactive, "inactive"),
+            Ok(Some(a)) => answer(
+                &ZeroBalanceResponse {
+                    is_approved: Some(true),
+                    response_code: Some(self.codes.approved.clone()),
+                    limit_amount: Some(a.available),
+                    available_credit_limit: Some(AvailableCreditLimit {
+                        amount: Some(a.available),
+                        currency_code: a.currency_code,
+                    }),
+                },
+                "balance_inquiry",
+            ),
+            Err(e) => {
+                tracing::warn!(id = %job.ctx.id, error = %e, "balance read failed");
+                let reason = match e {
+                    LedgerError::Corrupt(_) => FallbackReason::DecisionFailed,
+                    _ => FallbackReason::StoreUnavailable,
+                };
+                return self
+                    .settle(job, self.fallback(), How::Fallback(reason), None, None)
+                    .await;
+            }
+        };
+        self.settle(job, decision, How::Ledger, None, None).await
+    }
 }
 
 impl Webhook for ZeroBalanceWebhook {
@@ -136,95 +390,118 @@ impl Webhook for ZeroBalanceWebhook {
     type Request = ZeroBalanceRequest;
 
     fn request_key(request: &Self::Request) -> String {
-        request.id.clone()
+        let mti = &request.fields.mti;
+        format!("{}#{}", MessageClass::of(mti).key(mti), request.id)
     }
 
-    async fn decide(&self, request: &Self::Request) -> Result<Decision, DependencyError> {
+    fn replays_any_body(request: &Self::Request) -> bool {
+        let mti = &request.fields.mti;
+        MessageClass::of(mti).is_notice(mti)
+    }
+
+    async fn decide(&self, request: &Self::Request, ctx: &DecisionCtx<'_>) -> Answer {
         let f = &request.fields;
-        let advice = is_advice(&f.mti);
-        if !advice
+        let class = MessageClass::of(&f.mti);
+        let job = Job {
+            ctx,
+            inputs: inputs_of(request, INPUTS),
+            notice: class.is_notice(&f.mti),
+        };
+        if class == MessageClass::Request
             && let Some(d) = self.section.first_match(request)
             && d.value.is_approved == Some(false)
         {
-            return Ok(from_policy(d));
+            return self
+                .settle(&job, from_policy(d), How::Policy, None, None)
+                .await;
         }
         let account_id = f.account_id.to_string();
-        let processing = f.processing_code.get(..2).unwrap_or("");
-        let direction = match processing {
-            "00" | "01" => Direction::Debit,
-            "20" | "28" => Direction::Credit,
-            "30" => {
-                let account = self
-                    .ledger
-                    .account(&account_id)
+        let direction = match (class, f.processing_code.get(..2).unwrap_or("")) {
+            (MessageClass::Reversal | MessageClass::ReversalAdvice, _) => Direction::Credit,
+            (MessageClass::Other, _) => {
+                return if job.notice {
+                    self.settle(
+                        &job,
+                        self.approve("unsupported_mti"),
+                        How::Ledger,
+                        None,
+                        Some("unsupported_mti"),
+                    )
                     .await
-                    .map_err(|e| DependencyError(e.to_string()))?;
-                return match account {
-                    None => self.reply(false, &self.codes.unknown_account, "unknown_account"),
-                    Some(a) if !a.is_active() => {
-                        self.reply(false, &self.codes.inactive, "inactive")
-                    }
-                    Some(a) => answer(
-                        &ZeroBalanceResponse {
-                            is_approved: Some(true),
-                            response_code: Some(self.codes.approved.clone()),
-                            limit_amount: Some(a.available),
-                            available_credit_limit: Some(AvailableCreditLimit {
-                                amount: Some(a.available),
-                                currency_code: a.currency_code,
-                            }),
-                        },
-                        "balance_inquiry",
-                    ),
+                } else {
+                    let d = self.reply(false, &self.codes.unsupported, "unsupported_mti");
+                    self.settle(&job, d, How::Ledger, None, None).await
                 };
             }
-            _ => {
-                return self.reply(
+            (_, "00" | "01") => Direction::Debit,
+            (_, "20" | "28") => Direction::Credit,
+            (MessageClass::Request, "30") => return self.balance_inquiry(&job, &account_id).await,
+            (MessageClass::Advice, "30") => {
+                return self
+                    .settle(&job, self.approve("advice_inquiry"), How::Ledger, None, None)
+                    .await;
+            }
+            (MessageClass::Request, _) => {
+                let d = self.reply(
                     false,
                     &self.codes.unsupported,
                     "unsupported_processing_code",
                 );
+                return self.settle(&job, d, How::Ledger, None, None).await;
+            }
+            (_, _) => {
+                return self
+                    .settle(
+                        &job,
+                        self.approve("unsupported_processing_code"),
+                        How::Ledger,
+                        None,
+                        Some("unsupported_processing_code"),
+                    )
+                    .await;
             }
         };
         if f.amount_transaction < Decimal::ZERO {
-            return self.reply(false, &self.codes.unsupported, "negative_amount");
+            return if job.notice {
+                self.settle(
+                    &job,
+                    self.approve("negative_amount"),
+                    How::Ledger,
+                    None,
+                    Some("negative_amount"),
+                )
+                .await
+            } else {
+                let d = self.reply(false, &self.codes.unsupported, "negative_amount");
+                self.settle(&job, d, How::Ledger, None, None).await
+            };
         }
+        let reversal = matches!(
+            class,
+            MessageClass::Reversal | MessageClass::ReversalAdvice
+        );
         let movement = Movement {
-            request_id: request.id.clone(),
             account_id,
             amount: f.amount_transaction,
             direction,
-            enforce: !advice,
-            mti: f.mti.clone(),
-            processing_code: f.processing_code.clone(),
+            enforce: class == MessageClass::Request,
+            reverses: reversal.then(|| {
+                format!(
+                    "{}#{}#{}",
+                    Self::NAME,
+                    MessageClass::Request.key("0100"),
+                    request.id
+                )
+            }),
         };
-        let applied = self
-            .ledger
-            .apply(&movement)
-            .await
-            .map_err(|e| DependencyError(e.to_string()))?;
-        match applied {
-            Applied::Done | Applied::AlreadyApplied => {
-                let label = match direction {
-                    Direction::Debit if advice => "advice_recorded",
-                    Direction::Debit => "approved",
-                    Direction::Credit => "credited",
-                };
-                self.reply(true, &self.codes.approved, label)
-            }
-            // The network already approved an advice: never decline it.
-            Applied::UnknownAccount if advice => {
-                tracing::warn!(request_id = %request.id, "advice for an unknown account: not recorded");
-                self.reply(true, &self.codes.approved, "advice_unknown_account")
-            }
-            Applied::UnknownAccount => {
-                self.reply(false, &self.codes.unknown_account, "unknown_account")
-            }
-            Applied::Inactive => self.reply(false, &self.codes.inactive, "inactive"),
-            Applied::InsufficientFunds => {
-                self.reply(false, &self.codes.insufficient_funds, "insufficient_funds")
-            }
-        }
+        let label = match (class, direction) {
+            (MessageClass::Reversal | MessageClass::ReversalAdvice, _) => "reversed",
+            (MessageClass::Advice, Direction::Debit) => "advice_recorded",
+            (MessageClass::Advice, Direction::Credit) => "advice_credited",
+            (_, Direction::Debit) => "approved",
+            (_, Direction::Credit) => "credited",
+        };
+        self.move_money(&job, movement, self.approve(label)).await
     }
 
     fn fallback(&self) -> Decision {
@@ -238,11 +515,12 @@ pub async fn serve_zero_balance() -> Result<(), lambda_http::Error> {
     let policy = Policy::from_env()?;
     let codes = ZeroBalanceCodes::from_env()?;
     let table = env_required("LEDGER_TABLE")?;
-    let sdk = crate::aws::load_config().await;
+    let parts = runner_parts().await?;
     let ledger = Arc::new(DynamoLedger::new(
-        aws_sdk_dynamodb::Client::new(&sdk),
+        parts.dynamo.clone(),
         table,
+        parts.journal_table.clone(),
     ));
-    let runner = runner_from_env(ZeroBalanceWebhook::new(&policy, ledger, codes)).await?;
+    let runner = parts.runner(ZeroBalanceWebhook::new(&policy, ledger, codes));
     serve(runner).await
 }

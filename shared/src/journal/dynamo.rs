@@ -1,0 +1,255 @@
+//! The journal in DynamoDB: one conditional `PutItem` per decision.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use rust_decimal::Decimal;
+
+use super::{
+    Entry, FallbackReason, How, Input, Journal, Money, Recorded, StoreFailure, rfc3339_ms,
+};
+use crate::aws::{Sent, dynamo_timeout, sent_of};
+use crate::ledger::Direction;
+
+/// Value of `reconcile` on entries awaiting reconciliation (the `reconcile-index` key).
+pub const PENDING: &str = "PENDING";
+/// The sparse GSI over entries awaiting reconciliation.
+pub const RECONCILE_INDEX: &str = "reconcile-index";
+
+/// The journal in a DynamoDB table keyed by `id`.
+#[derive(Clone)]
+pub struct DynamoJournal {
+    client: Client,
+    table: String,
+}
+
+impl DynamoJournal {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// The entry as a DynamoDB item.
+pub(crate) fn to_item(e: &Entry) -> HashMap<String, AttributeValue> {
+    let mut item = HashMap::from([
+        ("id".to_string(), s(&e.id)),
+        ("body_sha256".to_string(), s(&e.body_sha256)),
+        ("answer".to_string(), s(&e.answer)),
+        ("label".to_string(), s(&e.label)),
+        ("how".to_string(), s(e.how.as_str())),
+        ("policy_version".to_string(), s(&e.policy_version)),
+        ("decided_at".to_string(), s(rfc3339_ms(e.decided_at_ms))),
+        ("decided_at_ms".to_string(), n(e.decided_at_ms)),
+    ]);
+    if let How::Fallback(reason) = e.how {
+        item.insert("fallback_reason".into(), s(reason.as_str()));
+    }
+    if let Some(t) = e.expiration {
+        item.insert("expiration".into(), n(t));
+    }
+    if !e.inputs.is_empty() {
+        let inputs = e
+            .inputs
+            .iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Input::Text(t) => s(t),
+                    Input::Number(d) => n(d),
+                    Input::Bool(b) => AttributeValue::Bool(*b),
+                    Input::List(l) => AttributeValue::L(l.iter().map(s).collect()),
+                };
+                (k.clone(), v)
+            })
+            .collect();
+        item.insert("inputs".into(), AttributeValue::M(inputs));
+    }
+    if let Some(m) = &e.money {
+        item.insert("account_id".into(), s(&m.account_id));
+        item.insert("amount".into(), n(m.amount));
+        item.insert("direction".into(), s(m.direction.as_str()));
+        item.insert("moved".into(), AttributeValue::Bool(m.moved));
+        if let Some(r) = &m.reverses {
+            item.insert("reverses".into(), s(r));
+        }
+    }
+    if let Some(reason) = &e.reconcile {
+        item.insert("reconcile".into(), s(PENDING));
+        item.insert("reconcile_reason".into(), s(reason));
+    }
+    item
+}
+
+fn decimal(v: &AttributeValue) -> Option<Decimal> {
+    let t = v.as_n().ok()?;
+    Decimal::from_str(t)
+        .or_else(|_| Decimal::from_scientific(t))
+        .ok()
+}
+
+/// An entry read back from DynamoDB.
+pub(crate) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Entry, StoreFailure> {
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let id = text("id").ok_or_else(|| StoreFailure::Corrupt("<no id>".into()))?;
+    let corrupt = || StoreFailure::Corrupt(id.clone());
+    let how = match text("how").as_deref() {
+        Some("policy") => How::Policy,
+        Some("ledger") => How::Ledger,
+        Some("fallback") => How::Fallback(
+            text("fallback_reason")
+                .as_deref()
+                .and_then(FallbackReason::parse)
+                .unwrap_or(FallbackReason::OutcomeUnknown),
+        ),
+        _ => return Err(corrupt()),
+    };
+    let number = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|t| t.parse::<i64>().ok())
+    };
+    let inputs = match item.get("inputs") {
+        Some(AttributeValue::M(m)) => {
+            let mut v: Vec<(String, Input)> = m
+                .iter()
+                .filter_map(|(k, v)| {
+                    let input = match v {
+                        AttributeValue::S(t) => Input::Text(t.clone()),
+                        AttributeValue::N(_) => Input::Number(decimal(v)?),
+                        AttributeValue::Bool(b) => Input::Bool(*b),
+                        AttributeValue::L(l) => Input::List(
+                            l.iter().filter_map(|x| x.as_s().ok().cloned()).collect(),
+                        ),
+                        _ => return None,
+                    };
+                    Some((k.clone(), input))
+                })
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        }
+        _ => Vec::new(),
+    };
+    let money = match (text("account_id"), item.get("amount").and_then(decimal)) {
+        (Some(account_id), Some(amount)) => Some(Money {
+            account_id,
+            amount,
+            direction: match text("direction").as_deref() {
+                Some("CREDIT") => Direction::Credit,
+                _ => Direction::Debit,
+            },
+            moved: matches!(item.get("moved"), Some(AttributeValue::Bool(true))),
+            reverses: text("reverses"),
+        }),
+        _ => None,
+    };
+    Ok(Entry {
+        body_sha256: text("body_sha256").ok_or_else(corrupt)?,
+        answer: text("answer").ok_or_else(corrupt)?,
+        label: text("label").unwrap_or_default(),
+        how,
+        policy_version: text("policy_version").unwrap_or_default(),
+        decided_at_ms: number("decided_at_ms").unwrap_or_default(),
+        expiration: number("expiration"),
+        inputs,
+        money,
+        reconcile: text("reconcile_reason"),
+        id,
+    })
+}
+
+/// A failed SDK call as a [`StoreFailure`].
+pub(crate) fn failure<E: std::error::Error + 'static>(
+    err: &aws_sdk_dynamodb::error::SdkError<E>,
+) -> StoreFailure {
+    let text = aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string();
+    match sent_of(err) {
+        Sent::No => StoreFailure::NotWritten(text),
+        Sent::Maybe => StoreFailure::Unknown(text),
+    }
+}
+
+#[async_trait]
+impl Journal for DynamoJournal {
+    async fn record(&self, entry: &Entry, timeout: Duration) -> Result<Recorded, StoreFailure> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(entry)))
+            .condition_expression("attribute_not_exists(id)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .customize()
+            .config_override(dynamo_timeout(timeout))
+            .send()
+            .await;
+        let err = match res {
+            Ok(_) => return Ok(Recorded::New),
+            Err(e) => e,
+        };
+        let failed = failure(&err);
+        match err.into_service_error() {
+            PutItemError::ConditionalCheckFailedException(c) => match c.item() {
+                Some(item) => Ok(Recorded::Exists(Box::new(from_item(item)?))),
+                // DynamoDB returns the item with ALL_OLD; without it the entry is unreadable.
+                None => Err(StoreFailure::Corrupt(entry.id.clone())),
+            },
+            _ => Err(failed),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn items_round_trip() -> Result<(), StoreFailure> {
+        let e = Entry {
+            id: "zero-balance#request#1".into(),
+            body_sha256: "abc".into(),
+            answer: r#"{"is_approved":true}"#.into(),
+            label: "approved".into(),
+            how: How::Fallback(FallbackReason::OutcomeUnknown),
+            policy_version: "v1".into(),
+            decided_at_ms: 1_700_000_000_123,
+            expiration: Some(1_700_086_400),
+            inputs: vec![
+                ("fields.amount_transaction".into(), Input::Number(Decimal::new(1050, 2))),
+                ("fields.mcc".into(), Input::Text("5411".into())),
+            ],
+            money: Some(Money {
+                account_id: "42".into(),
+                amount: Decimal::new(1050, 2),
+                direction: Direction::Debit,
+                moved: true,
+                reverses: None,
+            }),
+            reconcile: Some("unknown_account".into()),
+        };
+        let item = to_item(&e);
+        assert_eq!(item.get("amount"), Some(&AttributeValue::N("10.50".into())));
+        assert_eq!(item.get("reconcile"), Some(&AttributeValue::S(PENDING.into())));
+        assert_eq!(from_item(&item)?, e);
+        Ok(())
+    }
+}

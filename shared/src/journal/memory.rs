@@ -1,0 +1,77 @@
+//! In-memory journal, for unit tests and benchmarks.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Entry, Journal, Recorded, StoreFailure};
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<String, Entry>,
+    /// When set, every write fails with it (an outage in unit tests).
+    failure: Option<StoreFailure>,
+    writes: usize,
+}
+
+/// A journal in a mutex: each write is atomic.
+#[derive(Default)]
+pub struct InMemoryJournal {
+    state: Mutex<State>,
+}
+
+impl InMemoryJournal {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock still holds consistent entries: every write is one insert.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes every following write fail with `failure` (`None` heals the store).
+    pub fn set_failure(&self, failure: Option<StoreFailure>) {
+        self.lock().failure = failure;
+    }
+
+    /// The entry stored under `id`.
+    pub fn get(&self, id: &str) -> Option<Entry> {
+        self.lock().entries.get(id).cloned()
+    }
+
+    /// Every stored entry.
+    pub fn entries(&self) -> Vec<Entry> {
+        self.lock().entries.values().cloned().collect()
+    }
+
+    /// Number of write attempts so far.
+    pub fn writes(&self) -> usize {
+        self.lock().writes
+    }
+
+    /// Runs `f` on the entries under the lock, unless the store is failing. The in-memory
+    /// ledger uses it to write an entry and move money in one step.
+    pub(crate) fn transact<R>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, Entry>) -> R,
+    ) -> Result<R, StoreFailure> {
+        let mut state = self.lock();
+        state.writes += 1;
+        if let Some(f) = &state.failure {
+            return Err(f.clone());
+        }
+        Ok(f(&mut state.entries))
+    }
+}
+
+#[async_trait]
+impl Journal for InMemoryJournal {
+    async fn record(&self, entry: &Entry, _timeout: Duration) -> Result<Recorded, StoreFailure> {
+        self.transact(|entries| match entries.get(&entry.id) {
+            Some(existing) => Recorded::Exists(Box::new(existing.clone())),
+            None => {
+                entries.insert(entry.id.clone(), entry.clone());
+                Recorded::New
+            }
+        })
+    }
+}

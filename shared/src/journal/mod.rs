@@ -1,0 +1,330 @@
+//! The decision journal: one item per webhook decision, written with one conditional write.
+//!
+//! ```text
+//!  policy webhook:  decide in memory ──► PutItem(entry, attribute_not_exists(id), ALL_OLD)
+//!                                          ├─ written ............ answer the decision
+//!                                          ├─ exists, same body .. answer the stored answer
+//!                                          ├─ exists, other body . 422
+//!                                          └─ store failed ....... answer the decision (not journaled)
+//!  zero balance:    TransactWriteItems(journal entry + account update [+ original entry])
+//!                                          ├─ committed .......... approve
+//!                                          ├─ entry exists ....... the stored answer (ALL_OLD)
+//!                                          ├─ account refused .... PutItem(decline entry)
+//!                                          ├─ surely not written . PutItem(fallback entry)
+//!                                          └─ outcome unknown .... fence: PutItem(fallback entry)
+//!                                               ├─ written: the transaction can no longer commit
+//!                                               └─ exists: it committed; answer what it stored
+//! ```
+//!
+//! The item (`JOURNAL_TABLE`, partition key `id`):
+//!
+//! | attribute | type | meaning |
+//! |---|---|---|
+//! | `id` | S | `<webhook>#<request key>`; Zero balance adds the message class: `zero-balance#request#<id>`, `zero-balance#advice#<id>`, `zero-balance#reversal#<id>`, ... |
+//! | `body_sha256` | S | SHA-256 (hex) of the raw request body |
+//! | `answer` | S | the response body, byte for byte |
+//! | `label` | S | the rule label or ledger outcome (`approved`, `insufficient_funds`, ...) |
+//! | `how` | S | `policy`, `ledger` or `fallback` |
+//! | `fallback_reason` | S | for `fallback`: `deadline`, `store_unavailable`, `outcome_unknown`, ... |
+//! | `policy_version` | S | SHA-256 (hex) of the policy document |
+//! | `decided_at` | S | RFC 3339 with milliseconds |
+//! | `expiration` | N | epoch seconds, the table's TTL attribute (absent while awaiting reconciliation) |
+//! | `inputs` | M | what the decision read: amounts, currency, MCC, country, entry mode, ids, codes |
+//! | `account_id`, `amount`, `direction`, `moved` | S, N, S, BOOL | Zero balance: the money movement and whether it happened |
+//! | `reverses` | S | a reversal: the `id` of the entry it returns money to |
+//! | `reversed_by`, `reversed_amount` | S, N | on an entry whose money a reversal returned |
+//! | `reconcile`, `reconcile_reason` | S, S | `PENDING` and why, for entries awaiting reconciliation (sparse GSI `reconcile-index`) |
+//!
+//! No card numbers, CVV, names, document numbers, phones or addresses are ever stored.
+
+pub(crate) mod dynamo;
+mod memory;
+
+pub use dynamo::{DynamoJournal, PENDING, RECONCILE_INDEX};
+pub use memory::InMemoryJournal;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use crate::ledger::Direction;
+use crate::policy::{Field, PolicySubject};
+
+/// How an answer was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// The policy alone.
+    Policy,
+    /// The ledger (Zero balance), after the policy let it through.
+    Ledger,
+    /// The configured fallback.
+    Fallback(FallbackReason),
+}
+
+impl How {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            How::Policy => "policy",
+            How::Ledger => "ledger",
+            How::Fallback(_) => "fallback",
+        }
+    }
+}
+
+/// Why the fallback was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FallbackReason {
+    /// No time was left for the store.
+    Deadline,
+    /// The certificate endpoint could not be reached for an unknown kid.
+    CertsUnavailable,
+    /// The store failed, and surely wrote nothing.
+    StoreUnavailable,
+    /// The store's outcome was unknown (timeout, lost connection, 5xx); the fallback entry
+    /// fenced the in-flight write.
+    OutcomeUnknown,
+    /// The decision itself failed (e.g. a malformed ledger item).
+    DecisionFailed,
+}
+
+impl FallbackReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FallbackReason::Deadline => "deadline",
+            FallbackReason::CertsUnavailable => "certs_unavailable",
+            FallbackReason::StoreUnavailable => "store_unavailable",
+            FallbackReason::OutcomeUnknown => "outcome_unknown",
+            FallbackReason::DecisionFailed => "decision_failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "deadline" => FallbackReason::Deadline,
+            "certs_unavailable" => FallbackReason::CertsUnavailable,
+            "store_unavailable" => FallbackReason::StoreUnavailable,
+            "outcome_unknown" => FallbackReason::OutcomeUnknown,
+            "decision_failed" => FallbackReason::DecisionFailed,
+            _ => return None,
+        })
+    }
+}
+
+/// One decision input, as the policy read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Text(String),
+    Number(Decimal),
+    Bool(bool),
+    List(Vec<String>),
+}
+
+/// The money side of a Zero balance entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Money {
+    pub account_id: String,
+    pub amount: Decimal,
+    pub direction: Direction,
+    /// Whether the account changed with this entry.
+    pub moved: bool,
+    /// For a reversal: the `id` of the entry whose money it returns.
+    pub reverses: Option<String>,
+}
+
+/// One journal item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub id: String,
+    pub body_sha256: String,
+    pub answer: String,
+    pub label: String,
+    pub how: How,
+    pub policy_version: String,
+    /// Epoch milliseconds.
+    pub decided_at_ms: i64,
+    /// Epoch seconds (TTL); `None` keeps the entry (awaiting reconciliation).
+    pub expiration: Option<i64>,
+    pub inputs: Vec<(String, Input)>,
+    pub money: Option<Money>,
+    /// Why the entry awaits reconciliation.
+    pub reconcile: Option<String>,
+}
+
+/// Result of a conditional journal write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// Written now.
+    New,
+    /// An entry with this id exists; it is returned as stored.
+    Exists(Box<Entry>),
+}
+
+/// A store write that failed. The distinction decides whether a fence is needed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreFailure {
+    /// Surely nothing was written (refused connection, throttling, validation, no time left).
+    #[error("not written: {0}")]
+    NotWritten(String),
+    /// The write may or may not have been applied (timeout, lost connection, 5xx).
+    #[error("outcome unknown: {0}")]
+    Unknown(String),
+    /// A stored item could not be read back.
+    #[error("journal item {0} is malformed")]
+    Corrupt(String),
+}
+
+/// The one operation a journal store implements.
+#[async_trait]
+pub trait Journal: Send + Sync {
+    /// Writes `entry` unless an entry with its id exists, within `timeout`.
+    async fn record(&self, entry: &Entry, timeout: Duration) -> Result<Recorded, StoreFailure>;
+}
+
+/// The time left to answer, and how much of it is kept back to settle an unclear write.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    pub deadline: Instant,
+    /// Kept back from a first write to settle it (`SETTLE_RESERVE_MS`).
+    pub reserve: Duration,
+}
+
+/// Kept back from the last write to build and send the answer.
+const ANSWER_MARGIN: Duration = Duration::from_millis(10);
+
+impl Budget {
+    /// Operation timeout for a first write: what is left minus the reserve; `None` when no
+    /// time is left for it.
+    pub fn for_write(&self) -> Option<Duration> {
+        self.left()
+            .checked_sub(self.reserve)
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Operation timeout for a settling write: what is left minus the answer margin.
+    pub fn for_settle(&self) -> Option<Duration> {
+        self.left()
+            .checked_sub(ANSWER_MARGIN)
+            .filter(|d| !d.is_zero())
+    }
+
+    fn left(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// SHA-256 (hex) of a document: the policy version.
+pub fn version_of(text: &str) -> String {
+    crate::webhook::hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// Epoch milliseconds now.
+pub fn now_ms() -> i64 {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// RFC 3339 with milliseconds, UTC.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The named fields of a request, as decision inputs. Absent fields are left out; only
+/// paths in the caller's list are read, so nothing sensitive is journaled by accident.
+pub fn inputs_of<R: PolicySubject>(request: &R, paths: &[&str]) -> Vec<(String, Input)> {
+    paths
+        .iter()
+        .filter_map(|p| {
+            let v = match request.field(p) {
+                Field::Absent => return None,
+                Field::Text(t) => Input::Text(t.into_owned()),
+                Field::Number(n) => Input::Number(n),
+                Field::Bool(b) => Input::Bool(b),
+                Field::List(l) => Input::List(l.into_iter().map(|s| s.into_owned()).collect()),
+            };
+            Some(((*p).to_string(), v))
+        })
+        .collect()
+}
+
+/// The `ClientRequestToken` of a transaction: derived from the entry (id, body and decision
+/// time), so the SDK's own retries of one invocation are idempotent, while a later retry by
+/// Pismo (a new entry, a new time) is decided by the journal's condition instead of failing
+/// with `IdempotentParameterMismatch`.
+pub fn request_token(entry: &Entry) -> String {
+    let mut h = Sha256::new();
+    h.update(entry.id.as_bytes());
+    h.update([0]);
+    h.update(entry.body_sha256.as_bytes());
+    h.update(entry.decided_at_ms.to_be_bytes());
+    // 32 hex characters: ClientRequestToken allows at most 36.
+    crate::webhook::hex(&h.finalize()[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_keeps_the_reserve_for_settling() {
+        let b = Budget {
+            deadline: Instant::now() + Duration::from_millis(1000),
+            reserve: Duration::from_millis(300),
+        };
+        let w = b.for_write().unwrap_or_default();
+        let s = b.for_settle().unwrap_or_default();
+        assert!(w <= Duration::from_millis(700));
+        assert!(s > w);
+        let late = Budget {
+            deadline: Instant::now() + Duration::from_millis(100),
+            reserve: Duration::from_millis(300),
+        };
+        assert_eq!(late.for_write(), None);
+        assert!(late.for_settle().is_some());
+    }
+
+    #[test]
+    fn rfc3339_has_milliseconds() {
+        assert_eq!(rfc3339_ms(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn tokens_fit_and_differ_per_invocation() {
+        let e = Entry {
+            id: "zero-balance#request#1".into(),
+            body_sha256: "ab".into(),
+            answer: "{}".into(),
+            label: "approved".into(),
+            how: How::Ledger,
+            policy_version: "v".into(),
+            decided_at_ms: 1,
+            expiration: None,
+            inputs: vec![],
+            money: None,
+            reconcile: None,
+        };
+        let t = request_token(&e);
+        assert_eq!(t.len(), 32);
+        assert_eq!(t, request_token(&e.clone()));
+        assert_ne!(
+            t,
+            request_token(&Entry {
+                decided_at_ms: 2,
+                ..e
+            })
+        );
+    }
+}
