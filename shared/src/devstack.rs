@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
 /// Names of the resources a full local stack needs.
 #[derive(Debug, Clone)]
 pub struct ResourceNames {
-    pub idempotency_table: String,
+    pub journal_table: String,
     pub events_table: String,
     pub ledger_table: String,
     pub bucket: String,
@@ -21,7 +21,7 @@ pub struct ResourceNames {
 impl Default for ResourceNames {
     fn default() -> Self {
         Self {
-            idempotency_table: "issuer-kit-idempotency".into(),
+            journal_table: "issuer-kit-journal".into(),
             events_table: "issuer-kit-events".into(),
             ledger_table: "issuer-kit-ledger".into(),
             bucket: "issuer-kit-events".into(),
@@ -29,8 +29,8 @@ impl Default for ResourceNames {
     }
 }
 
-/// Partition key of the idempotency table (Powertools layout).
-pub const IDEMPOTENCY_KEY: &str = "id";
+/// Partition key of the decision journal.
+pub const JOURNAL_KEY: &str = "id";
 /// Partition key of the events table.
 pub const EVENTS_KEY: &str = "pk";
 /// Name of the events table GSI on `cid`.
@@ -82,10 +82,36 @@ pub async fn create_resources(
         .table_names
         .unwrap_or_default();
 
-    let simple = [
-        (&names.idempotency_table, IDEMPOTENCY_KEY),
-        (&names.ledger_table, LEDGER_KEY),
-    ];
+    if !existing.contains(&names.journal_table) {
+        // The sparse GSI over entries awaiting reconciliation (`reconcile` = `PENDING`).
+        ddb.create_table()
+            .table_name(&names.journal_table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(JOURNAL_KEY)?)
+            .attribute_definitions(attr(JOURNAL_KEY)?)
+            .attribute_definitions(attr("reconcile")?)
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(crate::journal::RECONCILE_INDEX)
+                    .key_schema(key("reconcile")?)
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name(JOURNAL_KEY)
+                            .key_type(KeyType::Range)
+                            .build()?,
+                    )
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()?,
+            )
+            .send()
+            .await
+            .map_err(create_err(&names.journal_table))?;
+    }
+    let simple = [(&names.ledger_table, LEDGER_KEY)];
     for (table, pk) in simple {
         if existing.contains(table) {
             continue;

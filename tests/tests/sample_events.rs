@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use shared::idempotency::{Idempotency, IdempotencyConfig, InMemoryIdempotencyBackend};
+use shared::journal::InMemoryJournal;
 use shared::ledger::InMemoryLedger;
 use shared::policy::Policy;
 use shared::signature::signer::SignOptions;
@@ -62,15 +62,8 @@ fn policy_runner<K: PolicyKind>(pismo: &Pismo, policy: &Policy) -> WebhookRunner
     WebhookRunner::new(
         PolicyWebhook::<K>::new(policy),
         pismo.verifier(),
-        in_memory_idempotency(),
+        Arc::new(InMemoryJournal::default()),
         generous_config(),
-    )
-}
-
-fn in_memory_idempotency() -> Idempotency {
-    Idempotency::new(
-        Arc::new(InMemoryIdempotencyBackend::default()),
-        IdempotencyConfig::default(),
     )
 }
 
@@ -100,10 +93,12 @@ async fn every_webhook_sample_gives_its_answer_and_logs_no_cardholder_data() -> 
     let full_balance = policy_runner::<FullBalanceAntifraud>(&pismo, &policy);
     let ledger = Arc::new(InMemoryLedger::default());
     seed_demo_accounts(ledger.as_ref()).await?;
+    // The journal the ledger writes its entries into, as in one DynamoDB transaction.
+    let journal = ledger.journal().clone();
     let zero_balance = WebhookRunner::new(
         ZeroBalanceWebhook::new(&policy, ledger, ZeroBalanceCodes::default()),
         pismo.verifier(),
-        in_memory_idempotency(),
+        journal,
         generous_config(),
     );
 

@@ -1,10 +1,10 @@
-//! The policy webhooks with their idempotency records in DynamoDB (the emulator).
+//! The policy webhooks with their journal entries in DynamoDB (the emulator).
 
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
-use shared::idempotency::{DynamoIdempotencyBackend, Idempotency, IdempotencyConfig};
+use shared::journal::DynamoJournal;
 use shared::policy::Policy;
 use shared::signature::signer::{CertServer, DevSigner, SignOptions};
 use shared::signature::{Verifier, VerifierConfig};
@@ -52,7 +52,7 @@ fn banking(id: &str) -> Value {
 }
 
 #[tokio::test]
-async fn retry_is_byte_identical_with_one_record_and_outage_gives_fallback() -> anyhow::Result<()> {
+async fn retry_is_byte_identical_with_one_entry_and_outage_still_decides() -> anyhow::Result<()> {
     let (mut moto, config, names) = Moto::start_with_resources().await?;
     let signer = DevSigner::generate_in_memory()?;
     let certs = CertServer::serve(&[&signer], Some(300)).await?;
@@ -60,13 +60,7 @@ async fn retry_is_byte_identical_with_one_record_and_outage_gives_fallback() -> 
     let runner = WebhookRunner::new(
         PolicyWebhook::<BankingAntifraud>::new(&Policy::builtin()?),
         Verifier::new(VerifierConfig::new(certs.url())),
-        Idempotency::new(
-            Arc::new(DynamoIdempotencyBackend::new(
-                ddb.clone(),
-                &names.idempotency_table,
-            )),
-            IdempotencyConfig::default(),
-        ),
+        Arc::new(DynamoJournal::new(ddb.clone(), &names.journal_table)),
         // Generous for a loaded CI machine; the outage case asserts the outcome, not a time.
         RunnerConfig {
             deadline: std::time::Duration::from_secs(5),
@@ -82,7 +76,7 @@ async fn retry_is_byte_identical_with_one_record_and_outage_gives_fallback() -> 
 
     let items = ddb
         .scan()
-        .table_name(&names.idempotency_table)
+        .table_name(&names.journal_table)
         .send()
         .await?;
     assert_eq!(items.count(), 1, "one stored record");
@@ -91,12 +85,10 @@ async fn retry_is_byte_identical_with_one_record_and_outage_gives_fallback() -> 
         item.get("id"),
         Some(&AttributeValue::S("banking-antifraud#tx-1".into()))
     );
-    assert_eq!(
-        item.get("status"),
-        Some(&AttributeValue::S("COMPLETED".into()))
-    );
-    assert_eq!(item.get("data"), Some(&AttributeValue::S(first.1.clone())));
-    assert!(item.contains_key("validation") && item.contains_key("expiration"));
+    assert_eq!(item.get("how"), Some(&AttributeValue::S("policy".into())));
+    assert_eq!(item.get("answer"), Some(&AttributeValue::S(first.1.clone())));
+    assert!(item.contains_key("body_sha256") && item.contains_key("expiration"));
+    assert!(item.contains_key("policy_version") && item.contains_key("inputs"));
 
     // Unsigned: 401 and nothing written.
     let res = runner
@@ -108,20 +100,17 @@ async fn retry_is_byte_identical_with_one_record_and_outage_gives_fallback() -> 
     assert_eq!(res.status().as_u16(), 401);
     let items = ddb
         .scan()
-        .table_name(&names.idempotency_table)
+        .table_name(&names.journal_table)
         .send()
         .await?;
     assert_eq!(items.count(), 1);
 
-    // The store goes away: the configured fallback, not an error.
+    // The store goes away: the policy's decision still (it needs no store), not journaled.
     moto.stop();
     let outage = send(&runner, &signer, &banking("tx-3")).await?;
     assert_eq!(
         outage,
-        (
-            200,
-            r#"{"decision":"reject","metadata":{"reason":"fallback"}}"#.to_string()
-        )
+        (200, r#"{"decision":"approve","metadata":{}}"#.to_string())
     );
     Ok(())
 }

@@ -1,31 +1,39 @@
-//! The Zero balance webhook and its DynamoDB ledger against the emulator.
+//! The Zero balance webhook and its DynamoDB ledger against the emulator, every request
+//! through the counting proxy of `tools::faults`.
 
 use std::str::FromStr;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use shared::idempotency::{DynamoIdempotencyBackend, Idempotency, IdempotencyConfig};
-use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger};
+use shared::journal::{DynamoJournal, Entry};
+use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::policy::Policy;
 use shared::webhook::{RunnerConfig, WebhookRunner, ZeroBalanceCodes, ZeroBalanceWebhook};
+use tools::faults::FaultProxy;
 use tools::moto::Moto;
 use tools::testkit::Pismo;
 
 struct Stack {
     moto: Moto,
+    proxy: FaultProxy,
     pismo: Pismo,
     ledger: Arc<DynamoLedger>,
+    journal: DynamoJournal,
     runner: Arc<WebhookRunner<ZeroBalanceWebhook>>,
-    ddb: aws_sdk_dynamodb::Client,
-    ledger_table: String,
 }
 
 async fn stack() -> anyhow::Result<Stack> {
-    let (moto, config, names) = Moto::start_with_resources().await?;
+    let (moto, direct, names) = Moto::start_with_resources().await?;
+    let proxy = FaultProxy::start(&moto.endpoint()).await?;
+    let config = tools::moto::sdk_config_for(&proxy.endpoint()).await;
     let pismo = Pismo::start().await?;
     let ddb = aws_sdk_dynamodb::Client::new(&config);
-    let ledger = Arc::new(DynamoLedger::new(ddb.clone(), &names.ledger_table));
+    let ledger = Arc::new(DynamoLedger::new(
+        ddb.clone(),
+        &names.ledger_table,
+        &names.journal_table,
+    ));
     let runner = WebhookRunner::new(
         ZeroBalanceWebhook::new(
             &Policy::builtin()?,
@@ -33,13 +41,7 @@ async fn stack() -> anyhow::Result<Stack> {
             ZeroBalanceCodes::default(),
         ),
         pismo.verifier(),
-        Idempotency::new(
-            Arc::new(DynamoIdempotencyBackend::new(
-                ddb.clone(),
-                &names.idempotency_table,
-            )),
-            IdempotencyConfig::default(),
-        ),
+        Arc::new(DynamoJournal::new(ddb.clone(), &names.journal_table)),
         RunnerConfig {
             // Generous for a loaded CI machine; the outage test asserts the outcome only.
             deadline: std::time::Duration::from_secs(5),
@@ -48,11 +50,15 @@ async fn stack() -> anyhow::Result<Stack> {
     );
     Ok(Stack {
         moto,
+        proxy,
         pismo,
         ledger,
+        // Reads for the assertions go straight to the emulator, not through the proxy.
+        journal: DynamoJournal::new(
+            aws_sdk_dynamodb::Client::new(&direct),
+            &names.journal_table,
+        ),
         runner: Arc::new(runner),
-        ddb,
-        ledger_table: names.ledger_table,
     })
 }
 
@@ -90,23 +96,32 @@ fn request(id: &str, account: i64, mti: &str, processing_code: &str, amount: &st
 
 async fn balance(s: &Stack, id: &str) -> anyhow::Result<Decimal> {
     Ok(s.ledger
-        .account(id)
+        .account(id, OPERATOR_TIMEOUT)
         .await?
         .map(|a| a.available)
         .unwrap_or_default())
 }
 
+/// Journal entries whose money moved.
 async fn holds(s: &Stack) -> anyhow::Result<usize> {
-    let items = s.ddb.scan().table_name(&s.ledger_table).send().await?;
-    Ok(items
-        .items()
+    Ok(entries(s)
+        .await?
         .iter()
-        .filter(|i| {
-            i.get("pk")
-                .and_then(|v| v.as_s().ok())
-                .is_some_and(|p| p.starts_with("HOLD#"))
-        })
+        .filter(|e| e.money.as_ref().is_some_and(|m| m.moved))
         .count())
+}
+
+async fn entries(s: &Stack) -> anyhow::Result<Vec<Entry>> {
+    let ddb = aws_sdk_dynamodb::Client::new(&s.moto.sdk_config().await);
+    let items = ddb.scan().table_name(s.journal.table()).send().await?;
+    let mut out = Vec::new();
+    for item in items.items() {
+        let id = item.get("id").and_then(|v| v.as_s().ok()).cloned();
+        if let Some(e) = s.journal.get(id.as_deref().unwrap_or_default()).await? {
+            out.push(e);
+        }
+    }
+    Ok(out)
 }
 
 #[tokio::test]
@@ -271,5 +286,95 @@ async fn outage_answers_the_fallback() -> anyhow::Result<()> {
         (a.status, a.json()),
         (200, json!({"is_approved": false, "response_code": "96"}))
     );
+    Ok(())
+}
+
+async fn send(s: &Stack, body: &Value) -> anyhow::Result<tools::testkit::Answer> {
+    s.pismo.send(&s.runner, body).await
+}
+
+#[tokio::test]
+async fn one_request_per_authorization_and_per_repeat() -> anyhow::Result<()> {
+    let s = stack().await?;
+    open_account(&s, "600", "20.00", ACTIVE).await?;
+    s.proxy.take_calls();
+    let body = request("count-1", 600, "0100", "00", "5.00");
+    let first = send(&s, &body).await?;
+    assert_eq!(s.proxy.take_calls(), vec!["TransactWriteItems"]);
+    let repeat = send(&s, &body).await?;
+    assert_eq!(s.proxy.take_calls(), vec!["TransactWriteItems"]);
+    assert_eq!(first, repeat);
+    // A decline needs the refused transaction and the decline's own entry.
+    let declined = send(&s, &request("count-2", 600, "0100", "00", "500.00")).await?;
+    assert_eq!(declined.json()["response_code"], "51");
+    assert_eq!(s.proxy.take_calls(), vec!["TransactWriteItems", "PutItem"]);
+    let repeat = send(&s, &request("count-2", 600, "0100", "00", "500.00")).await?;
+    assert_eq!(repeat, declined);
+    assert_eq!(s.proxy.take_calls(), vec!["TransactWriteItems"]);
+    assert_eq!(balance(&s, "600").await?, dec("15.00"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn advices_are_journaled_beside_their_request_and_never_declined() -> anyhow::Result<()> {
+    let s = stack().await?;
+    open_account(&s, "700", "10.00", ACTIVE).await?;
+    // The request, then its advice with the same id: two entries, no 422.
+    let req = send(&s, &request("adv-7", 700, "0100", "00", "4.00")).await?;
+    assert_eq!(req.json()["response_code"], "00");
+    let adv = send(&s, &request("adv-7", 700, "0120", "00", "4.00")).await?;
+    assert_eq!((adv.status, adv.json()["is_approved"].clone()), (200, json!(true)));
+    // Its repeat (0121) answers the advice's entry.
+    let rep = send(&s, &request("adv-7", 700, "0121", "00", "4.00")).await?;
+    assert_eq!(rep, adv);
+    assert!(s.journal.get("zero-balance#request#adv-7").await?.is_some());
+    assert!(s.journal.get("zero-balance#advice#adv-7").await?.is_some());
+    assert_eq!(balance(&s, "700").await?, dec("2.00"));
+
+    // Unknown account and unsupported processing code: approved, on the reconciliation list.
+    let unknown = send(&s, &request("adv-8", 999, "0120", "00", "3.00")).await?;
+    assert_eq!(unknown.json()["is_approved"], true);
+    let odd = send(&s, &request("adv-9", 700, "0120", "99", "3.00")).await?;
+    assert_eq!(odd.json()["is_approved"], true);
+    let pending: Vec<String> = s.journal.pending().await?.into_iter().map(|e| e.id).collect();
+    assert_eq!(
+        pending,
+        vec!["zero-balance#advice#adv-8", "zero-balance#advice#adv-9"]
+    );
+    assert_eq!(balance(&s, "700").await?, dec("2.00"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn reversals_return_money_once_and_never_debit() -> anyhow::Result<()> {
+    let s = stack().await?;
+    open_account(&s, "800", "50.00", ACTIVE).await?;
+    send(&s, &request("rv-1", 800, "0100", "00", "20.00")).await?;
+    assert_eq!(balance(&s, "800").await?, dec("30.00"));
+    // A reversal with processing code 00 returns the hold, it does not debit again.
+    let rev = send(&s, &request("rv-1", 800, "0400", "00", "20.00")).await?;
+    assert_eq!(rev.json()["is_approved"], true);
+    assert_eq!(balance(&s, "800").await?, dec("50.00"));
+    // Its advice finds the hold already returned: reconciliation, no money.
+    send(&s, &request("rv-1", 800, "0420", "00", "20.00")).await?;
+    assert_eq!(balance(&s, "800").await?, dec("50.00"));
+    // A reversal of nothing: reconciliation, no money.
+    send(&s, &request("rv-2", 800, "0400", "00", "5.00")).await?;
+    assert_eq!(balance(&s, "800").await?, dec("50.00"));
+    let pending: Vec<String> = s.journal.pending().await?.into_iter().map(|e| e.id).collect();
+    assert_eq!(
+        pending,
+        vec![
+            "zero-balance#reversal#rv-2",
+            "zero-balance#reversal-advice#rv-1"
+        ]
+    );
+    // An unknown MTI request is declined with the unsupported code and moves nothing.
+    let other = send(&s, &request("mti-1", 800, "0200", "00", "5.00")).await?;
+    assert_eq!(
+        other.json(),
+        json!({"is_approved": false, "response_code": "12"})
+    );
+    assert_eq!(balance(&s, "800").await?, dec("50.00"));
     Ok(())
 }

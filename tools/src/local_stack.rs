@@ -138,7 +138,11 @@ impl LocalStack {
             .await
             .context("starting the local AWS emulator")?;
 
-        let ledger = DynamoLedger::new(aws_sdk_dynamodb::Client::new(&sdk), &names.ledger_table);
+        let ledger = DynamoLedger::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &names.ledger_table,
+            &names.journal_table,
+        );
         crate::samples::seed_demo_accounts(&ledger).await?;
         // The event files that `events/pipeline-s3-main-stream.json` announces.
         crate::pipeline_demo::upload_sample_files(&shared::aws::s3_client(&sdk), &names.bucket)
@@ -154,7 +158,7 @@ impl LocalStack {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID", "testing".into()),
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-            ("IDEMPOTENCY_TABLE", names.idempotency_table.clone()),
+            ("JOURNAL_TABLE", names.journal_table.clone()),
             ("EVENTS_TABLE", names.events_table.clone()),
             ("LEDGER_TABLE", names.ledger_table.clone()),
             ("PISMO_CERTS_URL", certs.url()),

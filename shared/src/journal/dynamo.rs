@@ -39,6 +39,77 @@ impl DynamoJournal {
     pub fn table(&self) -> &str {
         &self.table
     }
+
+    /// Entries awaiting reconciliation, oldest id first (a query of `reconcile-index`; for
+    /// operators, not for the decision path).
+    pub async fn pending(&self) -> Result<Vec<Entry>, StoreFailure> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(RECONCILE_INDEX)
+                .key_condition_expression("reconcile = :pending")
+                .expression_attribute_values(":pending", s(PENDING))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failure(&e))?;
+            for item in page.items() {
+                out.push(from_item(item)?);
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Marks an entry reconciled: it leaves `reconcile-index` and gets its TTL. `false` when
+    /// no entry with this id awaits reconciliation.
+    pub async fn resolve(&self, id: &str, ttl: Duration) -> Result<bool, StoreFailure> {
+        let expires = super::now_ms() / 1000 + i64::try_from(ttl.as_secs()).unwrap_or(0);
+        let res = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .update_expression(
+                "REMOVE reconcile SET reconciled_at = :now, expiration = :expires",
+            )
+            .condition_expression("reconcile = :pending")
+            .expression_attribute_values(":pending", s(PENDING))
+            .expression_attribute_values(":now", s(rfc3339_ms(super::now_ms())))
+            .expression_attribute_values(":expires", n(expires))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let failed = failure(&e);
+                match e.into_service_error() {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_) => Ok(false),
+                    _ => Err(failed),
+                }
+            }
+        }
+    }
+
+    /// The entry stored under `id` (operators and tests).
+    pub async fn get(&self, id: &str) -> Result<Option<Entry>, StoreFailure> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("id", s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failure(&e))?;
+        out.item().map(from_item).transpose()
+    }
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {

@@ -54,7 +54,7 @@ fn time_to_ready(binary: &PathBuf, schemas: &str) -> anyhow::Result<u128> {
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-        .env("IDEMPOTENCY_TABLE", "idempotency")
+        .env("JOURNAL_TABLE", "journal")
         .env("LEDGER_TABLE", "ledger")
         .env("EVENTS_TABLE", "events")
         .env("PISMO_CERTS_URL", "http://127.0.0.1:9/certs")

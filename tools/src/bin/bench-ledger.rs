@@ -1,5 +1,5 @@
 //! `bench-ledger [N] [CONCURRENCY]`: Zero balance authorizations per second and latency
-//! percentiles through the whole webhook (signature, parse, idempotency, ledger transaction)
+//! percentiles through the whole webhook (signature, parse, one journal + ledger transaction)
 //! with both tables on the local emulator. Run in release:
 //! `cargo run --release -p tools --bin bench-ledger -- 2000 8`.
 
@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use shared::idempotency::{DynamoIdempotencyBackend, Idempotency, IdempotencyConfig};
-use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger};
+use shared::journal::DynamoJournal;
+use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::policy::Policy;
 use shared::webhook::{RunnerConfig, WebhookRunner, ZeroBalanceCodes, ZeroBalanceWebhook};
 use tools::moto::Moto;
@@ -27,7 +27,11 @@ async fn main() -> anyhow::Result<()> {
 
     let (_moto, config, names) = Moto::start_with_resources().await?;
     let ddb = aws_sdk_dynamodb::Client::new(&config);
-    let ledger = Arc::new(DynamoLedger::new(ddb.clone(), &names.ledger_table));
+    let ledger = Arc::new(DynamoLedger::new(
+        ddb.clone(),
+        &names.ledger_table,
+        &names.journal_table,
+    ));
     ledger
         .put_account(&Account {
             account_id: "1".into(),
@@ -44,10 +48,7 @@ async fn main() -> anyhow::Result<()> {
             ZeroBalanceCodes::default(),
         ),
         pismo.verifier(),
-        Idempotency::new(
-            Arc::new(DynamoIdempotencyBackend::new(ddb, &names.idempotency_table)),
-            IdempotencyConfig::default(),
-        ),
+        Arc::new(DynamoJournal::new(ddb, &names.journal_table)),
         RunnerConfig {
             deadline: Duration::from_secs(10),
             ..RunnerConfig::default()
@@ -100,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let wall = started.elapsed();
     times.sort();
-    let balance = ledger.account("1").await?.map(|a| a.available);
+    let balance = ledger.account("1", OPERATOR_TIMEOUT).await?.map(|a| a.available);
     println!(
         "zero-balance on the emulator: {n} authorizations, concurrency {concurrency}: \
          {:.0} auth/s, p50 {:?}, p99 {:?}, max {:?}; final balance {:?}",

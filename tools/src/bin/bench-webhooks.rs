@@ -6,9 +6,11 @@
 //! time spent in `handle`: one core, sequential). The webhooks and modes take turns in rounds of
 //! 500 requests, so that background load affects them alike. Three modes per webhook:
 //!
-//! - `in-memory`: the idempotency store in memory (verify, parse, idempotency, decide);
-//! - `in-memory replay`: the same request again, answered from the store;
-//! - `emulator`: the store in DynamoDB on a local moto server (`--emulator-n` requests).
+//! - `in-memory`: the journal in memory (verify, parse, decide, one conditional write);
+//! - `in-memory replay`: the same request again, answered from the journal;
+//! - `emulator`: the journal in DynamoDB on a local moto server (`--emulator-n` requests),
+//!   through the counting proxy of `tools::faults`: the DynamoDB requests per new decision
+//!   and per replay are printed after the table.
 //!
 //! Building the lambda_http `Request` from the API Gateway event (done by lambda_http before
 //! the handler runs) and signing are not timed. No log subscriber is installed, so the
@@ -22,10 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use clap::Parser;
 use lambda_http::{Body, Request};
-use shared::idempotency::{
-    DynamoIdempotencyBackend, Idempotency, IdempotencyBackend, IdempotencyConfig,
-    InMemoryIdempotencyBackend,
-};
+use shared::journal::{DynamoJournal, InMemoryJournal, Journal};
 use shared::policy::Policy;
 use shared::signature::signer::{CertServer, DevSigner, SignOptions};
 use shared::signature::{Verifier, VerifierConfig};
@@ -306,12 +305,12 @@ struct Bench {
 impl Bench {
     fn runner<K: PolicyKind>(
         &self,
-        store: Arc<dyn IdempotencyBackend>,
+        journal: Arc<dyn Journal>,
     ) -> WebhookRunner<PolicyWebhook<K>> {
         WebhookRunner::new(
             PolicyWebhook::<K>::new(&self.policy),
             self.verifier.clone(),
-            Idempotency::new(store, IdempotencyConfig::default()),
+            journal,
             RunnerConfig::default(),
         )
     }
@@ -334,7 +333,7 @@ impl Bench {
 
     fn in_memory<'a, K: PolicyKind>(&self, events: &'a [String]) -> Lane<'a, K> {
         Lane::new(
-            self.runner::<K>(Arc::new(InMemoryIdempotencyBackend::default())),
+            self.runner::<K>(Arc::new(InMemoryJournal::default())),
             events,
         )
     }
@@ -345,8 +344,8 @@ impl Bench {
         table: &str,
         events: &'a [String],
     ) -> Lane<'a, K> {
-        let store = DynamoIdempotencyBackend::new(aws_sdk_dynamodb::Client::new(sdk), table);
-        Lane::new(self.runner::<K>(Arc::new(store)), events)
+        let journal = DynamoJournal::new(aws_sdk_dynamodb::Client::new(sdk), table);
+        Lane::new(self.runner::<K>(Arc::new(journal)), events)
     }
 }
 
@@ -441,11 +440,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let memory = memory.into_samples();
 
+    let mut requests_per_decision = None;
     let emulator = if emulator_n > 0 {
-        let (_moto, sdk, names) = Moto::start_with_resources()
+        let (moto, _direct, names) = Moto::start_with_resources()
             .await
             .context("starting the moto emulator (run `make venv` or set MOTO_SERVER)")?;
-        let table = &names.idempotency_table;
+        // Every DynamoDB request goes through the counting proxy.
+        let proxy = tools::faults::FaultProxy::start(&moto.endpoint()).await?;
+        let sdk = tools::moto::sdk_config_for(&proxy.endpoint()).await;
+        let table = &names.journal_table;
         let mut lanes = Lanes {
             tokenization: bench.emulator(&sdk, table, &tok_events),
             banking: bench.emulator(&sdk, table, &bank_events),
@@ -454,6 +457,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         lanes
             .warm_up_and_run(warmup.min(50), emulator_n, false)
             .await?;
+        proxy.take_calls();
+        lanes.tokenization.new_requests(1).await?;
+        let new_calls = proxy.take_calls();
+        lanes.tokenization.replays(1).await?;
+        let replay_calls = proxy.take_calls();
+        requests_per_decision = Some((new_calls, replay_calls));
         Some(lanes.into_samples())
     } else {
         None
@@ -473,6 +482,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if let Some((new, _)) = emulator.as_mut().and_then(Iterator::next) {
             print_row(name, "emulator (moto)", &Stats::of(new));
         }
+    }
+    if let Some((new, replay)) = requests_per_decision {
+        println!(
+            "\nDynamoDB requests (counted by the proxy): new decision {} {:?}, replay {} {:?}",
+            new.len(),
+            new,
+            replay.len(),
+            replay
+        );
     }
     Ok(())
 }

@@ -76,11 +76,11 @@ async fn replay(stack: &LocalStack) -> anyhow::Result<()> {
     let names = &stack.names;
     let records = ddb
         .scan()
-        .table_name(&names.idempotency_table)
+        .table_name(&names.journal_table)
         .send()
         .await?
         .count();
-    println!("\nidempotency records stored: {records}");
+    println!("\ndecision journal entries stored: {records}");
     let events = ddb
         .scan()
         .table_name(&names.events_table)
@@ -88,8 +88,8 @@ async fn replay(stack: &LocalStack) -> anyhow::Result<()> {
         .await?
         .count();
     println!("events stored once each (Aritma and Pismo): {events}");
-    let account = DynamoLedger::new(ddb.clone(), &names.ledger_table)
-        .account("1234")
+    let account = DynamoLedger::new(ddb.clone(), &names.ledger_table, &names.journal_table)
+        .account("1234", shared::ledger::OPERATOR_TIMEOUT)
         .await?
         .map(|a| a.available.to_string())
         .unwrap_or_default();
