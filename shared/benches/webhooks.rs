@@ -1,6 +1,6 @@
 //! The three policy webhooks end to end, in process: `WebhookRunner::handle` on a lambda_http
 //! request built from an API Gateway proxy event, with the signature check (RS256 and body
-//! hash), the strict parse, idempotency on the in-memory store, the built-in policy's decision
+//! hash), the strict parse, the journal write on the in-memory store, the built-in policy's decision
 //! and the response.
 //!
 //! Every measured call carries a new request id, so it decides (and stores) a new answer; a
@@ -24,7 +24,7 @@ use criterion::{Criterion, Throughput};
 use http::StatusCode;
 use lambda_http::Request;
 use sha2::{Digest as _, Sha256};
-use shared::idempotency::{Idempotency, IdempotencyConfig, InMemoryIdempotencyBackend};
+use shared::journal::InMemoryJournal;
 use shared::models::parse_json;
 use shared::policy::Policy;
 use shared::signature::signer::{CertServer, DevSigner, SignOptions};
@@ -152,10 +152,7 @@ fn runner<K: PolicyKind>(s: &Setup) -> WebhookRunner<PolicyWebhook<K>> {
     WebhookRunner::new(
         PolicyWebhook::<K>::new(&s.policy),
         s.verifier.clone(),
-        Idempotency::new(
-            Arc::new(InMemoryIdempotencyBackend::default()),
-            IdempotencyConfig::default(),
-        ),
+        Arc::new(InMemoryJournal::default()),
         RunnerConfig::default(),
     )
 }

@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use shared::idempotency::{
-    Idempotency, IdempotencyBackend, IdempotencyConfig, InMemoryIdempotencyBackend, PutOutcome,
-    Record, StoreError,
+use shared::journal::{
+    Entry, How, InMemoryJournal, Journal, Recorded, StoreFailure, now_ms,
 };
 use shared::policy::Policy;
 use shared::signature::signer::{CertServer, DevSigner, SignOptions};
@@ -24,7 +23,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 struct Harness<K: PolicyKind> {
     runner: WebhookRunner<PolicyWebhook<K>>,
-    store: Arc<InMemoryIdempotencyBackend>,
+    store: Arc<InMemoryJournal>,
     signer: DevSigner,
     _certs: CertServer,
 }
@@ -32,14 +31,14 @@ struct Harness<K: PolicyKind> {
 async fn harness<K: PolicyKind>() -> Result<Harness<K>, Box<dyn std::error::Error>> {
     harness_with(
         Policy::builtin()?,
-        Arc::new(InMemoryIdempotencyBackend::default()),
+        Arc::new(InMemoryJournal::default()),
     )
     .await
 }
 
 async fn harness_with<K: PolicyKind>(
     policy: Policy,
-    store: Arc<InMemoryIdempotencyBackend>,
+    store: Arc<InMemoryJournal>,
 ) -> Result<Harness<K>, Box<dyn std::error::Error>> {
     let signer = DevSigner::generate_in_memory()?;
     let certs = CertServer::serve(&[&signer], Some(300)).await?;
@@ -47,7 +46,7 @@ async fn harness_with<K: PolicyKind>(
     let runner = WebhookRunner::new(
         PolicyWebhook::<K>::new(&policy),
         verifier,
-        Idempotency::new(store.clone(), IdempotencyConfig::default()),
+        store.clone(),
         // The deadline only matters when something hangs; keep it generous for loaded CI.
         RunnerConfig {
             deadline: std::time::Duration::from_secs(10),
@@ -227,13 +226,17 @@ async fn a_retry_is_byte_identical_and_leaves_one_record() -> TestResult {
     let second = h.send_signed(&body).await;
     assert_eq!(first.status, 200);
     assert_eq!(first.body, second.body);
-    assert_eq!(h.store.len(), 1);
-    let record = h
+    assert_eq!(h.store.entries().len(), 1);
+    let entry = h
         .store
         .get("full-balance-antifraud#retry-1")
-        .await?
-        .expect("record stored");
-    assert_eq!(record.data.as_deref(), Some(first.body.as_str()));
+        .expect("entry stored");
+    assert_eq!(entry.answer, first.body);
+    assert_eq!(entry.how, How::Policy);
+    assert_eq!(entry.policy_version, Policy::builtin()?.version);
+    assert!(entry.inputs.iter().any(|(k, _)| k == "fields.amount_transaction"));
+    // Two requests, two conditional writes (the repeat's failed write returns the entry).
+    assert_eq!(h.store.writes(), 2);
     Ok(())
 }
 
@@ -277,7 +280,7 @@ async fn unsigned_and_forged_requests_get_401_and_write_nothing() -> TestResult 
         a.json(),
         json!({"error": "invalid_signature", "reason": "body_hash_mismatch"})
     );
-    assert!(h.store.is_empty());
+    assert!(h.store.entries().is_empty());
     Ok(())
 }
 
@@ -309,59 +312,41 @@ async fn http_contract() -> TestResult {
     extra["network_brand"] = json!("elo");
     let a = h.send_signed(&extra).await;
     assert_eq!(a.status, 200, "unknown fields and enum values are accepted");
-    assert!(h.store.len() == 1);
+    assert!(h.store.entries().len() == 1);
     Ok(())
 }
 
 /// A store that is down.
-struct DownStore;
-
-#[async_trait]
-impl IdempotencyBackend for DownStore {
-    async fn put_if_absent(&self, _: &Record, _: i64) -> Result<PutOutcome, StoreError> {
-        Err(StoreError::Unavailable("connection refused".into()))
-    }
-    async fn get(&self, _: &str) -> Result<Option<Record>, StoreError> {
-        Err(StoreError::Unavailable("connection refused".into()))
-    }
-    async fn update(&self, _: &Record) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("connection refused".into()))
-    }
-    async fn delete(&self, _: &str) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("connection refused".into()))
-    }
+fn down_store() -> Arc<InMemoryJournal> {
+    let store = InMemoryJournal::default();
+    store.set_failure(Some(StoreFailure::NotWritten("connection refused".into())));
+    Arc::new(store)
 }
 
-/// A store that never answers.
+/// A store that never answers: each call ends when its operation timeout does, with an
+/// unknown outcome, as the SDK's does.
 struct HangingStore;
 
 #[async_trait]
-impl IdempotencyBackend for HangingStore {
-    async fn put_if_absent(&self, _: &Record, _: i64) -> Result<PutOutcome, StoreError> {
-        std::future::pending().await
-    }
-    async fn get(&self, _: &str) -> Result<Option<Record>, StoreError> {
-        std::future::pending().await
-    }
-    async fn update(&self, _: &Record) -> Result<(), StoreError> {
-        std::future::pending().await
-    }
-    async fn delete(&self, _: &str) -> Result<(), StoreError> {
-        std::future::pending().await
+impl Journal for HangingStore {
+    async fn record(&self, _: &Entry, timeout: Duration) -> Result<Recorded, StoreFailure> {
+        tokio::time::sleep(timeout).await;
+        Err(StoreFailure::Unknown("operation timed out".into()))
     }
 }
 
 async fn runner_with_store(
-    store: Arc<dyn IdempotencyBackend>,
+    store: Arc<dyn Journal>,
     certs_url: String,
     deadline: Duration,
 ) -> WebhookRunner<PolicyWebhook<CardTokenization>> {
     WebhookRunner::new(
         PolicyWebhook::new(&Policy::builtin().expect("builtin policy")),
         Verifier::new(VerifierConfig::new(certs_url)),
-        Idempotency::new(store, IdempotencyConfig::default()),
+        store,
         RunnerConfig {
             deadline,
+            settle_reserve: deadline / 4,
             ..RunnerConfig::default()
         },
     )
@@ -381,31 +366,33 @@ async fn send_to(
 }
 
 #[tokio::test]
-async fn dependency_failures_answer_the_configured_fallback() -> TestResult {
+async fn a_store_failure_still_answers_the_policy_decision() -> TestResult {
     let signer = DevSigner::generate_in_memory()?;
     let certs = CertServer::serve(&[&signer], Some(300)).await?;
-    let fallback = json!({"approve": false, "action_code": "96"});
-
-    let down = runner_with_store(Arc::new(DownStore), certs.url(), Duration::from_secs(5)).await;
-    let a = send_to(&down, &signer).await;
-    assert_eq!((a.status, a.json()), (200, fallback.clone()), "store down");
-
-    let hanging = runner_with_store(
-        Arc::new(HangingStore),
+    let healthy = runner_with_store(
+        Arc::new(InMemoryJournal::default()),
         certs.url(),
-        Duration::from_millis(200),
+        Duration::from_secs(5),
     )
     .await;
-    let a = send_to(&hanging, &signer).await;
-    assert_eq!((a.status, a.json()), (200, fallback.clone()), "store hangs");
+    let decided = send_to(&healthy, &signer).await;
+    assert_eq!(decided.status, 200);
+
+    let down = runner_with_store(down_store(), certs.url(), Duration::from_secs(5)).await;
+    assert_eq!(send_to(&down, &signer).await, decided, "store down");
+
+    let hanging =
+        runner_with_store(Arc::new(HangingStore), certs.url(), Duration::from_millis(200)).await;
+    assert_eq!(send_to(&hanging, &signer).await, decided, "store hangs");
 
     // No certificate endpoint at all: the signature cannot be checked, so the fallback.
+    let fallback = json!({"approve": false, "action_code": "96"});
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         format!("http://{}/certs", l.local_addr()?)
     };
     let no_certs = runner_with_store(
-        Arc::new(InMemoryIdempotencyBackend::default()),
+        Arc::new(InMemoryJournal::default()),
         closed,
         Duration::from_secs(5),
     )
@@ -415,36 +402,11 @@ async fn dependency_failures_answer_the_configured_fallback() -> TestResult {
     Ok(())
 }
 
-/// An in-memory store that tells when someone reads a record (a waiter polling).
-#[derive(Default)]
-struct WatchedStore {
-    inner: InMemoryIdempotencyBackend,
-    read: tokio::sync::Notify,
-}
-
-#[async_trait]
-impl IdempotencyBackend for WatchedStore {
-    async fn put_if_absent(&self, r: &Record, now: i64) -> Result<PutOutcome, StoreError> {
-        self.inner.put_if_absent(r, now).await
-    }
-    async fn get(&self, id: &str) -> Result<Option<Record>, StoreError> {
-        self.read.notify_one();
-        self.inner.get(id).await
-    }
-    async fn update(&self, r: &Record) -> Result<(), StoreError> {
-        self.inner.update(r).await
-    }
-    async fn delete(&self, id: &str) -> Result<(), StoreError> {
-        self.inner.delete(id).await
-    }
-}
-
 #[tokio::test]
-async fn a_concurrent_duplicate_waits_for_the_first_answer() -> TestResult {
+async fn a_concurrent_duplicate_gets_the_winners_answer() -> TestResult {
     let signer = DevSigner::generate_in_memory()?;
     let certs = CertServer::serve(&[&signer], Some(300)).await?;
-    let store = Arc::new(WatchedStore::default());
-    let idem = Idempotency::new(store.clone(), IdempotencyConfig::default());
+    let store = Arc::new(InMemoryJournal::default());
     let runner = runner_with_store(store.clone(), certs.url(), Duration::from_secs(10)).await;
     let body = tokenization_with_id(432, "vts", "PLASTIC", &[]).to_string();
     let hash = {
@@ -454,20 +416,24 @@ async fn a_concurrent_duplicate_waits_for_the_first_answer() -> TestResult {
             .map(|b| format!("{b:02x}"))
             .collect::<String>()
     };
-    // Another invocation holds the lock for this exact body and is still deciding.
-    let key = "card-tokenization#432:134142";
-    assert_eq!(
-        idem.begin(key, &hash).await?,
-        shared::idempotency::Begin::Proceed
-    );
+    // Another invocation's write of this exact body won a moment ago.
     let first = r#"{"approve":true,"action_code":"00","first":1}"#;
-    let (answer, ()) = tokio::join!(send_to(&runner, &signer), async {
-        // Once the duplicate is polling, the first invocation completes.
-        store.read.notified().await;
-        idem.complete(key, &hash, first).await.expect("complete");
-    });
+    let winner = Entry {
+        id: "card-tokenization#432:134142".into(),
+        body_sha256: hash,
+        answer: first.into(),
+        label: "default".into(),
+        how: How::Policy,
+        policy_version: "other".into(),
+        decided_at_ms: now_ms(),
+        expiration: None,
+        inputs: vec![],
+        money: None,
+        reconcile: None,
+    };
+    assert_eq!(store.record(&winner, Duration::from_secs(1)).await?, Recorded::New);
+    let answer = send_to(&runner, &signer).await;
     assert_eq!((answer.status, answer.body.as_str()), (200, first));
-
     Ok(())
 }
 
@@ -477,7 +443,7 @@ async fn every_answer_writes_one_emf_line() -> TestResult {
     let certs = CertServer::serve(&[&signer], Some(300)).await?;
     let (emf, captured) = shared::metrics::Emf::capture("IssuerKit/Webhooks");
     let runner = runner_with_store(
-        Arc::new(InMemoryIdempotencyBackend::default()),
+        Arc::new(InMemoryJournal::default()),
         certs.url(),
         Duration::from_secs(10),
     )
@@ -497,13 +463,13 @@ async fn every_answer_writes_one_emf_line() -> TestResult {
     assert_eq!(res.status().as_u16(), 401);
 
     let (emf, down_lines) = shared::metrics::Emf::capture("IssuerKit/Webhooks");
-    let down = runner_with_store(Arc::new(DownStore), certs.url(), Duration::from_secs(10))
+    let down = runner_with_store(down_store(), certs.url(), Duration::from_secs(10))
         .await
         .with_metrics(emf);
     assert_eq!(send_to(&down, &signer).await.status, 200);
 
     let lines = captured.lines();
-    let summary: Vec<(String, u64, u64, u64)> = lines
+    let summary: Vec<(String, u64, u64, u64, u64)> = lines
         .iter()
         .chain(down_lines.lines().iter())
         .map(|l| {
@@ -518,16 +484,18 @@ async fn every_answer_writes_one_emf_line() -> TestResult {
                 l["Requests"].as_u64().unwrap_or(0),
                 l["Fallbacks"].as_u64().unwrap_or(0),
                 l["Refused"].as_u64().unwrap_or(0),
+                l["NotJournaled"].as_u64().unwrap_or(0),
             )
         })
         .collect();
     assert_eq!(
         summary,
         vec![
-            ("default".to_owned(), 1, 0, 0),
-            ("replay".to_owned(), 1, 0, 0),
-            ("refused".to_owned(), 1, 0, 1),
-            ("fallback".to_owned(), 1, 1, 0),
+            ("default".to_owned(), 1, 0, 0, 0),
+            ("replay".to_owned(), 1, 0, 0, 0),
+            ("refused".to_owned(), 1, 0, 1, 0),
+            // The store is down: the policy still decides; the answer is not journaled.
+            ("default".to_owned(), 1, 0, 0, 1),
         ]
     );
     Ok(())
