@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use shared::journal::{
-    Entry, How, InMemoryJournal, Journal, Recorded, StoreFailure, now_ms,
-};
+use shared::journal::{Entry, How, InMemoryJournal, Journal, Recorded, StoreFailure, now_ms};
 use shared::policy::Policy;
 use shared::signature::signer::{CertServer, DevSigner, SignOptions};
 use shared::signature::{Verifier, VerifierConfig};
@@ -29,11 +27,7 @@ struct Harness<K: PolicyKind> {
 }
 
 async fn harness<K: PolicyKind>() -> Result<Harness<K>, Box<dyn std::error::Error>> {
-    harness_with(
-        Policy::builtin()?,
-        Arc::new(InMemoryJournal::default()),
-    )
-    .await
+    harness_with(Policy::builtin()?, Arc::new(InMemoryJournal::default())).await
 }
 
 async fn harness_with<K: PolicyKind>(
@@ -234,7 +228,12 @@ async fn a_retry_is_byte_identical_and_leaves_one_record() -> TestResult {
     assert_eq!(entry.answer, first.body);
     assert_eq!(entry.how, How::Policy);
     assert_eq!(entry.policy_version, Policy::builtin()?.version);
-    assert!(entry.inputs.iter().any(|(k, _)| k == "fields.amount_transaction"));
+    assert!(
+        entry
+            .inputs
+            .iter()
+            .any(|(k, _)| k == "fields.amount_transaction")
+    );
     // Two requests, two conditional writes (the repeat's failed write returns the entry).
     assert_eq!(h.store.writes(), 2);
     Ok(())
@@ -381,8 +380,12 @@ async fn a_store_failure_still_answers_the_policy_decision() -> TestResult {
     let down = runner_with_store(down_store(), certs.url(), Duration::from_secs(5)).await;
     assert_eq!(send_to(&down, &signer).await, decided, "store down");
 
-    let hanging =
-        runner_with_store(Arc::new(HangingStore), certs.url(), Duration::from_millis(200)).await;
+    let hanging = runner_with_store(
+        Arc::new(HangingStore),
+        certs.url(),
+        Duration::from_millis(200),
+    )
+    .await;
     assert_eq!(send_to(&hanging, &signer).await, decided, "store hangs");
 
     // No certificate endpoint at all: the signature cannot be checked, so the fallback.
@@ -431,7 +434,10 @@ async fn a_concurrent_duplicate_gets_the_winners_answer() -> TestResult {
         money: None,
         reconcile: None,
     };
-    assert_eq!(store.record(&winner, Duration::from_secs(1)).await?, Recorded::New);
+    assert_eq!(
+        store.record(&winner, Duration::from_secs(1)).await?,
+        Recorded::New
+    );
     let answer = send_to(&runner, &signer).await;
     assert_eq!((answer.status, answer.body.as_str()), (200, first));
     Ok(())

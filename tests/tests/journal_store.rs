@@ -27,7 +27,10 @@ fn entry(id: &str, body: &str, money: Option<Money>) -> Entry {
         decided_at_ms: now_ms(),
         expiration: Some(now_ms() / 1000 + 3600),
         inputs: vec![
-            ("fields.amount_transaction".into(), Input::Number(dec("10.00"))),
+            (
+                "fields.amount_transaction".into(),
+                Input::Number(dec("10.00")),
+            ),
             ("fields.mcc".into(), Input::Text("5411".into())),
         ],
         money,
@@ -71,7 +74,11 @@ async fn reconciliation_list_and_resolve() -> anyhow::Result<()> {
         reconcile: Some("unknown_account".into()),
         expiration: None,
         how: How::Fallback(FallbackReason::OutcomeUnknown),
-        ..entry("zero-balance#advice#7", "h", Some(debit("9", "1.00", false)))
+        ..entry(
+            "zero-balance#advice#7",
+            "h",
+            Some(debit("9", "1.00", false)),
+        )
     };
     journal.record(&pending, T).await?;
     journal
@@ -110,15 +117,26 @@ async fn money_moves_only_with_its_entry() -> anyhow::Result<()> {
         enforce: reverses.is_none(),
         reverses: reverses.map(str::to_string),
     };
-    let auth = entry("zero-balance#request#a", "h", Some(debit("1", "10.00", true)));
-    assert_eq!(ledger.apply(&m("10.00", None), &auth, T).await?, Applied::Done);
+    let auth = entry(
+        "zero-balance#request#a",
+        "h",
+        Some(debit("1", "10.00", true)),
+    );
+    assert_eq!(
+        ledger.apply(&m("10.00", None), &auth, T).await?,
+        Applied::Done
+    );
     // The same id again: nothing moves, the stored entry comes back.
     assert_eq!(
         ledger.apply(&m("10.00", None), &auth, T).await?,
         Applied::Exists(Box::new(auth.clone()))
     );
     // Not enough funds: nothing written at all.
-    let big = entry("zero-balance#request#b", "h", Some(debit("1", "10.00", true)));
+    let big = entry(
+        "zero-balance#request#b",
+        "h",
+        Some(debit("1", "10.00", true)),
+    );
     assert_eq!(
         ledger.apply(&m("10.00", None), &big, T).await?,
         Applied::InsufficientFunds

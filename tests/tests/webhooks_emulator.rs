@@ -74,11 +74,7 @@ async fn retry_is_byte_identical_with_one_entry_and_outage_still_decides() -> an
     assert_eq!(first.1, r#"{"decision":"approve","metadata":{}}"#);
     assert_eq!(first, retry, "the retry is byte-identical");
 
-    let items = ddb
-        .scan()
-        .table_name(&names.journal_table)
-        .send()
-        .await?;
+    let items = ddb.scan().table_name(&names.journal_table).send().await?;
     assert_eq!(items.count(), 1, "one stored record");
     let item = &items.items()[0];
     assert_eq!(
@@ -86,7 +82,10 @@ async fn retry_is_byte_identical_with_one_entry_and_outage_still_decides() -> an
         Some(&AttributeValue::S("banking-antifraud#tx-1".into()))
     );
     assert_eq!(item.get("how"), Some(&AttributeValue::S("policy".into())));
-    assert_eq!(item.get("answer"), Some(&AttributeValue::S(first.1.clone())));
+    assert_eq!(
+        item.get("answer"),
+        Some(&AttributeValue::S(first.1.clone()))
+    );
     assert!(item.contains_key("body_sha256") && item.contains_key("expiration"));
     assert!(item.contains_key("policy_version") && item.contains_key("inputs"));
 
@@ -98,11 +97,7 @@ async fn retry_is_byte_identical_with_one_entry_and_outage_still_decides() -> an
         ))?)
         .await;
     assert_eq!(res.status().as_u16(), 401);
-    let items = ddb
-        .scan()
-        .table_name(&names.journal_table)
-        .send()
-        .await?;
+    let items = ddb.scan().table_name(&names.journal_table).send().await?;
     assert_eq!(items.count(), 1);
 
     // The store goes away: the policy's decision still (it needs no store), not journaled.

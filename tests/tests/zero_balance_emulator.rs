@@ -54,10 +54,7 @@ async fn stack() -> anyhow::Result<Stack> {
         pismo,
         ledger,
         // Reads for the assertions go straight to the emulator, not through the proxy.
-        journal: DynamoJournal::new(
-            aws_sdk_dynamodb::Client::new(&direct),
-            &names.journal_table,
-        ),
+        journal: DynamoJournal::new(aws_sdk_dynamodb::Client::new(&direct), &names.journal_table),
         runner: Arc::new(runner),
     })
 }
@@ -323,7 +320,10 @@ async fn advices_are_journaled_beside_their_request_and_never_declined() -> anyh
     let req = send(&s, &request("adv-7", 700, "0100", "00", "4.00")).await?;
     assert_eq!(req.json()["response_code"], "00");
     let adv = send(&s, &request("adv-7", 700, "0120", "00", "4.00")).await?;
-    assert_eq!((adv.status, adv.json()["is_approved"].clone()), (200, json!(true)));
+    assert_eq!(
+        (adv.status, adv.json()["is_approved"].clone()),
+        (200, json!(true))
+    );
     // Its repeat (0121) answers the advice's entry.
     let rep = send(&s, &request("adv-7", 700, "0121", "00", "4.00")).await?;
     assert_eq!(rep, adv);
@@ -336,7 +336,13 @@ async fn advices_are_journaled_beside_their_request_and_never_declined() -> anyh
     assert_eq!(unknown.json()["is_approved"], true);
     let odd = send(&s, &request("adv-9", 700, "0120", "99", "3.00")).await?;
     assert_eq!(odd.json()["is_approved"], true);
-    let pending: Vec<String> = s.journal.pending().await?.into_iter().map(|e| e.id).collect();
+    let pending: Vec<String> = s
+        .journal
+        .pending()
+        .await?
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
     assert_eq!(
         pending,
         vec!["zero-balance#advice#adv-8", "zero-balance#advice#adv-9"]
@@ -361,7 +367,13 @@ async fn reversals_return_money_once_and_never_debit() -> anyhow::Result<()> {
     // A reversal of nothing: reconciliation, no money.
     send(&s, &request("rv-2", 800, "0400", "00", "5.00")).await?;
     assert_eq!(balance(&s, "800").await?, dec("50.00"));
-    let pending: Vec<String> = s.journal.pending().await?.into_iter().map(|e| e.id).collect();
+    let pending: Vec<String> = s
+        .journal
+        .pending()
+        .await?
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
     assert_eq!(
         pending,
         vec![

@@ -76,9 +76,7 @@ impl DynamoJournal {
             .update_item()
             .table_name(&self.table)
             .key("id", s(id))
-            .update_expression(
-                "REMOVE reconcile SET reconciled_at = :now, expiration = :expires",
-            )
+            .update_expression("REMOVE reconcile SET reconciled_at = :now, expiration = :expires")
             .condition_expression("reconcile = :pending")
             .expression_attribute_values(":pending", s(PENDING))
             .expression_attribute_values(":now", s(rfc3339_ms(super::now_ms())))
@@ -207,9 +205,9 @@ pub(crate) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Entry,
                         AttributeValue::S(t) => Input::Text(t.clone()),
                         AttributeValue::N(_) => Input::Number(decimal(v)?),
                         AttributeValue::Bool(b) => Input::Bool(*b),
-                        AttributeValue::L(l) => Input::List(
-                            l.iter().filter_map(|x| x.as_s().ok().cloned()).collect(),
-                        ),
+                        AttributeValue::L(l) => {
+                            Input::List(l.iter().filter_map(|x| x.as_s().ok().cloned()).collect())
+                        }
                         _ => return None,
                     };
                     Some((k.clone(), input))
@@ -305,7 +303,10 @@ mod tests {
             decided_at_ms: 1_700_000_000_123,
             expiration: Some(1_700_086_400),
             inputs: vec![
-                ("fields.amount_transaction".into(), Input::Number(Decimal::new(1050, 2))),
+                (
+                    "fields.amount_transaction".into(),
+                    Input::Number(Decimal::new(1050, 2)),
+                ),
                 ("fields.mcc".into(), Input::Text("5411".into())),
             ],
             money: Some(Money {
@@ -319,7 +320,10 @@ mod tests {
         };
         let item = to_item(&e);
         assert_eq!(item.get("amount"), Some(&AttributeValue::N("10.50".into())));
-        assert_eq!(item.get("reconcile"), Some(&AttributeValue::S(PENDING.into())));
+        assert_eq!(
+            item.get("reconcile"),
+            Some(&AttributeValue::S(PENDING.into()))
+        );
         assert_eq!(from_item(&item)?, e);
         Ok(())
     }

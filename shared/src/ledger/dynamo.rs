@@ -37,7 +37,9 @@ fn unavailable<E: std::error::Error>(e: E) -> LedgerError {
     LedgerError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
 }
 
-fn sdk_failure<E: std::error::Error + 'static>(e: &aws_sdk_dynamodb::error::SdkError<E>) -> LedgerError {
+fn sdk_failure<E: std::error::Error + 'static>(
+    e: &aws_sdk_dynamodb::error::SdkError<E>,
+) -> LedgerError {
     failure(e).into()
 }
 
@@ -86,11 +88,7 @@ fn to_account(item: &HashMap<String, AttributeValue>) -> Result<Account, LedgerE
 }
 
 impl DynamoLedger {
-    pub fn new(
-        client: Client,
-        table: impl Into<String>,
-        journal_table: impl Into<String>,
-    ) -> Self {
+    pub fn new(client: Client, table: impl Into<String>, journal_table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),

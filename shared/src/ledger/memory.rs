@@ -67,7 +67,12 @@ impl Ledger for InMemoryLedger {
                             && money.reverses.is_none()
                     })
                 });
-                if !ok || entries.values().any(|e| e.money.as_ref().and_then(|x| x.reverses.as_ref()) == Some(original) && e.money.as_ref().is_some_and(|x| x.moved)) {
+                if !ok
+                    || entries.values().any(|e| {
+                        e.money.as_ref().and_then(|x| x.reverses.as_ref()) == Some(original)
+                            && e.money.as_ref().is_some_and(|x| x.moved)
+                    })
+                {
                     return Applied::OriginalNotFound;
                 }
             }

@@ -302,7 +302,12 @@ impl<W: Webhook> WebhookRunner<W> {
                 json_response(StatusCode::OK, decision.body.to_string())
             }
             Outcome::Answered(Answer::Replayed(decision)) => {
-                tracing::info!(webhook = W::NAME, outcome = "replay", elapsed_us, "decision");
+                tracing::info!(
+                    webhook = W::NAME,
+                    outcome = "replay",
+                    elapsed_us,
+                    "decision"
+                );
                 self.record(
                     &Tally {
                         outcome: "replay",
@@ -317,7 +322,12 @@ impl<W: Webhook> WebhookRunner<W> {
                 json_response(StatusCode::OK, decision.body.to_string())
             }
             Outcome::Answered(Answer::KeyReused) => {
-                tracing::info!(webhook = W::NAME, status = 422, elapsed_us, "request refused");
+                tracing::info!(
+                    webhook = W::NAME,
+                    status = 422,
+                    elapsed_us,
+                    "request refused"
+                );
                 self.record(&Self::refused_tally(), elapsed_us);
                 error_response(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -412,13 +422,12 @@ impl<W: Webhook> WebhookRunner<W> {
 
     async fn process(&self, headers: &HeaderMap, body: &[u8], deadline: Instant) -> Outcome {
         // Dropping a certificate fetch at the deadline is harmless: it moves nothing.
-        let claims = match tokio::time::timeout_at(deadline, self.verifier.verify(headers, body))
-            .await
-        {
-            Ok(Ok(claims)) => claims,
-            Ok(Err(rejection)) => return Self::refused(rejection),
-            Err(_) => return Outcome::Fallback(FallbackReason::Deadline),
-        };
+        let claims =
+            match tokio::time::timeout_at(deadline, self.verifier.verify(headers, body)).await {
+                Ok(Ok(claims)) => claims,
+                Ok(Err(rejection)) => return Self::refused(rejection),
+                Err(_) => return Outcome::Fallback(FallbackReason::Deadline),
+            };
         let request: W::Request = match parse_json(body) {
             Ok(r) => r,
             Err(e) => {

@@ -438,7 +438,13 @@ impl Webhook for ZeroBalanceWebhook {
             (MessageClass::Request, "30") => return self.balance_inquiry(&job, &account_id).await,
             (MessageClass::Advice, "30") => {
                 return self
-                    .settle(&job, self.approve("advice_inquiry"), How::Ledger, None, None)
+                    .settle(
+                        &job,
+                        self.approve("advice_inquiry"),
+                        How::Ledger,
+                        None,
+                        None,
+                    )
                     .await;
             }
             (MessageClass::Request, _) => {
@@ -476,10 +482,7 @@ impl Webhook for ZeroBalanceWebhook {
                 self.settle(&job, d, How::Ledger, None, None).await
             };
         }
-        let reversal = matches!(
-            class,
-            MessageClass::Reversal | MessageClass::ReversalAdvice
-        );
+        let reversal = matches!(class, MessageClass::Reversal | MessageClass::ReversalAdvice);
         let movement = Movement {
             account_id,
             amount: f.amount_transaction,

@@ -101,7 +101,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let wall = started.elapsed();
     times.sort();
-    let balance = ledger.account("1", OPERATOR_TIMEOUT).await?.map(|a| a.available);
+    let balance = ledger
+        .account("1", OPERATOR_TIMEOUT)
+        .await?
+        .map(|a| a.available);
     println!(
         "zero-balance on the emulator: {n} authorizations, concurrency {concurrency}: \
          {:.0} auth/s, p50 {:?}, p99 {:?}, max {:?}; final balance {:?}",

@@ -303,10 +303,7 @@ struct Bench {
 }
 
 impl Bench {
-    fn runner<K: PolicyKind>(
-        &self,
-        journal: Arc<dyn Journal>,
-    ) -> WebhookRunner<PolicyWebhook<K>> {
+    fn runner<K: PolicyKind>(&self, journal: Arc<dyn Journal>) -> WebhookRunner<PolicyWebhook<K>> {
         WebhookRunner::new(
             PolicyWebhook::<K>::new(&self.policy),
             self.verifier.clone(),

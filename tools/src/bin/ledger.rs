@@ -123,10 +123,9 @@ async fn main() -> anyhow::Result<()> {
             print(ledger.set_status(&account, "BLOCKED").await?, &account)
         }
         Command::Unblock { account } => print(ledger.set_status(&account, ACTIVE).await?, &account),
-        Command::Show { account } => print(
-            ledger.account(&account, OPERATOR_TIMEOUT).await?,
-            &account,
-        ),
+        Command::Show { account } => {
+            print(ledger.account(&account, OPERATOR_TIMEOUT).await?, &account)
+        }
         Command::Pending => {
             for e in journal()?.pending().await? {
                 let money = e.money.as_ref().map_or(String::new(), |m| {
