@@ -271,18 +271,47 @@ async fn cents_never_drift() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn outage_answers_the_fallback() -> anyhow::Result<()> {
-    let mut s = stack().await?;
+async fn outage_answers_the_fallback_and_moves_nothing() -> anyhow::Result<()> {
+    let s = stack().await?;
     open_account(&s, "500", "100.00", ACTIVE).await?;
-    s.moto.stop();
+    // The same webhook with its store unreachable (nothing listens on the port).
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        format!("http://{}", l.local_addr()?)
+    };
+    let down = aws_sdk_dynamodb::Client::new(&tools::moto::sdk_config_for(&closed).await);
+    let names = shared::devstack::ResourceNames::default();
+    let runner = WebhookRunner::new(
+        ZeroBalanceWebhook::new(
+            &Policy::builtin()?,
+            Arc::new(DynamoLedger::new(
+                down.clone(),
+                &names.ledger_table,
+                &names.journal_table,
+            )),
+            ZeroBalanceCodes::default(),
+        ),
+        s.pismo.verifier(),
+        Arc::new(DynamoJournal::new(down, &names.journal_table)),
+        RunnerConfig {
+            deadline: std::time::Duration::from_secs(5),
+            ..RunnerConfig::default()
+        },
+    );
     let a = s
         .pismo
-        .send(&s.runner, &request("down-1", 500, "0100", "00", "1.00"))
+        .send(&runner, &request("down-1", 500, "0100", "00", "1.00"))
         .await?;
     assert_eq!(
         (a.status, a.json()),
         (200, json!({"is_approved": false, "response_code": "96"}))
     );
+    assert_eq!(balance(&s, "500").await?, dec("100.00"));
+    assert!(s.journal.get("zero-balance#request#down-1").await?.is_none());
+    // Healed, the retry decides: nothing was journaled for the fallback, nothing moved.
+    let healed = send(&s, &request("down-1", 500, "0100", "00", "1.00")).await?;
+    assert_eq!(healed.json()["response_code"], "00");
+    assert_eq!(balance(&s, "500").await?, dec("99.00"));
     Ok(())
 }
 
