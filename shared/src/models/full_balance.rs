@@ -1,8 +1,11 @@
 //! Full balance anti-fraud webhook: what Pismo sends to a Full balance issuer's anti-fraud
 //! system during card transaction authorization, and what it answers. Timeout 2 seconds.
 //!
-//! Required members are those whose Req column in the seed says `Y`; all others are
-//! `Option` and are left out when serialized as `None`. Unknown members are ignored.
+//! Required members are those whose Req column in the seed says `Y` and that its sample
+//! sends, except `advice_detail_code` (advice-only by its own description, read by no
+//! decision); all others are `Option` and are left out when serialized as `None`. Unknown
+//! members are ignored. Ids and optional numbers are read leniently
+//! ([`lenient`]); amounts are not.
 //! Request headers (`x-tenant`, `x-account-id`, `x-amount`) are not modelled here.
 
 use rust_decimal::Decimal;

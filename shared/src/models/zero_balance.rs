@@ -2,8 +2,10 @@
 //! transaction authorization, and what it answers. Pismo waits at most 2 seconds; no answer
 //! in time means the transaction is declined.
 //!
-//! Required members are those whose Req column in the seed says `Y`; all others are
-//! `Option` and are left out when serialized as `None`. Unknown members are ignored.
+//! Required members are those whose Req column in the seed says `Y` (its sample sends them
+//! all); all others are `Option` and are left out when serialized as `None`. Unknown members
+//! are ignored. Ids and optional numbers are read leniently ([`lenient`]);
+//! amounts are not.
 //! Request headers (`x-tenant`, `x-cid`, ...) are not modelled here.
 
 use rust_decimal::Decimal;
