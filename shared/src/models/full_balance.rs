@@ -105,15 +105,24 @@ pub struct FullBalanceFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advice_detail_code: Option<String>,
     /// Transaction amount converted to the cardholder's billing currency. (Req: Y)
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::arbitrary_precision::serialize",
+        deserialize_with = "lenient::amount"
+    )]
     pub amount_transaction: Decimal,
     /// Transaction amount in the merchant's local currency. (Req: Y)
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::arbitrary_precision::serialize",
+        deserialize_with = "lenient::amount"
+    )]
     pub amount_local: Decimal,
     /// Transaction date and hour, `yyyy-MM-dd hh:mm:ss`. Kept as text. (Req: Y)
     pub transaction_timestamp: String,
     /// Transaction amount in U.S. dollars. (Req: Y)
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::arbitrary_precision::serialize",
+        deserialize_with = "lenient::amount"
+    )]
     pub amount_settlement: Decimal,
     /// `Visa` or `Mastercard` (`null` reads as absent). (Req: N)
     #[serde(default, skip_serializing_if = "Option::is_none")]

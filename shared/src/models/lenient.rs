@@ -9,12 +9,13 @@
 //! | [`id`] (required integer ids: `card_id`, `account_id`, `token_id`, `card.id`) | a JSON integer; a string holding exactly an `i64`'s decimal form (`"1234"`, `"-5"`) | `""`, `null`, `"01234"`, `"+1"`, `" 1"`, `"1.0"`, `1.5`, anything else |
 //! | [`opt_int`] (optional integers) | the same, plus `null`, absent and `""` (= absent) | the rest |
 //! | [`opt_decimal`] (optional non-money decimals: `network_score`, limits) | a JSON number; a string holding a JSON number (`"0.5"`, `"1e3"`); `null`, absent, `""` (= absent) | the rest |
+//! | [`amount`] (money: `amount_transaction`, `amount_local`, `amount_settlement`, banking `amount`) | a JSON number; a string holding exactly a JSON number (`"10.25"`, as `rust_decimal` always read it) | `""`, `null`, `"+5"`, `"1_000"`, `" 10"`, `"0x10"`, anything else |
 //! | [`text`], [`opt_text`] (string ids and codes such as `currency`, `wallet_id`) | a string; a JSON number, as its exact text | booleans, arrays, objects |
 //!
 //! Only the canonical decimal form of an integer is accepted as a string, so `1234` and
 //! `"1234"` are the same id (and the same ledger or idempotency key) and no other spelling
-//! can alias it. Amounts that move money (`amount_transaction`, `amount_local`,
-//! `amount_settlement`, banking `amount`) are not read leniently: they stay JSON numbers.
+//! can alias it. Amounts that move money are required and read by [`amount`], which is
+//! stricter than `rust_decimal`'s own reader (that one also took `"+5"` and `"1_000"`).
 //!
 //! Values go through [`serde_json::Value`], which reads `arbitrary_precision` numbers exactly.
 //! Error messages name the JSON kind only, never the value.
@@ -137,6 +138,20 @@ pub fn opt_decimal<'de, D: Deserializer<'de>>(
     }
 }
 
+/// A required amount: a JSON number, or a string that is exactly a JSON number. Exact decimal.
+pub fn amount<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
+    const AMOUNT: &str = "a number";
+    match Value::deserialize(deserializer)? {
+        Value::Number(n) => decimal_of(&n)
+            .ok_or_else(|| D::Error::invalid_value(Unexpected::Other("number"), &AMOUNT)),
+        Value::String(s) => json_number(&s)
+            .as_ref()
+            .and_then(decimal_of)
+            .ok_or_else(|| D::Error::invalid_value(Unexpected::Other("string"), &AMOUNT)),
+        other => Err(D::Error::invalid_type(unexpected_kind(&other), &AMOUNT)),
+    }
+}
+
 fn text_of<E: serde::de::Error>(value: Value) -> Result<String, E> {
     match value {
         Value::String(s) => Ok(s),
@@ -232,6 +247,38 @@ mod tests {
             "{}",
         ] {
             assert!(d(&format!(r#"{{"id":1,"d":{bad}}}"#)).is_err(), "{bad}");
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Money {
+        #[serde(deserialize_with = "amount")]
+        a: Decimal,
+    }
+
+    #[test]
+    fn amounts_are_numbers_or_exactly_a_number_in_a_string() {
+        let a = |json: &str| {
+            crate::models::parse_json::<Money>(format!(r#"{{"a":{json}}}"#).as_bytes())
+                .map(|m| m.a)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(a("10.25"), Ok(Decimal::new(1025, 2)));
+        assert_eq!(a("0.10").map(|d| d.scale()), Ok(2), "exact, scale kept");
+        assert_eq!(a(r#""10.25""#), Ok(Decimal::new(1025, 2)));
+        assert_eq!(a("1e3"), Ok(Decimal::from(1000)));
+        for bad in [
+            r#""""#,
+            "null",
+            r#""+5""#,
+            r#""1_000""#,
+            r#"" 10""#,
+            r#""0x10""#,
+            "true",
+            "[1]",
+        ] {
+            let error = a(bad).expect_err(bad);
+            assert!(error.starts_with("a: invalid"), "{bad}: {error}");
         }
     }
 

@@ -37,15 +37,24 @@ pub struct ZeroBalanceFields {
     #[serde(deserialize_with = "lenient::id")]
     pub account_id: i64,
     /// Transaction amount in the cardholder's billing currency. (Req: Y)
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::arbitrary_precision::serialize",
+        deserialize_with = "lenient::amount"
+    )]
     pub amount_transaction: Decimal,
     /// Transaction amount in the merchant's local currency. (Req: Y)
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::arbitrary_precision::serialize",
+        deserialize_with = "lenient::amount"
+    )]
     pub amount_local: Decimal,
     /// Transaction date and hour, `yyyy-MM-dd hh:mm:ss`. Kept as text. (Req: Y)
     pub transaction_timestamp: String,
     /// Amount in the settlement currency defined by the issuer. (Req: Y)
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::arbitrary_precision::serialize",
+        deserialize_with = "lenient::amount"
+    )]
     pub amount_settlement: Decimal,
     /// Effect on the account: `00` purchase, `01` withdrawal, `20` refund, `28` payment. (Req: Y)
     pub processing_code: String,
