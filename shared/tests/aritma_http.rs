@@ -91,7 +91,10 @@ async fn sample_events_are_accepted_in_every_mode() {
         let (status, body) = json_of(send(&handler, &sample(file)).await);
         assert_eq!(
             (status, &body),
-            (200, &json!({"accepted": accepted, "duplicates": 0})),
+            (
+                200,
+                &json!({"accepted": accepted, "duplicates": 0, "invalid": 0})
+            ),
             "{file}"
         );
         let payload = stored_payload(&store, SEED_SOURCE, SEED_SINGLE_ID);
@@ -131,7 +134,10 @@ async fn sample_events_are_accepted_in_every_mode() {
         let (status, body) = json_of(send(&handler, &sample(file)).await);
         assert_eq!(
             (status, body),
-            (200, json!({"accepted": 0, "duplicates": accepted})),
+            (
+                200,
+                json!({"accepted": 0, "duplicates": accepted, "invalid": 0})
+            ),
             "{file}"
         );
         assert_eq!(store.len(), accepted, "{file}");
@@ -157,7 +163,7 @@ async fn binary_mode_percent_decodes_headers() {
     let (status, body) = json_of(send(&handler, &event).await);
     assert_eq!(
         (status, body),
-        (200, json!({"accepted": 1, "duplicates": 0}))
+        (200, json!({"accepted": 1, "duplicates": 0, "invalid": 0}))
     );
     let payload = stored_payload(&store, "/subscriptions/x", "bin-1");
     assert_eq!(payload["subject"], "Euro € 😀");
@@ -301,7 +307,7 @@ async fn structured_mode_with_and_without_charset() {
         let (status, body) = json_of(send(&handler, &post(content_type, &[], &event)).await);
         assert_eq!(
             (status, body),
-            (200, json!({"accepted": 1, "duplicates": 0})),
+            (200, json!({"accepted": 1, "duplicates": 0, "invalid": 0})),
             "{content_type}"
         );
         assert!(store.get(&aritma_pk("#fragment", "s1")).is_some());
@@ -377,7 +383,7 @@ async fn batch_content_type_and_plain_json_array() {
             json_of(send(&handler, &post(content_type, &[], &two_events("2"))).await);
         assert_eq!(
             (status, body),
-            (200, json!({"accepted": 2, "duplicates": 0})),
+            (200, json!({"accepted": 2, "duplicates": 0, "invalid": 0})),
             "{content_type}"
         );
         assert_eq!(store.len(), 2);
@@ -395,14 +401,14 @@ async fn batch_content_type_and_plain_json_array() {
         );
         assert_eq!(
             (status, body),
-            (200, json!({"accepted": 0, "duplicates": 2})),
+            (200, json!({"accepted": 0, "duplicates": 2, "invalid": 0})),
             "{content_type}"
         );
         // The empty batch is valid.
         let (status, body) = json_of(send(&handler, &post(content_type, &[], " [ ] ")).await);
         assert_eq!(
             (status, body),
-            (200, json!({"accepted": 0, "duplicates": 0})),
+            (200, json!({"accepted": 0, "duplicates": 0, "invalid": 0})),
             "{content_type}"
         );
     }
@@ -573,7 +579,7 @@ async fn size_method_and_store_outage() {
     let (status, body) = json_of(send(&handler, &sample("aritma-batch.json")).await);
     assert_eq!(
         (status, body),
-        (200, json!({"accepted": 2, "duplicates": 0}))
+        (200, json!({"accepted": 2, "duplicates": 0, "invalid": 0}))
     );
 }
 
@@ -588,7 +594,7 @@ async fn keys_of_sources_with_hash_do_not_collide() {
     let (status, body) = json_of(send(&handler, &post("application/json", &[], &batch)).await);
     assert_eq!(
         (status, body),
-        (200, json!({"accepted": 2, "duplicates": 0}))
+        (200, json!({"accepted": 2, "duplicates": 0, "invalid": 0}))
     );
     assert_eq!(store.len(), 2);
     assert_eq!(aritma_pk("a#b", "c"), "aritma#a%23b#c");
@@ -630,5 +636,173 @@ async fn every_delivery_writes_one_emf_line() {
             ("200".to_owned(), 0, 2, 0),
             ("400".to_owned(), 0, 0, 1),
         ]
+    );
+}
+
+// ---------------------------------------------------------------- batches with invalid events
+
+/// A handler with a quarantine in memory.
+fn setup_quarantined() -> (
+    AritmaEvents,
+    Arc<InMemoryEventStore>,
+    Arc<shared::pipeline::sink::MemoryBlobSink>,
+) {
+    let (handler, store) = setup(|_| {});
+    let sink = Arc::new(shared::pipeline::sink::MemoryBlobSink::new());
+    (handler.with_quarantine(sink.clone()), store, sink)
+}
+
+/// Five events, the second and fourth invalid (no `type`; a bad `time`).
+fn batch_of_five() -> String {
+    json!([
+        {"specversion": "1.0", "id": "e-0", "source": "kx9", "type": "t"},
+        {"specversion": "1.0", "id": "e-1", "source": "kx9"},
+        {"specversion": "1.0", "id": "e-2", "source": "kx9", "type": "t", "data": {"n": 1.50}},
+        {"specversion": "1.0", "id": "e-3", "source": "kx9", "type": "t", "time": "lunchtime"},
+        {"specversion": "1.0", "id": "e-4", "source": "kx9", "type": "t", "tid": "x"}
+    ])
+    .to_string()
+}
+
+#[tokio::test]
+async fn batch_with_invalid_events_stores_the_valid_ones_and_quarantines_the_rest() {
+    for content_type in ["application/cloudevents-batch+json", "application/json"] {
+        let (handler, store, sink) = setup_quarantined();
+        let delivery = post(content_type, &[], &batch_of_five());
+        let (status, body) = json_of(send(&handler, &delivery).await);
+        assert_eq!(
+            (status, body),
+            (200, json!({"accepted": 3, "duplicates": 0, "invalid": 2})),
+            "{content_type}"
+        );
+        assert_eq!(store.len(), 3);
+        for id in ["e-0", "e-2", "e-4"] {
+            assert!(store.get(&aritma_pk("kx9", id)).is_some(), "{id} stored");
+        }
+        let records: Vec<Value> = sink
+            .objects()
+            .values()
+            .map(|bytes| serde_json::from_slice(bytes).expect("record is JSON"))
+            .collect();
+        let mut summary: Vec<(u64, String, String, String)> = records
+            .iter()
+            .map(|r| {
+                assert_eq!(r["reason"], "invalid_event");
+                assert_eq!(r["source"]["channel"], "aritma");
+                assert_eq!(r["complete"], true);
+                // The exact text of the element is kept.
+                let fragment: Value =
+                    serde_json::from_str(r["fragment"].as_str().expect("fragment")).unwrap();
+                assert_eq!(fragment["id"], r["event_id"]);
+                (
+                    r["position"]["index"].as_u64().unwrap(),
+                    r["event_id"].as_str().unwrap().to_owned(),
+                    r["attribute"].as_str().unwrap().to_owned(),
+                    r["detail"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        summary.sort();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    1,
+                    "e-1".into(),
+                    "type".into(),
+                    "[1].type: required attribute is missing".into()
+                ),
+                (
+                    3,
+                    "e-3".into(),
+                    "time".into(),
+                    "[3].time: must be an RFC 3339 timestamp".into()
+                ),
+            ],
+            "{content_type}"
+        );
+        for name in sink.objects().keys() {
+            assert!(
+                name.starts_with("aritma/") && name.ends_with(".json"),
+                "{name}"
+            );
+        }
+
+        // A redelivery stores nothing new and replaces the same two records.
+        let (status, body) = json_of(send(&handler, &delivery).await);
+        assert_eq!(
+            (status, body),
+            (200, json!({"accepted": 0, "duplicates": 3, "invalid": 2}))
+        );
+        assert_eq!(store.len(), 3);
+        assert_eq!(sink.objects().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn what_is_not_a_batch_of_objects_is_still_refused_whole() {
+    let (handler, store, sink) = setup_quarantined();
+    for (body, error) in [
+        ("[{\"specversion\": \"1.0\",", "malformed_json"),
+        (
+            r#"[{"specversion":"1.0","id":"a","source":"kx9","type":"t"}, "not an object"]"#,
+            "invalid_event",
+        ),
+        (
+            r#"[[{"specversion":"1.0","id":"a","source":"kx9","type":"t"}]]"#,
+            "invalid_event",
+        ),
+        (
+            r#"[{"specversion":"1.0","id":"a","source":"kx9","type":"t"}, 1]"#,
+            "invalid_event",
+        ),
+    ] {
+        let (status, answer) = json_of(
+            send(
+                &handler,
+                &post("application/cloudevents-batch+json", &[], body),
+            )
+            .await,
+        );
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some(error)),
+            "{body}"
+        );
+    }
+    // An object sent with the batch media type is no batch either.
+    let (status, _) = json_of(
+        send(
+            &handler,
+            &post("application/cloudevents-batch+json", &[], "{}"),
+        )
+        .await,
+    );
+    assert_eq!(status, 400);
+    // A single invalid event is refused as before, quarantine or not.
+    let single = json!({"specversion": "1.0", "id": "x", "source": "kx9"}).to_string();
+    let (status, answer) = json_of(
+        send(
+            &handler,
+            &post("application/cloudevents+json", &[], &single),
+        )
+        .await,
+    );
+    assert_eq!((status, answer["attribute"].as_str()), (400, Some("type")));
+    assert!(store.is_empty());
+    assert!(sink.objects().is_empty());
+}
+
+#[tokio::test]
+async fn quarantined_events_are_counted_in_the_emf_line() {
+    let (emf, captured) = shared::metrics::Emf::capture("IssuerKit/Aritma");
+    let (handler, _store, _sink) = setup_quarantined();
+    let handler = handler.with_metrics(emf);
+    let delivery = post("application/json", &[], &batch_of_five());
+    assert_eq!(send(&handler, &delivery).await.status(), 200);
+    let line = &captured.lines()[0];
+    assert_eq!(
+        (&line["Status"], &line["New"], &line["Invalid"]),
+        (&json!("200"), &json!(3), &json!(2))
     );
 }

@@ -146,7 +146,7 @@ async fn valid_events_are_accepted() {
         assert_eq!(status, 200, "{}: {answer}", case.id);
         assert_eq!(
             answer,
-            json!({"accepted": 1, "duplicates": 0}),
+            json!({"accepted": 1, "duplicates": 0, "invalid": 0}),
             "{}",
             case.id
         );
@@ -207,7 +207,7 @@ async fn valid_batches_are_accepted_and_deduplicated() {
         assert_eq!(status, 200, "{}: {answer}", case.id);
         assert_eq!(
             answer,
-            json!({"accepted": unique.len(), "duplicates": events.len() - unique.len()}),
+            json!({"accepted": unique.len(), "duplicates": events.len() - unique.len(), "invalid": 0}),
             "{}",
             case.id
         );
@@ -245,4 +245,65 @@ async fn invalid_batches_are_refused_whole() {
         }
     }
     assert_eq!(cases.len(), INVALID_BATCH_AT.len());
+}
+
+#[tokio::test]
+async fn invalid_batches_with_a_quarantine_keep_their_valid_events() {
+    // With a quarantine (as deployed), an invalid element no longer refuses the batch: the
+    // valid events are stored and the invalid ones quarantined. A batch that is not an array
+    // of objects is still refused whole.
+    let cases = load("invalid-batches.json", "batch", "InvalidBatch");
+    for case in &cases {
+        let (_, index, attribute) = INVALID_BATCH_AT
+            .iter()
+            .find(|(id, _, _)| *id == case.id)
+            .unwrap_or_else(|| panic!("{}: add it to the table", case.id));
+        let store = Arc::new(InMemoryEventStore::new());
+        let sink = Arc::new(shared::pipeline::sink::MemoryBlobSink::new());
+        let handler = AritmaEvents::new(
+            store.clone(),
+            AritmaSettings::new(ExpectedAuthorization::new(AUTH).unwrap()),
+        )
+        .with_quarantine(sink.clone());
+        let body = case.value.to_string();
+        let request = lambda_http::request::from_str(&proxy_event(
+            "application/cloudevents-batch+json",
+            &body,
+        ))
+        .unwrap();
+        let res = handler.handle(request).await;
+        let status = res.status().as_u16();
+        let answer: Value = match res.into_body() {
+            lambda_http::Body::Text(t) => serde_json::from_str(&t).unwrap(),
+            _ => Value::Null,
+        };
+        let elements = case.value.as_array().unwrap();
+        if attribute.is_empty() {
+            assert_eq!(status, 400, "{}: {answer}", case.id);
+            assert_eq!(answer["index"], json!(index), "{}", case.id);
+            assert!(store.is_empty() && sink.objects().is_empty(), "{}", case.id);
+        } else {
+            assert_eq!(status, 200, "{}: {answer}", case.id);
+            let invalid = answer["invalid"].as_u64().unwrap() as usize;
+            assert!(invalid >= 1, "{}: {answer}", case.id);
+            assert_eq!(
+                answer["accepted"].as_u64().unwrap() as usize + invalid,
+                elements.len(),
+                "{}",
+                case.id
+            );
+            assert_eq!(store.len() + invalid, elements.len(), "{}", case.id);
+            let records = sink.objects();
+            assert_eq!(records.len(), invalid, "{}", case.id);
+            let positions: Vec<Value> = records
+                .values()
+                .map(|r| serde_json::from_slice::<Value>(r).unwrap()["position"]["index"].clone())
+                .collect();
+            assert!(
+                positions.contains(&json!(index)),
+                "{}: {positions:?}",
+                case.id
+            );
+        }
+    }
 }

@@ -316,7 +316,7 @@ fn zero_balance_request() {
     assert_eq!(fields.amount_transaction, dec("10"));
     assert_eq!(fields.atc_database, Some(vec![748, 652, 998]));
     assert_eq!(fields.card_type, Some(CardType::Plastic));
-    assert_eq!(fields.cvv_data.as_deref(), Some("CVV_PRESENT"));
+    assert_eq!(fields.cvv_data, Some(StringOrBool::from("CVV_PRESENT")));
     // The seed's sample sends the string "..." where the table says object.
     assert_eq!(
         raw_value(fields.original_network_data.as_ref()),
@@ -712,6 +712,179 @@ fn decimals_keep_their_exact_value() {
     );
 }
 
+// ---------------------------------------------------------------- lenient fields (issue 13)
+
+fn patched<T: DeserializeOwned>(name: &str, patch: Value) -> Result<T, ParseError> {
+    let mut value = fixture_value(name);
+    merge(&mut value, patch);
+    parse_json::<T>(value.to_string().as_bytes())
+}
+
+fn without<T: DeserializeOwned>(name: &str, object: &str, member: &str) -> Result<T, ParseError> {
+    let mut value = fixture_value(name);
+    let target = if object.is_empty() {
+        &mut value
+    } else {
+        &mut value[object]
+    };
+    target.as_object_mut().expect("object").remove(member);
+    parse_json::<T>(value.to_string().as_bytes())
+}
+
+#[test]
+fn ids_come_as_numbers_or_numeric_strings() {
+    let zero: ZeroBalanceRequest = patched(
+        "zero_balance_request.json",
+        json!({"fields": {"card_id": "1234", "account_id": "98665386", "token_id": "1234", "program_id": "0"}}),
+    )
+    .expect("string ids");
+    assert_eq!(zero.fields.card_id, 1234);
+    assert_eq!(zero.fields.account_id.to_string(), "98665386");
+    assert_eq!(zero.fields.token_id, Some(1234));
+    assert_eq!(zero.fields.program_id, Some(0));
+
+    let full: FullBalanceRequest = patched(
+        "full_balance_request.json",
+        json!({"fields": {"card_id": "1234", "account_id": "1234", "device_id_wallet": "1234", "number_of_installments": "3"}}),
+    )
+    .expect("string ids");
+    assert_eq!(full.fields.account_id, 1234);
+    assert_eq!(full.fields.device_id_wallet, Some(1234));
+    assert_eq!(full.fields.number_of_installments, Some(3));
+
+    let token: TokenizationRequest = patched(
+        "tokenization_request.json",
+        json!({"token_id": "987", "card": {"id": "134142", "program_id": "1234"}}),
+    )
+    .expect("string ids");
+    assert_eq!(token.token_id, 987);
+    assert_eq!(token.card.as_ref().map(|c| c.id), Some(134142));
+
+    // Only the canonical form: no other spelling can alias a key.
+    for bad in ["01234", "+1234", " 1234", "1234.0", "", "12x"] {
+        let error = patched::<ZeroBalanceRequest>(
+            "zero_balance_request.json",
+            json!({"fields": {"account_id": bad}}),
+        )
+        .expect_err(bad);
+        assert_eq!(error.path, "fields.account_id");
+    }
+    patched::<ZeroBalanceRequest>(
+        "zero_balance_request.json",
+        json!({"fields": {"account_id": 1234.5}}),
+    )
+    .expect_err("fraction");
+}
+
+#[test]
+fn string_ids_and_codes_may_come_as_numbers() {
+    let zero: ZeroBalanceRequest = patched(
+        "zero_balance_request.json",
+        json!({"fields": {"currency": 986, "wallet_id": 1234}}),
+    )
+    .expect("numbers");
+    assert_eq!(zero.fields.currency, "986");
+    assert_eq!(zero.fields.wallet_id.as_deref(), Some("1234"));
+    let full: FullBalanceRequest = patched(
+        "full_balance_request.json",
+        json!({"fields": {"currency": 840, "wallet_id": 77}}),
+    )
+    .expect("numbers");
+    assert_eq!(full.fields.currency, "840");
+}
+
+#[test]
+fn empty_optional_numbers_are_absent() {
+    let zero: ZeroBalanceRequest = patched(
+        "zero_balance_request.json",
+        json!({"fields": {"network_score": "", "number_of_installments": "", "program_id": null}}),
+    )
+    .expect("empty numbers");
+    assert_eq!(zero.fields.network_score, None);
+    assert_eq!(zero.fields.number_of_installments, None);
+    assert_eq!(zero.fields.program_id, None);
+
+    let full: FullBalanceRequest = patched(
+        "full_balance_request.json",
+        json!({"fields": {"network_score": "", "available_limit": "", "total_limit": "5000.50", "max_credit_limit": null}}),
+    )
+    .expect("empty numbers");
+    assert_eq!(full.fields.network_score, None);
+    assert_eq!(full.fields.available_limit, None);
+    assert_eq!(full.fields.total_limit, Some(dec("5000.50")));
+    assert_eq!(full.fields.max_credit_limit, None);
+    // Absent values are left out when written again.
+    let written = to_value(&full);
+    assert!(written["fields"].get("network_score").is_none());
+}
+
+#[test]
+fn money_stays_strict() {
+    for (member, value) in [
+        ("amount_transaction", json!("ten")),
+        ("amount_transaction", json!("")),
+        ("amount_transaction", json!(true)),
+        ("amount_transaction", json!("+5")),
+        ("amount_transaction", json!("1_000")),
+        ("amount_transaction", json!(" 10")),
+        ("amount_local", json!([10])),
+        ("amount_settlement", json!(null)),
+        ("processing_code", json!(0)),
+        ("mti", json!(100)),
+    ] {
+        let error = patched::<ZeroBalanceRequest>(
+            "zero_balance_request.json",
+            json!({"fields": {member: value}}),
+        )
+        .expect_err(member);
+        assert_eq!(error.path, format!("fields.{member}"));
+        // Full balance has no processing_code.
+        if member != "processing_code" {
+            patched::<FullBalanceRequest>(
+                "full_balance_request.json",
+                json!({"fields": {member: value}}),
+            )
+            .expect_err(member);
+        }
+    }
+    patched::<BankingRequest>("banking_request.json", json!({"amount": ""}))
+        .expect_err("banking amount");
+    // The request id is the idempotency key: a string, as the seed says.
+    patched::<ZeroBalanceRequest>("zero_balance_request.json", json!({"id": 1111}))
+        .expect_err("numeric id");
+}
+
+#[test]
+fn zero_balance_cvv_data_is_a_string_or_a_boolean() {
+    let request: ZeroBalanceRequest = patched(
+        "zero_balance_request.json",
+        json!({"fields": {"cvv_data": true}}),
+    )
+    .expect("bool cvv_data");
+    assert_eq!(request.fields.cvv_data, Some(StringOrBool::Bool(true)));
+    let request: ZeroBalanceRequest = patched(
+        "zero_balance_request.json",
+        json!({"fields": {"cvv_data": null}}),
+    )
+    .expect("null cvv_data");
+    assert_eq!(request.fields.cvv_data, None);
+}
+
+#[test]
+fn full_balance_advice_detail_code_is_optional() {
+    let request: FullBalanceRequest =
+        without("full_balance_request.json", "fields", "advice_detail_code")
+            .expect("no advice_detail_code");
+    assert_eq!(request.fields.advice_detail_code, None);
+    let mut value = fixture_value("full_balance_request.json");
+    let fields = value["fields"].as_object_mut().expect("fields");
+    fields.remove("advice_detail_code");
+    fields.remove("advice_reason_code");
+    let written =
+        to_value(&parse_json::<FullBalanceRequest>(value.to_string().as_bytes()).expect("parse"));
+    assert!(written["fields"].get("advice_detail_code").is_none());
+}
+
 // ---------------------------------------------------------------- errors
 
 #[test]
@@ -750,7 +923,7 @@ fn parse_error_names_the_path_and_never_echoes_the_value() {
     let cases: Vec<(&str, Value, &str)> = vec![
         (
             "tokenization_request.json",
-            json!({"card": {"id": secret}}),
+            json!({"card": {"id": format!("0{secret}")}}),
             "card.id",
         ),
         (

@@ -227,6 +227,31 @@ fn cases() -> Vec<(&'static str, Build, Option<&'static str>)> {
             None,
         ),
         (
+            "valid with the lifetime of Pismo's sample token (exp - iat = 10 days)",
+            |fx| Req::sign(&fx.token_with(fx.opts().iat(fx.now).exp(fx.now + 864_000))),
+            None,
+        ),
+        (
+            "lifetime one second over PISMO_JWT_MAX_AGE_SECS",
+            |fx| Req::sign(&fx.token_with(fx.opts().iat(fx.now - 10).exp(fx.now + 863_991))),
+            Some("lifetime_too_long"),
+        ),
+        (
+            "days-long token issued long ago, still unexpired",
+            |fx| Req::sign(&fx.token_with(fx.opts().iat(fx.now - 30 * 86_400).exp(fx.now + 60))),
+            Some("lifetime_too_long"),
+        ),
+        (
+            "no iat and exp further away than the maximum plus leeway",
+            |fx| Req::sign(&fx.token_with(fx.opts().without("iat").exp(fx.now + 864_000 + 61))),
+            Some("lifetime_too_long"),
+        ),
+        (
+            "no iat and exp within the maximum plus leeway",
+            |fx| Req::sign(&fx.token_with(fx.opts().without("iat").exp(fx.now + 864_000 + 59))),
+            None,
+        ),
+        (
             "valid without iat",
             |fx| Req::sign(&fx.token_with(fx.opts().without("iat"))),
             None,
@@ -880,6 +905,30 @@ fn config_from_env_lookup() {
     assert_eq!(c.min_refresh_interval, Duration::from_secs(10));
     assert_eq!(c.fetch_timeout, Duration::from_millis(250));
 
+    // Issue 13 settings: defaults, values, and 0 disabling the token age limit.
+    let c =
+        VerifierConfig::from_lookup(lookup(&[("PISMO_CERTS_URL", "https://example.test/certs")]))
+            .unwrap();
+    assert_eq!(c.kid_refresh_floor, Duration::from_secs(1));
+    assert_eq!(c.max_stale, Duration::from_secs(6 * 3600));
+    assert_eq!(c.max_token_age, Some(Duration::from_secs(864_000)));
+    let c = VerifierConfig::from_lookup(lookup(&[
+        ("PISMO_CERTS_URL", "https://example.test/certs"),
+        ("PISMO_CERTS_KID_REFRESH_FLOOR_MS", "250"),
+        ("PISMO_CERTS_MAX_STALE_SECS", "0"),
+        ("PISMO_JWT_MAX_AGE_SECS", "600"),
+    ]))
+    .unwrap();
+    assert_eq!(c.kid_refresh_floor, Duration::from_millis(250));
+    assert_eq!(c.max_stale, Duration::ZERO);
+    assert_eq!(c.max_token_age, Some(Duration::from_secs(600)));
+    let c = VerifierConfig::from_lookup(lookup(&[
+        ("PISMO_CERTS_URL", "https://example.test/certs"),
+        ("PISMO_JWT_MAX_AGE_SECS", "0"),
+    ]))
+    .unwrap();
+    assert_eq!(c.max_token_age, None);
+
     let err = VerifierConfig::from_lookup(lookup(&[])).unwrap_err();
     assert!(matches!(
         err,
@@ -899,35 +948,56 @@ fn config_from_env_lookup() {
         (&[("PISMO_CERTS_URL", "not a url")][..], "PISMO_CERTS_URL"),
         (
             &[
-                ("PISMO_CERTS_URL", "http://x/c"),
+                ("PISMO_CERTS_URL", "https://x/c"),
+                ("PISMO_JWT_MAX_AGE_SECS", "-1"),
+            ][..],
+            "PISMO_JWT_MAX_AGE_SECS",
+        ),
+        (
+            &[
+                ("PISMO_CERTS_URL", "https://x/c"),
+                ("PISMO_CERTS_MAX_STALE_SECS", "x"),
+            ][..],
+            "PISMO_CERTS_MAX_STALE_SECS",
+        ),
+        (
+            &[
+                ("PISMO_CERTS_URL", "https://x/c"),
+                ("PISMO_CERTS_KID_REFRESH_FLOOR_MS", "10"),
+            ][..],
+            "PISMO_CERTS_KID_REFRESH_FLOOR_MS",
+        ),
+        (
+            &[
+                ("PISMO_CERTS_URL", "https://x/c"),
                 ("PISMO_JWT_LEEWAY_SECS", "abc"),
             ][..],
             "PISMO_JWT_LEEWAY_SECS",
         ),
         (
             &[
-                ("PISMO_CERTS_URL", "http://x/c"),
+                ("PISMO_CERTS_URL", "https://x/c"),
                 ("PISMO_JWT_LEEWAY_SECS", "-1"),
             ][..],
             "PISMO_JWT_LEEWAY_SECS",
         ),
         (
             &[
-                ("PISMO_CERTS_URL", "http://x/c"),
+                ("PISMO_CERTS_URL", "https://x/c"),
                 ("PISMO_CERTS_MAX_AGE_SECS", "0"),
             ][..],
             "PISMO_CERTS_MAX_AGE_SECS",
         ),
         (
             &[
-                ("PISMO_CERTS_URL", "http://x/c"),
+                ("PISMO_CERTS_URL", "https://x/c"),
                 ("PISMO_CERTS_MIN_REFRESH_SECS", "1.5"),
             ][..],
             "PISMO_CERTS_MIN_REFRESH_SECS",
         ),
         (
             &[
-                ("PISMO_CERTS_URL", "http://x/c"),
+                ("PISMO_CERTS_URL", "https://x/c"),
                 ("PISMO_CERTS_FETCH_TIMEOUT_MS", "2000"),
             ][..],
             "PISMO_CERTS_FETCH_TIMEOUT_MS",
@@ -940,7 +1010,7 @@ fn config_from_env_lookup() {
         }
     }
     let err = VerifierConfig::from_lookup(lookup(&[
-        ("PISMO_CERTS_URL", "http://x/c"),
+        ("PISMO_CERTS_URL", "https://x/c"),
         ("PISMO_JWT_LEEWAY_SECS", "abc"),
     ]))
     .unwrap_err();
@@ -948,6 +1018,42 @@ fn config_from_env_lookup() {
         err.to_string(),
         "PISMO_JWT_LEEWAY_SECS=\"abc\" is invalid: expected a whole number of seconds between 0 and 600"
     );
+}
+
+#[test]
+fn certs_url_must_be_https_unless_the_host_is_loopback() {
+    let config = |url: &str| {
+        let url = url.to_owned();
+        VerifierConfig::from_lookup(move |name| (name == "PISMO_CERTS_URL").then(|| url.clone()))
+    };
+    for ok in [
+        "https://api.pismo.io/certs",
+        "https://127.0.0.1/certs",
+        "http://127.0.0.1:8765/certs",
+        "http://127.1.2.3/certs",
+        "http://localhost:8765/certs",
+        "http://LOCALHOST./certs",
+        "http://certs.localhost/certs",
+        "http://[::1]:8765/certs",
+    ] {
+        assert!(config(ok).is_ok(), "{ok}: {:?}", config(ok));
+    }
+    for refused in [
+        "http://api.pismo.io/certs",
+        "http://10.0.0.1/certs",
+        "http://[::2]/certs",
+        "http://localhost.example.com/certs",
+        "http://127.0.0.1.nip.io/certs",
+        "ftp://127.0.0.1/certs",
+    ] {
+        match config(refused) {
+            Err(ConfigError::Invalid { var, reason, .. }) => {
+                assert_eq!(var, "PISMO_CERTS_URL");
+                assert!(reason.contains("https"), "{refused}: {reason}");
+            }
+            other => panic!("{refused}: expected Invalid, got {other:?}"),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1255,4 +1361,106 @@ async fn silent_endpoint_times_out_into_certs_unavailable() {
         Some("certs_unavailable")
     );
     hold.abort();
+}
+
+#[tokio::test]
+async fn stale_keys_are_served_for_at_most_max_stale_while_refreshes_fail() {
+    let fx = cache_fx(Some(60), |c| c.max_stale = Duration::from_secs(300)).await;
+    assert_eq!(code(&fx.verifier, &valid_request(&fx.clock)).await, None);
+    fx.server.set_response(CannedResponse::new(500, "down"));
+    // Expired map, inside the stale limit: the refresh fails and the known key is served.
+    fx.clock.advance(Duration::from_secs(61));
+    assert_eq!(code(&fx.verifier, &valid_request(&fx.clock)).await, None);
+    // t = 330 s, 30 s before expiry + max_stale: another failed refresh, still served.
+    fx.clock.advance(Duration::from_secs(269));
+    assert_eq!(code(&fx.verifier, &valid_request(&fx.clock)).await, None);
+    let hits = fx.server.hits();
+    // t = 361 s, past expiry + max_stale: the key is no longer trusted; a dependency failure,
+    // so the webhook answers its fallback (never a pass).
+    fx.clock.advance(Duration::from_secs(31));
+    let rejection = fx
+        .verifier
+        .verify(&valid_request(&fx.clock).headers, BODY)
+        .await
+        .unwrap_err();
+    assert_eq!(rejection, Rejection::CertsUnavailable);
+    assert!(rejection.is_dependency_failure());
+    assert_eq!(fx.server.hits(), hits + 1, "it tried to refresh first");
+    // Rate-limited afterwards, still unavailable.
+    assert_eq!(
+        code(&fx.verifier, &valid_request(&fx.clock)).await,
+        Some("certs_unavailable")
+    );
+    assert_eq!(fx.server.hits(), hits + 1);
+    // Recovery: the next allowed refresh succeeds and the key is served again.
+    fx.server
+        .set_response(CannedResponse::certs(keys().signer.certs_json(), Some(60)));
+    fx.clock.advance(Duration::from_secs(31));
+    assert_eq!(code(&fx.verifier, &valid_request(&fx.clock)).await, None);
+
+    // max_stale = 0: nothing is served past the map's expiry once a refresh fails.
+    let strict = cache_fx(Some(60), |c| c.max_stale = Duration::ZERO).await;
+    assert_eq!(
+        code(&strict.verifier, &valid_request(&strict.clock)).await,
+        None
+    );
+    strict.server.set_response(CannedResponse::new(500, "down"));
+    strict.clock.advance(Duration::from_secs(61));
+    assert_eq!(
+        code(&strict.verifier, &valid_request(&strict.clock)).await,
+        Some("certs_unavailable")
+    );
+}
+
+#[tokio::test]
+async fn forged_kids_cannot_starve_a_real_rotated_kid() {
+    let fx = cache_fx(Some(3600), |_| {}).await;
+    assert_eq!(code(&fx.verifier, &valid_request(&fx.clock)).await, None);
+    assert_eq!(fx.server.hits(), 1);
+    // An attacker sends a new forged kid every second, each allowed one fetch (the floor).
+    for i in 0..5 {
+        fx.clock.advance(Duration::from_secs(1));
+        assert_eq!(
+            code(&fx.verifier, &unknown_kid_request(&fx.clock, i)).await,
+            Some("unknown_kid")
+        );
+        assert_eq!(fx.server.hits(), 2 + i);
+        // Repeating a kid that was just found absent costs nothing.
+        assert_eq!(
+            code(&fx.verifier, &unknown_kid_request(&fx.clock, i)).await,
+            Some("unknown_kid")
+        );
+        assert_eq!(fx.server.hits(), 2 + i);
+    }
+    // Pismo rotates: the new certificate is published right after the last forged fetch.
+    let other = &keys().other;
+    fx.server.set_response(CannedResponse::certs(
+        DevSigner::certs_json_for(&[&keys().signer, other]),
+        Some(3600),
+    ));
+    let real = |clock: &ManualClock| {
+        let now = clock.now_secs();
+        Req::sign(
+            &other
+                .sign(BODY, &SignOptions::new().iat(now).exp(now + 60))
+                .unwrap(),
+        )
+    };
+    // Within the same second the floor still applies…
+    assert_eq!(
+        code(&fx.verifier, &real(&fx.clock)).await,
+        Some("unknown_kid")
+    );
+    // …but the real kid is picked up one floor later, not a whole refresh interval (30 s).
+    fx.clock.advance(Duration::from_secs(1));
+    assert_eq!(code(&fx.verifier, &real(&fx.clock)).await, None);
+    assert_eq!(code(&fx.verifier, &valid_request(&fx.clock)).await, None);
+    // The same forged kid again, inside the refresh interval: still no fetch.
+    let hits = fx.server.hits();
+    fx.clock.advance(Duration::from_secs(5));
+    assert_eq!(
+        code(&fx.verifier, &unknown_kid_request(&fx.clock, 4)).await,
+        Some("unknown_kid")
+    );
+    assert_eq!(fx.server.hits(), hits);
 }

@@ -1,5 +1,6 @@
 //! The `aritma-events` handler with the events table in the emulator: the seed's batch
-//! delivered twice stores 2 items; with the emulator stopped the answer is 503 + Retry-After.
+//! delivered twice stores 2 items; with the emulator stopped the answer is 503 + Retry-After;
+//! a batch with invalid events stores the valid ones and quarantines the rest in S3.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use shared::aritma::{AritmaEvents, AritmaSettings, ExpectedAuthorization};
 use shared::event_store::DynamoEventStore;
+use shared::pipeline::sink::{S3BlobSink, S3Uri};
 use tools::moto::Moto;
 
 /// The local development value used by `events/aritma-*.json`.
@@ -45,9 +47,23 @@ async fn seed_batch_twice_stores_two_items_and_outage_gives_503() -> anyhow::Res
 
     let batch = sample("aritma-batch.json");
     let first = send(&handler, &batch).await?;
-    assert_eq!(first, (200, None, json!({"accepted": 2, "duplicates": 0})));
+    assert_eq!(
+        first,
+        (
+            200,
+            None,
+            json!({"accepted": 2, "duplicates": 0, "invalid": 0})
+        )
+    );
     let second = send(&handler, &batch).await?;
-    assert_eq!(second, (200, None, json!({"accepted": 0, "duplicates": 2})));
+    assert_eq!(
+        second,
+        (
+            200,
+            None,
+            json!({"accepted": 0, "duplicates": 2, "invalid": 0})
+        )
+    );
 
     let scan = ddb.scan().table_name(&names.events_table).send().await?;
     assert_eq!(scan.count(), 2, "the seed's batch stored exactly once");
@@ -183,6 +199,141 @@ async fn authorization_is_read_once_from_secrets_manager() -> anyhow::Result<()>
             !error.contains("from-secrets-manager"),
             "no secret in errors"
         );
+    }
+    Ok(())
+}
+
+/// A proxy event carrying `body` as a plain JSON array, as Aritma batches.
+fn batch_event(body: &str) -> String {
+    json!({
+        "resource": "/aritma/events",
+        "path": "/aritma/events",
+        "httpMethod": "POST",
+        "headers": {"content-type": "application/json", "authorization": AUTH},
+        "requestContext": {"stage": "prod", "requestId": "t", "httpMethod": "POST",
+                           "resourcePath": "/aritma/events", "accountId": "1", "apiId": "a"},
+        "body": body,
+        "isBase64Encoded": false
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn batch_with_two_invalid_events_stores_three_and_quarantines_two() -> anyhow::Result<()> {
+    let (_moto, config, names) = Moto::start_with_resources().await?;
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let s3 = shared::aws::s3_client(&config);
+    let location = S3Uri::parse(&format!("s3://{}/quarantine", names.bucket)).expect("uri");
+    let handler = AritmaEvents::new(
+        Arc::new(DynamoEventStore::new(ddb.clone(), &names.events_table)),
+        AritmaSettings::new(ExpectedAuthorization::new(AUTH).expect("non-empty")),
+    )
+    .with_quarantine(Arc::new(S3BlobSink::new(s3.clone(), location)));
+
+    // The seed's event shape, five times; the second lacks `type`, the fifth has a bad `time`.
+    let event = |id: &str| {
+        json!({
+            "specversion": "1.0", "id": id, "source": "kx9mp3rw2jf5nt42",
+            "type": "banking.payment.status.updated", "tid": "00000000-0000-0000-0000-000000000000",
+            "time": "2026-03-01T09:13:43.5146800+00:00", "datacontenttype": "application/json",
+            "data": {"transactionStatus": "PDNG"}
+        })
+    };
+    let mut no_type = event("b-1");
+    no_type.as_object_mut().expect("object").remove("type");
+    let mut bad_time = event("b-4");
+    bad_time["time"] = json!("2026-03-01 09:13");
+    let batch = json!([event("b-0"), no_type, event("b-2"), event("b-3"), bad_time]).to_string();
+
+    let first = send(&handler, &batch_event(&batch)).await?;
+    assert_eq!(
+        first,
+        (
+            200,
+            None,
+            json!({"accepted": 3, "duplicates": 0, "invalid": 2})
+        )
+    );
+    let stored = |ddb: aws_sdk_dynamodb::Client| {
+        let table = names.events_table.clone();
+        async move {
+            let scan = ddb.scan().table_name(table).send().await?;
+            let mut ids: Vec<String> = scan
+                .items()
+                .iter()
+                .filter_map(|i| i.get("event_id").and_then(|v| v.as_s().ok()).cloned())
+                .collect();
+            ids.sort();
+            anyhow::Ok(ids)
+        }
+    };
+    assert_eq!(stored(ddb.clone()).await?, ["b-0", "b-2", "b-3"]);
+    let quarantined = |s3: aws_sdk_s3::Client| {
+        let bucket = names.bucket.clone();
+        async move {
+            let listing = s3
+                .list_objects_v2()
+                .bucket(&bucket)
+                .prefix("quarantine/aritma/")
+                .send()
+                .await?;
+            let mut records = Vec::new();
+            for object in listing.contents() {
+                let key = object.key().expect("key");
+                let body = s3.get_object().bucket(&bucket).key(key).send().await?;
+                let bytes = body.body.collect().await?.into_bytes();
+                records.push(serde_json::from_slice::<Value>(&bytes)?);
+            }
+            records.sort_by_key(|r| r["position"]["index"].as_u64());
+            anyhow::Ok(records)
+        }
+    };
+    let records = quarantined(s3.clone()).await?;
+    let summary: Vec<(Value, Value, Value, Value)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["position"]["index"].clone(),
+                r["event_id"].clone(),
+                r["attribute"].clone(),
+                r["reason"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                json!(1),
+                json!("b-1"),
+                json!("type"),
+                json!("invalid_event")
+            ),
+            (
+                json!(4),
+                json!("b-4"),
+                json!("time"),
+                json!("invalid_event")
+            ),
+        ]
+    );
+
+    // A redelivery stores nothing new; the two records are replaced, not added.
+    let again = send(&handler, &batch_event(&batch)).await?;
+    assert_eq!(
+        again,
+        (
+            200,
+            None,
+            json!({"accepted": 0, "duplicates": 3, "invalid": 2})
+        )
+    );
+    assert_eq!(stored(ddb).await?, ["b-0", "b-2", "b-3"]);
+    let replaced = quarantined(s3).await?;
+    assert_eq!(replaced.len(), 2);
+    for (before, after) in records.iter().zip(&replaced) {
+        assert_eq!(before["fragment"], after["fragment"]);
+        assert_eq!(before["position"], after["position"]);
     }
     Ok(())
 }

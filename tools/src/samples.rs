@@ -34,19 +34,23 @@ pub const EXPECTED: &[Expected] = &[
     http(
         "aritma-batch-json-array.json",
         200,
-        r#"{"accepted":2,"duplicates":0}"#,
+        r#"{"accepted":2,"duplicates":0,"invalid":0}"#,
     ),
-    http("aritma-batch.json", 200, r#"{"accepted":0,"duplicates":2}"#),
+    http(
+        "aritma-batch.json",
+        200,
+        r#"{"accepted":0,"duplicates":2,"invalid":0}"#,
+    ),
     http(
         "aritma-binary.json",
         200,
-        r#"{"accepted":0,"duplicates":1}"#,
+        r#"{"accepted":0,"duplicates":1,"invalid":0}"#,
     ),
     http("aritma-options-handshake.json", 200, ""),
     http(
         "aritma-structured.json",
         200,
-        r#"{"accepted":0,"duplicates":1}"#,
+        r#"{"accepted":0,"duplicates":1,"invalid":0}"#,
     ),
     Expected {
         name: "pipeline-s3-main-stream.json",

@@ -16,6 +16,9 @@ pub const ENV_AUTHORIZATION: &str = "ARITMA_AUTHORIZATION";
 pub const ENV_AUTHORIZATION_ARN: &str = "ARITMA_AUTHORIZATION_ARN";
 /// `ARITMA_ALLOWED_ORIGINS`: comma-separated `WebHook-Request-Origin` values to grant.
 pub const ENV_ALLOWED_ORIGINS: &str = "ARITMA_ALLOWED_ORIGINS";
+/// `QUARANTINE_URI`: `s3://bucket/prefix` for the invalid events of a batch (optional; without
+/// it a batch with an invalid event is refused whole).
+pub const ENV_QUARANTINE_URI: &str = "QUARANTINE_URI";
 /// `MAX_BODY_BYTES`: the largest accepted body.
 pub const ENV_MAX_BODY_BYTES: &str = "MAX_BODY_BYTES";
 
@@ -234,6 +237,20 @@ fn env_optional(name: &str) -> Option<String> {
 /// A required environment variable.
 pub fn env_required(name: &'static str) -> Result<String, StartupError> {
     env_optional(name).ok_or(StartupError::Missing { name })
+}
+
+/// `QUARANTINE_URI`, if set: an `s3://bucket[/prefix]` location.
+pub fn quarantine_uri_from_env() -> Result<Option<crate::pipeline::sink::S3Uri>, StartupError> {
+    let Some(raw) = env_optional(ENV_QUARANTINE_URI) else {
+        return Ok(None);
+    };
+    crate::pipeline::sink::S3Uri::parse(&raw)
+        .map(Some)
+        .ok_or(StartupError::Invalid {
+            name: ENV_QUARANTINE_URI,
+            value: raw,
+            problem: "must be s3://bucket[/prefix]".into(),
+        })
 }
 
 /// Reads the authorization value from a Secrets Manager ARN (the whole `SecretString`).

@@ -10,23 +10,30 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::config::AritmaSettings;
-use crate::cloudevents::{BindingError, InvalidEvent, Mode, parse_http};
+use super::quarantine::{quarantine_name, quarantine_record};
+use crate::cloudevents::{
+    BindingError, InvalidEvent, Mode, PartialDelivery, RejectedElement, parse_http,
+    parse_http_partial,
+};
 use crate::event_store::{
     EventKind, EventStore, EventStoreError, MAX_PK_BYTES, PutResult, StoredEvent, aritma_pk,
 };
 use crate::metrics::{Emf, Unit};
 use crate::models::CloudEvent;
+use crate::pipeline::sink::{BlobSink, SinkError};
 
 /// Methods of the endpoint, for `Allow`.
 const ALLOW: &str = "POST, OPTIONS";
 
-/// What one delivery did: the 200 body `{"accepted":n,"duplicates":m}`.
+/// What one delivery did: the 200 body `{"accepted":n,"duplicates":m,"invalid":k}`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
     /// Events stored by this delivery.
     pub accepted: usize,
     /// Events already stored (by an earlier delivery or earlier in this batch).
     pub duplicates: usize,
+    /// Invalid events of a batch, quarantined (with the reason and position) instead of stored.
+    pub invalid: usize,
 }
 
 /// Why a delivery was not (wholly) stored.
@@ -44,11 +51,18 @@ pub enum IngestError {
     /// 503: storing took longer than the store timeout.
     #[error("storing the events timed out")]
     StoreTimeout,
+    /// 503: a quarantine record could not be written; a retry writes it again (same name)
+    /// and counts the stored events as duplicates.
+    #[error(transparent)]
+    Quarantine(#[from] SinkError),
 }
 
 /// The `aritma-events` endpoint. Cheap to share behind an `Arc`.
 pub struct AritmaEvents {
     store: Arc<dyn EventStore>,
+    /// Where the invalid events of a batch go. Without one, a batch with an invalid event is
+    /// refused whole (400), so that nothing is dropped unseen.
+    quarantine: Option<Arc<dyn BlobSink>>,
     settings: AritmaSettings,
     metrics: Emf,
 }
@@ -116,9 +130,18 @@ impl AritmaEvents {
     pub fn new(store: Arc<dyn EventStore>, settings: AritmaSettings) -> Self {
         Self {
             store,
+            quarantine: None,
             settings,
             metrics: Emf::default(),
         }
+    }
+
+    /// Quarantines the invalid events of a batch in `sink` (records named
+    /// `aritma/<SHA-256 of the event's text>.json`) and stores the valid ones, instead of
+    /// refusing the batch whole.
+    pub fn with_quarantine(mut self, sink: Arc<dyn BlobSink>) -> Self {
+        self.quarantine = Some(sink);
+        self
     }
 
     /// Writes one EMF line per delivery; off by default.
@@ -128,8 +151,8 @@ impl AritmaEvents {
     }
 
     /// One EMF line per POST: dimensions `Function` and `Function`+`Status` (the HTTP
-    /// status); metrics `New`, `Duplicate`, `Invalid` (events of a refused delivery count as
-    /// one), `StoreFailures` and `Latency` (µs).
+    /// status); metrics `New`, `Duplicate`, `Invalid` (quarantined events of a batch; a
+    /// refused delivery counts as one), `StoreFailures` and `Latency` (µs).
     fn record(&self, status: StatusCode, summary: Summary, elapsed_us: u64) {
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         let code = status.as_str();
@@ -142,7 +165,7 @@ impl AritmaEvents {
                 (
                     "Invalid",
                     Unit::Count,
-                    u64::from(status == StatusCode::BAD_REQUEST),
+                    count(summary.invalid) + u64::from(status == StatusCode::BAD_REQUEST),
                 ),
                 (
                     "StoreFailures",
@@ -193,14 +216,19 @@ impl AritmaEvents {
                 tracing::info!(
                     accepted = summary.accepted,
                     duplicates = summary.duplicates,
+                    invalid = summary.invalid,
                     elapsed_us,
                     "delivery stored"
                 );
                 self.record(StatusCode::OK, summary, elapsed_us);
                 json_response(
                     StatusCode::OK,
-                    json!({ "accepted": summary.accepted, "duplicates": summary.duplicates })
-                        .to_string(),
+                    json!({
+                        "accepted": summary.accepted,
+                        "duplicates": summary.duplicates,
+                        "invalid": summary.invalid,
+                    })
+                    .to_string(),
                 )
             }
             Err(error) => {
@@ -254,7 +282,7 @@ impl AritmaEvents {
                     .to_string(),
                 )
             }
-            IngestError::Store(_) | IngestError::StoreTimeout => {
+            IngestError::Store(_) | IngestError::StoreTimeout | IngestError::Quarantine(_) => {
                 tracing::error!(status = 503, error = %error, elapsed_us, "event store failed");
                 let mut res = error_response(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -281,33 +309,90 @@ impl AritmaEvents {
 
     /// Parses, validates and stores one delivery (no HTTP method or authentication checks).
     ///
-    /// Every event is validated (and its key built) before anything is written, so an invalid
-    /// batch stores nothing. Then each distinct event is one conditional put, in order; an
-    /// event repeated inside the batch is counted as a duplicate without a second write.
+    /// Every event is validated (and its key built) before anything is written. Without a
+    /// quarantine, an invalid batch stores nothing. With one, the valid events of a batch are
+    /// stored and each invalid one becomes a quarantine record (reason, position, its text);
+    /// a body that is not JSON, a batch that is not an array of objects and an invalid single
+    /// event are still refused whole. Each distinct event is one conditional put, in order;
+    /// an event repeated inside the batch is counted as a duplicate without a second write.
     pub async fn ingest(&self, headers: &HeaderMap, body: &[u8]) -> Result<Summary, IngestError> {
         let limit = self.settings.max_body_bytes;
         if body.len() > limit {
             return Err(IngestError::TooLarge { limit });
         }
-        let delivery = parse_http(headers, body)?;
+        let delivery = match &self.quarantine {
+            Some(_) => parse_http_partial(headers, body)?,
+            None => {
+                let delivery = parse_http(headers, body)?;
+                PartialDelivery {
+                    mode: delivery.mode,
+                    events: delivery.events.into_iter().enumerate().collect(),
+                    invalid: Vec::new(),
+                }
+            }
+        };
         let received_at = now_rfc3339();
+        let batch = delivery.mode == Mode::Batch;
         let mut items = Vec::with_capacity(delivery.events.len());
-        for (index, event) in delivery.events.iter().enumerate() {
-            let item = stored_event(event, &received_at).map_err(|e| {
-                BindingError::Invalid(if delivery.mode == Mode::Batch {
-                    e.at(index)
-                } else {
-                    e
-                })
-            })?;
-            items.push(item);
+        let mut invalid = delivery.invalid;
+        for (index, event) in &delivery.events {
+            match stored_event(event, &received_at) {
+                Ok(item) => items.push(item),
+                Err(e) if batch && self.quarantine.is_some() => {
+                    invalid.push(RejectedElement {
+                        index: *index,
+                        error: e.at(*index),
+                        raw: serde_json::to_string(event).unwrap_or_default(),
+                    });
+                }
+                Err(e) => {
+                    return Err(BindingError::Invalid(if batch { e.at(*index) } else { e }).into());
+                }
+            }
         }
+        invalid.sort_by_key(|r| r.index);
         let mode = delivery.mode.as_str();
-        match tokio::time::timeout(self.settings.store_timeout, self.store_all(&items, mode)).await
-        {
+        let work = async {
+            let mut summary = self.store_all(&items, mode).await?;
+            summary.invalid = self.quarantine_all(&invalid, body, &received_at).await?;
+            Ok(summary)
+        };
+        match tokio::time::timeout(self.settings.store_timeout, work).await {
             Ok(result) => result,
             Err(_) => Err(IngestError::StoreTimeout),
         }
+    }
+
+    /// Writes one quarantine record per invalid element; returns how many.
+    async fn quarantine_all(
+        &self,
+        invalid: &[RejectedElement],
+        body: &[u8],
+        quarantined_at: &str,
+    ) -> Result<usize, IngestError> {
+        let Some(sink) = &self.quarantine else {
+            return Ok(0);
+        };
+        if invalid.is_empty() {
+            return Ok(0);
+        }
+        let delivery_sha256 = crate::aritma::quarantine::hex_sha256(body);
+        for rejected in invalid {
+            let record = quarantine_record(rejected, &delivery_sha256, quarantined_at);
+            let bytes = serde_json::to_vec(&record).map_err(|e| SinkError {
+                uri: quarantine_name(&rejected.raw),
+                message: e.to_string(),
+            })?;
+            sink.put(&quarantine_name(&rejected.raw), bytes).await?;
+            tracing::warn!(
+                index = rejected.index,
+                attribute = %rejected.error.attribute,
+                reason = %rejected.error.reason,
+                outcome = "quarantined",
+                "event"
+            );
+        }
+        Ok(invalid.len())
     }
 
     async fn store_all(&self, items: &[StoredEvent], mode: &str) -> Result<Summary, IngestError> {

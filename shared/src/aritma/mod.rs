@@ -8,14 +8,18 @@
 //! - `POST` carries events in structured, batch or binary mode ([`crate::cloudevents`]). The
 //!   `Authorization` header must equal the configured value (constant-time comparison of
 //!   SHA-256 digests) or the answer is 401.
-//! - Every event is validated before anything is stored; an invalid event or batch gets 400
-//!   naming the attribute, and nothing of it is stored.
+//! - Every event is validated before anything is stored. An invalid single event (structured
+//!   or binary mode), a body that is not JSON and a batch that is not an array of objects get
+//!   400 naming the attribute, and nothing of them is stored. In a batch, with
+//!   `QUARANTINE_URI` set, the valid events are stored and each invalid one is quarantined
+//!   (reason, position, its exact text: [`quarantine`]); without it, an invalid event refuses
+//!   the batch whole (400), as a sender's dead-letter queue then keeps everything.
 //! - Each event is one conditional put into `EVENTS_TABLE` under
 //!   `aritma#<source>#<id>` ([`crate::event_store::aritma_pk`]). Duplicates, within a batch
 //!   or across deliveries, are counted and not written again.
-//! - 200 carries `{"accepted":n,"duplicates":m}`. When the store fails the answer is 503
-//!   with `Retry-After`, so Aritma retries (up to 30 times) and nothing is lost: no event
-//!   is acknowledged before it is stored.
+//! - 200 carries `{"accepted":n,"duplicates":m,"invalid":k}`. When the store (or the
+//!   quarantine) fails the answer is 503 with `Retry-After`, so Aritma retries (up to 30
+//!   times) and nothing is lost: no event is acknowledged before it is stored or quarantined.
 //!
 //! Logs carry ids (source, id, type), counts and reasons, never the body or event data.
 //!
@@ -25,17 +29,19 @@
 
 mod config;
 mod handler;
+pub mod quarantine;
 
 pub use config::{
     AllowedOrigins, AritmaSettings, AuthorizationSource, ENV_ALLOWED_ORIGINS, ENV_AUTHORIZATION,
-    ENV_AUTHORIZATION_ARN, ENV_EVENTS_TABLE, ENV_MAX_BODY_BYTES, ExpectedAuthorization,
-    MAX_BODY_LIMIT, env_required,
+    ENV_AUTHORIZATION_ARN, ENV_EVENTS_TABLE, ENV_MAX_BODY_BYTES, ENV_QUARANTINE_URI,
+    ExpectedAuthorization, MAX_BODY_LIMIT, env_required, quarantine_uri_from_env,
 };
 pub use handler::{AritmaEvents, IngestError, Summary, serve, stored_event};
 
 use std::sync::Arc;
 
 use crate::event_store::DynamoEventStore;
+use crate::pipeline::sink::S3BlobSink;
 
 /// The whole `main` of the function: telemetry, settings (the secret is read here, once),
 /// the DynamoDB store on `EVENTS_TABLE`, then serve.
@@ -44,18 +50,24 @@ pub async fn serve_from_env() -> Result<(), lambda_http::Error> {
     let sdk = crate::aws::load_config().await;
     let table = env_required(ENV_EVENTS_TABLE)?;
     let (settings, source) = AritmaSettings::from_env(&sdk).await?;
+    let quarantine = quarantine_uri_from_env()?;
     tracing::info!(
         table = %table,
         authorization = source.as_str(),
         allowed_origins = !settings.allowed_origins.is_empty(),
         max_body_bytes = settings.max_body_bytes,
+        quarantine = quarantine.as_ref().map(ToString::to_string).unwrap_or_default(),
         "aritma-events ready"
     );
     let store = DynamoEventStore::new(aws_sdk_dynamodb::Client::new(&sdk), table);
-    serve(
-        AritmaEvents::new(Arc::new(store), settings).with_metrics(crate::metrics::Emf::from_env(
-            crate::metrics::ARITMA_NAMESPACE,
-        )),
-    )
-    .await
+    let mut handler = AritmaEvents::new(Arc::new(store), settings).with_metrics(
+        crate::metrics::Emf::from_env(crate::metrics::ARITMA_NAMESPACE),
+    );
+    if let Some(location) = quarantine {
+        handler = handler.with_quarantine(Arc::new(S3BlobSink::new(
+            crate::aws::s3_client(&sdk),
+            location,
+        )));
+    }
+    serve(handler).await
 }

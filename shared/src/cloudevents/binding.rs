@@ -4,6 +4,7 @@ use std::borrow::Cow;
 
 use base64::Engine as _;
 use http::{HeaderMap, header};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::media::MediaType;
@@ -42,6 +43,27 @@ impl Mode {
 pub struct Delivery {
     pub mode: Mode,
     pub events: Vec<CloudEvent>,
+}
+
+/// An element of a batch that is a JSON object but not a valid event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedElement {
+    /// Position in the batch (0-based).
+    pub index: usize,
+    /// Why it is not a valid event (its `index` is set).
+    pub error: InvalidEvent,
+    /// The element's exact JSON text, as received.
+    pub raw: String,
+}
+
+/// The events of one request when a batch may be partly invalid ([`parse_http_partial`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartialDelivery {
+    pub mode: Mode,
+    /// The valid events with their position (0 outside batch mode), in order.
+    pub events: Vec<(usize, CloudEvent)>,
+    /// The invalid elements of a batch, in order; always empty outside batch mode.
+    pub invalid: Vec<RejectedElement>,
 }
 
 /// Why a request carries no acceptable events. Every message is safe to return and to log.
@@ -87,6 +109,50 @@ const UNKNOWN_FORMAT: &str = "expected application/cloudevents+json, \
 /// In batch mode every element must be a valid event: one bad element refuses the batch.
 /// The empty batch is valid. Duplicates are returned as they are (the store counts them).
 pub fn parse_http(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, BindingError> {
+    let delivery = parse(headers, body, BatchRule::Whole)?;
+    Ok(Delivery {
+        mode: delivery.mode,
+        events: delivery
+            .events
+            .into_iter()
+            .map(|(_, event)| event)
+            .collect(),
+    })
+}
+
+/// [`parse_http`], except that the invalid events of a batch are returned beside the valid
+/// ones instead of refusing the batch. Still refused whole (`Err`): a body that is not JSON,
+/// a batch that is not an array of objects, and every invalid single event (structured or
+/// binary mode).
+pub fn parse_http_partial(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<PartialDelivery, BindingError> {
+    parse(headers, body, BatchRule::Partial)
+}
+
+/// What one invalid element does to a batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BatchRule {
+    /// It refuses the whole batch.
+    Whole,
+    /// It is set apart; the other elements go on.
+    Partial,
+}
+
+fn single(mode: Mode, event: CloudEvent) -> PartialDelivery {
+    PartialDelivery {
+        mode,
+        events: vec![(0, event)],
+        invalid: Vec::new(),
+    }
+}
+
+fn parse(
+    headers: &HeaderMap,
+    body: &[u8],
+    rule: BatchRule,
+) -> Result<PartialDelivery, BindingError> {
     let mut content_types = headers.get_all(header::CONTENT_TYPE).iter();
     let raw_type = content_types.next();
     if content_types.next().is_some() {
@@ -113,14 +179,11 @@ pub fn parse_http(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, BindingE
                         InvalidEvent::new("", "a structured event must be a JSON object").into(),
                     );
                 };
-                return Ok(Delivery {
-                    mode: Mode::Structured,
-                    events: vec![validate_event(map)?],
-                });
+                return Ok(single(Mode::Structured, validate_event(map)?));
             }
             BATCH_JSON => {
                 require_utf8(media)?;
-                return parse_batch(body);
+                return parse_batch(body, rule);
             }
             other if other.starts_with("application/cloudevents") => {
                 return Err(unsupported("only the JSON event format is supported"));
@@ -129,15 +192,15 @@ pub fn parse_http(headers: &HeaderMap, body: &[u8]) -> Result<Delivery, BindingE
         }
     }
     if has_ce_headers {
-        return Ok(Delivery {
-            mode: Mode::Binary,
-            events: vec![binary_event(headers, raw_type, media.as_ref(), body)?],
-        });
+        return Ok(single(
+            Mode::Binary,
+            binary_event(headers, raw_type, media.as_ref(), body)?,
+        ));
     }
     match &media {
         Some(media) if media.is_json() && first_byte(body) == Some(b'[') => {
             require_utf8(media)?;
-            parse_batch(body)
+            parse_batch(body, rule)
         }
         Some(_) => Err(unsupported(UNKNOWN_FORMAT)),
         None if raw_type.is_some() => Err(unsupported("Content-Type is not a media type")),
@@ -157,26 +220,56 @@ fn require_utf8(media: &MediaType) -> Result<(), BindingError> {
     }
 }
 
-fn parse_batch(body: &[u8]) -> Result<Delivery, BindingError> {
-    let value = parse_json::<Value>(body).map_err(BindingError::Malformed)?;
-    let Value::Array(items) = value else {
-        return Err(InvalidEvent::new("", "a batch must be a JSON array").into());
+fn parse_batch(body: &[u8], rule: BatchRule) -> Result<PartialDelivery, BindingError> {
+    // The elements are kept as their exact text, for the quarantine.
+    let items: Vec<&RawValue> = match std::str::from_utf8(body)
+        .ok()
+        .and_then(|text| serde_json::from_str(text).ok())
+    {
+        Some(items) => items,
+        None => {
+            // Not JSON (say where), or JSON that is not an array.
+            parse_json::<Value>(body).map_err(BindingError::Malformed)?;
+            return Err(InvalidEvent::new("", "a batch must be a JSON array").into());
+        }
     };
-    let mut events = Vec::with_capacity(items.len());
-    for (index, item) in items.into_iter().enumerate() {
-        let Value::Object(map) = item else {
-            return Err(
-                InvalidEvent::new("", "a batch element must be a JSON object")
-                    .at(index)
-                    .into(),
-            );
-        };
-        events.push(validate_event(map).map_err(|e| e.at(index))?);
-    }
-    Ok(Delivery {
+    let mut delivery = PartialDelivery {
         mode: Mode::Batch,
-        events,
-    })
+        events: Vec::with_capacity(items.len()),
+        invalid: Vec::new(),
+    };
+    let not_an_object =
+        |index: usize| InvalidEvent::new("", "a batch element must be a JSON object").at(index);
+    if rule == BatchRule::Partial {
+        // An array that is not all objects is no batch: refused whole, before anything else.
+        if let Some(index) = items
+            .iter()
+            .position(|raw| first_byte(raw.get().as_bytes()) != Some(b'{'))
+        {
+            return Err(not_an_object(index).into());
+        }
+    }
+    for (index, raw) in items.into_iter().enumerate() {
+        let map: Map<String, Value> = match serde_json::from_str(raw.get()) {
+            Ok(map) => map,
+            Err(_) => return Err(not_an_object(index).into()),
+        };
+        match validate_event(map) {
+            Ok(event) => delivery.events.push((index, event)),
+            Err(error) => {
+                let error = error.at(index);
+                if rule == BatchRule::Whole {
+                    return Err(error.into());
+                }
+                delivery.invalid.push(RejectedElement {
+                    index,
+                    error,
+                    raw: raw.get().to_owned(),
+                });
+            }
+        }
+    }
+    Ok(delivery)
 }
 
 /// Binary mode: each `ce-<name>` header is the attribute `<name>` (percent-decoded),

@@ -6,6 +6,8 @@
 //!
 //! - [`parse_http`] picks the mode from the request ([`Mode`]) and returns every event of the
 //!   delivery, or one error for the whole delivery (an invalid batch is refused whole);
+//!   [`parse_http_partial`] returns the invalid elements of a batch beside the valid events
+//!   instead (the `aritma-events` handler quarantines them);
 //! - [`validate_event`] checks one JSON-format event and returns it as a
 //!   [`CloudEvent`](crate::models::CloudEvent), extensions such as Aritma's `tid` included;
 //! - the syntax checks it uses ([`is_rfc3339`], [`is_uri_reference`], [`is_absolute_uri`],
@@ -17,7 +19,10 @@ mod binding;
 mod media;
 mod validate;
 
-pub use binding::{BindingError, Delivery, Mode, decode_header_value, parse_http};
+pub use binding::{
+    BindingError, Delivery, Mode, PartialDelivery, RejectedElement, decode_header_value,
+    parse_http, parse_http_partial,
+};
 pub use media::MediaType;
 pub use validate::{
     InvalidEvent, SPEC_VERSION, is_absolute_uri, is_rfc3339, is_uri_reference,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::models::common::StringOrNumber;
+use crate::models::lenient;
 use crate::open_enum;
 
 open_enum! {
@@ -52,7 +53,10 @@ pub struct BankingRequest {
     /// ISO 4217 currency code, e.g. `"986"` (Y).
     pub currency_code: String,
     /// Transaction amount (Y), exact decimal.
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::arbitrary_precision::serialize",
+        deserialize_with = "lenient::amount"
+    )]
     pub amount: Decimal,
     /// Transaction origin (Y).
     pub origin: Origin,

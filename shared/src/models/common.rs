@@ -99,6 +99,17 @@ pub enum StringOrBool {
     Bool(bool),
 }
 
+impl StringOrBool {
+    /// The value as text: the string itself, or `true` / `false`.
+    pub fn as_text(&self) -> &str {
+        match self {
+            Self::String(value) => value,
+            Self::Bool(true) => "true",
+            Self::Bool(false) => "false",
+        }
+    }
+}
+
 impl From<bool> for StringOrBool {
     fn from(value: bool) -> Self {
         Self::Bool(value)

@@ -1,8 +1,11 @@
 //! Full balance anti-fraud webhook: what Pismo sends to a Full balance issuer's anti-fraud
 //! system during card transaction authorization, and what it answers. Timeout 2 seconds.
 //!
-//! Required members are those whose Req column in the seed says `Y`; all others are
-//! `Option` and are left out when serialized as `None`. Unknown members are ignored.
+//! Required members are those whose Req column in the seed says `Y` and that its sample
+//! sends, except `advice_detail_code` (advice-only by its own description, read by no
+//! decision); all others are `Option` and are left out when serialized as `None`. Unknown
+//! members are ignored. Ids and optional numbers are read leniently
+//! ([`lenient`]); amounts are not.
 //! Request headers (`x-tenant`, `x-account-id`, `x-amount`) are not modelled here.
 
 use rust_decimal::Decimal;
@@ -10,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::models::common::{CardType, Entity, RawJson, StringOrBool, ValidationResult};
+use crate::models::lenient;
 use crate::open_enum;
 
 open_enum! {
@@ -52,7 +56,8 @@ pub struct FullBalanceRequest {
 pub struct FullBalanceFields {
     /// Message type ID, e.g. `0100` authorization request, `0120` advice. (Req: Y)
     pub mti: String,
-    /// Cardholder card ID. (Req: Y)
+    /// Cardholder card ID: an integer or its decimal string. (Req: Y)
+    #[serde(deserialize_with = "lenient::id")]
     pub card_id: i64,
     /// Cardholder card status, e.g. `NORMAL`. (Req: Y)
     pub card_status: AuthCardStatus,
@@ -63,15 +68,28 @@ pub struct FullBalanceFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub card_type: Option<CardType>,
     /// Cardholder token ID. (Req: N)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_int"
+    )]
     pub token_id: Option<i64>,
-    /// Cardholder wallet ID. (Req: N)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Cardholder wallet ID (a number is kept as its text). (Req: N)
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_text"
+    )]
     pub wallet_id: Option<String>,
     /// Cardholder device ID. (Req: N)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_int"
+    )]
     pub device_id_wallet: Option<i64>,
-    /// Cardholder account ID. (Req: Y)
+    /// Cardholder account ID: an integer or its decimal string. (Req: Y)
+    #[serde(deserialize_with = "lenient::id")]
     pub account_id: i64,
     /// Authorization code. (Req: Y)
     pub authorization_code: String,
@@ -81,23 +99,36 @@ pub struct FullBalanceFields {
     /// Advice reason code (DE 60 subfield 01) if this is an advice. (Req: N)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub advice_reason_code: Option<String>,
-    /// Advice detail code (DE 60 subfield 02). (Req: Y)
-    pub advice_detail_code: String,
+    /// Advice detail code (DE 60 subfield 02). The table says Req Y, but its own description
+    /// is "if this is an advice, the detail code" and no decision reads it, so it is optional:
+    /// an authorization request without it is not refused. (Req: Y in the seed, optional here)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advice_detail_code: Option<String>,
     /// Transaction amount converted to the cardholder's billing currency. (Req: Y)
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::arbitrary_precision::serialize",
+        deserialize_with = "lenient::amount"
+    )]
     pub amount_transaction: Decimal,
     /// Transaction amount in the merchant's local currency. (Req: Y)
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::arbitrary_precision::serialize",
+        deserialize_with = "lenient::amount"
+    )]
     pub amount_local: Decimal,
     /// Transaction date and hour, `yyyy-MM-dd hh:mm:ss`. Kept as text. (Req: Y)
     pub transaction_timestamp: String,
     /// Transaction amount in U.S. dollars. (Req: Y)
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::arbitrary_precision::serialize",
+        deserialize_with = "lenient::amount"
+    )]
     pub amount_settlement: Decimal,
     /// `Visa` or `Mastercard` (`null` reads as absent). (Req: N)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_card_brand: Option<String>,
-    /// ISO 4217 currency code, e.g. `986`. (Req: Y)
+    /// ISO 4217 currency code, e.g. `986`; a JSON number is kept as its text. (Req: Y)
+    #[serde(deserialize_with = "lenient::text")]
     pub currency: String,
     /// Merchant code at the payment network. (Req: N)
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,20 +219,27 @@ pub struct FullBalanceFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cvr: Option<String>,
     /// Number of installments. (Req: N)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_int"
+    )]
     pub number_of_installments: Option<i64>,
     /// Available amount limit for the payment mode (the seed gives no Req value). (Req: N)
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        with = "rust_decimal::serde::arbitrary_precision_option"
+        serialize_with = "rust_decimal::serde::arbitrary_precision_option::serialize",
+        deserialize_with = "lenient::opt_decimal"
     )]
     pub available_limit: Option<Decimal>,
-    /// Payment network score. (Req: N)
+    /// Payment network score; "empty field when no information is present", so `""` is
+    /// absent. (Req: N)
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        with = "rust_decimal::serde::arbitrary_precision_option"
+        serialize_with = "rust_decimal::serde::arbitrary_precision_option::serialize",
+        deserialize_with = "lenient::opt_decimal"
     )]
     pub network_score: Option<Decimal>,
     /// Terminal postal code. (Req: N)
@@ -217,14 +255,16 @@ pub struct FullBalanceFields {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        with = "rust_decimal::serde::arbitrary_precision_option"
+        serialize_with = "rust_decimal::serde::arbitrary_precision_option::serialize",
+        deserialize_with = "lenient::opt_decimal"
     )]
     pub total_limit: Option<Decimal>,
     /// Maximum credit amount approved for the account. (Req: N)
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        with = "rust_decimal::serde::arbitrary_precision_option"
+        serialize_with = "rust_decimal::serde::arbitrary_precision_option::serialize",
+        deserialize_with = "lenient::opt_decimal"
     )]
     pub max_credit_limit: Option<Decimal>,
     /// Code of the reason Pismo would deny the transaction. (Req: N)
@@ -267,7 +307,11 @@ pub struct FullBalanceFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bin: Option<String>,
     /// Program ID. (Req: N)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_int"
+    )]
     pub program_id: Option<i64>,
     /// Is PIN validated offline flag, under the table's name. The sample uses
     /// `pin_validated_offline`; both names are kept. (Req: N)

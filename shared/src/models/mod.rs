@@ -13,6 +13,7 @@ pub mod cloudevent;
 pub mod common;
 pub mod envelope;
 pub mod full_balance;
+pub mod lenient;
 pub mod open_enum;
 pub mod tokenization;
 pub mod zero_balance;

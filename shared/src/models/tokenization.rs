@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::models::common::{CardType, RawJson};
+use crate::models::lenient;
 use crate::open_enum;
 
 open_enum! {
@@ -132,7 +133,9 @@ pub struct TokenizationRequest {
     /// Card status validation codes: Pismo's findings (Req: No).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_codes: Option<Vec<CustomCode>>,
-    /// Pismo-issued token ID (Req: Yes).
+    /// Pismo-issued token ID, part of the idempotency key: an integer or its decimal
+    /// string (Req: Yes).
+    #[serde(deserialize_with = "lenient::id")]
     pub token_id: i64,
     /// `vts` or `mdes` (Req: Yes).
     pub network_brand: NetworkBrand,
@@ -153,14 +156,20 @@ pub struct TokenizationRequest {
 /// `card` of a [`TokenizationRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Card {
-    /// Pismo-assigned card ID (Req: Yes).
+    /// Pismo-assigned card ID, part of the idempotency key: an integer or its decimal
+    /// string (Req: Yes).
+    #[serde(deserialize_with = "lenient::id")]
     pub id: i64,
     /// `PLASTIC`, `VIRTUAL`, `RECURRING` or `TEMPORARY` (Req: Yes).
     #[serde(rename = "type")]
     pub card_type: CardType,
     /// Program ID. The table says Req: Yes but the seed's Go sample omits it, and the
     /// samples must parse, so it is optional.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_int"
+    )]
     pub program_id: Option<i64>,
     /// Bank identification number. Req: Yes in the table but absent from the Go sample,
     /// hence optional.

@@ -2,14 +2,17 @@
 //! transaction authorization, and what it answers. Pismo waits at most 2 seconds; no answer
 //! in time means the transaction is declined.
 //!
-//! Required members are those whose Req column in the seed says `Y`; all others are
-//! `Option` and are left out when serialized as `None`. Unknown members are ignored.
+//! Required members are those whose Req column in the seed says `Y` (its sample sends them
+//! all); all others are `Option` and are left out when serialized as `None`. Unknown members
+//! are ignored. Ids and optional numbers are read leniently ([`lenient`]);
+//! amounts are not.
 //! Request headers (`x-tenant`, `x-cid`, ...) are not modelled here.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::models::common::{CardType, Entity, RawJson, ValidationResult};
+use crate::models::common::{CardType, Entity, RawJson, StringOrBool, ValidationResult};
+use crate::models::lenient;
 
 /// Request body of the Zero balance validations webhook.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,24 +30,36 @@ pub struct ZeroBalanceRequest {
 pub struct ZeroBalanceFields {
     /// Message type ID, e.g. `0100` authorization request, `0120` advice. (Req: Y)
     pub mti: String,
-    /// Cardholder card ID. (Req: Y)
+    /// Cardholder card ID: an integer or its decimal string. (Req: Y)
+    #[serde(deserialize_with = "lenient::id")]
     pub card_id: i64,
-    /// Cardholder account ID. (Req: Y)
+    /// Cardholder account ID, the ledger key: an integer or its decimal string. (Req: Y)
+    #[serde(deserialize_with = "lenient::id")]
     pub account_id: i64,
     /// Transaction amount in the cardholder's billing currency. (Req: Y)
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::arbitrary_precision::serialize",
+        deserialize_with = "lenient::amount"
+    )]
     pub amount_transaction: Decimal,
     /// Transaction amount in the merchant's local currency. (Req: Y)
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::arbitrary_precision::serialize",
+        deserialize_with = "lenient::amount"
+    )]
     pub amount_local: Decimal,
     /// Transaction date and hour, `yyyy-MM-dd hh:mm:ss`. Kept as text. (Req: Y)
     pub transaction_timestamp: String,
     /// Amount in the settlement currency defined by the issuer. (Req: Y)
-    #[serde(with = "rust_decimal::serde::arbitrary_precision")]
+    #[serde(
+        serialize_with = "rust_decimal::serde::arbitrary_precision::serialize",
+        deserialize_with = "lenient::amount"
+    )]
     pub amount_settlement: Decimal,
     /// Effect on the account: `00` purchase, `01` withdrawal, `20` refund, `28` payment. (Req: Y)
     pub processing_code: String,
-    /// ISO 4217 currency code, e.g. `986`. (Req: Y)
+    /// ISO 4217 currency code, e.g. `986`; a JSON number is kept as its text. (Req: Y)
+    #[serde(deserialize_with = "lenient::text")]
     pub currency: String,
     /// `Visa` or `Mastercard` (`null` reads as absent). (Req: N)
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -70,9 +85,11 @@ pub struct ZeroBalanceFields {
     /// Application Transaction Counters from the authorization database. (Req: N)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub atc_database: Option<Vec<i64>>,
-    /// CVV data, e.g. `CVV_PRESENT`. (Req: N)
+    /// CVV data, e.g. `CVV_PRESENT`. The table says string; the Full balance table lists the
+    /// same member as a bool and its sample sends `true`, so a string or a boolean is
+    /// accepted. (Req: N)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cvv_data: Option<String>,
+    pub cvv_data: Option<StringOrBool>,
     /// PAN / PIN entry mode (3 or 4 digits). (Req: N)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entry_mode: Option<String>,
@@ -153,13 +170,19 @@ pub struct ZeroBalanceFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cvr: Option<String>,
     /// Number of installments. (Req: N)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub number_of_installments: Option<i64>,
-    /// Payment network score. (Req: N)
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        with = "rust_decimal::serde::arbitrary_precision_option"
+        deserialize_with = "lenient::opt_int"
+    )]
+    pub number_of_installments: Option<i64>,
+    /// Payment network score; "empty field when no information is present", so `""` is
+    /// absent. (Req: N)
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rust_decimal::serde::arbitrary_precision_option::serialize",
+        deserialize_with = "lenient::opt_decimal"
     )]
     pub network_score: Option<Decimal>,
     /// Terminal postal code. (Req: N)
@@ -195,13 +218,25 @@ pub struct ZeroBalanceFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validation_results: Option<Vec<ValidationResult>>,
     /// Program ID. (Req: N)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_int"
+    )]
     pub program_id: Option<i64>,
     /// Cardholder token ID. (Req: N)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_int"
+    )]
     pub token_id: Option<i64>,
-    /// Cardholder wallet ID. (Req: N)
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Cardholder wallet ID (a number is kept as its text). (Req: N)
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_text"
+    )]
     pub wallet_id: Option<String>,
 }
 

@@ -1,6 +1,17 @@
-//! Certificate cache: lazy, max-age aware, rate-limited, single-flight, fail-soft.
+//! Certificate cache: lazy, max-age aware, rate-limited, single-flight, fail-soft for a
+//! bounded time.
+//!
+//! Refresh budget (see docs/signatures.md, "Refresh limits"):
+//! - a stale map is refreshed at most once per `min_refresh_interval`;
+//! - an unknown kid triggers a fetch unless the same kid was already absent from a fetch less
+//!   than `min_refresh_interval` ago (a negative cache), and at most one fetch per
+//!   `kid_refresh_floor` across different kids. A stream of forged kids therefore delays a real
+//!   rotated kid by at most the floor (1 s by default), not by the refresh interval;
+//! - known keys are served past the map's expiry while refreshes fail, for at most
+//!   `max_stale`; then they count as unavailable (fail closed into the fallback).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -14,6 +25,9 @@ use super::rs256::Rs256Key;
 
 /// Largest certificate map accepted.
 const MAX_CERTS_BODY: usize = 256 * 1024;
+
+/// Most unknown kids remembered (as 64-bit hashes, so a long forged kid costs nothing).
+const MAX_UNKNOWN_KIDS: usize = 4096;
 
 /// A usable key: the RS256 verifier built once from the certificate, and its validity period.
 pub(crate) struct KeyEntry {
@@ -36,13 +50,30 @@ impl Snapshot {
     fn is_fresh(&self, now_ms: i64) -> bool {
         self.loaded && now_ms < self.expires_at_ms
     }
+
+    /// Fresh, or stale by less than `max_stale_ms` (kept while refreshes fail).
+    fn is_usable(&self, now_ms: i64, max_stale_ms: i64) -> bool {
+        self.loaded && now_ms < self.expires_at_ms.saturating_add(max_stale_ms)
+    }
 }
 
 /// State touched only by the one task that holds the refresh lock.
 #[derive(Default)]
 struct RefreshState {
     last_attempt_ms: Option<i64>,
+    /// Hashes of kids absent from a successful fetch, with that fetch's time.
+    unknown_kids: HashMap<u64, i64>,
+    hasher: RandomState,
     client: Option<reqwest::Client>,
+}
+
+/// Why a fetch is wanted; each reason has its own limit.
+#[derive(Clone, Copy)]
+enum Trigger<'a> {
+    /// The map is stale (or expired) and holds the kid, or no kid is involved (warm-up).
+    Stale,
+    /// A kid that the current map does not hold.
+    UnknownKid(&'a str),
 }
 
 pub(crate) enum Lookup {
@@ -55,6 +86,8 @@ pub(crate) struct CertCache {
     url: String,
     default_max_age: Duration,
     min_refresh_ms: i64,
+    kid_floor_ms: i64,
+    max_stale_ms: i64,
     timeout: Duration,
     snapshot: RwLock<Arc<Snapshot>>,
     /// Number of fetches started; lets waiters see that someone fetched while they waited.
@@ -92,6 +125,8 @@ impl CertCache {
             url: config.certs_url.clone(),
             default_max_age: config.default_max_age,
             min_refresh_ms: millis(config.min_refresh_interval),
+            kid_floor_ms: millis(config.kid_refresh_floor),
+            max_stale_ms: millis(config.max_stale),
             timeout: config.fetch_timeout,
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
             attempts: AtomicU64::new(0),
@@ -111,9 +146,14 @@ impl CertCache {
             .unwrap_or_else(PoisonError::into_inner) = Arc::new(snapshot);
     }
 
-    fn after_refresh(&self, kid: &str) -> Lookup {
-        match self.current().keys.get(kid) {
-            Some(entry) => Lookup::Found(Arc::clone(entry)),
+    fn after_refresh(&self, kid: &str, now_ms: i64) -> Lookup {
+        let snapshot = self.current();
+        match snapshot.keys.get(kid) {
+            Some(entry) if snapshot.is_usable(now_ms, self.max_stale_ms) => {
+                Lookup::Found(Arc::clone(entry))
+            }
+            // Known, but the map is older than the stale limit and could not be refreshed.
+            Some(_) => Lookup::Unavailable,
             None if self.last_ok.load(Ordering::SeqCst) => Lookup::Unknown,
             None => Lookup::Unavailable,
         }
@@ -122,29 +162,33 @@ impl CertCache {
     /// Finds the key of `kid`, fetching the certificates when needed and allowed.
     pub(crate) async fn lookup(&self, kid: &str, clock: &dyn Clock) -> Lookup {
         let snapshot = self.current();
+        let now = clock.now_millis();
         if let Some(entry) = snapshot.keys.get(kid) {
-            if snapshot.is_fresh(clock.now_millis()) {
+            if snapshot.is_fresh(now) {
                 return Lookup::Found(Arc::clone(entry));
             }
-            // Stale but known: one request refreshes, the others keep using the known key.
-            let Ok(mut state) = self.refresh.try_lock() else {
-                return Lookup::Found(Arc::clone(entry));
-            };
-            let now = clock.now_millis();
-            if !self.current().is_fresh(now) {
-                self.refresh_locked(&mut state, now).await;
+            if snapshot.is_usable(now, self.max_stale_ms) {
+                // Stale but known: one request refreshes, the others keep using the known key.
+                let Ok(mut state) = self.refresh.try_lock() else {
+                    return Lookup::Found(Arc::clone(entry));
+                };
+                let now = clock.now_millis();
+                if !self.current().is_fresh(now) {
+                    self.refresh_locked(&mut state, now, Trigger::Stale).await;
+                }
+                drop(state);
+                return match self.current().keys.get(kid) {
+                    Some(entry) => Lookup::Found(Arc::clone(entry)),
+                    // Dropped from a successful refresh: the key was rotated out.
+                    None if self.last_ok.load(Ordering::SeqCst) => Lookup::Unknown,
+                    // Refresh failed right after a concurrent change: keep serving the known key.
+                    None => Lookup::Found(Arc::clone(entry)),
+                };
             }
-            drop(state);
-            return match self.current().keys.get(kid) {
-                Some(entry) => Lookup::Found(Arc::clone(entry)),
-                // Dropped from a successful refresh: the key was rotated out.
-                None if self.last_ok.load(Ordering::SeqCst) => Lookup::Unknown,
-                // Refresh failed right after a concurrent change: keep serving the known key.
-                None => Lookup::Found(Arc::clone(entry)),
-            };
+            // Past the stale limit: the known key is not served until a refresh succeeds.
         }
 
-        // Unknown kid, or nothing loaded yet: at most one fetch, shared by all waiters.
+        // Unknown kid, nothing loaded yet, or too stale: at most one fetch, shared by all waiters.
         let seen_attempts = self.attempts.load(Ordering::SeqCst);
         let mut state = self.refresh.lock().await;
         let now = clock.now_millis();
@@ -155,10 +199,15 @@ impl CertCache {
             return Lookup::Found(Arc::clone(entry));
         }
         if self.attempts.load(Ordering::SeqCst) == seen_attempts {
-            self.refresh_locked(&mut state, now).await;
+            let trigger = if snapshot.keys.contains_key(kid) {
+                Trigger::Stale
+            } else {
+                Trigger::UnknownKid(kid)
+            };
+            self.refresh_locked(&mut state, now, trigger).await;
         }
         drop(state);
-        self.after_refresh(kid)
+        self.after_refresh(kid, clock.now_millis())
     }
 
     /// Loads the certificates now if the cache is cold or stale (rate limit applies).
@@ -167,17 +216,52 @@ impl CertCache {
         let mut state = self.refresh.lock().await;
         let now = clock.now_millis();
         if !self.current().is_fresh(now) {
-            self.refresh_locked(&mut state, now).await;
+            self.refresh_locked(&mut state, now, Trigger::Stale).await;
         }
         drop(state);
-        !self.current().keys.is_empty()
+        let snapshot = self.current();
+        !snapshot.keys.is_empty() && snapshot.is_usable(clock.now_millis(), self.max_stale_ms)
     }
 
-    /// Fetches the certificates unless the last attempt is more recent than the minimum interval.
-    async fn refresh_locked(&self, state: &mut RefreshState, now_ms: i64) {
-        if let Some(last) = state.last_attempt_ms
-            && now_ms.saturating_sub(last) < self.min_refresh_ms
-        {
+    /// Whether `trigger` may fetch now (see the module docs for the limits).
+    fn allowed(&self, state: &RefreshState, now_ms: i64, trigger: Trigger<'_>) -> bool {
+        let since = |t: i64| now_ms.saturating_sub(t);
+        match trigger {
+            Trigger::Stale => state
+                .last_attempt_ms
+                .is_none_or(|last| since(last) >= self.min_refresh_ms),
+            Trigger::UnknownKid(kid) => {
+                let seen = state.unknown_kids.get(&state.hasher.hash_one(kid));
+                seen.is_none_or(|t| since(*t) >= self.min_refresh_ms)
+                    && state
+                        .last_attempt_ms
+                        .is_none_or(|last| since(last) >= self.kid_floor_ms)
+            }
+        }
+    }
+
+    /// Remembers that `kid` was absent from the fetch made at `now_ms`.
+    fn remember_unknown(&self, state: &mut RefreshState, kid: &str, now_ms: i64) {
+        if state.unknown_kids.len() >= MAX_UNKNOWN_KIDS {
+            let keep = self.min_refresh_ms;
+            state
+                .unknown_kids
+                .retain(|_, t| now_ms.saturating_sub(*t) < keep);
+            if state.unknown_kids.len() >= MAX_UNKNOWN_KIDS {
+                // Worst case of forgetting: one more fetch, still under the floor.
+                state.unknown_kids.clear();
+            }
+        }
+        let hash = state.hasher.hash_one(kid);
+        state.unknown_kids.insert(hash, now_ms);
+    }
+
+    /// Fetches the certificates if `trigger` is allowed to now.
+    async fn refresh_locked(&self, state: &mut RefreshState, now_ms: i64, trigger: Trigger<'_>) {
+        if !self.allowed(state, now_ms, trigger) {
+            if let Trigger::UnknownKid(kid) = trigger {
+                tracing::debug!(kid = %super::loggable_kid(kid), "certificate refresh for an unknown kid rate-limited");
+            }
             return;
         }
         state.last_attempt_ms = Some(now_ms);
@@ -189,12 +273,19 @@ impl CertCache {
                     max_age_secs = max_age.as_secs(),
                     "loaded Pismo signing certificates"
                 );
+                let absent = match trigger {
+                    Trigger::UnknownKid(kid) if !keys.contains_key(kid) => Some(kid),
+                    _ => None,
+                };
                 self.store(Snapshot {
                     keys,
                     expires_at_ms: now_ms.saturating_add(millis(max_age)),
                     loaded: true,
                 });
                 self.last_ok.store(true, Ordering::SeqCst);
+                if let Some(kid) = absent {
+                    self.remember_unknown(state, kid, now_ms);
+                }
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot refresh Pismo signing certificates; keeping the known ones");

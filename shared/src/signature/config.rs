@@ -13,8 +13,19 @@ pub struct VerifierConfig {
     pub leeway: Duration,
     /// How long fetched certificates are kept when the response has no `Cache-Control: max-age`.
     pub default_max_age: Duration,
-    /// Minimum time between two certificate fetches, so forged kids cannot make us hammer Pismo.
+    /// Minimum time between two fetches for the same reason: refreshing a stale map, or the
+    /// same unknown kid again (see [`Self::kid_refresh_floor`] for new unknown kids).
     pub min_refresh_interval: Duration,
+    /// Minimum time between two fetches triggered by different unknown kids. Forged kids can
+    /// delay a real rotated kid by at most this much, and cost at most one fetch per interval.
+    pub kid_refresh_floor: Duration,
+    /// How long past its expiry a certificate map may still be used while every refresh
+    /// fails. After that, known kids are treated like an unreachable endpoint
+    /// (`certs_unavailable`, the webhook's fallback).
+    pub max_stale: Duration,
+    /// Longest accepted token lifetime: `exp - iat`, or `exp - now` without `iat`.
+    /// `None` accepts any lifetime.
+    pub max_token_age: Option<Duration>,
     /// Timeout of one certificate fetch (connect and body included).
     pub fetch_timeout: Duration,
 }
@@ -33,6 +44,12 @@ pub mod env {
     pub const MIN_REFRESH_SECS: &str = "PISMO_CERTS_MIN_REFRESH_SECS";
     /// Certificate fetch timeout in milliseconds (default 500, below Pismo's 2 s window).
     pub const FETCH_TIMEOUT_MS: &str = "PISMO_CERTS_FETCH_TIMEOUT_MS";
+    /// Minimum milliseconds between fetches triggered by different unknown kids (default 1000).
+    pub const KID_REFRESH_FLOOR_MS: &str = "PISMO_CERTS_KID_REFRESH_FLOOR_MS";
+    /// Seconds a certificate map may be used past its expiry while refreshes fail (default 21600).
+    pub const MAX_STALE_SECS: &str = "PISMO_CERTS_MAX_STALE_SECS";
+    /// Longest token lifetime in seconds, `exp - iat` (default 864000, 10 days; 0 = no limit).
+    pub const JWT_MAX_AGE_SECS: &str = "PISMO_JWT_MAX_AGE_SECS";
 }
 
 /// A setting is missing or unusable.
@@ -69,6 +86,13 @@ impl VerifierConfig {
     pub const DEFAULT_MIN_REFRESH: Duration = Duration::from_secs(30);
     /// Default fetch timeout.
     pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_millis(500);
+    /// Default minimum interval between fetches for different unknown kids.
+    pub const DEFAULT_KID_REFRESH_FLOOR: Duration = Duration::from_secs(1);
+    /// Default maximum staleness of the certificate map while refreshes fail (6 hours).
+    pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(6 * 3600);
+    /// Default longest token lifetime: 10 days, the lifetime of the token in Pismo's sample
+    /// (`exp - iat` = 864000).
+    pub const DEFAULT_MAX_TOKEN_AGE: Duration = Duration::from_secs(864_000);
 
     /// Defaults for everything but the certificate URL.
     pub fn new(certs_url: impl Into<String>) -> Self {
@@ -79,6 +103,9 @@ impl VerifierConfig {
             default_max_age: Self::DEFAULT_MAX_AGE,
             min_refresh_interval: Self::DEFAULT_MIN_REFRESH,
             fetch_timeout: Self::DEFAULT_FETCH_TIMEOUT,
+            kid_refresh_floor: Self::DEFAULT_KID_REFRESH_FLOOR,
+            max_stale: Self::DEFAULT_MAX_STALE,
+            max_token_age: Some(Self::DEFAULT_MAX_TOKEN_AGE),
         }
     }
 
@@ -96,7 +123,7 @@ impl VerifierConfig {
         };
         let certs_url = get(env::CERTS_URL).ok_or(ConfigError::Missing {
             var: env::CERTS_URL,
-            hint: "the http(s) URL of Pismo's JSON map of kid to PEM X.509 certificate",
+            hint: "the https URL of Pismo's JSON map of kid to PEM X.509 certificate",
         })?;
         validate_url(&certs_url)?;
         let mut config = Self::new(certs_url);
@@ -124,6 +151,26 @@ impl VerifierConfig {
                 "milliseconds (it must stay below Pismo's 2 s window)",
             )?);
         }
+        if let Some(v) = get(env::KID_REFRESH_FLOOR_MS) {
+            config.kid_refresh_floor = Duration::from_millis(parse_int(
+                env::KID_REFRESH_FLOOR_MS,
+                &v,
+                100,
+                3_600_000,
+                "milliseconds",
+            )?);
+        }
+        if let Some(v) = get(env::MAX_STALE_SECS) {
+            config.max_stale =
+                Duration::from_secs(parse_int(env::MAX_STALE_SECS, &v, 0, 604_800, "seconds")?);
+        }
+        if let Some(v) = get(env::JWT_MAX_AGE_SECS) {
+            config.max_token_age =
+                match parse_int(env::JWT_MAX_AGE_SECS, &v, 0, 31_536_000, "seconds")? {
+                    0 => None,
+                    secs => Some(Duration::from_secs(secs)),
+                };
+        }
         Ok(config)
     }
 }
@@ -135,13 +182,32 @@ fn validate_url(url: &str) -> Result<(), ConfigError> {
         reason: reason.to_owned(),
     };
     let parsed = reqwest::Url::parse(url).map_err(|e| invalid(&format!("not a URL ({e})")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(invalid("the scheme must be http or https"));
-    }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(invalid("the URL has no host"));
     }
-    Ok(())
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(&parsed) => Ok(()),
+        "http" => Err(invalid(
+            "the scheme must be https (http is accepted for a loopback host only: \
+             localhost, 127.0.0.0/8, [::1])",
+        )),
+        _ => Err(invalid("the scheme must be https")),
+    }
+}
+
+/// `localhost` (or a name under `.localhost`), 127.0.0.0/8 or `[::1]`.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    // The URL parser already normalised IP forms (`127.1` is `127.0.0.1`; IPv6 is bracketed).
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return ip.is_loopback();
+    }
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost" || name.ends_with(".localhost")
 }
 
 fn parse_int(

@@ -95,6 +95,7 @@ pub struct Verifier {
 struct Inner {
     config: VerifierConfig,
     leeway_secs: i64,
+    max_token_age_secs: Option<i64>,
     clock: Arc<dyn Clock>,
     cache: CertCache,
 }
@@ -153,11 +154,15 @@ impl Verifier {
     /// A verifier on the given clock (tests).
     pub fn with_clock(config: VerifierConfig, clock: Arc<dyn Clock>) -> Self {
         let leeway_secs = i64::try_from(config.leeway.as_secs()).unwrap_or(i64::MAX);
+        let max_token_age_secs = config
+            .max_token_age
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let cache = CertCache::new(&config);
         Self {
             inner: Arc::new(Inner {
                 config,
                 leeway_secs,
+                max_token_age_secs,
                 clock,
                 cache,
             }),
@@ -294,6 +299,15 @@ impl Verifier {
                 Some(iat)
             }
         };
+        if let Some(max) = inner.max_token_age_secs {
+            let too_long = match iat {
+                Some(iat) => exp.saturating_sub(iat) > max,
+                None => exp.saturating_sub(now) > max.saturating_add(leeway),
+            };
+            if too_long {
+                return Err(with_kid(Rejection::LifetimeTooLong));
+            }
+        }
 
         let body_hash = claims
             .body_hash

@@ -44,6 +44,10 @@ pub enum Rejection {
     /// `iat` is in the future (beyond the leeway).
     #[error("the token was issued in the future")]
     IssuedInFuture,
+    /// The token lives longer than `PISMO_JWT_MAX_AGE_SECS`: `exp - iat`, or `exp - now`
+    /// (beyond the leeway) when it has no `iat`.
+    #[error("the token lifetime exceeds the configured maximum")]
+    LifetimeTooLong,
     /// `nbf` is in the future (beyond the leeway).
     #[error("the token is not valid yet")]
     NotYetValid,
@@ -84,6 +88,7 @@ impl Rejection {
         Self::Expired,
         Self::MissingExp,
         Self::IssuedInFuture,
+        Self::LifetimeTooLong,
         Self::NotYetValid,
         Self::MissingIssuer,
         Self::WrongIssuer,
@@ -109,6 +114,7 @@ impl Rejection {
             Self::Expired => "expired",
             Self::MissingExp => "missing_exp",
             Self::IssuedInFuture => "issued_in_future",
+            Self::LifetimeTooLong => "lifetime_too_long",
             Self::NotYetValid => "not_yet_valid",
             Self::MissingIssuer => "missing_issuer",
             Self::WrongIssuer => "wrong_issuer",

@@ -93,7 +93,7 @@ struct ClaimArgs {
     /// `account-id` claim (a number unless it has non-digits); also sent as x-account-id.
     #[arg(long)]
     account_id: Option<String>,
-    /// Token lifetime in seconds (default 300; 30 days for sign-event).
+    /// Token lifetime in seconds (default 300; 10 days, the default PISMO_JWT_MAX_AGE_SECS, for sign-event).
     #[arg(long)]
     exp_secs: Option<i64>,
     /// `iss` claim (default api.pismo.io).
@@ -264,7 +264,8 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-const THIRTY_DAYS: i64 = 30 * 86_400;
+/// The longest lifetime the verifier accepts by default (`PISMO_JWT_MAX_AGE_SECS`).
+const TEN_DAYS: i64 = 10 * 86_400;
 
 /// Returns the event text with every `x-pismo-sign` header value replaced by a token for the
 /// event's body (decoded when `isBase64Encoded`). The rest of the file is kept byte for byte.
@@ -281,7 +282,7 @@ fn sign_event(signer: &DevSigner, text: &str, args: &ClaimArgs) -> Result<String
         }
         Some(_) => bail!("`body` is not a string"),
     };
-    let mut options = args.options(THIRTY_DAYS);
+    let mut options = args.options(TEN_DAYS);
     if options.account_id.is_none() {
         options.account_id = header(&event, "x-account-id").map(account_claim);
     }
