@@ -4,6 +4,7 @@ pub mod aws;
 pub mod cloudevents;
 pub mod devstack;
 pub mod event_store;
+pub mod controls;
 pub mod journal;
 pub mod ledger;
 pub mod metrics;

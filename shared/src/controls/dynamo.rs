@@ -1,0 +1,211 @@
+//! Controls in DynamoDB: one `BatchGetItem` per decision.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+
+use super::{ControlStore, Controls, ControlsError, Directory, Loaded, Scope};
+use crate::aws::dynamo_timeout;
+
+/// The controls table, keyed by `pk`.
+#[derive(Clone)]
+pub struct DynamoControls {
+    client: Client,
+    table: String,
+}
+
+fn key(pk: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("pk".to_string(), AttributeValue::S(pk.to_string()))])
+}
+
+fn doc<T: serde::de::DeserializeOwned>(
+    items: &[HashMap<String, AttributeValue>],
+    pk: &str,
+) -> Result<Option<T>, ControlsError> {
+    let Some(item) = items
+        .iter()
+        .find(|i| i.get("pk").and_then(|v| v.as_s().ok()).map(String::as_str) == Some(pk))
+    else {
+        return Ok(None);
+    };
+    let text = item
+        .get("doc")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(|| ControlsError::Corrupt {
+            pk: pk.into(),
+            problem: "no `doc`".into(),
+        })?;
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| ControlsError::Corrupt {
+            pk: pk.into(),
+            problem: e.to_string(),
+        })
+}
+
+/// The directory item's key for a card or account scope.
+pub fn directory_pk(scope: &Scope) -> String {
+    format!("DIRECTORY#{}", scope.pk())
+}
+
+impl DynamoControls {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    async fn put_doc(&self, pk: &str, doc: &str) -> Result<(), ControlsError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(pk.into()))
+            .item("doc", AttributeValue::S(doc.into()))
+            .item(
+                "updated_at",
+                AttributeValue::S(crate::journal::rfc3339_ms(crate::journal::now_ms())),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                ControlsError::Unavailable(
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+                )
+            })?;
+        Ok(())
+    }
+
+    /// Sets (replaces) a scope's controls (operators).
+    pub async fn set(&self, scope: &Scope, controls: &Controls) -> Result<(), ControlsError> {
+        let text = serde_json::to_string(controls)
+            .map_err(|e| ControlsError::Unavailable(e.to_string()))?;
+        self.put_doc(&scope.pk(), &text).await
+    }
+
+    /// Sets (replaces) a card's or account's directory item (operators).
+    pub async fn set_directory(
+        &self,
+        scope: &Scope,
+        directory: &Directory,
+    ) -> Result<(), ControlsError> {
+        let text = serde_json::to_string(directory)
+            .map_err(|e| ControlsError::Unavailable(e.to_string()))?;
+        self.put_doc(&directory_pk(scope), &text).await
+    }
+
+    /// Removes a scope's controls, or with `directory` its directory item (operators).
+    pub async fn clear(&self, scope: &Scope, directory: bool) -> Result<(), ControlsError> {
+        let pk = if directory {
+            directory_pk(scope)
+        } else {
+            scope.pk()
+        };
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .send()
+            .await
+            .map_err(|e| {
+                ControlsError::Unavailable(
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+                )
+            })?;
+        Ok(())
+    }
+
+    /// A scope's controls as stored (operators).
+    pub async fn show(&self, scope: &Scope) -> Result<Option<Controls>, ControlsError> {
+        Ok(self
+            .load_keys(vec![scope.pk()], Duration::from_secs(10))
+            .await?
+            .and_then(|items| doc(&items, &scope.pk()).transpose())
+            .transpose()?)
+    }
+
+    async fn load_keys(
+        &self,
+        pks: Vec<String>,
+        timeout: Duration,
+    ) -> Result<Option<Vec<HashMap<String, AttributeValue>>>, ControlsError> {
+        let mut keys = KeysAndAttributes::builder().consistent_read(true);
+        for pk in &pks {
+            keys = keys.keys(key(pk));
+        }
+        let keys = keys
+            .build()
+            .map_err(|e| ControlsError::Unavailable(e.to_string()))?;
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, keys)
+            .customize()
+            .config_override(dynamo_timeout(timeout))
+            .send()
+            .await
+            .map_err(|e| {
+                ControlsError::Unavailable(
+                    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+                )
+            })?;
+        // Throttled keys come back unprocessed; the decision cannot wait to retry them.
+        if out
+            .unprocessed_keys()
+            .is_some_and(|u| u.values().any(|k| !k.keys().is_empty()))
+        {
+            return Err(ControlsError::Unavailable(
+                "some controls were not read (throttled)".into(),
+            ));
+        }
+        Ok(out
+            .responses()
+            .and_then(|r| r.get(&self.table))
+            .cloned()
+            .or(Some(Vec::new())))
+    }
+}
+
+#[async_trait]
+impl ControlStore for DynamoControls {
+    async fn load(
+        &self,
+        card: Option<&str>,
+        account: Option<&str>,
+        directory: bool,
+        timeout: Duration,
+    ) -> Result<Loaded, ControlsError> {
+        let card = card.map(|c| Scope::Card(c.to_string()));
+        let account = account.map(|a| Scope::Account(a.to_string()));
+        let mut pks = vec![Scope::Program.pk()];
+        pks.extend(card.iter().map(Scope::pk));
+        pks.extend(account.iter().map(Scope::pk));
+        if directory {
+            pks.extend(card.iter().map(directory_pk));
+            pks.extend(account.iter().map(directory_pk));
+        }
+        let items = self.load_keys(pks, timeout).await?.unwrap_or_default();
+        Ok(Loaded {
+            program: doc(&items, &Scope::Program.pk())?,
+            card: match &card {
+                Some(c) => doc(&items, &c.pk())?,
+                None => None,
+            },
+            account: match &account {
+                Some(a) => doc(&items, &a.pk())?,
+                None => None,
+            },
+            card_directory: match (&card, directory) {
+                (Some(c), true) => doc(&items, &directory_pk(c))?,
+                _ => None,
+            },
+            account_directory: match (&account, directory) {
+                (Some(a), true) => doc(&items, &directory_pk(a))?,
+                _ => None,
+            },
+        })
+    }
+}

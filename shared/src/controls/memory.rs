@@ -1,0 +1,61 @@
+//! In-memory controls, for unit tests and benchmarks.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{ControlStore, Controls, ControlsError, Directory, Loaded, Scope};
+
+#[derive(Default)]
+pub struct InMemoryControls {
+    controls: Mutex<HashMap<String, Controls>>,
+    directories: Mutex<HashMap<String, Directory>>,
+}
+
+impl InMemoryControls {
+    pub fn set(&self, scope: &Scope, controls: Controls) {
+        if let Ok(mut m) = self.controls.lock() {
+            m.insert(scope.pk(), controls);
+        }
+    }
+
+    pub fn set_directory(&self, scope: &Scope, directory: Directory) {
+        if let Ok(mut m) = self.directories.lock() {
+            m.insert(scope.pk(), directory);
+        }
+    }
+}
+
+#[async_trait]
+impl ControlStore for InMemoryControls {
+    async fn load(
+        &self,
+        card: Option<&str>,
+        account: Option<&str>,
+        directory: bool,
+        _timeout: Duration,
+    ) -> Result<Loaded, ControlsError> {
+        let poisoned = |_| ControlsError::Unavailable("in-memory controls poisoned".into());
+        let c = self.controls.lock().map_err(poisoned)?;
+        let d = self.directories.lock().map_err(poisoned)?;
+        let card = card.map(|x| Scope::Card(x.into()).pk());
+        let account = account.map(|x| Scope::Account(x.into()).pk());
+        let get = |k: &Option<String>| k.as_ref().and_then(|k| c.get(k).cloned());
+        let dir = |k: &Option<String>| {
+            if directory {
+                k.as_ref().and_then(|k| d.get(k).cloned())
+            } else {
+                None
+            }
+        };
+        Ok(Loaded {
+            program: c.get(&Scope::Program.pk()).cloned(),
+            card: get(&card),
+            account: get(&account),
+            card_directory: dir(&card),
+            account_directory: dir(&account),
+        })
+    }
+}

@@ -1,0 +1,542 @@
+//! Card controls, velocity limits and the cardholder directory (`CONTROLS_TABLE`).
+//!
+//! ```text
+//!  decision ──► one BatchGetItem: CARD#<card>, ACCOUNT#<account>, PROGRAM [, DIRECTORY#...]
+//!           ──► evaluate (pure): program, then account, then card; a card in a scope's
+//!               `exclude_cards` skips that scope
+//!                 ├─ a control refuses ........ the policy section's `controls` outcome
+//!                 └─ allowed ................... the policy decides; if it approves, the
+//!                                                velocity counters go into the decision's
+//!                                                own write (journal put, or the Zero balance
+//!                                                transaction), each under its condition
+//! ```
+//!
+//! Items (partition key `pk`):
+//!
+//! | `pk` | attributes |
+//! |---|---|
+//! | `PROGRAM`, `ACCOUNT#<id>`, `CARD#<id>` | `doc` (S): a [`Controls`] document as JSON; `updated_at` (S) |
+//! | `DIRECTORY#CARD#<id>`, `DIRECTORY#ACCOUNT#<id>` | `doc` (S): a [`Directory`] document (step-up values) |
+//! | `VEL#<limit>#<card or account>:<id>#<window start>` | `count` (N), `amount` (N), `expiration` (N, TTL) |
+//!
+//! Counters live in fixed windows: a calendar day, ISO week or month (UTC), or `minutes` /
+//! `hours` windows aligned to the epoch. At a window's edge the count starts again, so up to
+//! twice a limit can pass within one window's length across an edge; that is the documented
+//! price of one conditional update per limit (no read of older windows). A hot card's
+//! counters are single items: DynamoDB takes about 1000 writes a second on one item, far above
+//! any card's real rate.
+
+mod dynamo;
+mod memory;
+
+pub use dynamo::DynamoControls;
+pub use memory::InMemoryControls;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+/// Allow and block lists. An entry is a value (`5411`, `BR`, `986`) or, for MCCs, a range
+/// (`5900-5999`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lists {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<Vec<String>>,
+}
+
+impl Lists {
+    /// Whether `value` passes: not blocked, and allowed when an allow list exists. An absent
+    /// value passes a block list and fails an allow list.
+    fn permits(&self, value: Option<&str>, ranges: bool) -> bool {
+        let hit = |list: &Vec<String>| value.is_some_and(|v| list.iter().any(|e| matches(e, v, ranges)));
+        if self.block.as_ref().is_some_and(hit) {
+            return false;
+        }
+        self.allow.as_ref().is_none_or(hit)
+    }
+}
+
+fn matches(entry: &str, value: &str, ranges: bool) -> bool {
+    if ranges && let Some((lo, hi)) = entry.split_once('-') {
+        return match (lo.trim().parse::<u32>(), hi.trim().parse::<u32>(), value.parse::<u32>()) {
+            (Ok(lo), Ok(hi), Ok(v)) => lo <= v && v <= hi,
+            _ => false,
+        };
+    }
+    entry.trim().eq_ignore_ascii_case(value.trim())
+}
+
+/// A velocity window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Period {
+    Day,
+    Week,
+    Month,
+    Minutes(u32),
+    Hours(u32),
+}
+
+/// What a limit counts per.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Per {
+    Card,
+    Account,
+}
+
+/// A velocity limit: at most `count` approvals and/or `amount` in total per card or account
+/// and window, optionally only for some MCCs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Velocity {
+    pub name: String,
+    pub per: Per,
+    pub period: Period,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    pub amount: Option<Decimal>,
+    /// Only transactions with these MCCs (values or ranges) count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcc: Option<Vec<String>>,
+}
+
+/// One scope's controls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Controls {
+    /// Blocks every transaction (a card- or account-level block).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blocked: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcc: Option<Lists>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub countries: Option<Lists>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currencies: Option<Lists>,
+    /// Allowed POS entry modes (their first two digits: `05` chip, `07` contactless, `81`
+    /// e-commerce, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_modes: Option<Vec<String>>,
+    /// `false` turns e-commerce (entry mode `81` or `10`) off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecommerce: Option<bool>,
+    /// `false` turns contactless (entry mode `07` or `91`) off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contactless: Option<bool>,
+    /// Largest amount of one authorization.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::arbitrary_precision_option"
+    )]
+    pub max_amount: Option<Decimal>,
+    /// A merchant lock: only these merchant ids.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merchants: Option<Vec<String>>,
+    /// Cards this (program or account) scope does not apply to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_cards: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub velocity: Vec<Velocity>,
+}
+
+/// Where a controls document applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Program,
+    Account(String),
+    Card(String),
+}
+
+impl Scope {
+    pub fn pk(&self) -> String {
+        match self {
+            Scope::Program => "PROGRAM".into(),
+            Scope::Account(id) => format!("ACCOUNT#{id}"),
+            Scope::Card(id) => format!("CARD#{id}"),
+        }
+    }
+}
+
+/// Step-up values for card tokenization, per card or account.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Directory {
+    /// Masked phone for `OTPSMS`, e.g. `+55*******1234`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_sms: Option<String>,
+    /// Masked email for `OTPEMAIL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_email: Option<String>,
+    /// Number to call for `OTPCALL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_call: Option<String>,
+    /// App id for `OTPAPP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp_app: Option<String>,
+}
+
+impl Directory {
+    /// Values of the card's directory, falling back to the account's, field by field.
+    pub fn merged(card: Option<&Directory>, account: Option<&Directory>) -> Directory {
+        let pick = |f: fn(&Directory) -> &Option<String>| {
+            card.and_then(|d| f(d).clone())
+                .or_else(|| account.and_then(|d| f(d).clone()))
+        };
+        Directory {
+            otp_sms: pick(|d| &d.otp_sms),
+            otp_email: pick(|d| &d.otp_email),
+            otp_call: pick(|d| &d.otp_call),
+            otp_app: pick(|d| &d.otp_app),
+        }
+    }
+
+    /// The value for a step-up method (`OTPSMS`, `OTPEMAIL`, `OTPCALL`, `OTPAPP`).
+    pub fn value_for(&self, method: &str) -> Option<&str> {
+        match method {
+            "OTPSMS" => self.otp_sms.as_deref(),
+            "OTPEMAIL" => self.otp_email.as_deref(),
+            "OTPCALL" => self.otp_call.as_deref(),
+            "OTPAPP" => self.otp_app.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Everything read for one decision.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Loaded {
+    pub program: Option<Controls>,
+    pub account: Option<Controls>,
+    pub card: Option<Controls>,
+    pub card_directory: Option<Directory>,
+    pub account_directory: Option<Directory>,
+}
+
+/// The facts of a transaction the controls read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub card_id: Option<String>,
+    pub account_id: Option<String>,
+    pub amount: Option<Decimal>,
+    pub mcc: Option<String>,
+    pub country: Option<String>,
+    pub currency: Option<String>,
+    pub entry_mode: Option<String>,
+    pub merchant_id: Option<String>,
+    /// Epoch milliseconds of the decision (windows are in UTC).
+    pub at_ms: i64,
+}
+
+/// Why a control refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Blocked,
+    Mcc,
+    Country,
+    Currency,
+    EntryMode,
+    Ecommerce,
+    Contactless,
+    Merchant,
+    MaxAmount,
+    /// A velocity count limit (`count_limit`).
+    Count,
+    /// A velocity amount limit (`amount_limit`).
+    Amount,
+}
+
+impl Refusal {
+    /// The journal label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::Blocked => "control_blocked",
+            Refusal::Mcc => "control_mcc",
+            Refusal::Country => "control_country",
+            Refusal::Currency => "control_currency",
+            Refusal::EntryMode => "control_entry_mode",
+            Refusal::Ecommerce => "control_ecommerce",
+            Refusal::Contactless => "control_contactless",
+            Refusal::Merchant => "control_merchant",
+            Refusal::MaxAmount => "control_max_amount",
+            Refusal::Count => "velocity_count",
+            Refusal::Amount => "velocity_amount",
+        }
+    }
+
+    /// The policy's outcome class: `not_permitted`, `amount_limit` or `count_limit`.
+    pub fn class(self) -> OutcomeClass {
+        match self {
+            Refusal::MaxAmount | Refusal::Amount => OutcomeClass::AmountLimit,
+            Refusal::Count => OutcomeClass::CountLimit,
+            _ => OutcomeClass::NotPermitted,
+        }
+    }
+}
+
+/// The three outcomes a policy section configures for controls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeClass {
+    NotPermitted,
+    AmountLimit,
+    CountLimit,
+}
+
+/// One counter update in the decision's write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    /// `VEL#<limit>#<card|account>:<id>#<window start>`.
+    pub key: String,
+    pub amount: Decimal,
+    pub max_count: Option<u32>,
+    pub max_amount: Option<Decimal>,
+    /// Epoch seconds: the window's end plus a day.
+    pub expires_at: i64,
+    /// Which refusal a failed condition means (count when both limits are set and the count
+    /// is the one reached is not knowable from the condition alone: the count is checked
+    /// first by [`Counter::refusal`]).
+    pub refusal: Refusal,
+}
+
+/// What the controls say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Refused(Refusal),
+    /// Allowed; an approval must apply these counters in its write.
+    Allowed(Vec<Counter>),
+}
+
+/// The scopes that apply to a card: program and account unless they exclude it, and the card.
+fn applicable<'a>(loaded: &'a Loaded, card: Option<&str>) -> Vec<&'a Controls> {
+    let excluded = |c: &Controls| card.is_some_and(|id| c.exclude_cards.iter().any(|x| x == id));
+    [&loaded.program, &loaded.account]
+        .into_iter()
+        .flatten()
+        .filter(|c| !excluded(c))
+        .chain(loaded.card.iter())
+        .collect()
+}
+
+fn entry_mode_prefix(facts: &Facts) -> Option<&str> {
+    facts.entry_mode.as_deref().and_then(|m| m.get(..2))
+}
+
+/// Evaluates the controls for one transaction (pure).
+pub fn evaluate(loaded: &Loaded, facts: &Facts) -> Verdict {
+    let scopes = applicable(loaded, facts.card_id.as_deref());
+    for c in &scopes {
+        if c.blocked {
+            return Verdict::Refused(Refusal::Blocked);
+        }
+        if c.mcc.as_ref().is_some_and(|l| !l.permits(facts.mcc.as_deref(), true)) {
+            return Verdict::Refused(Refusal::Mcc);
+        }
+        if c.countries.as_ref().is_some_and(|l| !l.permits(facts.country.as_deref(), false)) {
+            return Verdict::Refused(Refusal::Country);
+        }
+        if c.currencies.as_ref().is_some_and(|l| !l.permits(facts.currency.as_deref(), false)) {
+            return Verdict::Refused(Refusal::Currency);
+        }
+        let mode = entry_mode_prefix(facts);
+        if let Some(allowed) = &c.entry_modes
+            && !mode.is_some_and(|m| allowed.iter().any(|a| a.starts_with(m) || m.starts_with(a.as_str())))
+        {
+            return Verdict::Refused(Refusal::EntryMode);
+        }
+        if c.ecommerce == Some(false) && matches!(mode, Some("81" | "10")) {
+            return Verdict::Refused(Refusal::Ecommerce);
+        }
+        if c.contactless == Some(false) && matches!(mode, Some("07" | "91")) {
+            return Verdict::Refused(Refusal::Contactless);
+        }
+        if let Some(merchants) = &c.merchants
+            && !facts.merchant_id.as_deref().is_some_and(|m| merchants.iter().any(|x| x.trim() == m.trim()))
+        {
+            return Verdict::Refused(Refusal::Merchant);
+        }
+        if let (Some(max), Some(amount)) = (c.max_amount, facts.amount)
+            && amount > max
+        {
+            return Verdict::Refused(Refusal::MaxAmount);
+        }
+    }
+    let mut counters = Vec::new();
+    for c in &scopes {
+        for v in &c.velocity {
+            if let Some(mccs) = &v.mcc
+                && !facts.mcc.as_deref().is_some_and(|m| mccs.iter().any(|e| matches(e, m, true)))
+            {
+                continue;
+            }
+            let subject = match v.per {
+                Per::Card => facts.card_id.as_deref().map(|id| format!("card:{id}")),
+                Per::Account => facts.account_id.as_deref().map(|id| format!("account:{id}")),
+            };
+            let Some(subject) = subject else { continue };
+            let amount = facts.amount.unwrap_or_default();
+            // A single transaction above the whole amount limit can never pass.
+            if v.amount.is_some_and(|max| amount > max) {
+                return Verdict::Refused(Refusal::Amount);
+            }
+            let (start, end) = window(v.period, facts.at_ms);
+            counters.push(Counter {
+                key: format!("VEL#{}#{subject}#{start}", v.name),
+                amount,
+                max_count: v.count,
+                max_amount: v.amount,
+                expires_at: end / 1000 + 86_400,
+                refusal: if v.count.is_some() { Refusal::Count } else { Refusal::Amount },
+            });
+        }
+    }
+    Verdict::Allowed(counters)
+}
+
+/// The window `[start, end)` (epoch ms) holding `at_ms`.
+pub fn window(period: Period, at_ms: i64) -> (i64, i64) {
+    use time::{Date, Month, OffsetDateTime, Time};
+    let fixed = |len_ms: i64| {
+        let len = len_ms.max(60_000);
+        let start = at_ms.div_euclid(len) * len;
+        (start, start + len)
+    };
+    let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let ms = |d: Date| (d.with_time(Time::MIDNIGHT).assume_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    match period {
+        Period::Minutes(n) => fixed(i64::from(n) * 60_000),
+        Period::Hours(n) => fixed(i64::from(n) * 3_600_000),
+        Period::Day => {
+            let d = dt.date();
+            (ms(d), ms(d.next_day().unwrap_or(d)))
+        }
+        Period::Week => {
+            let d = dt.date();
+            let monday = d - time::Duration::days(i64::from(d.weekday().number_days_from_monday()));
+            (ms(monday), ms(monday + time::Duration::days(7)))
+        }
+        Period::Month => {
+            let d = dt.date();
+            let first = Date::from_calendar_date(d.year(), d.month(), 1).unwrap_or(d);
+            let (y, m) = match d.month() {
+                Month::December => (d.year() + 1, Month::January),
+                m => (d.year(), m.next()),
+            };
+            let next = Date::from_calendar_date(y, m, 1).unwrap_or(first);
+            (ms(first), ms(next))
+        }
+    }
+}
+
+/// The controls store failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ControlsError {
+    #[error("controls unavailable: {0}")]
+    Unavailable(String),
+    #[error("controls item {pk} is malformed: {problem}")]
+    Corrupt { pk: String, problem: String },
+}
+
+/// The narrow store a decision depends on.
+#[async_trait]
+pub trait ControlStore: Send + Sync {
+    /// One read of the card's, account's and program's controls, and (with `directory`) the
+    /// card's and account's directory items.
+    async fn load(
+        &self,
+        card: Option<&str>,
+        account: Option<&str>,
+        directory: bool,
+        timeout: Duration,
+    ) -> Result<Loaded, ControlsError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn facts() -> Facts {
+        Facts {
+            card_id: Some("c1".into()),
+            account_id: Some("a1".into()),
+            amount: Some(Decimal::from_str("33.33").unwrap_or_default()),
+            mcc: Some("5411".into()),
+            country: Some("BR".into()),
+            currency: Some("986".into()),
+            entry_mode: Some("051".into()),
+            merchant_id: Some("M1".into()),
+            at_ms: 1_700_000_000_000,
+        }
+    }
+
+    fn with(c: Controls) -> Loaded {
+        Loaded {
+            card: Some(c),
+            ..Loaded::default()
+        }
+    }
+
+    #[test]
+    fn each_control_refuses_with_its_reason() {
+        let f = facts();
+        let cases = [
+            (Controls { blocked: true, ..Default::default() }, Refusal::Blocked),
+            (Controls { mcc: Some(Lists { block: Some(vec!["5400-5499".into()]), allow: None }), ..Default::default() }, Refusal::Mcc),
+            (Controls { countries: Some(Lists { allow: Some(vec!["US".into()]), block: None }), ..Default::default() }, Refusal::Country),
+            (Controls { currencies: Some(Lists { block: Some(vec!["986".into()]), allow: None }), ..Default::default() }, Refusal::Currency),
+            (Controls { entry_modes: Some(vec!["07".into()]), ..Default::default() }, Refusal::EntryMode),
+            (Controls { merchants: Some(vec!["M2".into()]), ..Default::default() }, Refusal::Merchant),
+            (Controls { max_amount: Some(Decimal::from(10)), ..Default::default() }, Refusal::MaxAmount),
+        ];
+        for (c, want) in cases {
+            assert_eq!(evaluate(&with(c), &f), Verdict::Refused(want));
+        }
+        assert_eq!(evaluate(&Loaded::default(), &f), Verdict::Allowed(vec![]));
+        let ecom = Facts { entry_mode: Some("812".into()), ..facts() };
+        let off = Controls { ecommerce: Some(false), ..Default::default() };
+        assert_eq!(evaluate(&with(off), &ecom), Verdict::Refused(Refusal::Ecommerce));
+    }
+
+    #[test]
+    fn an_excluded_card_skips_the_program_scope() {
+        let program = Controls { blocked: true, exclude_cards: vec!["c1".into()], ..Default::default() };
+        let loaded = Loaded { program: Some(program), ..Loaded::default() };
+        assert_eq!(evaluate(&loaded, &facts()), Verdict::Allowed(vec![]));
+        let other = Facts { card_id: Some("c2".into()), ..facts() };
+        assert_eq!(evaluate(&loaded, &other), Verdict::Refused(Refusal::Blocked));
+    }
+
+    #[test]
+    fn velocity_counters_are_keyed_by_window() {
+        let v = Velocity { name: "daily".into(), per: Per::Card, period: Period::Day, count: Some(3), amount: None, mcc: None };
+        let loaded = with(Controls { velocity: vec![v], ..Default::default() });
+        let Verdict::Allowed(counters) = evaluate(&loaded, &facts()) else {
+            panic!("allowed");
+        };
+        assert_eq!(counters.len(), 1);
+        assert_eq!(counters[0].key, "VEL#daily#card:c1#1699920000000");
+        assert_eq!(counters[0].max_count, Some(3));
+    }
+
+    #[test]
+    fn windows() {
+        // 2023-11-14T22:13:20Z, a Tuesday.
+        let at = 1_700_000_000_000;
+        assert_eq!(window(Period::Day, at), (1_699_920_000_000, 1_700_006_400_000));
+        assert_eq!(window(Period::Week, at).0, 1_699_833_600_000);
+        assert_eq!(window(Period::Month, at), (1_698_796_800_000, 1_701_388_800_000));
+        assert_eq!(window(Period::Minutes(30), at), (1_699_999_200_000, 1_700_001_000_000));
+    }
+}
