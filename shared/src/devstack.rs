@@ -15,6 +15,7 @@ pub struct ResourceNames {
     pub journal_table: String,
     pub events_table: String,
     pub ledger_table: String,
+    pub controls_table: String,
     pub bucket: String,
 }
 
@@ -24,6 +25,7 @@ impl Default for ResourceNames {
             journal_table: "issuer-kit-journal".into(),
             events_table: "issuer-kit-events".into(),
             ledger_table: "issuer-kit-ledger".into(),
+            controls_table: "issuer-kit-controls".into(),
             bucket: "issuer-kit-events".into(),
         }
     }
@@ -37,6 +39,8 @@ pub const EVENTS_KEY: &str = "pk";
 pub const EVENTS_CID_INDEX: &str = "cid-index";
 /// Partition key of the ledger table.
 pub const LEDGER_KEY: &str = "pk";
+/// Partition key of the controls table.
+pub const CONTROLS_KEY: &str = "pk";
 
 fn key(name: &str) -> Result<KeySchemaElement, aws_sdk_dynamodb::error::BuildError> {
     KeySchemaElement::builder()
@@ -111,7 +115,10 @@ pub async fn create_resources(
             .await
             .map_err(create_err(&names.journal_table))?;
     }
-    let simple = [(&names.ledger_table, LEDGER_KEY)];
+    let simple = [
+        (&names.ledger_table, LEDGER_KEY),
+        (&names.controls_table, CONTROLS_KEY),
+    ];
     for (table, pk) in simple {
         if existing.contains(table) {
             continue;

@@ -2,9 +2,9 @@
 pub mod aritma;
 pub mod aws;
 pub mod cloudevents;
+pub mod controls;
 pub mod devstack;
 pub mod event_store;
-pub mod controls;
 pub mod journal;
 pub mod ledger;
 pub mod metrics;

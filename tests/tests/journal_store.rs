@@ -123,12 +123,12 @@ async fn money_moves_only_with_its_entry() -> anyhow::Result<()> {
         Some(debit("1", "10.00", true)),
     );
     assert_eq!(
-        ledger.apply(&m("10.00", None), &auth, T).await?,
+        ledger.apply(&m("10.00", None), &auth, &[], T).await?,
         Applied::Done
     );
     // The same id again: nothing moves, the stored entry comes back.
     assert_eq!(
-        ledger.apply(&m("10.00", None), &auth, T).await?,
+        ledger.apply(&m("10.00", None), &auth, &[], T).await?,
         Applied::Exists(Box::new(auth.clone()))
     );
     // Not enough funds: nothing written at all.
@@ -138,7 +138,7 @@ async fn money_moves_only_with_its_entry() -> anyhow::Result<()> {
         Some(debit("1", "10.00", true)),
     );
     assert_eq!(
-        ledger.apply(&m("10.00", None), &big, T).await?,
+        ledger.apply(&m("10.00", None), &big, &[], T).await?,
         Applied::InsufficientFunds
     );
     assert_eq!(journal.get("zero-balance#request#b").await?, None);
@@ -146,14 +146,14 @@ async fn money_moves_only_with_its_entry() -> anyhow::Result<()> {
     let rev = entry("zero-balance#reversal#a", "r", None);
     assert_eq!(
         ledger
-            .apply(&m("10.00", Some("zero-balance#request#a")), &rev, T)
+            .apply(&m("10.00", Some("zero-balance#request#a")), &rev, &[], T)
             .await?,
         Applied::Done
     );
     let rev2 = entry("zero-balance#reversal-advice#a", "r2", None);
     assert_eq!(
         ledger
-            .apply(&m("10.00", Some("zero-balance#request#a")), &rev2, T)
+            .apply(&m("10.00", Some("zero-balance#request#a")), &rev2, &[], T)
             .await?,
         Applied::OriginalNotFound
     );

@@ -307,7 +307,12 @@ async fn outage_answers_the_fallback_and_moves_nothing() -> anyhow::Result<()> {
         (200, json!({"is_approved": false, "response_code": "96"}))
     );
     assert_eq!(balance(&s, "500").await?, dec("100.00"));
-    assert!(s.journal.get("zero-balance#request#down-1").await?.is_none());
+    assert!(
+        s.journal
+            .get("zero-balance#request#down-1")
+            .await?
+            .is_none()
+    );
     // Healed, the retry decides: nothing was journaled for the fallback, nothing moved.
     let healed = send(&s, &request("down-1", 500, "0100", "00", "1.00")).await?;
     assert_eq!(healed.json()["response_code"], "00");

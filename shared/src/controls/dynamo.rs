@@ -31,13 +31,13 @@ fn doc<T: serde::de::DeserializeOwned>(
     else {
         return Ok(None);
     };
-    let text = item
-        .get("doc")
-        .and_then(|v| v.as_s().ok())
-        .ok_or_else(|| ControlsError::Corrupt {
-            pk: pk.into(),
-            problem: "no `doc`".into(),
-        })?;
+    let text =
+        item.get("doc")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| ControlsError::Corrupt {
+                pk: pk.into(),
+                problem: "no `doc`".into(),
+            })?;
     serde_json::from_str(text)
         .map(Some)
         .map_err(|e| ControlsError::Corrupt {
@@ -120,11 +120,11 @@ impl DynamoControls {
 
     /// A scope's controls as stored (operators).
     pub async fn show(&self, scope: &Scope) -> Result<Option<Controls>, ControlsError> {
-        Ok(self
+        let items = self
             .load_keys(vec![scope.pk()], Duration::from_secs(10))
             .await?
-            .and_then(|items| doc(&items, &scope.pk()).transpose())
-            .transpose()?)
+            .unwrap_or_default();
+        doc(&items, &scope.pk())
     }
 
     async fn load_keys(
@@ -207,5 +207,55 @@ impl ControlStore for DynamoControls {
                 _ => None,
             },
         })
+    }
+}
+
+/// The conditional update of one velocity counter inside a decision's transaction: add one
+/// approval and its amount, unless that would pass the limit.
+pub(crate) fn counter_update(
+    table: &str,
+    c: &super::Counter,
+) -> Result<aws_sdk_dynamodb::types::Update, aws_sdk_dynamodb::error::BuildError> {
+    use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+    let mut conditions = Vec::new();
+    let mut u = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .key("pk", AttributeValue::S(c.key.clone()))
+        .update_expression("ADD #count :one, #amount :amount SET #expiration = :expiration")
+        .expression_attribute_names("#count", "count")
+        .expression_attribute_names("#amount", "amount")
+        .expression_attribute_names("#expiration", "expiration")
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .expression_attribute_values(":amount", AttributeValue::N(c.amount.to_string()))
+        .expression_attribute_values(":expiration", AttributeValue::N(c.expires_at.to_string()))
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+    if let Some(max) = c.max_count {
+        conditions.push("(attribute_not_exists(#count) OR #count < :max_count)");
+        u = u.expression_attribute_values(":max_count", AttributeValue::N(max.to_string()));
+    }
+    if let Some(max) = c.max_amount {
+        conditions.push("(attribute_not_exists(#amount) OR #amount <= :room)");
+        u = u.expression_attribute_values(":room", AttributeValue::N((max - c.amount).to_string()));
+    }
+    if !conditions.is_empty() {
+        u = u.condition_expression(conditions.join(" AND "));
+    }
+    u.build()
+}
+
+/// Which limit a failed counter condition reached, from the counter as it was.
+pub(crate) fn refusal_of(
+    c: &super::Counter,
+    old: Option<&HashMap<String, AttributeValue>>,
+) -> super::Refusal {
+    let count = old
+        .and_then(|i| i.get("count"))
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    match c.max_count {
+        Some(max) if count >= max => super::Refusal::Count,
+        _ if c.max_amount.is_some() => super::Refusal::Amount,
+        _ => super::Refusal::Count,
     }
 }

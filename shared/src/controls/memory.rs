@@ -37,9 +37,9 @@ impl ControlStore for InMemoryControls {
         directory: bool,
         _timeout: Duration,
     ) -> Result<Loaded, ControlsError> {
-        let poisoned = |_| ControlsError::Unavailable("in-memory controls poisoned".into());
-        let c = self.controls.lock().map_err(poisoned)?;
-        let d = self.directories.lock().map_err(poisoned)?;
+        let poisoned = || ControlsError::Unavailable("in-memory controls poisoned".into());
+        let c = self.controls.lock().map_err(|_| poisoned())?;
+        let d = self.directories.lock().map_err(|_| poisoned())?;
         let card = card.map(|x| Scope::Card(x.into()).pk());
         let account = account.map(|x| Scope::Account(x.into()).pk());
         let get = |k: &Option<String>| k.as_ref().and_then(|k| c.get(k).cloned());

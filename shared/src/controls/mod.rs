@@ -26,7 +26,7 @@
 //! counters are single items: DynamoDB takes about 1000 writes a second on one item, far above
 //! any card's real rate.
 
-mod dynamo;
+pub(crate) mod dynamo;
 mod memory;
 
 pub use dynamo::DynamoControls;
@@ -53,7 +53,8 @@ impl Lists {
     /// Whether `value` passes: not blocked, and allowed when an allow list exists. An absent
     /// value passes a block list and fails an allow list.
     fn permits(&self, value: Option<&str>, ranges: bool) -> bool {
-        let hit = |list: &Vec<String>| value.is_some_and(|v| list.iter().any(|e| matches(e, v, ranges)));
+        let hit =
+            |list: &Vec<String>| value.is_some_and(|v| list.iter().any(|e| matches(e, v, ranges)));
         if self.block.as_ref().is_some_and(hit) {
             return false;
         }
@@ -63,7 +64,11 @@ impl Lists {
 
 fn matches(entry: &str, value: &str, ranges: bool) -> bool {
     if ranges && let Some((lo, hi)) = entry.split_once('-') {
-        return match (lo.trim().parse::<u32>(), hi.trim().parse::<u32>(), value.parse::<u32>()) {
+        return match (
+            lo.trim().parse::<u32>(),
+            hi.trim().parse::<u32>(),
+            value.parse::<u32>(),
+        ) {
             (Ok(lo), Ok(hi), Ok(v)) => lo <= v && v <= hi,
             _ => false,
         };
@@ -285,12 +290,14 @@ impl Refusal {
     }
 }
 
-/// The three outcomes a policy section configures for controls.
+/// The outcomes a policy section configures for controls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutcomeClass {
     NotPermitted,
     AmountLimit,
     CountLimit,
+    /// Card tokenization: a step-up outcome none of whose methods has a directory value.
+    StepUpUnavailable,
 }
 
 /// One counter update in the decision's write.
@@ -303,10 +310,6 @@ pub struct Counter {
     pub max_amount: Option<Decimal>,
     /// Epoch seconds: the window's end plus a day.
     pub expires_at: i64,
-    /// Which refusal a failed condition means (count when both limits are set and the count
-    /// is the one reached is not knowable from the condition alone: the count is checked
-    /// first by [`Counter::refusal`]).
-    pub refusal: Refusal,
 }
 
 /// What the controls say.
@@ -339,18 +342,31 @@ pub fn evaluate(loaded: &Loaded, facts: &Facts) -> Verdict {
         if c.blocked {
             return Verdict::Refused(Refusal::Blocked);
         }
-        if c.mcc.as_ref().is_some_and(|l| !l.permits(facts.mcc.as_deref(), true)) {
+        if c.mcc
+            .as_ref()
+            .is_some_and(|l| !l.permits(facts.mcc.as_deref(), true))
+        {
             return Verdict::Refused(Refusal::Mcc);
         }
-        if c.countries.as_ref().is_some_and(|l| !l.permits(facts.country.as_deref(), false)) {
+        if c.countries
+            .as_ref()
+            .is_some_and(|l| !l.permits(facts.country.as_deref(), false))
+        {
             return Verdict::Refused(Refusal::Country);
         }
-        if c.currencies.as_ref().is_some_and(|l| !l.permits(facts.currency.as_deref(), false)) {
+        if c.currencies
+            .as_ref()
+            .is_some_and(|l| !l.permits(facts.currency.as_deref(), false))
+        {
             return Verdict::Refused(Refusal::Currency);
         }
         let mode = entry_mode_prefix(facts);
         if let Some(allowed) = &c.entry_modes
-            && !mode.is_some_and(|m| allowed.iter().any(|a| a.starts_with(m) || m.starts_with(a.as_str())))
+            && !mode.is_some_and(|m| {
+                allowed
+                    .iter()
+                    .any(|a| a.starts_with(m) || m.starts_with(a.as_str()))
+            })
         {
             return Verdict::Refused(Refusal::EntryMode);
         }
@@ -361,7 +377,10 @@ pub fn evaluate(loaded: &Loaded, facts: &Facts) -> Verdict {
             return Verdict::Refused(Refusal::Contactless);
         }
         if let Some(merchants) = &c.merchants
-            && !facts.merchant_id.as_deref().is_some_and(|m| merchants.iter().any(|x| x.trim() == m.trim()))
+            && !facts
+                .merchant_id
+                .as_deref()
+                .is_some_and(|m| merchants.iter().any(|x| x.trim() == m.trim()))
         {
             return Verdict::Refused(Refusal::Merchant);
         }
@@ -375,13 +394,19 @@ pub fn evaluate(loaded: &Loaded, facts: &Facts) -> Verdict {
     for c in &scopes {
         for v in &c.velocity {
             if let Some(mccs) = &v.mcc
-                && !facts.mcc.as_deref().is_some_and(|m| mccs.iter().any(|e| matches(e, m, true)))
+                && !facts
+                    .mcc
+                    .as_deref()
+                    .is_some_and(|m| mccs.iter().any(|e| matches(e, m, true)))
             {
                 continue;
             }
             let subject = match v.per {
                 Per::Card => facts.card_id.as_deref().map(|id| format!("card:{id}")),
-                Per::Account => facts.account_id.as_deref().map(|id| format!("account:{id}")),
+                Per::Account => facts
+                    .account_id
+                    .as_deref()
+                    .map(|id| format!("account:{id}")),
             };
             let Some(subject) = subject else { continue };
             let amount = facts.amount.unwrap_or_default();
@@ -396,7 +421,6 @@ pub fn evaluate(loaded: &Loaded, facts: &Facts) -> Verdict {
                 max_count: v.count,
                 max_amount: v.amount,
                 expires_at: end / 1000 + 86_400,
-                refusal: if v.count.is_some() { Refusal::Count } else { Refusal::Amount },
             });
         }
     }
@@ -413,7 +437,12 @@ pub fn window(period: Period, at_ms: i64) -> (i64, i64) {
     };
     let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
         .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let ms = |d: Date| (d.with_time(Time::MIDNIGHT).assume_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let ms = |d: Date| {
+        (d.with_time(Time::MIDNIGHT)
+            .assume_utc()
+            .unix_timestamp_nanos()
+            / 1_000_000) as i64
+    };
     match period {
         Period::Minutes(n) => fixed(i64::from(n) * 60_000),
         Period::Hours(n) => fixed(i64::from(n) * 3_600_000),
@@ -492,36 +521,119 @@ mod tests {
     fn each_control_refuses_with_its_reason() {
         let f = facts();
         let cases = [
-            (Controls { blocked: true, ..Default::default() }, Refusal::Blocked),
-            (Controls { mcc: Some(Lists { block: Some(vec!["5400-5499".into()]), allow: None }), ..Default::default() }, Refusal::Mcc),
-            (Controls { countries: Some(Lists { allow: Some(vec!["US".into()]), block: None }), ..Default::default() }, Refusal::Country),
-            (Controls { currencies: Some(Lists { block: Some(vec!["986".into()]), allow: None }), ..Default::default() }, Refusal::Currency),
-            (Controls { entry_modes: Some(vec!["07".into()]), ..Default::default() }, Refusal::EntryMode),
-            (Controls { merchants: Some(vec!["M2".into()]), ..Default::default() }, Refusal::Merchant),
-            (Controls { max_amount: Some(Decimal::from(10)), ..Default::default() }, Refusal::MaxAmount),
+            (
+                Controls {
+                    blocked: true,
+                    ..Default::default()
+                },
+                Refusal::Blocked,
+            ),
+            (
+                Controls {
+                    mcc: Some(Lists {
+                        block: Some(vec!["5400-5499".into()]),
+                        allow: None,
+                    }),
+                    ..Default::default()
+                },
+                Refusal::Mcc,
+            ),
+            (
+                Controls {
+                    countries: Some(Lists {
+                        allow: Some(vec!["US".into()]),
+                        block: None,
+                    }),
+                    ..Default::default()
+                },
+                Refusal::Country,
+            ),
+            (
+                Controls {
+                    currencies: Some(Lists {
+                        block: Some(vec!["986".into()]),
+                        allow: None,
+                    }),
+                    ..Default::default()
+                },
+                Refusal::Currency,
+            ),
+            (
+                Controls {
+                    entry_modes: Some(vec!["07".into()]),
+                    ..Default::default()
+                },
+                Refusal::EntryMode,
+            ),
+            (
+                Controls {
+                    merchants: Some(vec!["M2".into()]),
+                    ..Default::default()
+                },
+                Refusal::Merchant,
+            ),
+            (
+                Controls {
+                    max_amount: Some(Decimal::from(10)),
+                    ..Default::default()
+                },
+                Refusal::MaxAmount,
+            ),
         ];
         for (c, want) in cases {
             assert_eq!(evaluate(&with(c), &f), Verdict::Refused(want));
         }
         assert_eq!(evaluate(&Loaded::default(), &f), Verdict::Allowed(vec![]));
-        let ecom = Facts { entry_mode: Some("812".into()), ..facts() };
-        let off = Controls { ecommerce: Some(false), ..Default::default() };
-        assert_eq!(evaluate(&with(off), &ecom), Verdict::Refused(Refusal::Ecommerce));
+        let ecom = Facts {
+            entry_mode: Some("812".into()),
+            ..facts()
+        };
+        let off = Controls {
+            ecommerce: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(
+            evaluate(&with(off), &ecom),
+            Verdict::Refused(Refusal::Ecommerce)
+        );
     }
 
     #[test]
     fn an_excluded_card_skips_the_program_scope() {
-        let program = Controls { blocked: true, exclude_cards: vec!["c1".into()], ..Default::default() };
-        let loaded = Loaded { program: Some(program), ..Loaded::default() };
+        let program = Controls {
+            blocked: true,
+            exclude_cards: vec!["c1".into()],
+            ..Default::default()
+        };
+        let loaded = Loaded {
+            program: Some(program),
+            ..Loaded::default()
+        };
         assert_eq!(evaluate(&loaded, &facts()), Verdict::Allowed(vec![]));
-        let other = Facts { card_id: Some("c2".into()), ..facts() };
-        assert_eq!(evaluate(&loaded, &other), Verdict::Refused(Refusal::Blocked));
+        let other = Facts {
+            card_id: Some("c2".into()),
+            ..facts()
+        };
+        assert_eq!(
+            evaluate(&loaded, &other),
+            Verdict::Refused(Refusal::Blocked)
+        );
     }
 
     #[test]
     fn velocity_counters_are_keyed_by_window() {
-        let v = Velocity { name: "daily".into(), per: Per::Card, period: Period::Day, count: Some(3), amount: None, mcc: None };
-        let loaded = with(Controls { velocity: vec![v], ..Default::default() });
+        let v = Velocity {
+            name: "daily".into(),
+            per: Per::Card,
+            period: Period::Day,
+            count: Some(3),
+            amount: None,
+            mcc: None,
+        };
+        let loaded = with(Controls {
+            velocity: vec![v],
+            ..Default::default()
+        });
         let Verdict::Allowed(counters) = evaluate(&loaded, &facts()) else {
             panic!("allowed");
         };
@@ -534,9 +646,18 @@ mod tests {
     fn windows() {
         // 2023-11-14T22:13:20Z, a Tuesday.
         let at = 1_700_000_000_000;
-        assert_eq!(window(Period::Day, at), (1_699_920_000_000, 1_700_006_400_000));
+        assert_eq!(
+            window(Period::Day, at),
+            (1_699_920_000_000, 1_700_006_400_000)
+        );
         assert_eq!(window(Period::Week, at).0, 1_699_833_600_000);
-        assert_eq!(window(Period::Month, at), (1_698_796_800_000, 1_701_388_800_000));
-        assert_eq!(window(Period::Minutes(30), at), (1_699_999_200_000, 1_700_001_000_000));
+        assert_eq!(
+            window(Period::Month, at),
+            (1_698_796_800_000, 1_701_388_800_000)
+        );
+        assert_eq!(
+            window(Period::Minutes(30), at),
+            (1_699_999_200_000, 1_700_001_000_000)
+        );
     }
 }

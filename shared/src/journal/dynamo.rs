@@ -21,11 +21,13 @@ pub const PENDING: &str = "PENDING";
 /// The sparse GSI over entries awaiting reconciliation.
 pub const RECONCILE_INDEX: &str = "reconcile-index";
 
-/// The journal in a DynamoDB table keyed by `id`.
+/// The journal in a DynamoDB table keyed by `id`; velocity counters, when configured, in the
+/// controls table.
 #[derive(Clone)]
 pub struct DynamoJournal {
     client: Client,
     table: String,
+    counters_table: Option<String>,
 }
 
 impl DynamoJournal {
@@ -33,7 +35,14 @@ impl DynamoJournal {
         Self {
             client,
             table: table.into(),
+            counters_table: None,
         }
+    }
+
+    /// Velocity counters go to `table` (`CONTROLS_TABLE`) in the decision's transaction.
+    pub fn with_counters(mut self, table: impl Into<String>) -> Self {
+        self.counters_table = Some(table.into());
+        self
     }
 
     pub fn table(&self) -> &str {
@@ -259,6 +268,80 @@ pub(crate) fn failure<E: std::error::Error + 'static>(
 
 #[async_trait]
 impl Journal for DynamoJournal {
+    async fn record_counted(
+        &self,
+        entry: &Entry,
+        counters: &[crate::controls::Counter],
+        timeout: Duration,
+    ) -> Result<super::Counted, StoreFailure> {
+        use super::Counted;
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        if counters.is_empty() {
+            return Ok(match self.record(entry, timeout).await? {
+                Recorded::New => Counted::New,
+                Recorded::Exists(e) => Counted::Exists(e),
+            });
+        }
+        let Some(counters_table) = &self.counters_table else {
+            return Err(StoreFailure::NotWritten(
+                "no CONTROLS_TABLE for counters".into(),
+            ));
+        };
+        let built =
+            |e: aws_sdk_dynamodb::error::BuildError| StoreFailure::NotWritten(e.to_string());
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(entry)))
+            .condition_expression("attribute_not_exists(id)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(built)?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        for c in counters {
+            let u = crate::controls::dynamo::counter_update(counters_table, c).map_err(built)?;
+            items.push(TransactWriteItem::builder().update(u).build());
+        }
+        let res = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(super::request_token(entry))
+            .customize()
+            .config_override(dynamo_timeout(timeout))
+            .send()
+            .await;
+        let err = match res {
+            Ok(_) => return Ok(Counted::New),
+            Err(e) => e,
+        };
+        let failed = failure(&err);
+        let TransactWriteItemsError::TransactionCanceledException(c) = err.into_service_error()
+        else {
+            return Err(failed);
+        };
+        let reasons = c.cancellation_reasons();
+        let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+        if code(0) == "ConditionalCheckFailed" {
+            let stored = reasons
+                .first()
+                .and_then(|r| r.item())
+                .ok_or_else(|| StoreFailure::Corrupt(entry.id.clone()))?;
+            return Ok(Counted::Exists(Box::new(from_item(stored)?)));
+        }
+        if let Some(i) = (1..=counters.len()).find(|i| code(*i) == "ConditionalCheckFailed") {
+            let old = reasons.get(i).and_then(|r| r.item());
+            return Ok(Counted::Limit(crate::controls::dynamo::refusal_of(
+                &counters[i - 1],
+                old,
+            )));
+        }
+        Err(StoreFailure::NotWritten(format!(
+            "transaction cancelled: journal {}",
+            code(0)
+        )))
+    }
+
     async fn record(&self, entry: &Entry, timeout: Duration) -> Result<Recorded, StoreFailure> {
         let res = self
             .client

@@ -6,11 +6,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Entry, Journal, Recorded, StoreFailure};
+use rust_decimal::Decimal;
+
+use super::{Counted, Entry, Journal, Recorded, StoreFailure};
+use crate::controls::{Counter, Refusal};
+
+/// Velocity counters: count and amount per counter key.
+pub(crate) type Counters = HashMap<String, (u32, Decimal)>;
 
 #[derive(Default)]
 struct State {
     entries: HashMap<String, Entry>,
+    counters: Counters,
     /// When set, every write fails with it (an outage in unit tests).
     failure: Option<StoreFailure>,
     writes: usize,
@@ -52,26 +59,76 @@ impl InMemoryJournal {
     /// ledger uses it to write an entry and move money in one step.
     pub(crate) fn transact<R>(
         &self,
-        f: impl FnOnce(&mut HashMap<String, Entry>) -> R,
+        f: impl FnOnce(&mut HashMap<String, Entry>, &mut Counters) -> R,
     ) -> Result<R, StoreFailure> {
         let mut state = self.lock();
         state.writes += 1;
         if let Some(f) = &state.failure {
             return Err(f.clone());
         }
-        Ok(f(&mut state.entries))
+        let State {
+            entries, counters, ..
+        } = &mut *state;
+        Ok(f(entries, counters))
+    }
+
+    /// A velocity counter's (count, amount).
+    pub fn counter(&self, key: &str) -> Option<(u32, Decimal)> {
+        self.lock().counters.get(key).copied()
+    }
+}
+
+/// The limit the first counter over it would pass, if any.
+pub(crate) fn over_limit(counters: &Counters, wanted: &[Counter]) -> Option<Refusal> {
+    wanted.iter().find_map(|c| {
+        let (count, amount) = counters.get(&c.key).copied().unwrap_or_default();
+        if c.max_count.is_some_and(|m| count >= m) {
+            Some(Refusal::Count)
+        } else if c.max_amount.is_some_and(|m| amount + c.amount > m) {
+            Some(Refusal::Amount)
+        } else {
+            None
+        }
+    })
+}
+
+/// Adds one approval to each counter.
+pub(crate) fn add(counters: &mut Counters, wanted: &[Counter]) {
+    for c in wanted {
+        let e = counters.entry(c.key.clone()).or_default();
+        e.0 += 1;
+        e.1 += c.amount;
     }
 }
 
 #[async_trait]
 impl Journal for InMemoryJournal {
     async fn record(&self, entry: &Entry, _timeout: Duration) -> Result<Recorded, StoreFailure> {
-        self.transact(|entries| match entries.get(&entry.id) {
+        self.transact(|entries, _| match entries.get(&entry.id) {
             Some(existing) => Recorded::Exists(Box::new(existing.clone())),
             None => {
                 entries.insert(entry.id.clone(), entry.clone());
                 Recorded::New
             }
+        })
+    }
+
+    async fn record_counted(
+        &self,
+        entry: &Entry,
+        wanted: &[Counter],
+        _timeout: Duration,
+    ) -> Result<Counted, StoreFailure> {
+        self.transact(|entries, counters| {
+            if let Some(existing) = entries.get(&entry.id) {
+                return Counted::Exists(Box::new(existing.clone()));
+            }
+            if let Some(i) = over_limit(counters, wanted) {
+                return Counted::Limit(i);
+            }
+            add(counters, wanted);
+            entries.insert(entry.id.clone(), entry.clone());
+            Counted::New
         })
     }
 }

@@ -38,7 +38,7 @@
 //! No card numbers, CVV, names, document numbers, phones or addresses are ever stored.
 
 pub(crate) mod dynamo;
-mod memory;
+pub(crate) mod memory;
 
 pub use dynamo::{DynamoJournal, PENDING, RECONCILE_INDEX};
 pub use memory::InMemoryJournal;
@@ -176,11 +176,39 @@ pub enum StoreFailure {
     Corrupt(String),
 }
 
-/// The one operation a journal store implements.
+/// Result of a journal write with velocity counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Counted {
+    New,
+    Exists(Box<Entry>),
+    /// A velocity counter would pass its limit (count or amount): nothing was written.
+    Limit(crate::controls::Refusal),
+}
+
+/// The operations a journal store implements.
 #[async_trait]
 pub trait Journal: Send + Sync {
     /// Writes `entry` unless an entry with its id exists, within `timeout`.
     async fn record(&self, entry: &Entry, timeout: Duration) -> Result<Recorded, StoreFailure>;
+
+    /// Writes `entry` and adds it to the velocity `counters`, each under its limit, in one
+    /// atomic step (a retry that finds its entry counts nothing).
+    async fn record_counted(
+        &self,
+        entry: &Entry,
+        counters: &[crate::controls::Counter],
+        timeout: Duration,
+    ) -> Result<Counted, StoreFailure> {
+        if !counters.is_empty() {
+            return Err(StoreFailure::NotWritten(
+                "this journal has no velocity counters".into(),
+            ));
+        }
+        Ok(match self.record(entry, timeout).await? {
+            Recorded::New => Counted::New,
+            Recorded::Exists(e) => Counted::Exists(e),
+        })
+    }
 }
 
 /// The time left to answer, and how much of it is kept back to settle an unclear write.

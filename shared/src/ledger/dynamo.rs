@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use super::{ACTIVE, Account, Applied, Direction, Ledger, LedgerError, Movement, account_pk};
 use crate::aws::dynamo_timeout;
+use crate::controls::Counter;
 use crate::journal::{Entry, request_token};
 use crate::journal::{dynamo::failure, dynamo::from_item, dynamo::to_item};
 
@@ -31,6 +32,7 @@ pub struct DynamoLedger {
     client: Client,
     table: String,
     journal_table: String,
+    counters_table: Option<String>,
 }
 
 fn unavailable<E: std::error::Error>(e: E) -> LedgerError {
@@ -93,7 +95,14 @@ impl DynamoLedger {
             client,
             table: table.into(),
             journal_table: journal_table.into(),
+            counters_table: None,
         }
+    }
+
+    /// Velocity counters go to `table` (`CONTROLS_TABLE`) in the same transaction.
+    pub fn with_counters(mut self, table: impl Into<String>) -> Self {
+        self.counters_table = Some(table.into());
+        self
     }
 
     /// The transaction's parts, in this order: 0 the journal entry, 1 the account, 2 (for a
@@ -220,9 +229,22 @@ impl Ledger for DynamoLedger {
         &self,
         m: &Movement,
         entry: &Entry,
+        counters: &[Counter],
         timeout: Duration,
     ) -> Result<Applied, LedgerError> {
-        let items = self.transaction(m, entry)?;
+        let mut items = self.transaction(m, entry)?;
+        // Counters follow the journal entry, the account and (for a reversal) the original.
+        let first_counter = items.len();
+        if !counters.is_empty() {
+            let table = self.counters_table.as_ref().ok_or_else(|| {
+                LedgerError::Unavailable("no CONTROLS_TABLE for velocity counters".into())
+            })?;
+            for c in counters {
+                let u = crate::controls::dynamo::counter_update(table, c)
+                    .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+                items.push(TransactWriteItem::builder().update(u).build());
+            }
+        }
         let token = request_token(entry);
         let deadline = Instant::now() + timeout;
         let mut attempt = 0;
@@ -260,13 +282,20 @@ impl Ledger for DynamoLedger {
                     .ok_or_else(|| LedgerError::Corrupt(entry.id.clone()))?;
                 return Ok(Applied::Exists(Box::new(from_item(stored)?)));
             }
-            if code(2) == "ConditionalCheckFailed" {
+            if m.reverses.is_some() && code(2) == "ConditionalCheckFailed" {
                 return Ok(Applied::OriginalNotFound);
             }
             if code(1) == "ConditionalCheckFailed" {
                 return Self::classify(reasons.get(1).and_then(|r| r.item()));
             }
-            let conflict = (0..3).any(|i| code(i) == "TransactionConflict");
+            if let Some(i) =
+                (first_counter..items.len()).find(|i| code(*i) == "ConditionalCheckFailed")
+            {
+                let c = &counters[i - first_counter];
+                let old = reasons.get(i).and_then(|r| r.item());
+                return Ok(Applied::Limit(crate::controls::dynamo::refusal_of(c, old)));
+            }
+            let conflict = (0..items.len()).any(|i| code(i) == "TransactionConflict");
             if conflict && attempt < CONFLICT_RETRIES {
                 attempt += 1;
                 continue;

@@ -9,6 +9,8 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 
 use super::{Account, Applied, Direction, Ledger, LedgerError, Movement};
+use crate::controls::Counter;
+use crate::journal::memory::{add, over_limit};
 use crate::journal::{Entry, InMemoryJournal};
 
 /// A ledger in a mutex, beside its journal.
@@ -50,10 +52,11 @@ impl Ledger for InMemoryLedger {
         &self,
         m: &Movement,
         entry: &Entry,
+        wanted: &[Counter],
         _timeout: Duration,
     ) -> Result<Applied, LedgerError> {
         let mut accounts = self.lock()?;
-        let applied = self.journal.transact(|entries| {
+        let applied = self.journal.transact(|entries, counters| {
             if let Some(existing) = entries.get(&entry.id) {
                 return Applied::Exists(Box::new(existing.clone()));
             }
@@ -87,10 +90,14 @@ impl Ledger for InMemoryLedger {
                     return Applied::InsufficientFunds;
                 }
             }
+            if let Some(i) = over_limit(counters, wanted) {
+                return Applied::Limit(i);
+            }
             match m.direction {
                 Direction::Debit => account.available -= m.amount,
                 Direction::Credit => account.available += m.amount,
             }
+            add(counters, wanted);
             entries.insert(entry.id.clone(), entry.clone());
             Applied::Done
         })?;

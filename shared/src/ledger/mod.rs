@@ -25,6 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 
+use crate::controls::Counter;
 use crate::journal::{Entry, StoreFailure};
 
 /// Status value of an active account.
@@ -89,6 +90,8 @@ pub enum Applied {
     /// A reversal whose original entry is missing, did not move money, is for another
     /// account or a smaller amount, or was already reversed.
     OriginalNotFound,
+    /// A velocity counter would pass its limit (which one: count or amount); nothing changed.
+    Limit(crate::controls::Refusal),
 }
 
 /// The ledger failed. Which variant decides whether the answer needs a fence.
@@ -120,12 +123,14 @@ pub const OPERATOR_TIMEOUT: Duration = Duration::from_secs(10);
 /// The narrow store the Zero balance webhook depends on.
 #[async_trait]
 pub trait Ledger: Send + Sync {
-    /// Applies `movement` and writes `entry` (which says the money moved) in one atomic step
-    /// bounded by `timeout`; neither happens without the other.
+    /// Applies `movement`, writes `entry` (which says the money moved) and adds it to the
+    /// velocity `counters`, in one atomic step bounded by `timeout`; none happens without the
+    /// others.
     async fn apply(
         &self,
         movement: &Movement,
         entry: &Entry,
+        counters: &[Counter],
         timeout: Duration,
     ) -> Result<Applied, LedgerError>;
     async fn account(

@@ -93,7 +93,29 @@ pub struct Section<R, O> {
     rules: Vec<Rule<O>>,
     default: Decided<O>,
     fallback: Decided<O>,
+    controls: ControlOutcomes<O>,
     _request: PhantomData<fn(&R)>,
+}
+
+/// The outcomes a section answers when a card control or velocity limit refuses
+/// ([`crate::controls`]); an outcome left out is the section's fallback.
+#[derive(Debug)]
+struct ControlOutcomes<O> {
+    not_permitted: Option<Decided<O>>,
+    amount_limit: Option<Decided<O>>,
+    count_limit: Option<Decided<O>>,
+    step_up_unavailable: Option<Decided<O>>,
+}
+
+impl<O: Clone> Clone for ControlOutcomes<O> {
+    fn clone(&self) -> Self {
+        Self {
+            not_permitted: self.not_permitted.clone(),
+            amount_limit: self.amount_limit.clone(),
+            count_limit: self.count_limit.clone(),
+            step_up_unavailable: self.step_up_unavailable.clone(),
+        }
+    }
 }
 
 impl<R, O: Clone> Clone for Section<R, O> {
@@ -102,9 +124,23 @@ impl<R, O: Clone> Clone for Section<R, O> {
             rules: self.rules.clone(),
             default: self.default.clone(),
             fallback: self.fallback.clone(),
+            controls: self.controls.clone(),
             _request: PhantomData,
         }
     }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawControlOutcomes {
+    #[serde(default)]
+    not_permitted: Option<Value>,
+    #[serde(default)]
+    amount_limit: Option<Value>,
+    #[serde(default)]
+    count_limit: Option<Value>,
+    #[serde(default)]
+    step_up_unavailable: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +160,8 @@ struct RawSection {
     rules: Vec<RawRule>,
     default: Value,
     fallback: Value,
+    #[serde(default)]
+    controls: Option<RawControlOutcomes>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -169,6 +207,19 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
             compile_outcome(&raw.default, "default").map_err(|p| section_err("default", p))?;
         let fallback =
             compile_outcome(&raw.fallback, "fallback").map_err(|p| section_err("fallback", p))?;
+        let raw_controls = raw.controls.unwrap_or_default();
+        let control = |v: &Option<Value>, name: &str| {
+            v.as_ref()
+                .map(|v| compile_outcome(v, name))
+                .transpose()
+                .map_err(|p| section_err(&format!("controls.{name}"), p))
+        };
+        let controls = ControlOutcomes {
+            not_permitted: control(&raw_controls.not_permitted, "not_permitted")?,
+            amount_limit: control(&raw_controls.amount_limit, "amount_limit")?,
+            count_limit: control(&raw_controls.count_limit, "count_limit")?,
+            step_up_unavailable: control(&raw_controls.step_up_unavailable, "step_up_unavailable")?,
+        };
         let mut rules = Vec::with_capacity(raw.rules.len());
         for (i, rule) in raw.rules.into_iter().enumerate() {
             let name = rule.name.clone().unwrap_or_else(|| format!("#{}", i + 1));
@@ -198,6 +249,7 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
             rules,
             default,
             fallback,
+            controls,
             _request: PhantomData,
         })
     }
@@ -222,6 +274,24 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
     /// The answer when a dependency is slow or down.
     pub fn fallback(&self) -> &Decided<O> {
         &self.fallback
+    }
+
+    /// The answer when a control refuses, labelled with the control (`control_mcc`, ...):
+    /// the section's `controls` outcome of that class, else its fallback.
+    pub fn control_outcome(&self, class: crate::controls::OutcomeClass, label: &str) -> Decided<O> {
+        use crate::controls::OutcomeClass;
+        let configured = match class {
+            OutcomeClass::NotPermitted => &self.controls.not_permitted,
+            OutcomeClass::AmountLimit => &self.controls.amount_limit,
+            OutcomeClass::CountLimit => &self.controls.count_limit,
+            OutcomeClass::StepUpUnavailable => &self.controls.step_up_unavailable,
+        };
+        let d = configured.as_ref().unwrap_or(&self.fallback);
+        Decided {
+            value: d.value.clone(),
+            body: d.body.clone(),
+            label: label.into(),
+        }
     }
 
     pub fn default_outcome(&self) -> &Decided<O> {

@@ -21,6 +21,9 @@ pub trait Outcome: DeserializeOwned + Serialize + Clone + Send + Sync + 'static 
 
     /// Business checks of the outcome.
     fn check(&self) -> Result<(), String>;
+
+    /// Whether the outcome approves (velocity counters count only approvals).
+    fn approves(&self) -> bool;
 }
 
 fn check_keys(value: &Value, allowed: &[&str], what: &str) -> Result<(), String> {
@@ -57,6 +60,10 @@ const STEP_UP_FIELDS: &[&str] = &["method", "value", "platform", "source"];
 
 impl Outcome for TokenizationResponse {
     const FIELDS: &'static [&'static str] = &["approve", "action_code", "step_up_methods"];
+
+    fn approves(&self) -> bool {
+        self.approve
+    }
 
     fn check_fields(value: &Value) -> Result<(), String> {
         check_keys(value, Self::FIELDS, "outcome")?;
@@ -113,6 +120,10 @@ impl Outcome for TokenizationResponse {
 impl Outcome for BankingResponse {
     const FIELDS: &'static [&'static str] = &["decision", "metadata"];
 
+    fn approves(&self) -> bool {
+        self.decision == Decision::Approve
+    }
+
     fn check(&self) -> Result<(), String> {
         if !self.decision.is_known() {
             return Err(format!(
@@ -126,6 +137,10 @@ impl Outcome for BankingResponse {
 }
 
 impl Outcome for FullBalanceResponse {
+    fn approves(&self) -> bool {
+        self.approve == Some(true) || self.force_approve == Some(true)
+    }
+
     const FIELDS: &'static [&'static str] = &[
         "approve",
         "force_approve",
@@ -146,6 +161,10 @@ impl Outcome for FullBalanceResponse {
 }
 
 impl Outcome for ZeroBalanceResponse {
+    fn approves(&self) -> bool {
+        self.is_approved == Some(true)
+    }
+
     const FIELDS: &'static [&'static str] = &[
         "is_approved",
         "response_code",

@@ -1,11 +1,14 @@
-//! The three webhooks decided by the policy alone.
+//! The three webhooks decided by the policy (and, with `CONTROLS_TABLE`, the card controls,
+//! velocity limits and cardholder directory of [`crate::controls`]).
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::{Answer, Decision, DecisionCtx, Webhook};
-use crate::journal::{How, inputs_of};
+use super::{Answer, Decision, DecisionCtx, Journaled, Webhook};
+use crate::controls::{ControlStore, Directory, Facts, Verdict, evaluate};
+use crate::journal::{FallbackReason, How, inputs_of};
 use crate::models::{
     BankingRequest, BankingResponse, FullBalanceRequest, FullBalanceResponse, TokenizationRequest,
     TokenizationResponse,
@@ -22,6 +25,45 @@ pub trait PolicyKind: Send + Sync + 'static {
     const INPUTS: &'static [&'static str];
     fn section(policy: &Policy) -> &Section<Self::Request, Self::Response>;
     fn request_key(request: &Self::Request) -> String;
+
+    /// What the card controls read of a request; `None`: no controls apply.
+    fn facts(_request: &Self::Request, _at_ms: i64) -> Option<Facts> {
+        None
+    }
+
+    /// Whether decisions read the cardholder directory (step-up values).
+    const DIRECTORY: bool = false;
+
+    /// The outcome with the directory's step-up values; `None` when no method is left.
+    fn with_directory(outcome: &Self::Response, _directory: &Directory) -> Option<Self::Response> {
+        Some(outcome.clone())
+    }
+}
+
+/// A card transaction's facts, as Full balance and Zero balance send them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn card_facts(
+    card: impl ToString,
+    account: impl ToString,
+    amount: rust_decimal::Decimal,
+    mcc: Option<&str>,
+    country: Option<&str>,
+    currency: &str,
+    entry_mode: Option<&str>,
+    merchant: Option<&str>,
+    at_ms: i64,
+) -> Facts {
+    Facts {
+        card_id: Some(card.to_string()),
+        account_id: Some(account.to_string()),
+        amount: Some(amount),
+        mcc: mcc.map(str::to_string),
+        country: country.map(str::to_string),
+        currency: Some(currency.to_string()),
+        entry_mode: entry_mode.map(str::to_string),
+        merchant_id: merchant.map(str::to_string),
+        at_ms,
+    }
 }
 
 /// Card tokenization anti-fraud; keyed by `token_id` and `card.id`.
@@ -51,6 +93,43 @@ impl PolicyKind for CardTokenization {
             None => r.token_id.to_string(),
         }
     }
+
+    /// A card-level block applies to tokenization too.
+    fn facts(r: &Self::Request, at_ms: i64) -> Option<Facts> {
+        r.card.as_ref().map(|c| Facts {
+            card_id: Some(c.id.to_string()),
+            at_ms,
+            ..Facts::default()
+        })
+    }
+
+    const DIRECTORY: bool = true;
+
+    /// Fills each step-up method's `value` from the directory (the cardholder's own phone,
+    /// app or number); a method without a value there is left out.
+    fn with_directory(outcome: &Self::Response, directory: &Directory) -> Option<Self::Response> {
+        let Some(methods) = &outcome.step_up_methods else {
+            return Some(outcome.clone());
+        };
+        let kept: Vec<_> = methods
+            .iter()
+            .filter_map(|m| {
+                let method = m.method.as_ref()?;
+                let value = directory.value_for(method.as_str())?;
+                Some(crate::models::StepUpMethod {
+                    value: Some(value.to_string()),
+                    ..m.clone()
+                })
+            })
+            .collect();
+        if kept.is_empty() {
+            return None;
+        }
+        Some(TokenizationResponse {
+            step_up_methods: Some(kept),
+            ..outcome.clone()
+        })
+    }
 }
 
 /// Banking anti-fraud; keyed by `id`.
@@ -76,6 +155,17 @@ impl PolicyKind for BankingAntifraud {
     }
     fn request_key(r: &Self::Request) -> String {
         r.id.clone()
+    }
+
+    /// Account-level controls and velocity: the amount, currency and account of a transfer.
+    fn facts(r: &Self::Request, at_ms: i64) -> Option<Facts> {
+        Some(Facts {
+            account_id: Some(r.account_id.to_text()),
+            amount: Some(r.amount),
+            currency: Some(r.currency_code.clone()),
+            at_ms,
+            ..Facts::default()
+        })
     }
 }
 
@@ -114,12 +204,28 @@ impl PolicyKind for FullBalanceAntifraud {
     fn request_key(r: &Self::Request) -> String {
         r.id.clone()
     }
+
+    fn facts(r: &Self::Request, at_ms: i64) -> Option<Facts> {
+        let f = &r.fields;
+        Some(card_facts(
+            f.card_id,
+            f.account_id,
+            f.amount_transaction,
+            f.mcc.as_deref(),
+            f.merchant_state_or_country_code.as_deref(),
+            &f.currency,
+            f.entry_mode.as_deref(),
+            f.merchant_id_code.as_deref(),
+            at_ms,
+        ))
+    }
 }
 
 /// A webhook answered by its policy section.
 pub struct PolicyWebhook<K: PolicyKind> {
     section: Section<K::Request, K::Response>,
     policy_version: String,
+    controls: Option<Arc<dyn ControlStore>>,
     _kind: PhantomData<fn() -> K>,
 }
 
@@ -128,7 +234,23 @@ impl<K: PolicyKind> PolicyWebhook<K> {
         Self {
             section: K::section(policy).clone(),
             policy_version: policy.version.clone(),
+            controls: None,
             _kind: PhantomData,
+        }
+    }
+
+    /// Decisions read the card controls (and directory) from `store` first.
+    pub fn with_controls(mut self, store: Option<Arc<dyn ControlStore>>) -> Self {
+        self.controls = store;
+        self
+    }
+
+    fn serialized(outcome: &K::Response, label: &str) -> Decision {
+        Decision {
+            body: serde_json::to_string(outcome)
+                .unwrap_or_else(|_| "{}".into())
+                .into(),
+            label: label.into(),
         }
     }
 }
@@ -148,18 +270,87 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
         K::request_key(request)
     }
 
-    /// Decides in memory, then one conditional write.
+    /// Reads the controls (one batched read, when configured), decides in memory, then one
+    /// conditional write (with the velocity counters of an approval).
     async fn decide(&self, request: &Self::Request, ctx: &DecisionCtx<'_>) -> Answer {
-        let d = decision(self.section.decide(request));
-        let entry = ctx.entry(
-            &d,
-            How::Policy,
-            &self.policy_version,
-            inputs_of(request, K::INPUTS),
-            None,
-            None,
-        );
-        ctx.journal(d, entry).await
+        let inputs = inputs_of(request, K::INPUTS);
+        let entry = |d: &Decision, how: How| {
+            ctx.entry(d, how, &self.policy_version, inputs.clone(), None, None)
+        };
+        let fallback = |reason: FallbackReason| {
+            let d = decision(self.section.fallback());
+            let e = entry(&d, How::Fallback(reason));
+            (d, e)
+        };
+        let mut counters = Vec::new();
+        let mut directory = None;
+        if let (Some(store), Some(facts)) = (&self.controls, K::facts(request, ctx.decided_at_ms)) {
+            let Some(timeout) = ctx.budget.for_write() else {
+                let (d, _) = fallback(FallbackReason::Deadline);
+                return Answer::Decided {
+                    decision: d,
+                    how: How::Fallback(FallbackReason::Deadline),
+                    journaled: Journaled::No,
+                    reconcile: false,
+                };
+            };
+            let loaded = match store
+                .load(
+                    facts.card_id.as_deref(),
+                    facts.account_id.as_deref(),
+                    K::DIRECTORY,
+                    timeout,
+                )
+                .await
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    // A control that cannot be read cannot be honoured: the fallback.
+                    tracing::warn!(id = %ctx.id, error = %e, "controls unavailable");
+                    let (d, e) = fallback(FallbackReason::StoreUnavailable);
+                    return ctx.journal(d, e).await;
+                }
+            };
+            match evaluate(&loaded, &facts) {
+                Verdict::Refused(r) => {
+                    let d = decision(&self.section.control_outcome(r.class(), r.label()));
+                    let e = entry(&d, How::Policy);
+                    return ctx.journal(d, e).await;
+                }
+                Verdict::Allowed(c) => counters = c,
+            }
+            if K::DIRECTORY {
+                directory = Some(Directory::merged(
+                    loaded.card_directory.as_ref(),
+                    loaded.account_directory.as_ref(),
+                ));
+            }
+        }
+        let decided = self.section.decide(request);
+        let d = match &directory {
+            Some(dir) => match K::with_directory(&decided.value, dir) {
+                Some(o) if o.approves() == decided.value.approves() => {
+                    Self::serialized(&o, &decided.label)
+                }
+                Some(_) => decision(decided),
+                None => decision(&self.section.control_outcome(
+                    crate::controls::OutcomeClass::StepUpUnavailable,
+                    "step_up_unavailable",
+                )),
+            },
+            None => decision(decided),
+        };
+        let e = entry(&d, How::Policy);
+        if counters.is_empty() || !decided.value.approves() {
+            return ctx.journal(d, e).await;
+        }
+        let refused = |r: crate::controls::Refusal| {
+            let d = decision(&self.section.control_outcome(r.class(), r.label()));
+            let e = entry(&d, How::Policy);
+            (d, e)
+        };
+        ctx.journal_counted(d, e, &counters, refused, fallback)
+            .await
     }
 
     fn fallback(&self) -> Decision {

@@ -35,7 +35,10 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use crate::journal::{Budget, Entry, FallbackReason, How, Input, Journal, Money, Recorded};
+use crate::controls::{Counter, Refusal};
+use crate::journal::{
+    Budget, Counted, Entry, FallbackReason, How, Input, Journal, Money, Recorded, StoreFailure,
+};
 
 /// An answer: the exact response body and a label for logs and metrics (rule name, `default`,
 /// `fallback`, or a ledger outcome).
@@ -158,8 +161,49 @@ impl DecisionCtx<'_> {
                     };
                 }
                 Ok(Recorded::Exists(stored)) => return self.existing(&stored),
-                Err(crate::journal::StoreFailure::Unknown(_)) if tries == 0 => tries += 1,
+                Err(StoreFailure::Unknown(_)) if tries == 0 => tries += 1,
                 Err(e) => return self.unjournaled(decision, entry.how, &entry, &e.to_string()),
+            }
+        }
+    }
+
+    /// Journals an approval together with its velocity counters, in one transaction. When a
+    /// limit is reached, `refused` gives the decline and its entry, which are journaled
+    /// instead. A limit that cannot be enforced is not ignored: a failed write answers the
+    /// `fallback` (fenced when the write's outcome is unknown).
+    pub async fn journal_counted(
+        &self,
+        decision: Decision,
+        entry: Entry,
+        counters: &[Counter],
+        refused: impl FnOnce(Refusal) -> (Decision, Entry),
+        fallback: impl FnOnce(FallbackReason) -> (Decision, Entry),
+    ) -> Answer {
+        let Some(timeout) = self.budget.for_write() else {
+            let (d, e) = fallback(FallbackReason::Deadline);
+            return self.unjournaled(d, e.how, &e, "no time left");
+        };
+        match self.journal.record_counted(&entry, counters, timeout).await {
+            Ok(Counted::New) => Answer::Decided {
+                decision,
+                how: entry.how,
+                journaled: Journaled::Yes,
+                reconcile: false,
+            },
+            Ok(Counted::Exists(stored)) => self.existing(&stored),
+            Ok(Counted::Limit(r)) => {
+                let (d, e) = refused(r);
+                self.journal(d, e).await
+            }
+            Err(StoreFailure::Unknown(e)) => {
+                tracing::warn!(id = %self.id, error = %e, "counted write outcome unknown: fencing");
+                let (d, e) = fallback(FallbackReason::OutcomeUnknown);
+                self.fence(d, e).await
+            }
+            Err(e) => {
+                tracing::warn!(id = %self.id, error = %e, "counted write failed");
+                let (d, e) = fallback(FallbackReason::StoreUnavailable);
+                self.journal(d, e).await
             }
         }
     }

@@ -464,6 +464,8 @@ pub struct RunnerParts {
     pub verifier: Verifier,
     pub dynamo: aws_sdk_dynamodb::Client,
     pub journal_table: String,
+    /// `CONTROLS_TABLE`: card controls, velocity counters and the directory (optional).
+    pub controls_table: Option<String>,
     pub metrics: Emf,
 }
 
@@ -472,6 +474,7 @@ pub async fn runner_parts() -> Result<RunnerParts, StartupError> {
     let config = RunnerConfig::from_env()?;
     let verifier = Verifier::new(VerifierConfig::from_env()?);
     let journal_table = env_required("JOURNAL_TABLE")?;
+    let controls_table = env_required("CONTROLS_TABLE").ok();
     let warm = verifier.clone();
     tokio::spawn(async move {
         warm.warm_up().await;
@@ -482,15 +485,31 @@ pub async fn runner_parts() -> Result<RunnerParts, StartupError> {
         verifier,
         dynamo: aws_sdk_dynamodb::Client::new(&sdk),
         journal_table,
+        controls_table,
         metrics: Emf::from_env(WEBHOOKS_NAMESPACE),
     })
 }
 
 impl RunnerParts {
-    /// The runner of `webhook`, journaling into the DynamoDB journal table.
+    /// The controls store, when `CONTROLS_TABLE` is set.
+    pub fn controls(&self) -> Option<Arc<dyn crate::controls::ControlStore>> {
+        self.controls_table.as_ref().map(|t| {
+            Arc::new(crate::controls::DynamoControls::new(
+                self.dynamo.clone(),
+                t.clone(),
+            )) as Arc<dyn crate::controls::ControlStore>
+        })
+    }
+
+    /// The runner of `webhook`, journaling into the DynamoDB journal table (with velocity
+    /// counters in the controls table, when set).
     pub fn runner<W: Webhook>(self, webhook: W) -> WebhookRunner<W> {
-        let journal = Arc::new(DynamoJournal::new(self.dynamo, self.journal_table));
-        WebhookRunner::new(webhook, self.verifier, journal, self.config).with_metrics(self.metrics)
+        let mut journal = DynamoJournal::new(self.dynamo, self.journal_table);
+        if let Some(t) = self.controls_table {
+            journal = journal.with_counters(t);
+        }
+        WebhookRunner::new(webhook, self.verifier, Arc::new(journal), self.config)
+            .with_metrics(self.metrics)
     }
 }
 
@@ -513,6 +532,7 @@ pub async fn serve<W: Webhook>(runner: WebhookRunner<W>) -> Result<(), lambda_ht
 pub async fn serve_policy_webhook<K: PolicyKind>() -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     let policy = Policy::from_env()?;
-    let runner = runner_from_env(PolicyWebhook::<K>::new(&policy)).await?;
-    serve(runner).await
+    let parts = runner_parts().await?;
+    let webhook = PolicyWebhook::<K>::new(&policy).with_controls(parts.controls());
+    serve(parts.runner(webhook)).await
 }

@@ -28,6 +28,7 @@ use rust_decimal::Decimal;
 
 use super::runner::{StartupError, env_required, runner_parts, serve};
 use super::{Answer, Decision, DecisionCtx, Journaled, Webhook};
+use crate::controls::{ControlStore, Counter, Verdict, evaluate};
 use crate::journal::{FallbackReason, How, Input, Money, inputs_of};
 use crate::ledger::{Applied, Direction, DynamoLedger, Ledger, LedgerError, Movement};
 use crate::models::{AvailableCreditLimit, ZeroBalanceRequest, ZeroBalanceResponse};
@@ -171,6 +172,7 @@ pub struct ZeroBalanceWebhook {
     policy_version: String,
     ledger: Arc<dyn Ledger>,
     codes: ZeroBalanceCodes,
+    controls: Option<Arc<dyn ControlStore>>,
 }
 
 fn answer(response: &ZeroBalanceResponse, label: &str) -> Decision {
@@ -204,7 +206,15 @@ impl ZeroBalanceWebhook {
             policy_version: policy.version.clone(),
             ledger,
             codes,
+            controls: None,
         }
+    }
+
+    /// Debit requests read the card controls from `store` first; their velocity counters go
+    /// into the ledger transaction.
+    pub fn with_controls(mut self, store: Option<Arc<dyn ControlStore>>) -> Self {
+        self.controls = store;
+        self
     }
 
     fn reply(&self, approved: bool, code: &str, label: &str) -> Decision {
@@ -252,8 +262,15 @@ impl ZeroBalanceWebhook {
         }
     }
 
-    /// Moves money with its journal entry in one transaction, and answers what happened.
-    async fn move_money(&self, job: &Job<'_, '_>, m: Movement, approved: Decision) -> Answer {
+    /// Moves money with its journal entry (and velocity counters) in one transaction, and
+    /// answers what happened.
+    async fn move_money(
+        &self,
+        job: &Job<'_, '_>,
+        m: Movement,
+        approved: Decision,
+        counters: &[Counter],
+    ) -> Answer {
         let money = |moved: bool| Money {
             account_id: m.account_id.clone(),
             amount: m.amount,
@@ -278,7 +295,7 @@ impl ZeroBalanceWebhook {
             Some(money(true)),
             None,
         );
-        match self.ledger.apply(&m, &entry, timeout).await {
+        match self.ledger.apply(&m, &entry, counters, timeout).await {
             Ok(Applied::Done) => Answer::Decided {
                 decision: approved,
                 how: How::Ledger,
@@ -325,7 +342,14 @@ impl ZeroBalanceWebhook {
 
     /// The answer when the ledger refused a movement.
     fn refusal(&self, refused: &Applied, notice: bool) -> (Decision, Option<&'static str>) {
+        if let (Applied::Limit(r), false) = (refused, notice) {
+            return (
+                from_policy(&self.section.control_outcome(r.class(), r.label())),
+                None,
+            );
+        }
         let reason = match refused {
+            Applied::Limit(_) => "velocity_limit",
             Applied::UnknownAccount => "unknown_account",
             Applied::Inactive => "inactive",
             Applied::InsufficientFunds => "insufficient_funds",
@@ -504,7 +528,56 @@ impl Webhook for ZeroBalanceWebhook {
             (_, Direction::Debit) => "approved",
             (_, Direction::Credit) => "credited",
         };
-        self.move_money(&job, movement, self.approve(label)).await
+        let mut counters = Vec::new();
+        if class == MessageClass::Request
+            && direction == Direction::Debit
+            && let Some(store) = &self.controls
+        {
+            let facts = super::kinds::card_facts(
+                f.card_id,
+                f.account_id,
+                f.amount_transaction,
+                f.mcc.as_deref(),
+                f.merchant_state_or_country_code.as_deref(),
+                &f.currency,
+                f.entry_mode.as_deref(),
+                f.merchant_id_code.as_deref(),
+                ctx.decided_at_ms,
+            );
+            let Some(timeout) = ctx.budget.for_write() else {
+                return Answer::Decided {
+                    decision: self.fallback(),
+                    how: How::Fallback(FallbackReason::Deadline),
+                    journaled: Journaled::No,
+                    reconcile: false,
+                };
+            };
+            match store
+                .load(
+                    facts.card_id.as_deref(),
+                    facts.account_id.as_deref(),
+                    false,
+                    timeout,
+                )
+                .await
+                .map(|loaded| evaluate(&loaded, &facts))
+            {
+                Ok(Verdict::Refused(r)) => {
+                    let d = from_policy(&self.section.control_outcome(r.class(), r.label()));
+                    return self.settle(&job, d, How::Policy, None, None).await;
+                }
+                Ok(Verdict::Allowed(c)) => counters = c,
+                Err(e) => {
+                    tracing::warn!(id = %ctx.id, error = %e, "controls unavailable");
+                    let reason = FallbackReason::StoreUnavailable;
+                    return self
+                        .settle(&job, self.fallback(), How::Fallback(reason), None, None)
+                        .await;
+                }
+            }
+        }
+        self.move_money(&job, movement, self.approve(label), &counters)
+            .await
     }
 
     fn fallback(&self) -> Decision {
@@ -519,11 +592,12 @@ pub async fn serve_zero_balance() -> Result<(), lambda_http::Error> {
     let codes = ZeroBalanceCodes::from_env()?;
     let table = env_required("LEDGER_TABLE")?;
     let parts = runner_parts().await?;
-    let ledger = Arc::new(DynamoLedger::new(
-        parts.dynamo.clone(),
-        table,
-        parts.journal_table.clone(),
-    ));
-    let runner = parts.runner(ZeroBalanceWebhook::new(&policy, ledger, codes));
+    let mut ledger = DynamoLedger::new(parts.dynamo.clone(), table, parts.journal_table.clone());
+    if let Some(t) = &parts.controls_table {
+        ledger = ledger.with_counters(t.clone());
+    }
+    let webhook =
+        ZeroBalanceWebhook::new(&policy, Arc::new(ledger), codes).with_controls(parts.controls());
+    let runner = parts.runner(webhook);
     serve(runner).await
 }
