@@ -270,6 +270,31 @@ pub fn rfc3339_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// Fields a rule may read that are never journaled: card numbers or parts of them, documents,
+/// names, postal codes. A rule on one of them cannot be backtested.
+pub const NOT_JOURNALED: &[&str] = &[
+    "card.bin",
+    "fields.bin",
+    "fields.last_four_digits",
+    "fields.cpf",
+    "fields.merchant_name",
+    "fields.postal_code",
+    "fields.cardholder_postal_code",
+    "fields.pos_postal_code",
+];
+
+/// Every field a rule may read ([`PolicySubject::FIELDS`]) except [`NOT_JOURNALED`], as
+/// decision inputs: what a backtest needs to decide the request again. Absent fields are
+/// left out.
+pub fn all_inputs<R: PolicySubject>(request: &R) -> Vec<(String, Input)> {
+    let paths: Vec<&str> = R::FIELDS
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| !NOT_JOURNALED.contains(p))
+        .collect();
+    inputs_of(request, &paths)
+}
+
 /// The named fields of a request, as decision inputs. Absent fields are left out; only
 /// paths in the caller's list are read, so nothing sensitive is journaled by accident.
 pub fn inputs_of<R: PolicySubject>(request: &R, paths: &[&str]) -> Vec<(String, Input)> {

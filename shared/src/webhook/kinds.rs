@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::{Answer, Decision, DecisionCtx, Journaled, Webhook};
 use crate::controls::{ControlStore, Directory, Facts, Verdict, evaluate};
-use crate::journal::{FallbackReason, How, inputs_of};
+use crate::journal::{FallbackReason, How, all_inputs};
 use crate::models::{
     BankingRequest, BankingResponse, FullBalanceRequest, FullBalanceResponse, TokenizationRequest,
     TokenizationResponse,
@@ -20,9 +20,6 @@ pub trait PolicyKind: Send + Sync + 'static {
     const NAME: &'static str;
     type Request: PolicySubject + DeserializeOwned + Send + Sync;
     type Response: Outcome;
-    /// The request fields journaled as decision inputs (no card data, names, documents,
-    /// phones or addresses).
-    const INPUTS: &'static [&'static str];
     fn section(policy: &Policy) -> &Section<Self::Request, Self::Response>;
     fn request_key(request: &Self::Request) -> String;
 
@@ -73,17 +70,6 @@ impl PolicyKind for CardTokenization {
     const NAME: &'static str = "card-tokenization";
     type Request = TokenizationRequest;
     type Response = TokenizationResponse;
-    const INPUTS: &'static [&'static str] = &[
-        "token_id",
-        "network_brand",
-        "custom_codes",
-        "card.id",
-        "card.type",
-        "card.program_id",
-        "card.status",
-        "card.stage",
-        "combo_card.status",
-    ];
     fn section(policy: &Policy) -> &Section<Self::Request, Self::Response> {
         &policy.card_tokenization
     }
@@ -139,17 +125,6 @@ impl PolicyKind for BankingAntifraud {
     const NAME: &'static str = "banking-antifraud";
     type Request = BankingRequest;
     type Response = BankingResponse;
-    const INPUTS: &'static [&'static str] = &[
-        "decision",
-        "datetime",
-        "account_id",
-        "currency_code",
-        "amount",
-        "origin",
-        "operation_type",
-        "processing_code",
-        "entities.account.limits.total",
-    ];
     fn section(policy: &Policy) -> &Section<Self::Request, Self::Response> {
         &policy.banking_antifraud
     }
@@ -176,28 +151,6 @@ impl PolicyKind for FullBalanceAntifraud {
     const NAME: &'static str = "full-balance-antifraud";
     type Request = FullBalanceRequest;
     type Response = FullBalanceResponse;
-    const INPUTS: &'static [&'static str] = &[
-        "fields.mti",
-        "fields.card_id",
-        "fields.account_id",
-        "fields.card_status",
-        "fields.card_type",
-        "fields.amount_transaction",
-        "fields.amount_local",
-        "fields.amount_settlement",
-        "fields.currency",
-        "fields.mcc",
-        "fields.country_code",
-        "fields.entry_mode",
-        "fields.merchant_id_code",
-        "fields.merchant_state_or_country_code",
-        "fields.transaction_mode",
-        "fields.network_score",
-        "fields.program_id",
-        "fields.available_limit",
-        "fields.response_code",
-        "fields.denial_code",
-    ];
     fn section(policy: &Policy) -> &Section<Self::Request, Self::Response> {
         &policy.full_balance_antifraud
     }
@@ -273,7 +226,7 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
     /// Reads the controls (one batched read, when configured), decides in memory, then one
     /// conditional write (with the velocity counters of an approval).
     async fn decide(&self, request: &Self::Request, ctx: &DecisionCtx<'_>) -> Answer {
-        let inputs = inputs_of(request, K::INPUTS);
+        let inputs = all_inputs(request);
         let entry = |d: &Decision, how: How| {
             ctx.entry(d, how, &self.policy_version, inputs.clone(), None, None)
         };

@@ -29,7 +29,7 @@ use rust_decimal::Decimal;
 use super::runner::{StartupError, env_required, runner_parts, serve};
 use super::{Answer, Decision, DecisionCtx, Journaled, Webhook};
 use crate::controls::{ControlStore, Counter, Verdict, evaluate};
-use crate::journal::{FallbackReason, How, Input, Money, inputs_of};
+use crate::journal::{FallbackReason, How, Input, Money, all_inputs};
 use crate::ledger::{Applied, Direction, DynamoLedger, Ledger, LedgerError, Movement};
 use crate::models::{AvailableCreditLimit, ZeroBalanceRequest, ZeroBalanceResponse};
 use crate::policy::{Decided, Policy, Section};
@@ -91,29 +91,6 @@ impl ZeroBalanceCodes {
         })
     }
 }
-
-/// The request fields journaled as decision inputs.
-const INPUTS: &[&str] = &[
-    "fields.mti",
-    "fields.processing_code",
-    "fields.card_id",
-    "fields.account_id",
-    "fields.amount_transaction",
-    "fields.amount_local",
-    "fields.amount_settlement",
-    "fields.currency",
-    "fields.mcc",
-    "fields.country_code",
-    "fields.entry_mode",
-    "fields.merchant_id_code",
-    "fields.merchant_state_or_country_code",
-    "fields.payment_card_brand",
-    "fields.card_type",
-    "fields.network_score",
-    "fields.program_id",
-    "fields.response_code",
-    "fields.denial_code",
-];
 
 /// The message class of an `mti`: part of the journal key, so that an advice and its request
 /// are two entries, while a repeat (`0121`) shares its advice's entry.
@@ -428,7 +405,7 @@ impl Webhook for ZeroBalanceWebhook {
         let class = MessageClass::of(&f.mti);
         let job = Job {
             ctx,
-            inputs: inputs_of(request, INPUTS),
+            inputs: all_inputs(request),
             notice: class.is_notice(&f.mti),
         };
         if class == MessageClass::Request
