@@ -644,3 +644,492 @@ fn a_network_field_is_also_read_through_the_request_lookup() {
     );
     assert_eq!(mastercard.field("fields.mcc"), Field::Text("string".into()));
 }
+
+// ---- the published JSON Schema ----
+
+use shared::models::BankingRequest;
+use shared::policy::FieldKind;
+use shared::policy::schema::{SECTIONS, json_schema};
+
+const PUBLISHED_SCHEMA: &str = include_str!("../policy/policy.schema.json");
+
+fn published_schema() -> Value {
+    serde_json::from_str(PUBLISHED_SCHEMA).expect("the published schema is JSON")
+}
+
+#[test]
+fn the_published_schema_is_the_generated_one() {
+    assert!(
+        published_schema() == json_schema(),
+        "shared/policy/policy.schema.json is stale: regenerate it with \
+         `cargo run -p tools --bin validate-policy -- --print-schema > shared/policy/policy.schema.json`"
+    );
+    assert!(jsonschema::meta::is_valid(&published_schema()));
+    let default: Value = serde_json::from_str(shared::policy::DEFAULT_POLICY).expect("JSON");
+    assert_eq!(default["$schema"], "./policy.schema.json");
+}
+
+/// The operators the schema allows with each field, per section: field path → operators.
+fn schema_fields(schema: &Value, section: &str) -> Vec<(String, Vec<String>)> {
+    let forms = schema["$defs"][format!("{section}_condition")]["oneOf"]
+        .as_array()
+        .expect("condition forms");
+    let mut out = Vec::new();
+    for form in forms {
+        let Some(props) = form["properties"].as_object() else {
+            continue;
+        };
+        let ops: Vec<String> = props.keys().filter(|k| *k != "field").cloned().collect();
+        let field = &props.get("field");
+        if let Some(paths) = field.and_then(|f| f["enum"].as_array()) {
+            for p in paths {
+                out.push((p.as_str().expect("path").to_string(), ops.clone()));
+            }
+        } else if let Some(pattern) = field.and_then(|f| f["pattern"].as_str()) {
+            out.push((format!("pattern:{pattern}"), ops.clone()));
+        }
+    }
+    out
+}
+
+fn expected_ops(kind: FieldKind) -> Vec<&'static str> {
+    let mut ops = match kind {
+        FieldKind::Text => vec!["eq", "ne", "in", "not_in", "prefix", "regex", "present"],
+        FieldKind::Number => vec![
+            "eq", "ne", "in", "not_in", "between", "present", "gt", "gte", "lt", "lte",
+        ],
+        FieldKind::Bool => vec!["eq", "ne", "in", "not_in", "present"],
+        FieldKind::List => vec!["contains", "present"],
+        FieldKind::Network => vec![
+            "eq", "ne", "in", "not_in", "between", "prefix", "regex", "contains", "present", "gt",
+            "gte", "lt", "lte",
+        ],
+    };
+    ops.sort_unstable();
+    ops
+}
+
+fn check_section_fields<R: PolicySubject>(schema: &Value, section: &str) {
+    let mut in_schema = schema_fields(schema, section);
+    for (_, ops) in &mut in_schema {
+        ops.sort_unstable();
+    }
+    for (path, kind) in R::FIELDS {
+        let found: Vec<_> = in_schema.iter().filter(|(p, _)| p == path).collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{section}: `{path}` is not in the schema exactly once"
+        );
+        assert_eq!(
+            found[0].1,
+            expected_ops(*kind),
+            "{section}: operators of `{path}`"
+        );
+    }
+    let network = in_schema.iter().find(|(p, _)| p.starts_with("pattern:"));
+    assert_eq!(
+        network.is_some(),
+        R::NETWORK_DATA,
+        "{section}: network data paths"
+    );
+    if let Some((_, ops)) = network {
+        assert_eq!(
+            *ops,
+            expected_ops(FieldKind::Network),
+            "{section}: network operators"
+        );
+    }
+    for (path, _) in &in_schema {
+        assert!(
+            path.starts_with("pattern:") || R::kind_of(path).is_some(),
+            "{section}: the schema names `{path}`, which rules cannot use"
+        );
+    }
+}
+
+#[test]
+fn every_subject_field_is_in_the_schema_with_the_operators_of_its_kind() {
+    let schema = published_schema();
+    check_section_fields::<TokenizationRequest>(&schema, SECTIONS[0]);
+    check_section_fields::<BankingRequest>(&schema, SECTIONS[1]);
+    check_section_fields::<FullBalanceRequest>(&schema, SECTIONS[2]);
+    check_section_fields::<ZeroBalanceRequest>(&schema, SECTIONS[3]);
+}
+
+fn section(name: &str, rules: &str, default: &str, fallback: &str, extra: &str) -> String {
+    format!(
+        r#"{{"{name}": {{"rules": [{rules}], "default": {default}, "fallback": {fallback}{extra}}}}}"#
+    )
+}
+
+fn tok(rules: &str) -> String {
+    section(
+        "card_tokenization",
+        rules,
+        r#"{"approve": true, "action_code": "00"}"#,
+        r#"{"approve": false, "action_code": "96"}"#,
+        "",
+    )
+}
+
+fn fb(rules: &str, extra: &str) -> String {
+    section(
+        "full_balance_antifraud",
+        rules,
+        r#"{"approve": true, "response_code": "00"}"#,
+        r#"{"approve": false, "response_code": "96"}"#,
+        extra,
+    )
+}
+
+fn bank(rules: &str) -> String {
+    section(
+        "banking_antifraud",
+        rules,
+        r#"{"decision": "approve"}"#,
+        r#"{"decision": "reject"}"#,
+        "",
+    )
+}
+
+fn zb(rules: &str) -> String {
+    section(
+        "zero_balance",
+        rules,
+        r#"{"is_approved": true, "response_code": "00"}"#,
+        r#"{"is_approved": false, "response_code": "96"}"#,
+        "",
+    )
+}
+
+fn fb_rule(when: &str) -> String {
+    fb(
+        &format!(
+            r#"{{"name": "r", "when": [{when}], "then": {{"approve": false, "response_code": "57"}}}}"#
+        ),
+        "",
+    )
+}
+
+fn tok_rule(when: &str, then: &str) -> String {
+    tok(&format!(
+        r#"{{"name": "r", "when": [{when}], "then": {then}}}"#
+    ))
+}
+
+#[test]
+fn the_schema_and_the_loader_give_the_same_verdict() {
+    let validator = jsonschema::validator_for(&published_schema()).expect("schema compiles");
+    let decline = r#"{"approve": false, "action_code": "05"}"#;
+    let cases: Vec<(&str, String, bool)> = vec![
+        (
+            "the shipped default",
+            shared::policy::DEFAULT_POLICY.to_string(),
+            true,
+        ),
+        ("no sections", "{}".into(), true),
+        (
+            "$schema and description",
+            r#"{"$schema": "./policy.schema.json", "description": "x"}"#.into(),
+            true,
+        ),
+        (
+            "nested groups",
+            tok_rule(
+                r#"{"any": [{"field": "custom_codes", "contains": "FRB"},
+                            {"all": [{"field": "card.type", "prefix": "VIRT"},
+                                     {"not": {"field": "card.status", "in": ["NORMAL", "warning"]}}]}]}"#,
+                decline,
+            ),
+            true,
+        ),
+        (
+            "network data, regex, between",
+            fb_rule(
+                r#"{"field": "original_network_data.f126.sf20", "eq": "1"},
+                   {"field": "fields.merchant_city", "regex": "^SAO\\b"},
+                   {"field": "fields.amount_transaction", "between": ["10.00", 250]}"#,
+            ),
+            true,
+        ),
+        (
+            "zero balance network score",
+            zb(
+                r#"{"when": [{"field": "original_network_data.de48.se75.sf1", "gte": 50}],
+                   "then": {"is_approved": false, "response_code": "59", "limit_amount": 0}}"#,
+            ),
+            true,
+        ),
+        (
+            "banking amount and bool-free text",
+            bank(
+                r#"{"when": [{"field": "amount", "gt": "1000.50"}, {"field": "origin", "ne": "onus"}],
+                     "then": {"decision": "reject", "metadata": {"why": "big"}}}"#,
+            ),
+            true,
+        ),
+        (
+            "bool field",
+            fb_rule(r#"{"field": "fields.cvv_response", "eq": false}"#),
+            true,
+        ),
+        (
+            "a challenge",
+            tok_rule(
+                r#"{"field": "card.status", "eq": "warning"}"#,
+                r#"{"approve": true, "action_code": "85", "step_up_methods": [{"method": "OTPAPP", "platform": "IOS"}]}"#,
+            ),
+            true,
+        ),
+        (
+            "unknown top-level key",
+            r#"{"card_tokenizaton": {}}"#.into(),
+            false,
+        ),
+        ("unknown section key", fb("", r#", "rulez": []"#), false),
+        (
+            "missing fallback",
+            r#"{"banking_antifraud": {"default": {"decision": "approve"}}}"#.into(),
+            false,
+        ),
+        (
+            "unknown field",
+            fb_rule(r#"{"field": "fields.colour", "eq": "red"}"#),
+            false,
+        ),
+        (
+            "unknown field in a group",
+            fb_rule(r#"{"not": {"any": [{"field": "fields.colour", "eq": "red"}]}}"#),
+            false,
+        ),
+        (
+            "between on text",
+            fb_rule(r#"{"field": "fields.mcc", "between": [1, 2]}"#),
+            false,
+        ),
+        (
+            "between with three bounds",
+            fb_rule(r#"{"field": "fields.amount_local", "between": [1, 2, 3]}"#),
+            false,
+        ),
+        (
+            "prefix on a number",
+            fb_rule(r#"{"field": "fields.amount_local", "prefix": "1"}"#),
+            false,
+        ),
+        (
+            "regex on a bool",
+            fb_rule(r#"{"field": "fields.cvv_response", "regex": "t"}"#),
+            false,
+        ),
+        (
+            "gt on text",
+            fb_rule(r#"{"field": "fields.mcc", "gt": 5}"#),
+            false,
+        ),
+        (
+            "gt not a number",
+            fb_rule(r#"{"field": "fields.amount_local", "gt": "lots"}"#),
+            false,
+        ),
+        (
+            "eq on a list",
+            tok_rule(r#"{"field": "custom_codes", "eq": "FRB"}"#, decline),
+            false,
+        ),
+        (
+            "contains on text",
+            tok_rule(r#"{"field": "card.type", "contains": "V"}"#, decline),
+            false,
+        ),
+        (
+            "two operators",
+            fb_rule(r#"{"field": "fields.mcc", "eq": "1", "ne": "2"}"#),
+            false,
+        ),
+        ("no operator", fb_rule(r#"{"field": "fields.mcc"}"#), false),
+        (
+            "unknown operator",
+            fb_rule(r#"{"field": "fields.mcc", "starts_with": "1"}"#),
+            false,
+        ),
+        ("empty any", fb_rule(r#"{"any": []}"#), false),
+        (
+            "group beside a field",
+            fb_rule(r#"{"field": "fields.mcc", "all": [{"field": "fields.mcc", "eq": "1"}]}"#),
+            false,
+        ),
+        (
+            "empty in",
+            fb_rule(r#"{"field": "fields.mcc", "in": []}"#),
+            false,
+        ),
+        (
+            "empty when",
+            fb(r#"{"when": [], "then": {"approve": false}}"#, ""),
+            false,
+        ),
+        (
+            "missing then",
+            fb(r#"{"when": [{"field": "fields.mcc", "eq": "1"}]}"#, ""),
+            false,
+        ),
+        (
+            "network data on banking",
+            bank(
+                r#"{"when": [{"field": "original_network_data.f126", "present": true}], "then": {"decision": "reject"}}"#,
+            ),
+            false,
+        ),
+        (
+            "85 without step-up",
+            tok_rule(
+                r#"{"field": "card.type", "eq": "VIRTUAL"}"#,
+                r#"{"approve": true, "action_code": "85"}"#,
+            ),
+            false,
+        ),
+        (
+            "step-up without 85",
+            tok_rule(
+                r#"{"field": "card.type", "eq": "VIRTUAL"}"#,
+                r#"{"approve": true, "action_code": "00", "step_up_methods": [{"method": "OTPSMS"}]}"#,
+            ),
+            false,
+        ),
+        (
+            "platform with OTPSMS",
+            tok_rule(
+                r#"{"field": "card.type", "eq": "VIRTUAL"}"#,
+                r#"{"approve": true, "action_code": "85", "step_up_methods": [{"method": "OTPSMS", "platform": "IOS"}]}"#,
+            ),
+            false,
+        ),
+        (
+            "unknown step-up method",
+            tok_rule(
+                r#"{"field": "card.type", "eq": "VIRTUAL"}"#,
+                r#"{"approve": true, "action_code": "85", "step_up_methods": [{"method": "OTPMAIL"}]}"#,
+            ),
+            false,
+        ),
+        (
+            "three-character code",
+            tok_rule(
+                r#"{"field": "card.type", "eq": "VIRTUAL"}"#,
+                r#"{"approve": false, "action_code": "005"}"#,
+            ),
+            false,
+        ),
+        (
+            "banking decision maybe",
+            bank(r#"{"when": [{"field": "amount", "gt": 5}], "then": {"decision": "maybe"}}"#),
+            false,
+        ),
+        (
+            "banking metadata not an object",
+            bank(
+                r#"{"when": [{"field": "amount", "gt": 5}], "then": {"decision": "reject", "metadata": 1}}"#,
+            ),
+            false,
+        ),
+        (
+            "full balance without approve",
+            fb_rule(r#"{"field": "fields.mcc", "eq": "1"}"#).replace(
+                r#""approve": false, "response_code": "57""#,
+                r#""response_code": "57""#,
+            ),
+            false,
+        ),
+        (
+            "zero balance without response code",
+            zb(r#"{"when": [{"field": "fields.mcc", "eq": "1"}], "then": {"is_approved": false}}"#),
+            false,
+        ),
+        (
+            "zero balance long response code",
+            zb(
+                r#"{"when": [{"field": "fields.mcc", "eq": "1"}], "then": {"is_approved": false, "response_code": "961"}}"#,
+            ),
+            false,
+        ),
+    ];
+    for (what, text, valid) in &cases {
+        let instance: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let schema_says = validator.is_valid(&instance);
+        let loader_says = Policy::from_json(text);
+        assert_eq!(schema_says, *valid, "{what}: schema verdict");
+        assert_eq!(
+            loader_says.is_ok(),
+            *valid,
+            "{what}: loader verdict {:?}",
+            loader_says.err()
+        );
+    }
+
+    // What only the loader checks: the schema accepts these, `validate-policy` refuses them.
+    let loader_only = [
+        (
+            "invalid regex",
+            fb_rule(r#"{"field": "fields.mcc", "regex": "(unclosed"}"#),
+        ),
+        (
+            "between upside down",
+            fb_rule(r#"{"field": "fields.amount_local", "between": [10, 1]}"#),
+        ),
+    ];
+    for (what, text) in &loader_only {
+        let instance: Value = serde_json::from_str(text).expect("JSON");
+        assert!(validator.is_valid(&instance), "{what}: schema");
+        assert!(Policy::from_json(text).is_err(), "{what}: loader");
+    }
+}
+
+#[test]
+fn the_schema_describes_an_optional_controls_object_per_section() {
+    let validator = jsonschema::validator_for(&published_schema()).expect("schema compiles");
+    let cases = [
+        (
+            fb(
+                "",
+                r#", "controls": {"not_permitted": {"approve": false, "response_code": "57"},
+                                      "amount_limit": {"approve": false, "response_code": "61"},
+                                      "count_limit": {"approve": false, "response_code": "65"}}"#,
+            ),
+            true,
+        ),
+        (fb("", r#", "controls": {}"#), true),
+        (
+            fb(
+                "",
+                r#", "controls": {"blocked": {"approve": false, "response_code": "57"}}"#,
+            ),
+            false,
+        ),
+        (
+            fb(
+                "",
+                r#", "controls": {"amount_limit": {"response_code": "61"}}"#,
+            ),
+            false,
+        ),
+        (
+            fb(
+                "",
+                r#", "controls": {"count_limit": {"approve": false, "response_code": "655"}}"#,
+            ),
+            false,
+        ),
+    ];
+    // The loader reads `controls` once the card controls land; until then only the schema
+    // verdicts are checked here.
+    let loader_reads_controls = Policy::from_json(&cases[0].0).is_ok();
+    for (text, valid) in &cases {
+        let instance: Value = serde_json::from_str(text).expect("JSON");
+        assert_eq!(validator.is_valid(&instance), *valid, "schema: {text}");
+        if loader_reads_controls {
+            assert_eq!(Policy::from_json(text).is_ok(), *valid, "loader: {text}");
+        }
+    }
+}

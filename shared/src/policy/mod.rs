@@ -24,6 +24,7 @@
 mod condition;
 mod field;
 mod outcome;
+pub mod schema;
 mod subjects;
 
 pub use condition::{Cmp, Condition, Pattern, RawCondition, Scalar};
