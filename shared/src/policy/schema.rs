@@ -19,7 +19,12 @@ pub const SECTIONS: [&str; 4] = [
 ];
 
 /// The outcome names of a section's optional `controls` object.
-pub const CONTROL_OUTCOMES: [&str; 3] = ["not_permitted", "amount_limit", "count_limit"];
+pub const CONTROL_OUTCOMES: [&str; 4] = [
+    "not_permitted",
+    "amount_limit",
+    "count_limit",
+    "step_up_unavailable",
+];
 
 /// `original_network_data.` and one or more dotted segments (see `network_field`).
 pub const NETWORK_PATH_PATTERN: &str = r"^original_network_data(\.[A-Za-z0-9_]+)+$";
