@@ -229,3 +229,130 @@ async fn large_events_keep_data_in_s3() -> Result<(), Box<dyn std::error::Error>
     assert_eq!(data["customer_id"], 5001);
     Ok(())
 }
+
+/// An event of the format test schema (`tests/fixtures/pipeline/format-schemas`).
+fn profile_event(event_id: &str, data: Value) -> String {
+    serde_json::json!({
+        "event_id": event_id,
+        "domain": "account",
+        "event_type": "profile-update-1",
+        "schema_version": 1,
+        "org_id": "TN-1",
+        "timestamp": "2020-04-01T23:01:00.000Z",
+        "data": data,
+    })
+    .to_string()
+}
+
+/// `format` is asserted by default: a bad uuid, date-time, date or email in a field whose
+/// schema declares that format is quarantined with reason `schema`; with
+/// `SCHEMA_FORMATS=annotate` the same events are stored. Unknown formats (`int64`) are notes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn formats_are_asserted_unless_annotate() -> Result<(), Box<dyn std::error::Error>> {
+    use shared::pipeline::schema::SchemaFormats;
+    let good = serde_json::json!({
+        "updated_at": "2020-04-01T23:01:00-03:00", "birth_date": "1990-05-12", "email": "ana@example.com",
+        "site": "https://example.com/a", "balance": "not a number"
+    });
+    let with = |field: &str, value: &str| {
+        let mut data = good.clone();
+        data[field] = Value::String(value.to_owned());
+        data
+    };
+    let events = [
+        // (event, which field is bad)
+        (
+            profile_event("0f9e8d7c-6b5a-4321-8fed-cba987654321", good.clone()),
+            None,
+        ),
+        (profile_event("not-a-uuid", good.clone()), Some("/event_id")),
+        (
+            profile_event(
+                "0f9e8d7c-6b5a-4321-8fed-cba987654322",
+                with("birth_date", "1990-13-45"),
+            ),
+            Some("/data/birth_date"),
+        ),
+        (
+            profile_event(
+                "0f9e8d7c-6b5a-4321-8fed-cba987654323",
+                with("email", "ana.example.com"),
+            ),
+            Some("/data/email"),
+        ),
+        (
+            profile_event(
+                "0f9e8d7c-6b5a-4321-8fed-cba987654324",
+                with("site", "not a uri"),
+            ),
+            Some("/data/site"),
+        ),
+        (
+            profile_event(
+                "0f9e8d7c-6b5a-4321-8fed-cba987654325",
+                with("updated_at", "2020-04-01 23:01"),
+            ),
+            Some("/data/updated_at"),
+        ),
+    ];
+    let file = events
+        .iter()
+        .map(|(e, _)| e.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let schemas = root().join("tests/fixtures/pipeline/format-schemas");
+    let run = |formats: SchemaFormats| {
+        let store = Arc::new(InMemoryEventStore::new());
+        let quarantine = Arc::new(MemoryBlobSink::new());
+        let pipeline = Pipeline::new(
+            store.clone(),
+            Arc::new(SchemaRegistry::with_formats(
+                SchemaSource::Local(schemas.clone()),
+                formats,
+            )),
+            quarantine.clone(),
+            Arc::new(MemoryBlobSink::new()),
+            Settings {
+                schema_formats: formats,
+                ..Settings::default()
+            },
+        );
+        let file = file.clone();
+        async move {
+            let report = pipeline
+                .ingest_reader(Origin::file("b", KEY), Cursor::new(file.into_bytes()))
+                .await?;
+            Ok::<_, PipelineError>((report, store, quarantine))
+        }
+    };
+
+    let (report, store, quarantine) = run(SchemaFormats::Assert).await?;
+    assert_eq!((report.read, report.new, report.quarantined), (6, 1, 5));
+    assert_eq!(report.invalid, 5);
+    assert_eq!(store.len(), 1);
+    let mut paths = Vec::new();
+    for (_, body) in quarantine.objects() {
+        let record: Value = serde_json::from_slice(&body)?;
+        let detail = record["detail"].as_str().unwrap_or_default().to_owned();
+        let reason = record["reason"].as_str().unwrap_or_default().to_owned();
+        paths.push((
+            reason,
+            detail.split(':').next().unwrap_or_default().to_owned(),
+        ));
+    }
+    paths.sort();
+    let mut expected: Vec<(String, String)> = events
+        .iter()
+        .filter_map(|(_, bad)| *bad)
+        .map(|path| ("schema".to_owned(), path.to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(paths, expected);
+
+    let (report, store, quarantine) = run(SchemaFormats::Annotate).await?;
+    assert_eq!((report.read, report.new, report.quarantined), (6, 6, 0));
+    assert_eq!(store.len(), 6);
+    assert!(store.get(&pismo_pk("not-a-uuid")).is_some());
+    assert!(quarantine.objects().is_empty());
+    Ok(())
+}

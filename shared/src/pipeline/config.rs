@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::check::MissingSchema;
 use super::engine::{Pipeline, Settings};
 use super::report::Metrics;
-use super::schema::{SchemaRegistry, SchemaSource};
+use super::schema::{SchemaFormats, SchemaRegistry, SchemaSource};
 use super::sink::{S3BlobSink, S3Uri};
 use crate::event_store::DynamoEventStore;
 
@@ -22,6 +22,8 @@ pub const ENV_QUARANTINE_URI: &str = "QUARANTINE_URI";
 pub const ENV_LARGE_EVENT_URI: &str = "LARGE_EVENT_URI";
 /// `MISSING_SCHEMA`: `accept` (default, stored as unverified) or `quarantine`.
 pub const ENV_MISSING_SCHEMA: &str = "MISSING_SCHEMA";
+/// `SCHEMA_FORMATS`: `assert` (default: `format` is checked) or `annotate` (a note only).
+pub const ENV_SCHEMA_FORMATS: &str = "SCHEMA_FORMATS";
 /// `STORE_CONCURRENCY`: writes in flight per object (default 32).
 pub const ENV_STORE_CONCURRENCY: &str = "STORE_CONCURRENCY";
 /// `PIPELINE_WORKERS`: checking threads per object, the reading thread included (default: the
@@ -124,8 +126,18 @@ impl PipelineConfig {
             Some(text) => MissingSchema::parse(&text)
                 .ok_or_else(|| problem(ENV_MISSING_SCHEMA, "neither accept nor quarantine"))?,
         };
+        let schema_formats = match value(ENV_SCHEMA_FORMATS) {
+            None => SchemaFormats::Assert,
+            Some(text) => SchemaFormats::parse(&text).ok_or_else(|| {
+                problem(
+                    ENV_SCHEMA_FORMATS,
+                    format!("{text:?} is neither assert nor annotate"),
+                )
+            })?,
+        };
         let settings = Settings {
             missing_schema,
+            schema_formats,
             store_concurrency: number(ENV_STORE_CONCURRENCY, defaults.store_concurrency, 1024)?,
             workers: number(ENV_PIPELINE_WORKERS, defaults.workers, 64)?,
             max_event_bytes: number(ENV_MAX_EVENT_BYTES, defaults.max_event_bytes, 64 << 20)?,
@@ -190,7 +202,10 @@ impl PipelineConfig {
         let store = DynamoEventStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.events_table);
         let pipeline = Pipeline::new(
             Arc::new(store),
-            Arc::new(SchemaRegistry::new(source)),
+            Arc::new(SchemaRegistry::with_formats(
+                source,
+                self.settings.schema_formats,
+            )),
             Arc::new(S3BlobSink::new(s3.clone(), self.quarantine.clone())),
             Arc::new(S3BlobSink::new(s3.clone(), self.large_events.clone())),
             self.settings,
@@ -244,6 +259,7 @@ mod tests {
             "s3://my-events/large-events"
         );
         assert_eq!(config.settings.missing_schema, MissingSchema::Accept);
+        assert_eq!(config.settings.schema_formats, SchemaFormats::Assert);
         assert_eq!(
             config.metrics_namespace.as_deref(),
             Some(DEFAULT_METRICS_NAMESPACE)
@@ -253,6 +269,7 @@ mod tests {
         let mut pairs = BASE.to_vec();
         pairs.extend([
             ("MISSING_SCHEMA", "quarantine"),
+            ("SCHEMA_FORMATS", " Annotate "),
             ("STORE_CONCURRENCY", "8"),
             ("ALLOWED_SOURCE_BUCKETS", " a-bucket, ,b-bucket "),
             ("METRICS_NAMESPACE", ""),
@@ -260,6 +277,7 @@ mod tests {
         ]);
         let config = PipelineConfig::from_lookup(lookup(&pairs)).unwrap();
         assert_eq!(config.settings.missing_schema, MissingSchema::Quarantine);
+        assert_eq!(config.settings.schema_formats, SchemaFormats::Annotate);
         assert_eq!(config.settings.store_concurrency, 8);
         assert_eq!(config.allowed_source_buckets, vec!["a-bucket", "b-bucket"]);
         assert_eq!(config.metrics_namespace, None);
@@ -271,6 +289,7 @@ mod tests {
         assert_eq!(err.to_string(), "QUARANTINE_URI: required, not set");
         for (var, bad) in [
             ("MISSING_SCHEMA", "drop"),
+            ("SCHEMA_FORMATS", "strict"),
             ("STORE_CONCURRENCY", "0"),
             ("SCHEMA_SOURCE", "/no/such/folder"),
             ("QUARANTINE_URI", "my-events"),

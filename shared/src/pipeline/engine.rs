@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use super::check::{Accepted, Checked, MissingSchema, Reason, Rejected, parse_event, verify};
 use super::record::{Origin, Position, quarantine_name, quarantine_record};
 use super::report::Report;
-use super::schema::{SchemaEntry, SchemaError, SchemaRegistry};
+use super::schema::{SchemaEntry, SchemaError, SchemaFormats, SchemaRegistry};
 use super::sink::{BlobSink, SinkError};
 use super::source::{Batch, ChannelReader, PieceKind, ReadLimits, read_and_split_with};
 use crate::event_store::{
@@ -39,6 +39,9 @@ use crate::event_store::{
 pub struct Settings {
     /// `MISSING_SCHEMA`.
     pub missing_schema: MissingSchema,
+    /// `SCHEMA_FORMATS`: whether `format` is asserted. The schema registry applies it
+    /// ([`PipelineConfig::build`](super::PipelineConfig::build) builds it from this setting).
+    pub schema_formats: SchemaFormats,
     /// `STORE_CONCURRENCY`: writes in flight per object.
     pub store_concurrency: usize,
     /// `PIPELINE_WORKERS`: checking threads per object, the reading thread included (it checks
@@ -56,6 +59,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             missing_schema: MissingSchema::Accept,
+            schema_formats: SchemaFormats::Assert,
             store_concurrency: 32,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
             max_event_bytes: 8 * 1024 * 1024,

@@ -6,6 +6,7 @@
 //! $B generate --out /tmp/events.gz          # ~50 000 events, ~62 MB JSON, ~10 MB gzip
 //! $B gunzip   --file /tmp/events.gz         # baseline: gunzip alone, one thread
 //! $B cpu      --file /tmp/events.gz         # gunzip + split + parse + envelope + schema
+//! $B cpu      --file /tmp/events.gz --formats annotate   # the same without `format` checks
 //! $B ingest   --file /tmp/events.gz         # the whole path, store in memory (counting only)
 //! $B emulator --file /tmp/events.gz         # end to end: S3 + DynamoDB on a local moto
 //! ```
@@ -26,7 +27,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use shared::event_store::{EventStore, EventStoreError, PutResult, StoredEvent};
-use shared::pipeline::schema::{SchemaRegistry, SchemaSource};
+use shared::pipeline::schema::{SchemaFormats, SchemaRegistry, SchemaSource};
 use shared::pipeline::sink::{MemoryBlobSink, S3Uri};
 use shared::pipeline::{EventFiles, Pipeline, PipelineConfig, Settings};
 
@@ -61,6 +62,9 @@ enum Mode {
         /// Runs; the best is reported.
         #[arg(long, default_value_t = 3)]
         runs: u32,
+        /// `SCHEMA_FORMATS`: `assert` (the default) or `annotate` (formats not checked).
+        #[arg(long, default_value = "assert")]
+        formats: String,
     },
     /// The whole pipeline with a store that only counts (no emulator).
     Ingest {
@@ -281,9 +285,10 @@ impl EventStore for CountingStore {
 fn local_pipeline(settings: Settings, store: Arc<dyn EventStore>) -> Pipeline {
     Pipeline::new(
         store,
-        Arc::new(SchemaRegistry::new(SchemaSource::Local(
-            root().join("shared/schemas"),
-        ))),
+        Arc::new(SchemaRegistry::with_formats(
+            SchemaSource::Local(root().join("shared/schemas")),
+            settings.schema_formats,
+        )),
         Arc::new(MemoryBlobSink::new()),
         Arc::new(MemoryBlobSink::new()),
         settings,
@@ -324,10 +329,13 @@ async fn main() -> anyhow::Result<()> {
             file,
             workers,
             runs,
+            formats,
         } => {
             let defaults = Settings::default();
             let settings = Settings {
                 workers: workers.unwrap_or(defaults.workers),
+                schema_formats: SchemaFormats::parse(&formats)
+                    .context("--formats: assert or annotate")?,
                 ..defaults
             };
             let pipeline = local_pipeline(settings, Arc::new(CountingStore::default()));
@@ -344,7 +352,8 @@ async fn main() -> anyhow::Result<()> {
                 report = Some(r);
             }
             let r = report.context("no run")?;
-            json!({"mode": "cpu", "workers": settings.workers, "events": r.read,
+            json!({"mode": "cpu", "workers": settings.workers,
+                   "formats": settings.schema_formats.as_str(), "events": r.read,
                    "accepted": r.new, "rejected": r.quarantined,
                    "uncompressed_bytes": r.bytes, "seconds": best,
                    "mb_per_s": mb_per_s(r.bytes, best),
@@ -470,7 +479,7 @@ fn per_event(events: &[&[u8]], mut f: impl FnMut(&[u8])) -> f64 {
 fn parts(file: &Path) -> anyhow::Result<serde_json::Value> {
     use shared::pipeline::check::{MissingSchema, parse_event, verify};
     use shared::pipeline::doc::{DocValue, parse};
-    use shared::pipeline::schema::{SchemaEntry, compile};
+    use shared::pipeline::schema::{SchemaEntry, compile, compile_with};
     let mut text = Vec::new();
     flate2::read::MultiGzDecoder::new(std::io::BufReader::new(open(file)?))
         .read_to_end(&mut text)?;
@@ -507,6 +516,14 @@ fn parts(file: &Path) -> anyhow::Result<serde_json::Value> {
         std::hint::black_box(validator.is_valid(&docs[i]));
         i += 1;
     });
+    let SchemaEntry::Compiled(annotating) = compile_with(&document, SchemaFormats::Annotate) else {
+        anyhow::bail!("schema")
+    };
+    let mut i = 0;
+    let schema_annotate = per_event(&events, |_| {
+        std::hint::black_box(annotating.is_valid(&docs[i]));
+        i += 1;
+    });
     let utf8 = per_event(&events, |e| {
         std::hint::black_box(std::str::from_utf8(e).map(str::to_owned).is_ok());
     });
@@ -520,6 +537,7 @@ fn parts(file: &Path) -> anyhow::Result<serde_json::Value> {
         json!({"mode": "parts", "events": events.len(), "ns_per_event": {
         "scan_raw_value": raw, "serde_json_value_parse_and_drop": value,
         "doc_parse_and_drop": doc, "envelope": envelope, "schema_is_valid": schema,
+        "schema_is_valid_formats_annotated": schema_annotate,
         "utf8_copy": utf8, "whole_check": check}}),
     )
 }
