@@ -193,11 +193,23 @@ impl Pipeline {
         bucket: &str,
         key: &str,
     ) -> Result<Report, PipelineError> {
+        self.ingest_s3_version(s3, bucket, key, None).await
+    }
+
+    /// Ingests one version of `bucket`/`key` (the current one when `version_id` is `None`).
+    pub async fn ingest_s3_version(
+        &self,
+        s3: &aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Report, PipelineError> {
         let uri = format!("s3://{bucket}/{key}");
         let output = s3
             .get_object()
             .bucket(bucket)
             .key(key)
+            .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
             .map_err(|e| PipelineError::Read {
