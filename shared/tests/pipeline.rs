@@ -356,3 +356,39 @@ async fn formats_are_asserted_unless_annotate() -> Result<(), Box<dyn std::error
     assert!(quarantine.objects().is_empty());
     Ok(())
 }
+
+/// Pretty-printed events without indentation, every nested object opening in column 0: each
+/// event is stored whole (boundaries do not depend on columns).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pretty_printed_events_with_nested_objects_in_column_zero_are_stored()
+-> Result<(), Box<dyn std::error::Error>> {
+    use serde::Serialize;
+    let h = harness(Settings {
+        chunk_bytes: 1024,
+        ..Settings::default()
+    });
+    let text = String::from_utf8(fixture("previous.json"))?;
+    let mut file = String::new();
+    for line in text.lines() {
+        let event: Value = serde_json::from_str(line)?;
+        let mut out = Vec::new();
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b"");
+        event.serialize(&mut serde_json::Serializer::with_formatter(
+            &mut out, formatter,
+        ))?;
+        // `"data": {` → `"data":` and `{` on a line of its own.
+        file.push_str(&String::from_utf8(out)?.replace(": {", ":\n{"));
+        file.push('\n');
+    }
+    assert!(file.contains("\n{\n\"account_id\""), "{file}");
+    assert!(file.lines().filter(|l| l.starts_with('{')).count() >= 6);
+    let report = ingest(&h, KEY, file.into_bytes()).await?;
+    assert_eq!(
+        (report.read, report.new, report.quarantined),
+        (2, 2, 0),
+        "{report:?}"
+    );
+    assert_eq!(h.store.len(), 2);
+    assert!(h.quarantine.objects().is_empty());
+    Ok(())
+}

@@ -10,8 +10,11 @@
 //!   [`FragmentKind::Stray`] fragment that runs until the next `{`.
 //! - A raw newline inside a string cannot occur in valid JSON; the object is cut there (it
 //!   fails to parse) and scanning resumes after the newline.
-//! - A `{` at the start of a line while an object is still open (a missing `}` in a
-//!   newline-delimited file) cuts the open object there and starts a new one.
+//! - A `{` where JSON allows no value (after a complete value or a key, e.g. the next event
+//!   after an object that lacks its `}`) cuts the open object there and starts a new one. A `{`
+//!   after `:`, after `[`, or after `,` inside an array is a nested value wherever it stands,
+//!   at the start of a line included: boundaries do not depend on columns, so pretty-printed
+//!   events whose nested objects open in column 0 stay whole.
 //! - An object still open at the end of the input is a [`FragmentKind::Truncated`] tail.
 //!
 //! Fragments are borrowed from the fed chunk when they lie inside it; only a fragment that
@@ -70,7 +73,7 @@ enum Stop {
     Close(usize),
     /// A raw newline inside a string is at this index.
     Broken(usize),
-    /// A `{` at the start of a line, while the object is open, is at this index.
+    /// A `{` where no value can stand, while the object is open, is at this index.
     Restart(usize),
 }
 
@@ -105,8 +108,11 @@ pub struct Splitter {
     depth: u32,
     in_string: bool,
     escape: bool,
-    /// The previous byte was a newline (for the column-0 `{` rule).
-    line_start: bool,
+    /// The last byte outside strings and whitespace seen in the open object in earlier chunks
+    /// (what precedes a `{` decides whether it is a nested value).
+    last_significant: u8,
+    /// Bit `d - 1` set when the container at depth `d` (up to 64) is an object.
+    objects: u64,
     seen_content: bool,
     in_array: bool,
     /// Bytes of the open fragment from earlier chunks.
@@ -131,7 +137,8 @@ impl Splitter {
             depth: 0,
             in_string: false,
             escape: false,
-            line_start: true,
+            last_significant: 0,
+            objects: 0,
             seen_content: false,
             in_array: false,
             carry: Vec::new(),
@@ -156,13 +163,11 @@ impl Splitter {
                     Stop::End => i = len,
                     Stop::Close(j) => {
                         self.close(chunk, start, j + 1, FragmentKind::Object, emit);
-                        self.line_start = false;
                         i = j + 1;
                     }
                     Stop::Broken(j) => {
                         // A raw newline inside a string: the object is broken.
                         self.close(chunk, start, j, FragmentKind::Object, emit);
-                        self.line_start = true;
                         i = j + 1;
                     }
                     Stop::Restart(j) => {
@@ -171,7 +176,6 @@ impl Splitter {
                         self.begin(Open::Object, base + j as u64);
                         start = j;
                         self.depth = 1;
-                        self.line_start = false;
                         i = j + 1;
                     }
                 },
@@ -204,7 +208,6 @@ impl Splitter {
                             start = i;
                         }
                     }
-                    self.line_start = b == b'\n';
                     i += 1;
                 }
             }
@@ -255,15 +258,18 @@ impl Splitter {
                     match b {
                         b'"' => self.in_string = true,
                         b'{' | b'[' => {
-                            let line_start = if j == 0 {
-                                self.line_start
-                            } else {
-                                chunk[j - 1] == b'\n'
-                            };
-                            if b == b'{' && line_start && self.depth > 0 {
+                            if b == b'{' && self.depth > 0 && !self.value_may_start(chunk, j) {
                                 return Stop::Restart(j);
                             }
                             self.depth += 1;
+                            if self.depth <= 64 {
+                                let bit = 1u64 << (self.depth - 1);
+                                if b == b'{' {
+                                    self.objects |= bit;
+                                } else {
+                                    self.objects &= !bit;
+                                }
+                            }
                         }
                         b'}' | b']' => {
                             self.depth = self.depth.saturating_sub(1);
@@ -277,7 +283,9 @@ impl Splitter {
             }
             i += 8;
         }
-        self.line_start = !self.in_string && chunk.last() == Some(&b'\n');
+        if let Some(b) = chunk.iter().rev().find(|b| !is_space(**b)) {
+            self.last_significant = *b;
+        }
         Stop::End
     }
 
@@ -291,8 +299,23 @@ impl Splitter {
         self.close(&[], 0, 0, kind, emit);
     }
 
+    /// Whether a value may start at `chunk[j]` (a `{` outside strings in the open object): after
+    /// `:`, after `[`, or after `,` in an array (or deeper than 64 levels, not tracked).
+    fn value_may_start(&self, chunk: &[u8], j: usize) -> bool {
+        let previous = chunk[..j]
+            .iter()
+            .rev()
+            .find(|b| !is_space(**b))
+            .copied()
+            .unwrap_or(self.last_significant);
+        let in_array = self.depth > 64 || self.objects & (1u64 << (self.depth - 1)) == 0;
+        matches!(previous, b':' | b'[') || (previous == b',' && in_array)
+    }
+
     fn begin(&mut self, open: Open, offset: u64) {
         self.open = open;
+        self.last_significant = b'{';
+        self.objects = 1;
         self.open_offset = offset;
         self.open_length = 0;
         self.depth = 0;
@@ -471,6 +494,41 @@ mod tests {
             ]
         );
         assert_eq!(out[6].length, 9);
+    }
+
+    #[test]
+    fn nested_objects_in_column_zero_stay_whole() {
+        // Pretty-printed without indentation: every nested `{` opens a line.
+        let event =
+            "{\n\"a\": 1,\n\"data\":\n{\n\"b\":\n{\n\"c\": [\n{\n\"d\": 2\n},\n{}\n]\n}\n}\n}";
+        let input = format!("{event}\n{event}\n");
+        let out = split(&input);
+        assert_eq!(
+            texts(&out),
+            vec![(event, Object, 0), (event, Object, event.len() as u64 + 1)]
+        );
+    }
+
+    #[test]
+    fn a_brace_where_no_value_can_stand_starts_a_new_object() {
+        // After a complete value, after a key, after `{` or after `,` in an object: the open
+        // object lacks its end. After `,` in an array it is an element.
+        let input = "{\"a\":{\"x\":1} {\"b\":2}{\"c\":\"s\"\n{\"d\" {\"e\":[1,{\"f\":3}]}{{\"g\":4}{\"h\":5,{\"i\":6}";
+        let out = split(input);
+        assert_eq!(
+            texts(&out),
+            vec![
+                ("{\"a\":{\"x\":1}", Object, 0),
+                ("{\"b\":2}", Object, 13),
+                ("{\"c\":\"s\"", Object, 20),
+                ("{\"d\"", Object, 29),
+                ("{\"e\":[1,{\"f\":3}]}", Object, 34),
+                ("{", Object, 51),
+                ("{\"g\":4}", Object, 52),
+                ("{\"h\":5,", Object, 59),
+                ("{\"i\":6}", Object, 66),
+            ]
+        );
     }
 
     #[test]
