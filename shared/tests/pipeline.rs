@@ -205,28 +205,52 @@ async fn a_failed_store_fails_the_object_and_the_retry_completes_it()
     Ok(())
 }
 
+/// Large events keep their `data` in S3 under `<event_id>/<SHA-256 of the data>.json`: a
+/// second event with the same id but other data (a duplicate) cannot overwrite the first
+/// one's blob, and counts describe only what was stored (a re-run reports no `large` and no
+/// `unverified`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_events_keep_data_in_s3() -> Result<(), Box<dyn std::error::Error>> {
+    use sha2::{Digest, Sha256};
     let h = harness(Settings {
         large_threshold: 600,
         ..Settings::default()
     });
     let report = ingest(&h, KEY, fixture("previous.json")).await?;
     assert_eq!((report.new, report.large), (2, 2));
-    let item = h
-        .store
-        .get(&pismo_pk("7b1e6f0a-2c43-4f7e-9a55-0d8f1c2b3a01"))
-        .expect("stored");
-    assert_eq!(
-        item.extra["data_ref"],
-        "memory:7b1e6f0a%2D2c43%2D4f7e%2D9a55%2D0d8f1c2b3a01.json"
-    );
+    let id = "7b1e6f0a-2c43-4f7e-9a55-0d8f1c2b3a01";
+    let item = h.store.get(&pismo_pk(id)).expect("stored");
     let payload: Value = serde_json::from_str(&item.payload)?;
     assert_eq!(payload["data"], Value::Null);
-    let data: Value = serde_json::from_slice(
-        &h.large.objects()["7b1e6f0a%2D2c43%2D4f7e%2D9a55%2D0d8f1c2b3a01.json"],
-    )?;
+    let text = String::from_utf8(fixture("previous.json"))?;
+    let first_line = text.lines().next().expect("a line");
+    let raw: &serde_json::value::RawValue = serde_json::from_str::<
+        std::collections::HashMap<&str, &serde_json::value::RawValue>,
+    >(first_line)?["data"];
+    let name = format!("{id}/{:x}.json", Sha256::digest(raw.get().as_bytes()));
+    assert_eq!(item.extra["data_ref"], format!("memory:{name}"));
+    let first_blob = h.large.objects()[&name].clone();
+    let data: Value = serde_json::from_slice(&first_blob)?;
     assert_eq!(data["customer_id"], 5001);
+
+    // The same id with other data: a duplicate; the first blob is untouched.
+    let other = first_line.replace("\"customer_id\":5001", "\"customer_id\":9999");
+    assert_ne!(other, first_line);
+    let again = ingest(&h, "main_stream/2020/4/1/23/other", other.into_bytes()).await?;
+    assert_eq!(
+        (again.new, again.duplicate, again.large, again.unverified),
+        (0, 1, 0, 0)
+    );
+    assert_eq!(h.large.objects()[&name], first_blob);
+    let item = h.store.get(&pismo_pk(id)).expect("stored");
+    assert_eq!(item.extra["data_ref"], format!("memory:{name}"));
+
+    // A re-run stores nothing and reports nothing but duplicates.
+    let rerun = ingest(&h, KEY, fixture("previous.json")).await?;
+    assert_eq!(
+        (rerun.new, rerun.duplicate, rerun.large, rerun.unverified),
+        (0, 2, 0, 0)
+    );
     Ok(())
 }
 

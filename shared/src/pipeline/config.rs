@@ -26,6 +26,9 @@ pub const ENV_MISSING_SCHEMA: &str = "MISSING_SCHEMA";
 pub const ENV_SCHEMA_FORMATS: &str = "SCHEMA_FORMATS";
 /// `STORE_CONCURRENCY`: writes in flight per object (default 32).
 pub const ENV_STORE_CONCURRENCY: &str = "STORE_CONCURRENCY";
+/// `STORE_BYTES_IN_FLIGHT`: bytes checked events may hold until their writes are done (default
+/// 32 MiB; at least 1 MiB).
+pub const ENV_STORE_BYTES_IN_FLIGHT: &str = "STORE_BYTES_IN_FLIGHT";
 /// `PIPELINE_WORKERS`: checking threads per object, the reading thread included (default: the
 /// number of cores, at most 4).
 pub const ENV_PIPELINE_WORKERS: &str = "PIPELINE_WORKERS";
@@ -139,6 +142,19 @@ impl PipelineConfig {
             missing_schema,
             schema_formats,
             store_concurrency: number(ENV_STORE_CONCURRENCY, defaults.store_concurrency, 1024)?,
+            store_bytes_in_flight: match number(
+                ENV_STORE_BYTES_IN_FLIGHT,
+                defaults.store_bytes_in_flight,
+                u32::MAX as usize,
+            )? {
+                n if n < 1 << 20 => {
+                    return Err(problem(
+                        ENV_STORE_BYTES_IN_FLIGHT,
+                        "less than 1 MiB (1048576)",
+                    ));
+                }
+                n => n,
+            },
             workers: number(ENV_PIPELINE_WORKERS, defaults.workers, 64)?,
             max_event_bytes: number(ENV_MAX_EVENT_BYTES, defaults.max_event_bytes, 64 << 20)?,
             ..defaults
@@ -291,6 +307,7 @@ mod tests {
             ("MISSING_SCHEMA", "drop"),
             ("SCHEMA_FORMATS", "strict"),
             ("STORE_CONCURRENCY", "0"),
+            ("STORE_BYTES_IN_FLIGHT", "4096"),
             ("SCHEMA_SOURCE", "/no/such/folder"),
             ("QUARANTINE_URI", "my-events"),
             ("PISMO_ROLE_ARN", "pismo"),
