@@ -8,8 +8,10 @@
 //!
 //! - Bytes at the top level that do not start an object (`oops`, `42`) are a
 //!   [`FragmentKind::Stray`] fragment that runs until the next `{`.
-//! - A raw newline inside a string cannot occur in valid JSON; the object is cut there (it
-//!   fails to parse) and scanning resumes after the newline.
+//! - A raw newline inside a string cannot occur in valid JSON: the object is broken there (it
+//!   fails to parse), and its fragment runs on to the next `{` (the rest of a value that held
+//!   an unescaped newline is part of the same bad fragment, so it gives one quarantine record,
+//!   not a second one for the tail); scanning resumes at that `{`.
 //! - A `{` where JSON allows no value (after a complete value or a key, e.g. the next event
 //!   after an object that lacks its `}`) cuts the open object there and starts a new one. A `{`
 //!   after `:`, after `[`, or after `,` inside an array is a nested value wherever it stands,
@@ -63,6 +65,8 @@ enum Open {
     None,
     Object,
     Stray,
+    /// An object broken by a raw newline inside a string, running on to the next `{`.
+    Broken,
 }
 
 /// Where [`Splitter::scan`] stopped.
@@ -166,8 +170,9 @@ impl Splitter {
                         i = j + 1;
                     }
                     Stop::Broken(j) => {
-                        // A raw newline inside a string: the object is broken.
-                        self.close(chunk, start, j, FragmentKind::Object, emit);
+                        // A raw newline inside a string: the object is broken; what follows
+                        // up to the next `{` belongs to it.
+                        self.open = Open::Broken;
                         i = j + 1;
                     }
                     Stop::Restart(j) => {
@@ -179,11 +184,16 @@ impl Splitter {
                         i = j + 1;
                     }
                 },
-                Open::Stray => match memchr(b'{', &chunk[i..]) {
+                Open::Stray | Open::Broken => match memchr(b'{', &chunk[i..]) {
                     None => i = len,
                     Some(k) => {
                         let j = i + k;
-                        self.close(chunk, start, j, FragmentKind::Stray, emit);
+                        let kind = if self.open == Open::Stray {
+                            FragmentKind::Stray
+                        } else {
+                            FragmentKind::Object
+                        };
+                        self.close(chunk, start, j, kind, emit);
                         // The `{` is handled at the top level.
                         i = j;
                     }
@@ -295,6 +305,7 @@ impl Splitter {
             Open::None => return,
             Open::Object => FragmentKind::Truncated,
             Open::Stray => FragmentKind::Stray,
+            Open::Broken => FragmentKind::Object,
         };
         self.close(&[], 0, 0, kind, emit);
     }
@@ -528,6 +539,26 @@ mod tests {
                 ("{\"h\":5,", Object, 59),
                 ("{\"i\":6}", Object, 66),
             ]
+        );
+    }
+
+    #[test]
+    fn a_raw_newline_in_a_string_makes_one_fragment_up_to_the_next_object() {
+        let input = "{\"a\":\"x\ny\",\"b\":1}\n{\"c\":2}\n{\"f\":\"tail\nend";
+        let out = split(input);
+        assert_eq!(
+            texts(&out),
+            vec![
+                ("{\"a\":\"x\ny\",\"b\":1}", Object, 0),
+                ("{\"c\":2}", Object, 18),
+                ("{\"f\":\"tail\nend", Object, 26),
+            ]
+        );
+        // In an array, the broken element runs on to the next element.
+        let out = split("[{\"d\":\"p\nq\"},{\"e\":3}]");
+        assert_eq!(
+            texts(&out),
+            vec![("{\"d\":\"p\nq\"},", Object, 1), ("{\"e\":3}", Object, 13)]
         );
     }
 
