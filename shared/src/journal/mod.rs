@@ -287,12 +287,26 @@ pub const NOT_JOURNALED: &[&str] = &[
 /// decision inputs: what a backtest needs to decide the request again. Absent fields are
 /// left out.
 pub fn all_inputs<R: PolicySubject>(request: &R) -> Vec<(String, Input)> {
-    let paths: Vec<&str> = R::FIELDS
-        .iter()
-        .map(|(p, _)| *p)
-        .filter(|p| !NOT_JOURNALED.contains(p))
-        .collect();
-    inputs_of(request, &paths)
+    let mut out = Vec::with_capacity(R::FIELDS.len());
+    request.visit_fields(&mut |path, value| {
+        if NOT_JOURNALED.contains(&path) {
+            return;
+        }
+        if let Some(v) = input_of(value) {
+            out.push((path.to_string(), v));
+        }
+    });
+    out
+}
+
+fn input_of(value: Field<'_>) -> Option<Input> {
+    Some(match value {
+        Field::Absent => return None,
+        Field::Text(t) => Input::Text(t.into_owned()),
+        Field::Number(n) => Input::Number(n),
+        Field::Bool(b) => Input::Bool(b),
+        Field::List(l) => Input::List(l.into_iter().map(|s| s.into_owned()).collect()),
+    })
 }
 
 /// The named fields of a request, as decision inputs. Absent fields are left out; only
@@ -300,16 +314,7 @@ pub fn all_inputs<R: PolicySubject>(request: &R) -> Vec<(String, Input)> {
 pub fn inputs_of<R: PolicySubject>(request: &R, paths: &[&str]) -> Vec<(String, Input)> {
     paths
         .iter()
-        .filter_map(|p| {
-            let v = match request.field(p) {
-                Field::Absent => return None,
-                Field::Text(t) => Input::Text(t.into_owned()),
-                Field::Number(n) => Input::Number(n),
-                Field::Bool(b) => Input::Bool(b),
-                Field::List(l) => Input::List(l.into_iter().map(|s| s.into_owned()).collect()),
-            };
-            Some(((*p).to_string(), v))
-        })
+        .filter_map(|p| input_of(request.field(p)).map(|v| ((*p).to_string(), v)))
         .collect()
 }
 

@@ -77,6 +77,14 @@ pub trait PolicySubject {
         None
     }
 
+    /// Calls `f` with every field of [`Self::FIELDS`] in order, each evaluated once (the
+    /// journal reads them all; looking each path up would cost a match per path).
+    fn visit_fields(&self, f: &mut dyn FnMut(&'static str, Field<'_>)) {
+        for (path, _) in Self::FIELDS {
+            f(path, self.field(path));
+        }
+    }
+
     fn kind_of(path: &str) -> Option<FieldKind> {
         Self::FIELDS
             .iter()
@@ -283,6 +291,13 @@ macro_rules! policy_subject {
             fn network_data(&self) -> Option<&$crate::models::RawJson> {
                 let $n = self;
                 $net
+            }
+
+            fn visit_fields(&self, f: &mut dyn FnMut(&'static str, $crate::policy::Field<'_>)) {
+                #[allow(unused_imports)]
+                use $crate::policy::IntoField as _;
+                let $r = self;
+                $(f($path, $expr.into_field());)+
             }
         }
     };
