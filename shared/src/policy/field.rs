@@ -163,7 +163,10 @@ pub fn network_field<'v>(data: &'v Value, path: &str) -> Field<'v> {
 }
 
 /// A network data path of `request`, parsing its raw network data (for one-off reads, such
-/// as journal inputs; a decision parses once per request).
+/// as journal inputs; a decision parses once per request). Kept out of line, so that the
+/// generated `field` lookups stay as small as they were without network data.
+#[cold]
+#[inline(never)]
 pub fn network_field_of<R: PolicySubject + ?Sized>(request: &R, path: &str) -> Field<'static> {
     let (Some(rest), Some(raw)) = (
         path.strip_prefix(NETWORK_DATA_PREFIX),
