@@ -120,11 +120,8 @@ pub struct PolicySettings {
     pub refresh: Option<Duration>,
 }
 
-fn set(name: &'static str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
 fn source(
+    set: &impl Fn(&'static str) -> Option<String>,
     file_var: &'static str,
     uri_var: &'static str,
 ) -> Result<Option<PolicySource>, StartupError> {
@@ -149,6 +146,12 @@ fn source(
 
 impl PolicySettings {
     pub fn from_env() -> Result<Self, StartupError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// From the settings `lookup` gives (blank values count as unset).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, StartupError> {
+        let set = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
         let refresh = match set("POLICY_REFRESH_SECS") {
             None => Some(Duration::from_secs(60)),
             Some(v) => match v.trim().parse::<u64>() {
@@ -164,8 +167,8 @@ impl PolicySettings {
             },
         };
         Ok(Self {
-            live: source("POLICY_FILE", "POLICY_URI")?.unwrap_or(PolicySource::Builtin),
-            shadow: source("SHADOW_POLICY_FILE", "SHADOW_POLICY_URI")?,
+            live: source(&set, "POLICY_FILE", "POLICY_URI")?.unwrap_or(PolicySource::Builtin),
+            shadow: source(&set, "SHADOW_POLICY_FILE", "SHADOW_POLICY_URI")?,
             refresh,
         })
     }
@@ -265,6 +268,52 @@ enum Read {
     Object { text: String, etag: Option<String> },
 }
 
+/// One `GetObject`, conditional on `etag` when given.
+async fn read(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    etag: Option<&str>,
+) -> Result<Read, String> {
+    use aws_sdk_s3::config::timeout::TimeoutConfig;
+    let res = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .set_if_none_match(etag.map(str::to_string))
+        .customize()
+        .config_override(
+            aws_sdk_s3::config::Builder::default().timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(READ_TIMEOUT)
+                    .build(),
+            ),
+        )
+        .send()
+        .await;
+    let out = match res {
+        Ok(out) => out,
+        Err(e) => {
+            if e.raw_response().map(|r| r.status().as_u16()) == Some(304) {
+                return Ok(Read::NotModified);
+            }
+            return Err(aws_sdk_s3::error::DisplayErrorContext(&e).to_string());
+        }
+    };
+    if out.content_length().is_some_and(|n| n > MAX_POLICY_BYTES) {
+        return Err(format!("the object is over {MAX_POLICY_BYTES} bytes"));
+    }
+    let etag = out.e_tag().map(str::to_string);
+    let bytes = out
+        .body
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .into_bytes();
+    let text = String::from_utf8(bytes.to_vec()).map_err(|_| "the object is not UTF-8")?;
+    Ok(Read::Object { text, etag })
+}
+
 impl S3Policy {
     /// Reads and validates the object: the start fails when it cannot be read or is invalid.
     /// `role` (`live` or `shadow`) and `function` are the refresh metrics' dimensions.
@@ -276,33 +325,30 @@ impl S3Policy {
         function: &'static str,
         metrics: Emf,
     ) -> Result<Self, PolicyError> {
-        let mut me = Self {
-            client,
-            bucket: bucket.into(),
-            key: key.into(),
-            role,
-            function,
-            metrics,
-            handle: PolicyHandle::new(Policy::builtin()?),
-            seen: tokio::sync::Mutex::new(Seen::default()),
-        };
-        let uri = me.uri();
+        let (bucket, key) = (bucket.into(), key.into());
         let read_err = |message: String| PolicyError::Read {
-            path: uri.clone(),
+            path: format!("s3://{bucket}/{key}"),
             message,
         };
-        let (text, etag) = match me.read(None).await.map_err(read_err)? {
+        let (text, etag) = match read(&client, &bucket, &key, None).await.map_err(read_err)? {
             Read::Object { text, etag } => (text, etag),
             Read::NotModified => return Err(read_err("unexpected 304".into())),
         };
         let policy = Policy::from_json(&text)?;
-        tracing::info!(policy = role, version = %policy.version, etag = ?etag, "policy loaded from S3");
-        me.handle = PolicyHandle::new(policy);
-        me.seen = tokio::sync::Mutex::new(Seen {
-            etag,
-            refused: None,
-        });
-        Ok(me)
+        tracing::info!(function, policy = role, version = %policy.version, etag = ?etag, "policy loaded from S3");
+        Ok(Self {
+            client,
+            bucket,
+            key,
+            role,
+            function,
+            metrics,
+            handle: PolicyHandle::new(policy),
+            seen: tokio::sync::Mutex::new(Seen {
+                etag,
+                refused: None,
+            }),
+        })
     }
 
     /// The handle the decisions read.
@@ -310,56 +356,11 @@ impl S3Policy {
         self.handle.clone()
     }
 
-    fn uri(&self) -> String {
-        format!("s3://{}/{}", self.bucket, self.key)
-    }
-
-    async fn read(&self, etag: Option<&str>) -> Result<Read, String> {
-        use aws_sdk_s3::config::timeout::TimeoutConfig;
-        let res = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .set_if_none_match(etag.map(str::to_string))
-            .customize()
-            .config_override(
-                aws_sdk_s3::config::Builder::default().timeout_config(
-                    TimeoutConfig::builder()
-                        .operation_timeout(READ_TIMEOUT)
-                        .build(),
-                ),
-            )
-            .send()
-            .await;
-        let out = match res {
-            Ok(out) => out,
-            Err(e) => {
-                if e.raw_response().map(|r| r.status().as_u16()) == Some(304) {
-                    return Ok(Read::NotModified);
-                }
-                return Err(aws_sdk_s3::error::DisplayErrorContext(&e).to_string());
-            }
-        };
-        if out.content_length().is_some_and(|n| n > MAX_POLICY_BYTES) {
-            return Err(format!("the object is over {MAX_POLICY_BYTES} bytes"));
-        }
-        let etag = out.e_tag().map(str::to_string);
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .into_bytes();
-        let text = String::from_utf8(bytes.to_vec()).map_err(|_| "the object is not UTF-8")?;
-        Ok(Read::Object { text, etag })
-    }
-
     /// Re-reads the object now (the refresh task calls this every interval): one conditional
     /// `GetObject`; a new valid version is swapped in, an invalid one refused.
     pub async fn refresh(&self) -> Refresh {
         let mut seen = self.seen.lock().await;
-        let result = match self.read(seen.etag.as_deref()).await {
+        let result = match read(&self.client, &self.bucket, &self.key, seen.etag.as_deref()).await {
             Ok(Read::NotModified) => match &seen.refused {
                 Some(v) => Refresh::StillRefused { version: v.clone() },
                 None => Refresh::Unchanged,
@@ -458,6 +459,64 @@ mod tests {
         ] {
             assert_eq!(PolicySource::parse_uri(bad), None, "{bad}");
         }
+    }
+
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_string())
+        }
+    }
+
+    #[test]
+    fn settings_are_parsed_once_with_clear_errors() -> Result<(), StartupError> {
+        let d = PolicySettings::from_lookup(lookup(&[("POLICY_FILE", " ")]))?;
+        assert_eq!(d.live, PolicySource::Builtin);
+        assert_eq!(d.shadow, None);
+        assert_eq!(d.refresh, Some(Duration::from_secs(60)));
+        let s = PolicySettings::from_lookup(lookup(&[
+            ("POLICY_URI", "s3://b-1/live.json"),
+            ("SHADOW_POLICY_FILE", "/opt/shadow.json"),
+            ("POLICY_REFRESH_SECS", "0"),
+        ]))?;
+        assert_eq!(
+            s.live,
+            PolicySource::S3 {
+                bucket: "b-1".into(),
+                key: "live.json".into()
+            }
+        );
+        assert_eq!(
+            s.shadow,
+            Some(PolicySource::File("/opt/shadow.json".into()))
+        );
+        assert_eq!(s.refresh, None);
+        for (bad, names) in [
+            (
+                &[
+                    ("POLICY_FILE", "/p.json"),
+                    ("POLICY_URI", "s3://b-1/p.json"),
+                ][..],
+                "POLICY_URI",
+            ),
+            (
+                &[("SHADOW_POLICY_URI", "s3://b-1/")][..],
+                "SHADOW_POLICY_URI",
+            ),
+            (&[("POLICY_REFRESH_SECS", "-1")][..], "POLICY_REFRESH_SECS"),
+            (
+                &[("POLICY_REFRESH_SECS", "86401")][..],
+                "POLICY_REFRESH_SECS",
+            ),
+        ] {
+            match PolicySettings::from_lookup(lookup(bad)) {
+                Err(e) => assert!(e.to_string().starts_with(names), "{e}"),
+                Ok(s) => panic!("accepted {bad:?}: {s:?}"),
+            }
+        }
+        Ok(())
     }
 
     #[test]
