@@ -394,5 +394,26 @@ async fn a_shadow_that_declines_everything_changes_no_answer_and_is_journaled() 
     let lines = captured.lines();
     assert_eq!(lines.len(), 5);
     assert_eq!(total(&captured, "ShadowDiffers"), 4);
+
+    // A shadow that agrees is journaled as such and not counted.
+    let same = PolicyHandle::from(Policy::builtin()?);
+    let (_, agreeing) = pair(
+        |s| PolicyWebhook::<BankingAntifraud>::new(policies.live.clone()).with_shadow(s),
+        &same,
+        &pismo,
+        &journal,
+        &emf,
+    );
+    let c = pismo.send(&agreeing, &banking("s-3")?).await?;
+    assert_eq!(c.json(), json!({"decision": "approve", "metadata": {}}));
+    let e = entry(&journal, "banking-antifraud#s-3").await?;
+    let agreed = e
+        .shadow
+        .ok_or_else(|| anyhow::anyhow!("no shadow record"))?;
+    assert!(!agreed.differs);
+    assert_eq!(agreed.answer.as_deref(), Some(e.answer.as_str()));
+    assert_eq!(agreed.label, e.label);
+    assert_eq!(agreed.version, live.version);
+    assert_eq!(total(&captured, "ShadowDiffers"), 4);
     Ok(())
 }
