@@ -417,3 +417,49 @@ async fn a_shadow_that_declines_everything_changes_no_answer_and_is_journaled() 
     assert_eq!(total(&captured, "ShadowDiffers"), 4);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_shadow_answers_a_control_refusal_with_its_own_control_outcome() -> anyhow::Result<()> {
+    use shared::controls::{ControlStore, Controls, DynamoControls, Scope};
+    let (_moto, sdk, names) = Moto::start_with_resources().await?;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let journal = DynamoJournal::new(ddb.clone(), &names.journal_table);
+    let pismo = Pismo::start().await?;
+    let controls = DynamoControls::new(ddb.clone(), &names.controls_table);
+    controls
+        .set(
+            &Scope::Card("555".into()),
+            &Controls {
+                blocked: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let store: Arc<dyn ControlStore> = Arc::new(controls);
+    let runner = WebhookRunner::new(
+        PolicyWebhook::<FullBalanceAntifraud>::new(Policy::builtin()?)
+            .with_controls(Some(store))
+            .with_shadow(Some(PolicyHandle::from(Policy::from_json(DENY_ALL)?))),
+        pismo.verifier(),
+        Arc::new(journal.clone()),
+        config(),
+    );
+    let mut body = sample_body("full-balance-antifraud-approve.json")?;
+    body["id"] = json!("fb-blocked");
+    body["fields"]["card_id"] = json!(555);
+    let a = pismo.send(&runner, &body).await?;
+    // The live policy's not-permitted outcome; the shadow has no `controls` outcomes, so it
+    // would have answered its fallback, under the same control label.
+    assert_eq!(a.json(), json!({"approve": false, "response_code": "57"}));
+    let e = entry(&journal, "full-balance-antifraud#fb-blocked").await?;
+    let shadow = e
+        .shadow
+        .ok_or_else(|| anyhow::anyhow!("no shadow record"))?;
+    assert_eq!(shadow.label, e.label);
+    assert_eq!(
+        serde_json::from_str::<Value>(shadow.answer.as_deref().unwrap_or("null"))?,
+        json!({"approve": false, "response_code": "96"})
+    );
+    assert!(shadow.differs);
+    Ok(())
+}
