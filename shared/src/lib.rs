@@ -1,6 +1,7 @@
 //! Shared library of the issuer kit.
 pub mod aritma;
 pub mod aws;
+pub mod backtest;
 pub mod cloudevents;
 pub mod controls;
 pub mod devstack;

@@ -189,3 +189,947 @@ fn a_policy_file_is_read_and_missing_sections_come_from_the_default() -> Result<
     assert!(matches!(missing, Err(PolicyError::Read { .. })));
     Ok(())
 }
+
+// ---- richer conditions: any / all / not, prefix, regex, between ----
+
+use serde_json::Value;
+use shared::models::{FullBalanceRequest, TokenizationRequest, ZeroBalanceRequest};
+use shared::policy::{Field, PolicySubject};
+
+const FULL_BALANCE_VISA: &str =
+    include_str!("fixtures/seeds/full_balance_request_with_visa_network_data.json");
+const ZERO_BALANCE_MASTERCARD: &str =
+    include_str!("fixtures/seeds/zero_balance_request_with_mastercard_network_data.json");
+const ZERO_BALANCE_PLAIN: &str = include_str!("fixtures/seeds/zero_balance_request.json");
+const TOKENIZATION_MASTERCARD: &str =
+    include_str!("fixtures/seeds/tokenization_request_with_mastercard_network_data.json");
+const TOKENIZATION_VISA: &str =
+    include_str!("fixtures/seeds/tokenization_request_with_visa_network_data.json");
+const TOKENIZATION_PLAIN: &str = include_str!("fixtures/seeds/tokenization_request.json");
+
+fn edited<T: serde::de::DeserializeOwned>(text: &str, edit: impl FnOnce(&mut Value)) -> T {
+    let mut v: Value = serde_json::from_str(text).expect("fixture is JSON");
+    edit(&mut v);
+    serde_json::from_value(v).expect("fixture parses")
+}
+
+fn full_balance(edit: impl FnOnce(&mut Value)) -> FullBalanceRequest {
+    edited(FULL_BALANCE_VISA, edit)
+}
+
+/// A full balance policy whose rules decline with their own response code.
+fn full_balance_policy(rules: &str) -> Policy {
+    let text = format!(
+        r#"{{"full_balance_antifraud": {{"rules": [{rules}],
+            "default": {{"approve": true, "response_code": "00"}},
+            "fallback": {{"approve": false, "response_code": "96"}}}}}}"#
+    );
+    Policy::from_json(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+fn label(policy: &Policy, request: &FullBalanceRequest) -> String {
+    policy
+        .full_balance_antifraud
+        .decide(request)
+        .label
+        .to_string()
+}
+
+#[test]
+fn any_all_and_not_groups_nest() {
+    // Decline gambling, or anything outside Brazil that is not chip-read.
+    let policy = full_balance_policy(
+        r#"{"name": "risky", "when": [{"any": [
+              {"field": "fields.mcc", "in": ["7995", "7994"]},
+              {"all": [{"not": {"field": "fields.country_code", "eq": "076"}},
+                       {"not": {"field": "fields.entry_mode", "eq": "051"}}]}
+           ]}],
+           "then": {"approve": false, "response_code": "57"}}"#,
+    );
+    let set = |mcc: &'static str, country: &'static str, entry: &'static str| {
+        full_balance(move |v| {
+            v["fields"]["mcc"] = mcc.into();
+            v["fields"]["country_code"] = country.into();
+            v["fields"]["entry_mode"] = entry.into();
+        })
+    };
+    assert_eq!(label(&policy, &set("7995", "076", "051")), "risky");
+    assert_eq!(label(&policy, &set("5411", "840", "010")), "risky");
+    assert_eq!(label(&policy, &set("5411", "840", "051")), "default");
+    assert_eq!(label(&policy, &set("5411", "076", "010")), "default");
+    // An absent field makes `eq` false, so `not` of it true.
+    let no_country = full_balance(|v| {
+        v["fields"]["mcc"] = "5411".into();
+        v["fields"]["entry_mode"] = "010".into();
+        if let Some(f) = v["fields"].as_object_mut() {
+            f.remove("country_code");
+        }
+    });
+    assert_eq!(label(&policy, &no_country), "risky");
+}
+
+#[test]
+fn a_rule_when_list_still_means_all() {
+    let policy = full_balance_policy(
+        r#"{"name": "both", "when": [{"field": "fields.mcc", "eq": "5411"}, {"field": "fields.country_code", "eq": "840"}],
+            "then": {"approve": false, "response_code": "57"}}"#,
+    );
+    let set = |mcc: &'static str, country: &'static str| {
+        full_balance(move |v| {
+            v["fields"]["mcc"] = mcc.into();
+            v["fields"]["country_code"] = country.into();
+        })
+    };
+    assert_eq!(label(&policy, &set("5411", "840")), "both");
+    assert_eq!(label(&policy, &set("5411", "076")), "default");
+    assert_eq!(label(&policy, &set("5999", "840")), "default");
+}
+
+#[test]
+fn prefix_regex_and_between_match_as_documented() {
+    let policy = full_balance_policy(
+        r#"{"name": "bin", "when": [{"field": "fields.bin", "prefix": "5162"}],
+            "then": {"approve": false, "response_code": "57"}},
+           {"name": "city", "when": [{"field": "fields.merchant_city", "regex": "^(?i)rio\\b"}],
+            "then": {"approve": false, "response_code": "57"}},
+           {"name": "mid-amount", "when": [{"field": "fields.amount_transaction", "between": ["100.00", 250]}],
+            "then": {"approve": false, "response_code": "61"}}"#,
+    );
+    let req = |bin: &'static str, city: &'static str, amount: &'static str| {
+        full_balance(move |v| {
+            v["fields"]["bin"] = bin.into();
+            v["fields"]["merchant_city"] = city.into();
+            v["fields"]["amount_transaction"] = amount.into();
+        })
+    };
+    assert_eq!(label(&policy, &req("516292", "SAO PAULO", "10")), "bin");
+    assert_eq!(
+        label(&policy, &req("41516292", "SAO PAULO", "10")),
+        "default"
+    );
+    assert_eq!(
+        label(&policy, &req("411111", "Rio de Janeiro", "10")),
+        "city"
+    );
+    assert_eq!(label(&policy, &req("411111", "RIOZINHO", "10")), "default");
+    // Inclusive bounds, exact decimals.
+    for (amount, want) in [
+        ("99.99", "default"),
+        ("100", "mid-amount"),
+        ("180.5", "mid-amount"),
+        ("250.00", "mid-amount"),
+        ("250.01", "default"),
+    ] {
+        assert_eq!(
+            label(&policy, &req("411111", "SAO PAULO", amount)),
+            want,
+            "{amount}"
+        );
+    }
+    // Absent text fields match neither `prefix` nor `regex` (an absent number: see the
+    // network data tests).
+    let bare = full_balance(|v| {
+        if let Some(f) = v["fields"].as_object_mut() {
+            f.remove("bin");
+            f.remove("merchant_city");
+        }
+    });
+    assert_eq!(label(&policy, &bare), "default");
+}
+
+#[test]
+fn invalid_new_conditions_are_refused_naming_the_rule() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "invalid regex",
+            r#"{"field": "fields.merchant_city", "regex": "(unclosed"}"#,
+            "`regex` on `fields.merchant_city` is invalid",
+        ),
+        (
+            "regex on a number",
+            r#"{"field": "fields.amount_transaction", "regex": "^1"}"#,
+            "`regex` needs a text field; `fields.amount_transaction` is number",
+        ),
+        (
+            "prefix on a bool",
+            r#"{"field": "fields.cvv_response", "prefix": "t"}"#,
+            "`prefix` needs a text field",
+        ),
+        (
+            "between on text",
+            r#"{"field": "fields.mcc", "between": [1, 2]}"#,
+            "`between` needs a number field; `fields.mcc` is text",
+        ),
+        (
+            "between with one bound",
+            r#"{"field": "fields.amount_transaction", "between": [1]}"#,
+            "exactly two bounds",
+        ),
+        (
+            "between upside down",
+            r#"{"field": "fields.amount_transaction", "between": [10, 1]}"#,
+            "above the high bound",
+        ),
+        (
+            "between bound not a number",
+            r#"{"field": "fields.amount_transaction", "between": [1, "lots"]}"#,
+            "not a decimal",
+        ),
+        (
+            "empty any",
+            r#"{"any": []}"#,
+            "`any` needs at least one condition",
+        ),
+        (
+            "group beside a field",
+            r#"{"field": "fields.mcc", "eq": "1", "not": {"field": "fields.mcc", "eq": "2"}}"#,
+            "stands alone",
+        ),
+        (
+            "two groups in one",
+            r#"{"any": [{"field": "fields.mcc", "eq": "1"}], "all": [{"field": "fields.mcc", "eq": "2"}]}"#,
+            "stands alone",
+        ),
+        (
+            "unknown field deep in a group",
+            r#"{"any": [{"not": {"field": "fields.colour", "eq": "red"}}]}"#,
+            "unknown field name `fields.colour`",
+        ),
+        (
+            "kind error deep in a group",
+            r#"{"all": [{"not": {"field": "fields.mcc", "gt": 5}}]}"#,
+            "`gt` needs a number field",
+        ),
+        (
+            "neither field nor group",
+            r#"{"eq": "1"}"#,
+            "needs a `field`",
+        ),
+        (
+            "network data path on a field list",
+            r#"{"field": "original_network_data", "eq": "1"}"#,
+            "unknown field name `original_network_data`",
+        ),
+        (
+            "empty network segment",
+            r#"{"field": "original_network_data.f126..sf20", "eq": "1"}"#,
+            "unknown field name",
+        ),
+    ];
+    for (what, condition, problem) in cases {
+        let text = format!(
+            r#"{{"full_balance_antifraud": {{"rules": [{{"name": "r1", "when": [{condition}],
+                "then": {{"approve": false, "response_code": "57"}}}}],
+                "default": {{"approve": true, "response_code": "00"}},
+                "fallback": {{"approve": false, "response_code": "96"}}}}}}"#
+        );
+        match Policy::from_json(&text) {
+            Ok(_) => panic!("{what}: accepted"),
+            Err(e @ PolicyError::Rule { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("rule 'r1'"), "{what}: rule not named in {msg}");
+                assert!(msg.contains(problem), "{what}: {msg}");
+            }
+            Err(other) => panic!("{what}: wrong error kind {other}"),
+        }
+    }
+}
+
+// ---- original_network_data by network names ----
+
+fn zero_balance_policy(condition: &str) -> Policy {
+    let text = format!(
+        r#"{{"zero_balance": {{"rules": [{{"name": "hit", "when": [{condition}],
+            "then": {{"is_approved": false, "response_code": "59"}}}}],
+            "default": {{"is_approved": true, "response_code": "00"}},
+            "fallback": {{"is_approved": false, "response_code": "96"}}}}}}"#
+    );
+    Policy::from_json(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[test]
+fn mastercard_fields_are_read_by_their_network_names() {
+    let mastercard: ZeroBalanceRequest =
+        serde_json::from_str(ZERO_BALANCE_MASTERCARD).expect("fixture");
+    // The fixture's de48 se75 sf1 (fraud score) is "036".
+    let cases = [
+        (
+            r#"{"field": "original_network_data.de48.se75.sf1", "gte": 30}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.se75.sf1", "gt": 36}"#,
+            false,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.se75.sf1", "between": [36, 36]}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.se75.sf1", "eq": 36}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.se75.sf1", "eq": "036"}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.se75.sf1", "eq": "36"}"#,
+            false,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.se75.sf1", "in": [35, 36]}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.se75.sf2", "prefix": "9"}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.se75.sf1", "regex": "^0[0-4]"}"#,
+            true,
+        ),
+        // Full key names work too, and can be mixed with network names.
+        (
+            r#"{"field": "original_network_data.de48_additional_data_private_user.se75_fraud_scoring_data.sf1_fraud_score", "eq": "036"}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de22.sf1", "eq": "81"}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de18", "eq": "7994"}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de4", "eq": 1000}"#,
+            true,
+        ),
+        // An array element by index; a list of text with `contains`.
+        (
+            r#"{"field": "original_network_data.de48.se56.1.sf1", "eq": "AQS"}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.de48SubElements", "contains": "75"}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.de48SubElements", "contains": "99"}"#,
+            false,
+        ),
+        // An object is present but equals nothing.
+        (
+            r#"{"field": "original_network_data.de48.se75", "present": true}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.se75", "eq": "036"}"#,
+            false,
+        ),
+        // `de48` inside de48 names three keys (de48_tcc, de48_start, de48_size): none.
+        (
+            r#"{"field": "original_network_data.de48.de48", "present": false}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.de48_tcc", "eq": "T"}"#,
+            true,
+        ),
+        // A text that is not a number compares with no number.
+        (
+            r#"{"field": "original_network_data.de42", "gte": 0}"#,
+            false,
+        ),
+        // Absent members.
+        (
+            r#"{"field": "original_network_data.de48.se99.sf1", "gte": 0}"#,
+            false,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.se99.sf1", "present": false}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.se99.sf1", "ne": "1"}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de48.se99.sf1", "not_in": ["1"]}"#,
+            true,
+        ),
+        (
+            r#"{"field": "original_network_data.de4.sf1", "present": false}"#,
+            true,
+        ),
+    ];
+    for (condition, want) in cases {
+        let policy = zero_balance_policy(condition);
+        let got = policy.zero_balance.decide(&mastercard).label.as_ref() == "hit";
+        assert_eq!(got, want, "{condition}");
+    }
+}
+
+#[test]
+fn a_request_without_network_data_has_every_network_field_absent() {
+    let plain: ZeroBalanceRequest = serde_json::from_str(ZERO_BALANCE_PLAIN).expect("fixture");
+    let gte = zero_balance_policy(r#"{"field": "original_network_data.de48.se75.sf1", "gte": 0}"#);
+    assert_eq!(&*gte.zero_balance.decide(&plain).label, "default");
+    let absent = zero_balance_policy(
+        r#"{"field": "original_network_data.de48.se75.sf1", "present": false}"#,
+    );
+    assert_eq!(&*absent.zero_balance.decide(&plain).label, "hit");
+    let mut no_data: ZeroBalanceRequest =
+        serde_json::from_str(ZERO_BALANCE_MASTERCARD).expect("fixture");
+    no_data.fields.original_network_data = None;
+    assert_eq!(&*gte.zero_balance.decide(&no_data).label, "default");
+    assert_eq!(&*absent.zero_balance.decide(&no_data).label, "hit");
+}
+
+#[test]
+fn visa_fields_are_read_on_full_balance_and_tokenization() {
+    let policy = full_balance_policy(
+        r#"{"name": "3ds", "when": [{"field": "original_network_data.f126.sf20", "eq": "1"},
+                                   {"field": "original_network_data.f62.sf21", "regex": "^09"}],
+            "then": {"approve": false, "response_code": "57"}}"#,
+    );
+    assert_eq!(label(&policy, &full_balance(|_| {})), "3ds");
+    let other = full_balance(|v| {
+        v["fields"]["original_network_data"]["f126_visa_private_use_fields"]["sf20_dsecure_indicator"] =
+            "7".into();
+    });
+    assert_eq!(label(&policy, &other), "default");
+
+    let tokenization =
+        |text: &str| -> TokenizationRequest { serde_json::from_str(text).expect("fixture") };
+    let text = tokenization_rule(
+        r#"{"name": "visa-3ds", "when": [{"field": "original_network_data.f126.sf20", "eq": 1}],
+            "then": {"approve": false, "action_code": "05"}},
+           {"name": "mc-score", "when": [{"field": "original_network_data.de48.se75.sf1", "lt": 50}],
+            "then": {"approve": false, "action_code": "57"}}"#,
+    );
+    let policy = Policy::from_json(&text).expect("valid");
+    let decide = |r: &TokenizationRequest| policy.card_tokenization.decide(r).label.to_string();
+    assert_eq!(decide(&tokenization(TOKENIZATION_VISA)), "visa-3ds");
+    assert_eq!(decide(&tokenization(TOKENIZATION_MASTERCARD)), "mc-score");
+    assert_eq!(decide(&tokenization(TOKENIZATION_PLAIN)), "default");
+}
+
+#[test]
+fn banking_has_no_network_data_fields() {
+    let text = r#"{"banking_antifraud": {"rules": [{"name": "nd", "when": [{"field": "original_network_data.f126", "present": true}],
+         "then": {"decision": "reject"}}],
+         "default": {"decision": "approve"}, "fallback": {"decision": "reject"}}}"#;
+    let err = Policy::from_json(text).err().map(|e| e.to_string());
+    assert!(
+        err.as_deref()
+            .is_some_and(|e| e.contains("unknown field name `original_network_data.f126`")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_network_field_is_also_read_through_the_request_lookup() {
+    // What the journal's inputs and a backtest use: one parse per call, same values.
+    let mastercard: ZeroBalanceRequest =
+        serde_json::from_str(ZERO_BALANCE_MASTERCARD).expect("fixture");
+    assert_eq!(
+        mastercard.field("original_network_data.de48.se75.sf1"),
+        Field::Text("036".into())
+    );
+    assert_eq!(
+        mastercard.field("original_network_data.de48.se75.sf9"),
+        Field::Absent
+    );
+    assert_eq!(mastercard.field("fields.mcc"), Field::Text("string".into()));
+}
+
+// ---- the published JSON Schema ----
+
+use shared::models::BankingRequest;
+use shared::policy::FieldKind;
+use shared::policy::schema::{SECTIONS, json_schema};
+
+const PUBLISHED_SCHEMA: &str = include_str!("../policy/policy.schema.json");
+
+fn published_schema() -> Value {
+    serde_json::from_str(PUBLISHED_SCHEMA).expect("the published schema is JSON")
+}
+
+#[test]
+fn the_published_schema_is_the_generated_one() {
+    assert!(
+        published_schema() == json_schema(),
+        "shared/policy/policy.schema.json is stale: regenerate it with \
+         `cargo run -p tools --bin validate-policy -- --print-schema > shared/policy/policy.schema.json`"
+    );
+    assert!(jsonschema::meta::is_valid(&published_schema()));
+    let default: Value = serde_json::from_str(shared::policy::DEFAULT_POLICY).expect("JSON");
+    assert_eq!(default["$schema"], "./policy.schema.json");
+}
+
+/// The operators the schema allows with each field, per section: field path → operators.
+fn schema_fields(schema: &Value, section: &str) -> Vec<(String, Vec<String>)> {
+    let forms = schema["$defs"][format!("{section}_condition")]["oneOf"]
+        .as_array()
+        .expect("condition forms");
+    let mut out = Vec::new();
+    for form in forms {
+        let Some(props) = form["properties"].as_object() else {
+            continue;
+        };
+        let ops: Vec<String> = props.keys().filter(|k| *k != "field").cloned().collect();
+        let field = &props.get("field");
+        if let Some(paths) = field.and_then(|f| f["enum"].as_array()) {
+            for p in paths {
+                out.push((p.as_str().expect("path").to_string(), ops.clone()));
+            }
+        } else if let Some(pattern) = field.and_then(|f| f["pattern"].as_str()) {
+            out.push((format!("pattern:{pattern}"), ops.clone()));
+        }
+    }
+    out
+}
+
+fn expected_ops(kind: FieldKind) -> Vec<&'static str> {
+    let mut ops = match kind {
+        FieldKind::Text => vec!["eq", "ne", "in", "not_in", "prefix", "regex", "present"],
+        FieldKind::Number => vec![
+            "eq", "ne", "in", "not_in", "between", "present", "gt", "gte", "lt", "lte",
+        ],
+        FieldKind::Bool => vec!["eq", "ne", "in", "not_in", "present"],
+        FieldKind::List => vec!["contains", "present"],
+        FieldKind::Network => vec![
+            "eq", "ne", "in", "not_in", "between", "prefix", "regex", "contains", "present", "gt",
+            "gte", "lt", "lte",
+        ],
+    };
+    ops.sort_unstable();
+    ops
+}
+
+fn check_section_fields<R: PolicySubject>(schema: &Value, section: &str) {
+    let mut in_schema = schema_fields(schema, section);
+    for (_, ops) in &mut in_schema {
+        ops.sort_unstable();
+    }
+    for (path, kind) in R::FIELDS {
+        let found: Vec<_> = in_schema.iter().filter(|(p, _)| p == path).collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{section}: `{path}` is not in the schema exactly once"
+        );
+        assert_eq!(
+            found[0].1,
+            expected_ops(*kind),
+            "{section}: operators of `{path}`"
+        );
+    }
+    let network = in_schema.iter().find(|(p, _)| p.starts_with("pattern:"));
+    assert_eq!(
+        network.is_some(),
+        R::NETWORK_DATA,
+        "{section}: network data paths"
+    );
+    if let Some((_, ops)) = network {
+        assert_eq!(
+            *ops,
+            expected_ops(FieldKind::Network),
+            "{section}: network operators"
+        );
+    }
+    for (path, _) in &in_schema {
+        assert!(
+            path.starts_with("pattern:") || R::kind_of(path).is_some(),
+            "{section}: the schema names `{path}`, which rules cannot use"
+        );
+    }
+}
+
+#[test]
+fn every_subject_field_is_in_the_schema_with_the_operators_of_its_kind() {
+    let schema = published_schema();
+    check_section_fields::<TokenizationRequest>(&schema, SECTIONS[0]);
+    check_section_fields::<BankingRequest>(&schema, SECTIONS[1]);
+    check_section_fields::<FullBalanceRequest>(&schema, SECTIONS[2]);
+    check_section_fields::<ZeroBalanceRequest>(&schema, SECTIONS[3]);
+}
+
+fn section(name: &str, rules: &str, default: &str, fallback: &str, extra: &str) -> String {
+    format!(
+        r#"{{"{name}": {{"rules": [{rules}], "default": {default}, "fallback": {fallback}{extra}}}}}"#
+    )
+}
+
+fn tok(rules: &str) -> String {
+    section(
+        "card_tokenization",
+        rules,
+        r#"{"approve": true, "action_code": "00"}"#,
+        r#"{"approve": false, "action_code": "96"}"#,
+        "",
+    )
+}
+
+fn fb(rules: &str, extra: &str) -> String {
+    section(
+        "full_balance_antifraud",
+        rules,
+        r#"{"approve": true, "response_code": "00"}"#,
+        r#"{"approve": false, "response_code": "96"}"#,
+        extra,
+    )
+}
+
+fn bank(rules: &str) -> String {
+    section(
+        "banking_antifraud",
+        rules,
+        r#"{"decision": "approve"}"#,
+        r#"{"decision": "reject"}"#,
+        "",
+    )
+}
+
+fn zb(rules: &str) -> String {
+    section(
+        "zero_balance",
+        rules,
+        r#"{"is_approved": true, "response_code": "00"}"#,
+        r#"{"is_approved": false, "response_code": "96"}"#,
+        "",
+    )
+}
+
+fn fb_rule(when: &str) -> String {
+    fb(
+        &format!(
+            r#"{{"name": "r", "when": [{when}], "then": {{"approve": false, "response_code": "57"}}}}"#
+        ),
+        "",
+    )
+}
+
+fn tok_rule(when: &str, then: &str) -> String {
+    tok(&format!(
+        r#"{{"name": "r", "when": [{when}], "then": {then}}}"#
+    ))
+}
+
+#[test]
+fn the_schema_and_the_loader_give_the_same_verdict() {
+    let validator = jsonschema::validator_for(&published_schema()).expect("schema compiles");
+    let decline = r#"{"approve": false, "action_code": "05"}"#;
+    let cases: Vec<(&str, String, bool)> = vec![
+        (
+            "the shipped default",
+            shared::policy::DEFAULT_POLICY.to_string(),
+            true,
+        ),
+        ("no sections", "{}".into(), true),
+        (
+            "$schema and description",
+            r#"{"$schema": "./policy.schema.json", "description": "x"}"#.into(),
+            true,
+        ),
+        (
+            "nested groups",
+            tok_rule(
+                r#"{"any": [{"field": "custom_codes", "contains": "FRB"},
+                            {"all": [{"field": "card.type", "prefix": "VIRT"},
+                                     {"not": {"field": "card.status", "in": ["NORMAL", "warning"]}}]}]}"#,
+                decline,
+            ),
+            true,
+        ),
+        (
+            "network data, regex, between",
+            fb_rule(
+                r#"{"field": "original_network_data.f126.sf20", "eq": "1"},
+                   {"field": "fields.merchant_city", "regex": "^SAO\\b"},
+                   {"field": "fields.amount_transaction", "between": ["10.00", 250]}"#,
+            ),
+            true,
+        ),
+        (
+            "zero balance network score",
+            zb(
+                r#"{"when": [{"field": "original_network_data.de48.se75.sf1", "gte": 50}],
+                   "then": {"is_approved": false, "response_code": "59", "limit_amount": 0}}"#,
+            ),
+            true,
+        ),
+        (
+            "banking amount and bool-free text",
+            bank(
+                r#"{"when": [{"field": "amount", "gt": "1000.50"}, {"field": "origin", "ne": "onus"}],
+                     "then": {"decision": "reject", "metadata": {"why": "big"}}}"#,
+            ),
+            true,
+        ),
+        (
+            "bool field",
+            fb_rule(r#"{"field": "fields.cvv_response", "eq": false}"#),
+            true,
+        ),
+        (
+            "a challenge",
+            tok_rule(
+                r#"{"field": "card.status", "eq": "warning"}"#,
+                r#"{"approve": true, "action_code": "85", "step_up_methods": [{"method": "OTPAPP", "platform": "IOS"}]}"#,
+            ),
+            true,
+        ),
+        (
+            "unknown top-level key",
+            r#"{"card_tokenizaton": {}}"#.into(),
+            false,
+        ),
+        ("unknown section key", fb("", r#", "rulez": []"#), false),
+        (
+            "missing fallback",
+            r#"{"banking_antifraud": {"default": {"decision": "approve"}}}"#.into(),
+            false,
+        ),
+        (
+            "unknown field",
+            fb_rule(r#"{"field": "fields.colour", "eq": "red"}"#),
+            false,
+        ),
+        (
+            "unknown field in a group",
+            fb_rule(r#"{"not": {"any": [{"field": "fields.colour", "eq": "red"}]}}"#),
+            false,
+        ),
+        (
+            "between on text",
+            fb_rule(r#"{"field": "fields.mcc", "between": [1, 2]}"#),
+            false,
+        ),
+        (
+            "between with three bounds",
+            fb_rule(r#"{"field": "fields.amount_local", "between": [1, 2, 3]}"#),
+            false,
+        ),
+        (
+            "prefix on a number",
+            fb_rule(r#"{"field": "fields.amount_local", "prefix": "1"}"#),
+            false,
+        ),
+        (
+            "regex on a bool",
+            fb_rule(r#"{"field": "fields.cvv_response", "regex": "t"}"#),
+            false,
+        ),
+        (
+            "gt on text",
+            fb_rule(r#"{"field": "fields.mcc", "gt": 5}"#),
+            false,
+        ),
+        (
+            "gt not a number",
+            fb_rule(r#"{"field": "fields.amount_local", "gt": "lots"}"#),
+            false,
+        ),
+        (
+            "eq on a list",
+            tok_rule(r#"{"field": "custom_codes", "eq": "FRB"}"#, decline),
+            false,
+        ),
+        (
+            "contains on text",
+            tok_rule(r#"{"field": "card.type", "contains": "V"}"#, decline),
+            false,
+        ),
+        (
+            "two operators",
+            fb_rule(r#"{"field": "fields.mcc", "eq": "1", "ne": "2"}"#),
+            false,
+        ),
+        ("no operator", fb_rule(r#"{"field": "fields.mcc"}"#), false),
+        (
+            "unknown operator",
+            fb_rule(r#"{"field": "fields.mcc", "starts_with": "1"}"#),
+            false,
+        ),
+        ("empty any", fb_rule(r#"{"any": []}"#), false),
+        (
+            "group beside a field",
+            fb_rule(r#"{"field": "fields.mcc", "all": [{"field": "fields.mcc", "eq": "1"}]}"#),
+            false,
+        ),
+        (
+            "empty in",
+            fb_rule(r#"{"field": "fields.mcc", "in": []}"#),
+            false,
+        ),
+        (
+            "empty when",
+            fb(r#"{"when": [], "then": {"approve": false}}"#, ""),
+            false,
+        ),
+        (
+            "missing then",
+            fb(r#"{"when": [{"field": "fields.mcc", "eq": "1"}]}"#, ""),
+            false,
+        ),
+        (
+            "network data on banking",
+            bank(
+                r#"{"when": [{"field": "original_network_data.f126", "present": true}], "then": {"decision": "reject"}}"#,
+            ),
+            false,
+        ),
+        (
+            "85 without step-up",
+            tok_rule(
+                r#"{"field": "card.type", "eq": "VIRTUAL"}"#,
+                r#"{"approve": true, "action_code": "85"}"#,
+            ),
+            false,
+        ),
+        (
+            "step-up without 85",
+            tok_rule(
+                r#"{"field": "card.type", "eq": "VIRTUAL"}"#,
+                r#"{"approve": true, "action_code": "00", "step_up_methods": [{"method": "OTPSMS"}]}"#,
+            ),
+            false,
+        ),
+        (
+            "platform with OTPSMS",
+            tok_rule(
+                r#"{"field": "card.type", "eq": "VIRTUAL"}"#,
+                r#"{"approve": true, "action_code": "85", "step_up_methods": [{"method": "OTPSMS", "platform": "IOS"}]}"#,
+            ),
+            false,
+        ),
+        (
+            "unknown step-up method",
+            tok_rule(
+                r#"{"field": "card.type", "eq": "VIRTUAL"}"#,
+                r#"{"approve": true, "action_code": "85", "step_up_methods": [{"method": "OTPMAIL"}]}"#,
+            ),
+            false,
+        ),
+        (
+            "three-character code",
+            tok_rule(
+                r#"{"field": "card.type", "eq": "VIRTUAL"}"#,
+                r#"{"approve": false, "action_code": "005"}"#,
+            ),
+            false,
+        ),
+        (
+            "banking decision maybe",
+            bank(r#"{"when": [{"field": "amount", "gt": 5}], "then": {"decision": "maybe"}}"#),
+            false,
+        ),
+        (
+            "banking metadata not an object",
+            bank(
+                r#"{"when": [{"field": "amount", "gt": 5}], "then": {"decision": "reject", "metadata": 1}}"#,
+            ),
+            false,
+        ),
+        (
+            "full balance without approve",
+            fb_rule(r#"{"field": "fields.mcc", "eq": "1"}"#).replace(
+                r#""approve": false, "response_code": "57""#,
+                r#""response_code": "57""#,
+            ),
+            false,
+        ),
+        (
+            "zero balance without response code",
+            zb(r#"{"when": [{"field": "fields.mcc", "eq": "1"}], "then": {"is_approved": false}}"#),
+            false,
+        ),
+        (
+            "zero balance long response code",
+            zb(
+                r#"{"when": [{"field": "fields.mcc", "eq": "1"}], "then": {"is_approved": false, "response_code": "961"}}"#,
+            ),
+            false,
+        ),
+    ];
+    for (what, text, valid) in &cases {
+        let instance: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let schema_says = validator.is_valid(&instance);
+        let loader_says = Policy::from_json(text);
+        assert_eq!(schema_says, *valid, "{what}: schema verdict");
+        assert_eq!(
+            loader_says.is_ok(),
+            *valid,
+            "{what}: loader verdict {:?}",
+            loader_says.err()
+        );
+    }
+
+    // What only the loader checks: the schema accepts these, `validate-policy` refuses them.
+    let loader_only = [
+        (
+            "invalid regex",
+            fb_rule(r#"{"field": "fields.mcc", "regex": "(unclosed"}"#),
+        ),
+        (
+            "between upside down",
+            fb_rule(r#"{"field": "fields.amount_local", "between": [10, 1]}"#),
+        ),
+    ];
+    for (what, text) in &loader_only {
+        let instance: Value = serde_json::from_str(text).expect("JSON");
+        assert!(validator.is_valid(&instance), "{what}: schema");
+        assert!(Policy::from_json(text).is_err(), "{what}: loader");
+    }
+}
+
+#[test]
+fn the_schema_describes_an_optional_controls_object_per_section() {
+    let validator = jsonschema::validator_for(&published_schema()).expect("schema compiles");
+    let cases = [
+        (
+            fb(
+                "",
+                r#", "controls": {"not_permitted": {"approve": false, "response_code": "57"},
+                                      "amount_limit": {"approve": false, "response_code": "61"},
+                                      "count_limit": {"approve": false, "response_code": "65"}}"#,
+            ),
+            true,
+        ),
+        (fb("", r#", "controls": {}"#), true),
+        (
+            fb(
+                "",
+                r#", "controls": {"blocked": {"approve": false, "response_code": "57"}}"#,
+            ),
+            false,
+        ),
+        (
+            fb(
+                "",
+                r#", "controls": {"amount_limit": {"response_code": "61"}}"#,
+            ),
+            false,
+        ),
+        (
+            fb(
+                "",
+                r#", "controls": {"count_limit": {"approve": false, "response_code": "655"}}"#,
+            ),
+            false,
+        ),
+    ];
+    // The loader reads `controls` once the card controls land; until then only the schema
+    // verdicts are checked here.
+    let loader_reads_controls = Policy::from_json(&cases[0].0).is_ok();
+    for (text, valid) in &cases {
+        let instance: Value = serde_json::from_str(text).expect("JSON");
+        assert_eq!(validator.is_valid(&instance), *valid, "schema: {text}");
+        if loader_reads_controls {
+            assert_eq!(Policy::from_json(text).is_ok(), *valid, "loader: {text}");
+        }
+    }
+}

@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use aws_lambda_events::s3::S3Event;
 use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::{Value, json};
 use shared::devstack::{EVENTS_CID_INDEX, ResourceNames};
+use shared::pipeline::files::FilesResponse;
 use shared::pipeline::key::StreamHour;
 use shared::pipeline::replay::{Selection, replay};
 use shared::pipeline::sink::S3Uri;
@@ -45,6 +45,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 struct Stack {
     _moto: Moto,
+    sdk: aws_config::SdkConfig,
     names: ResourceNames,
     s3: aws_sdk_s3::Client,
     ddb: aws_sdk_dynamodb::Client,
@@ -100,6 +101,7 @@ impl Stack {
         Ok(Self {
             _moto: moto,
             ddb: aws_sdk_dynamodb::Client::new(&sdk),
+            sdk,
             names,
             s3,
             runtime,
@@ -183,6 +185,15 @@ impl Stack {
         EventFiles::new(self.runtime.clone())
     }
 
+    /// `event-files` invoked directly with `event` (not an SQS batch).
+    async fn notify(&self, event: Value) -> anyhow::Result<FilesResponse> {
+        let output = self.files().handle(event).await?;
+        output
+            .objects()
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("a direct invocation answers with objects"))
+    }
+
     fn stream(&self) -> EventStream {
         EventStream::new(self.runtime.clone())
     }
@@ -194,12 +205,10 @@ impl Stack {
         self.put(&self.names.bucket, MIXED_KEY, gzip(&fixture("mixed.json")))
             .await?;
         let previous = self
-            .files()
-            .handle(s3_event(&self.names.bucket, PREVIOUS_KEY))
+            .notify(s3_event(&self.names.bucket, PREVIOUS_KEY))
             .await?;
         let mixed = self
-            .files()
-            .handle(s3_event(&self.names.bucket, MIXED_KEY_ENCODED))
+            .notify(s3_event(&self.names.bucket, MIXED_KEY_ENCODED))
             .await?;
         assert_eq!(mixed.objects.len(), 1);
         assert_eq!(mixed.objects[0].key, MIXED_KEY, "the key is URL-decoded");
@@ -207,9 +216,9 @@ impl Stack {
     }
 }
 
-/// An S3 `ObjectCreated:Put` notification for one (URL-encoded) key.
-fn s3_event(bucket: &str, encoded_key: &str) -> S3Event {
-    serde_json::from_value(json!({
+/// An S3 `ObjectCreated:Put` notification for one (URL-encoded) key, as AWS sends it.
+fn s3_event(bucket: &str, encoded_key: &str) -> Value {
+    json!({
         "Records": [{
             "eventVersion": "2.1",
             "eventSource": "aws:s3",
@@ -230,8 +239,7 @@ fn s3_event(bucket: &str, encoded_key: &str) -> S3Event {
                 "object": {"key": encoded_key, "size": 1024, "eTag": "0", "sequencer": "0A1B2C3D4E5F678901"}
             }
         }]
-    }))
-    .expect("a valid S3 notification")
+    })
 }
 
 /// An SQS event of `(message id, body)` pairs.
@@ -437,8 +445,7 @@ async fn mixed_gzipped_file_exact_counts_and_quarantine_then_rerun_adds_nothing(
 
     // Re-running the same notification: nothing new, the same quarantine objects.
     let again = stack
-        .files()
-        .handle(s3_event(&stack.names.bucket, MIXED_KEY_ENCODED))
+        .notify(s3_event(&stack.names.bucket, MIXED_KEY_ENCODED))
         .await?;
     let again = again.objects[0].report;
     assert_eq!((again.read, again.new, again.duplicate), (10, 0, 6));
@@ -448,8 +455,7 @@ async fn mixed_gzipped_file_exact_counts_and_quarantine_then_rerun_adds_nothing(
 
     // Objects outside main_stream/ are not event files.
     let skipped = stack
-        .files()
-        .handle(s3_event(&stack.names.bucket, "quarantine%2Fx.json"))
+        .notify(s3_event(&stack.names.bucket, "quarantine%2Fx.json"))
         .await?;
     assert_eq!((skipped.objects.len(), skipped.skipped), (0, 1));
     Ok(())
@@ -685,5 +691,263 @@ async fn make_run_demo_ingests_the_sample_files() -> anyhow::Result<()> {
         .send()
         .await?;
     assert_eq!(scan.count(), 6);
+    Ok(())
+}
+
+/// An SQS batch as Lambda's event source mapping hands it over, of messages received from
+/// moto's queue (bodies unmodified).
+fn lambda_sqs_batch(queue_arn: &str, messages: &[aws_sdk_sqs::types::Message]) -> Value {
+    let records: Vec<Value> = messages
+        .iter()
+        .map(|m| {
+            json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// Everything moto's queue holds now (S3 sends its notifications as part of each put).
+async fn drain(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+) -> anyhow::Result<Vec<aws_sdk_sqs::types::Message>> {
+    let mut all = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .send()
+            .await?;
+        let messages = received.messages();
+        if messages.is_empty() {
+            return Ok(all);
+        }
+        all.extend_from_slice(messages);
+    }
+}
+
+/// The acceptance of "every S3 event shape": moto's own S3 notifications, generated by
+/// uploading objects to a bucket whose notification configuration targets an SQS queue (keys
+/// with spaces, `+`, `%`, unicode and unpadded dates), are ingested unmodified through SQS
+/// and directly (the S3 notification taken out of the message); so are EventBridge-shaped
+/// events (keys not URL-encoded) and S3's `s3:TestEvent`. A message whose object is gone
+/// fails alone (`batchItemFailures`).
+#[tokio::test]
+async fn moto_s3_notifications_through_sqs_directly_and_eventbridge() -> anyhow::Result<()> {
+    use aws_sdk_s3::types::{
+        Event, FilterRule, FilterRuleName, NotificationConfiguration,
+        NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+    };
+    let stack = Stack::start().await?;
+    let bucket = stack.names.bucket.clone();
+    let sqs = aws_sdk_sqs::Client::new(&stack.sdk);
+    let url = sqs
+        .create_queue()
+        .queue_name("event-files-notifications")
+        .send()
+        .await?
+        .queue_url()
+        .unwrap_or_default()
+        .to_owned();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("queue arn"))?;
+    let filter = NotificationConfigurationFilter::builder()
+        .key(
+            S3KeyFilter::builder()
+                .filter_rules(
+                    FilterRule::builder()
+                        .name(FilterRuleName::Prefix)
+                        .value("main_stream/")
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    stack
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(&bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(
+                    QueueConfiguration::builder()
+                        .id("main-stream")
+                        .queue_arn(&arn)
+                        .events(Event::from("s3:ObjectCreated:*"))
+                        .filter(filter)
+                        .build()?,
+                )
+                .build(),
+        )
+        .send()
+        .await?;
+
+    // Keys with a space, `+`, `%` and unicode, under unpadded date paths.
+    const ODD_KEY: &str = "main_stream/2020/4/2/0/50% off ünïcødé €.json";
+    stack
+        .put(&bucket, MIXED_KEY, gzip(&fixture("mixed.json")))
+        .await?;
+    stack
+        .put(&bucket, ODD_KEY, fixture("previous.json"))
+        .await?;
+    let messages = drain(&sqs, &url).await?;
+    assert_eq!(messages.len(), 3, "the test event and one per object");
+    let bodies: Vec<Value> = messages
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap_or_default()))
+        .collect::<Result<_, _>>()?;
+    // The order a standard queue gives is not promised: find each by its content.
+    let find = |want: &dyn Fn(&Value) -> bool| {
+        bodies
+            .iter()
+            .find(|b| want(b))
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("message not found"))
+    };
+    let key_has = |part: &'static str| {
+        move |b: &Value| {
+            b["Records"][0]["s3"]["object"]["key"]
+                .as_str()
+                .is_some_and(|k| k.contains(part))
+        }
+    };
+    let test_body = find(&|b| b["Event"] == "s3:TestEvent")?;
+    let mixed_body = find(&key_has("pismo"))?;
+    let odd_body = find(&key_has("off"))?;
+    // moto's records lack what aws_lambda_events requires, and encode the keys.
+    let record = &mixed_body["Records"][0];
+    assert!(record.get("userIdentity").is_none() && record.get("requestParameters").is_none());
+    assert_eq!(
+        record["s3"]["object"]["key"],
+        "main_stream%2F2020%2F4%2F1%2F23%2Fpismo+events%2B1"
+    );
+
+    // Through SQS: every message succeeds; the test event is skipped.
+    let output = stack
+        .files()
+        .handle(lambda_sqs_batch(&arn, &messages))
+        .await?;
+    assert_eq!(output.failed_messages(), Some(vec![]));
+    assert_eq!(stack.count().await?, 6);
+    for event_id in [
+        "252212bf-cde2-43f9-b28f-33ea2b452b32",
+        "7b1e6f0a-2c43-4f7e-9a55-0d8f1c2b3a01",
+        "7b1e6f0a-2c43-4f7e-9a55-0d8f1c2b3a02",
+    ] {
+        assert!(stack.has_event(event_id).await?, "{event_id}");
+    }
+    let quarantined = stack.quarantine().await?;
+    assert_eq!(quarantined.len(), 4);
+    assert!(
+        quarantined
+            .values()
+            .all(|r| r["source"]["key"] == MIXED_KEY)
+    );
+
+    // Directly: the S3 notification of each message, unmodified; the objects' real keys.
+    let direct = stack.notify(mixed_body.clone()).await?;
+    assert_eq!(direct.objects.len(), 1);
+    assert_eq!(direct.objects[0].key, MIXED_KEY);
+    assert_eq!(
+        (direct.objects[0].report.read, direct.objects[0].report.new),
+        (10, 0)
+    );
+    let direct = stack.notify(odd_body.clone()).await?;
+    assert_eq!(direct.objects[0].key, ODD_KEY);
+    assert_eq!(
+        (
+            direct.objects[0].report.duplicate,
+            direct.objects[0].report.new
+        ),
+        (2, 0)
+    );
+    let test_event = stack.notify(test_body).await?;
+    assert_eq!((test_event.objects.len(), test_event.skipped), (0, 1));
+
+    // EventBridge "Object Created" (moto's shape: `eTag`, a numeric time, a null version;
+    // the key as it is), direct and through SQS.
+    let bridge = |key: &str| {
+        json!({
+            "version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103",
+            "detail-type": "Object Created", "source": "aws.s3", "account": "123456789012",
+            "time": 1764583200.0, "region": "us-east-1",
+            "resources": [format!("arn:aws:s3:::{bucket}")],
+            "detail": {"version": "0", "bucket": {"name": bucket},
+                       "object": {"key": key, "size": 538, "eTag": "b1946ac92492d2347c6235b4d2611184",
+                                  "version-id": null, "sequencer": "617f08299329d189"},
+                       "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012",
+                       "source-ip-address": "1.2.3.4", "reason": "PutObject"}
+        })
+    };
+    let direct = stack.notify(bridge(ODD_KEY)).await?;
+    assert_eq!(direct.objects[0].key, ODD_KEY);
+    assert_eq!(direct.objects[0].report.duplicate, 2);
+    let through_sqs = sqs_event(&[("m-bridge", bridge(MIXED_KEY).to_string())]);
+    let output = stack
+        .files()
+        .handle(serde_json::to_value(&through_sqs)?)
+        .await?;
+    assert_eq!(output.failed_messages(), Some(vec![]));
+    assert_eq!(stack.count().await?, 6, "nothing stored twice");
+
+    // A message whose object is gone fails alone; a body that is no notification fails too
+    // (it ends in the dead-letter queue); the good one beside them goes through.
+    stack
+        .put(
+            &bucket,
+            "main_stream/2020/4/2/1/gone",
+            fixture("previous.json"),
+        )
+        .await?;
+    stack
+        .s3
+        .delete_object()
+        .bucket(&bucket)
+        .key("main_stream/2020/4/2/1/gone")
+        .send()
+        .await?;
+    let mut messages = drain(&sqs, &url).await?;
+    assert_eq!(messages.len(), 1);
+    let gone_id = messages[0].message_id().unwrap_or_default().to_owned();
+    messages.push(
+        aws_sdk_sqs::types::Message::builder()
+            .message_id("m-not-a-notification")
+            .body("{\"hello\":1}")
+            .build(),
+    );
+    messages.push(
+        aws_sdk_sqs::types::Message::builder()
+            .message_id("m-good")
+            .body(odd_body.to_string())
+            .build(),
+    );
+    let output = stack
+        .files()
+        .handle(lambda_sqs_batch(&arn, &messages))
+        .await?;
+    assert_eq!(
+        output.failed_messages(),
+        Some(vec![gone_id.as_str(), "m-not-a-notification"])
+    );
     Ok(())
 }

@@ -160,6 +160,7 @@ impl LocalStack {
             ("AWS_ACCESS_KEY_ID", "testing".into()),
             ("AWS_SECRET_ACCESS_KEY", "testing".into()),
             ("JOURNAL_TABLE", names.journal_table.clone()),
+            ("CONTROLS_TABLE", names.controls_table.clone()),
             ("EVENTS_TABLE", names.events_table.clone()),
             ("LEDGER_TABLE", names.ledger_table.clone()),
             ("PISMO_CERTS_URL", certs.url()),

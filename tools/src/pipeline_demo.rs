@@ -7,7 +7,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use aws_lambda_events::s3::S3Event;
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::Value;
 use shared::devstack::ResourceNames;
@@ -87,9 +86,9 @@ pub async fn run(sdk: &aws_config::SdkConfig, names: &ResourceNames) -> anyhow::
         root.join("events/pipeline-s3-main-stream.json"),
     )?)?;
     event["Records"][0]["s3"]["bucket"]["name"] = Value::String(names.bucket.clone());
-    let notification: S3Event = serde_json::from_value(event)?;
     for round in ["first run", "re-run"] {
-        let response = handler.handle(notification.clone()).await?;
+        let output = handler.handle(event.clone()).await?;
+        let response = output.objects().context("a direct S3 notification")?;
         for object in &response.objects {
             println!(
                 "{:<44} {}   ({round})",

@@ -28,6 +28,8 @@ const fn http(name: &'static str, status: u16, body: &'static str) -> Expected {
 /// the Aritma samples carry the seed's events in every mode, so only the first delivery stores
 /// them and the later ones count duplicates; the event file holds one in-file duplicate, four
 /// invalid fragments (quarantined) and one event without a schema (stored as unverified); the
+/// EventBridge sample names that file again (nothing new); the S3-through-SQS batch holds
+/// S3's test event (skipped) and the other sample file's notification; the
 /// SQS batch holds a new event and a `new_bucket_object` for a bucket that is not allowed
 /// (refused and quarantined, not failed).
 pub const EXPECTED: &[Expected] = &[
@@ -56,6 +58,22 @@ pub const EXPECTED: &[Expected] = &[
         name: "pipeline-s3-main-stream.json",
         status: None,
         body: r#"{"objects":[{"bucket":"issuer-kit-events","key":"main_stream/2020/4/1/23/pismo events+1","read":10,"new":5,"duplicate":1,"invalid":4,"quarantined":4,"unverified":1,"large":0,"refused":0,"bytes":6069}],"skipped":0}"#,
+    },
+    Expected {
+        name: "pipeline-s3-test-event.json",
+        status: None,
+        body: r#"{"objects":[],"skipped":1}"#,
+    },
+    // The same object again, named by EventBridge (the key as it is, not URL-encoded).
+    Expected {
+        name: "pipeline-s3-through-eventbridge.json",
+        status: None,
+        body: r#"{"objects":[{"bucket":"issuer-kit-events","key":"main_stream/2020/4/1/23/pismo events+1","read":10,"new":0,"duplicate":6,"invalid":4,"quarantined":4,"unverified":0,"large":0,"refused":0,"bytes":6069}],"skipped":0}"#,
+    },
+    Expected {
+        name: "pipeline-s3-through-sqs.json",
+        status: None,
+        body: r#"{"batchItemFailures":[]}"#,
     },
     Expected {
         name: "pipeline-sqs-batch.json",

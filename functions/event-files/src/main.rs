@@ -1,6 +1,7 @@
-//! S3 `ObjectCreated` under `main_stream/` → `shared::pipeline::EventFiles`.
+//! Objects created under `main_stream/` → `shared::pipeline::EventFiles`: S3 notifications
+//! (direct or through SQS, with partial batch failures), EventBridge `Object Created` events,
+//! and S3's test event (skipped).
 
-use aws_lambda_events::s3::S3Event;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::pipeline::{EventFiles, PipelineConfig};
 
@@ -9,8 +10,10 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = PipelineConfig::from_env()?;
     let handler = &EventFiles::new(config.build(&shared::aws::load_config().await).await?);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<S3Event>| async move {
-        handler.handle(event.payload).await
-    }))
+    lambda_runtime::run(service_fn(
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            handler.handle(event.payload).await
+        },
+    ))
     .await
 }

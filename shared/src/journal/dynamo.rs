@@ -104,6 +104,42 @@ impl DynamoJournal {
         }
     }
 
+    /// Every entry decided in `[from_ms, to_ms]` whose id starts with `prefix` (a scan, for
+    /// backtests and audits; not for the decision path).
+    pub async fn decided_between(
+        &self,
+        prefix: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Entry>, StoreFailure> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression(
+                    "decided_at_ms BETWEEN :from AND :to AND begins_with(id, :prefix)",
+                )
+                .expression_attribute_values(":from", n(from_ms))
+                .expression_attribute_values(":to", n(to_ms))
+                .expression_attribute_values(":prefix", s(prefix))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| failure(&e))?;
+            for item in page.items() {
+                out.push(from_item(item)?);
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                out.sort_by(|a, b| a.decided_at_ms.cmp(&b.decided_at_ms).then(a.id.cmp(&b.id)));
+                return Ok(out);
+            }
+        }
+    }
+
     /// The entry stored under `id` (operators and tests).
     pub async fn get(&self, id: &str) -> Result<Option<Entry>, StoreFailure> {
         let out = self

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::check::MissingSchema;
 use super::engine::{Pipeline, Settings};
 use super::report::Metrics;
-use super::schema::{SchemaRegistry, SchemaSource};
+use super::schema::{SchemaFormats, SchemaRegistry, SchemaSource};
 use super::sink::{S3BlobSink, S3Uri};
 use crate::event_store::DynamoEventStore;
 
@@ -22,8 +22,13 @@ pub const ENV_QUARANTINE_URI: &str = "QUARANTINE_URI";
 pub const ENV_LARGE_EVENT_URI: &str = "LARGE_EVENT_URI";
 /// `MISSING_SCHEMA`: `accept` (default, stored as unverified) or `quarantine`.
 pub const ENV_MISSING_SCHEMA: &str = "MISSING_SCHEMA";
+/// `SCHEMA_FORMATS`: `assert` (default: `format` is checked) or `annotate` (a note only).
+pub const ENV_SCHEMA_FORMATS: &str = "SCHEMA_FORMATS";
 /// `STORE_CONCURRENCY`: writes in flight per object (default 32).
 pub const ENV_STORE_CONCURRENCY: &str = "STORE_CONCURRENCY";
+/// `STORE_BYTES_IN_FLIGHT`: bytes checked events may hold until their writes are done (default
+/// 32 MiB; at least 1 MiB).
+pub const ENV_STORE_BYTES_IN_FLIGHT: &str = "STORE_BYTES_IN_FLIGHT";
 /// `PIPELINE_WORKERS`: checking threads per object, the reading thread included (default: the
 /// number of cores, at most 4).
 pub const ENV_PIPELINE_WORKERS: &str = "PIPELINE_WORKERS";
@@ -124,9 +129,32 @@ impl PipelineConfig {
             Some(text) => MissingSchema::parse(&text)
                 .ok_or_else(|| problem(ENV_MISSING_SCHEMA, "neither accept nor quarantine"))?,
         };
+        let schema_formats = match value(ENV_SCHEMA_FORMATS) {
+            None => SchemaFormats::Assert,
+            Some(text) => SchemaFormats::parse(&text).ok_or_else(|| {
+                problem(
+                    ENV_SCHEMA_FORMATS,
+                    format!("{text:?} is neither assert nor annotate"),
+                )
+            })?,
+        };
         let settings = Settings {
             missing_schema,
+            schema_formats,
             store_concurrency: number(ENV_STORE_CONCURRENCY, defaults.store_concurrency, 1024)?,
+            store_bytes_in_flight: match number(
+                ENV_STORE_BYTES_IN_FLIGHT,
+                defaults.store_bytes_in_flight,
+                u32::MAX as usize,
+            )? {
+                n if n < 1 << 20 => {
+                    return Err(problem(
+                        ENV_STORE_BYTES_IN_FLIGHT,
+                        "less than 1 MiB (1048576)",
+                    ));
+                }
+                n => n,
+            },
             workers: number(ENV_PIPELINE_WORKERS, defaults.workers, 64)?,
             max_event_bytes: number(ENV_MAX_EVENT_BYTES, defaults.max_event_bytes, 64 << 20)?,
             ..defaults
@@ -190,7 +218,10 @@ impl PipelineConfig {
         let store = DynamoEventStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.events_table);
         let pipeline = Pipeline::new(
             Arc::new(store),
-            Arc::new(SchemaRegistry::new(source)),
+            Arc::new(SchemaRegistry::with_formats(
+                source,
+                self.settings.schema_formats,
+            )),
             Arc::new(S3BlobSink::new(s3.clone(), self.quarantine.clone())),
             Arc::new(S3BlobSink::new(s3.clone(), self.large_events.clone())),
             self.settings,
@@ -244,6 +275,7 @@ mod tests {
             "s3://my-events/large-events"
         );
         assert_eq!(config.settings.missing_schema, MissingSchema::Accept);
+        assert_eq!(config.settings.schema_formats, SchemaFormats::Assert);
         assert_eq!(
             config.metrics_namespace.as_deref(),
             Some(DEFAULT_METRICS_NAMESPACE)
@@ -253,6 +285,7 @@ mod tests {
         let mut pairs = BASE.to_vec();
         pairs.extend([
             ("MISSING_SCHEMA", "quarantine"),
+            ("SCHEMA_FORMATS", " Annotate "),
             ("STORE_CONCURRENCY", "8"),
             ("ALLOWED_SOURCE_BUCKETS", " a-bucket, ,b-bucket "),
             ("METRICS_NAMESPACE", ""),
@@ -260,6 +293,7 @@ mod tests {
         ]);
         let config = PipelineConfig::from_lookup(lookup(&pairs)).unwrap();
         assert_eq!(config.settings.missing_schema, MissingSchema::Quarantine);
+        assert_eq!(config.settings.schema_formats, SchemaFormats::Annotate);
         assert_eq!(config.settings.store_concurrency, 8);
         assert_eq!(config.allowed_source_buckets, vec!["a-bucket", "b-bucket"]);
         assert_eq!(config.metrics_namespace, None);
@@ -271,7 +305,9 @@ mod tests {
         assert_eq!(err.to_string(), "QUARANTINE_URI: required, not set");
         for (var, bad) in [
             ("MISSING_SCHEMA", "drop"),
+            ("SCHEMA_FORMATS", "strict"),
             ("STORE_CONCURRENCY", "0"),
+            ("STORE_BYTES_IN_FLIGHT", "4096"),
             ("SCHEMA_SOURCE", "/no/such/folder"),
             ("QUARANTINE_URI", "my-events"),
             ("PISMO_ROLE_ARN", "pismo"),

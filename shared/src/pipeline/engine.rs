@@ -19,15 +19,16 @@ use std::sync::mpsc::{Receiver, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex};
 
 use aws_sdk_s3::error::DisplayErrorContext;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use sha2::{Digest, Sha256};
 use tokio::runtime::Handle;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::check::{Accepted, Checked, MissingSchema, Reason, Rejected, parse_event, verify};
-use super::record::{Origin, Position, quarantine_name, quarantine_record};
+use super::record::{Origin, Position, quarantine_body, quarantine_name};
 use super::report::Report;
-use super::schema::{SchemaEntry, SchemaError, SchemaRegistry};
+use super::schema::{SchemaEntry, SchemaError, SchemaFormats, SchemaRegistry};
 use super::sink::{BlobSink, SinkError};
 use super::source::{Batch, ChannelReader, PieceKind, ReadLimits, read_and_split_with};
 use crate::event_store::{
@@ -39,8 +40,15 @@ use crate::event_store::{
 pub struct Settings {
     /// `MISSING_SCHEMA`.
     pub missing_schema: MissingSchema,
+    /// `SCHEMA_FORMATS`: whether `format` is asserted. The schema registry applies it
+    /// ([`PipelineConfig::build`](super::PipelineConfig::build) builds it from this setting).
+    pub schema_formats: SchemaFormats,
     /// `STORE_CONCURRENCY`: writes in flight per object.
     pub store_concurrency: usize,
+    /// `STORE_BYTES_IN_FLIGHT`: bytes that checked events may hold between the checking threads
+    /// and the end of their writes (see [`Item::weight`]); a checking thread waits for room
+    /// before it hands a batch on. One event heavier than this runs alone.
+    pub store_bytes_in_flight: usize,
     /// `PIPELINE_WORKERS`: checking threads per object, the reading thread included (it checks
     /// batches whenever the others are behind).
     pub workers: usize,
@@ -56,7 +64,9 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             missing_schema: MissingSchema::Accept,
+            schema_formats: SchemaFormats::Assert,
             store_concurrency: 32,
+            store_bytes_in_flight: 32 * 1024 * 1024,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
             max_event_bytes: 8 * 1024 * 1024,
             large_threshold: 350 * 1024,
@@ -88,6 +98,24 @@ struct Item {
     /// The fragment's bytes, kept only when it is quarantined.
     fragment: Vec<u8>,
     complete: bool,
+    /// Its share of `STORE_BYTES_IN_FLIGHT`, given back when its write is done.
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Item {
+    /// The bytes its write holds at most: an accepted event's payload twice (the text and the
+    /// item's attribute) and its large data once (moved into the S3 put); a quarantined
+    /// fragment two and a half times (the fragment and its record's JSON body, which is a third
+    /// longer when the fragment is not UTF-8 and goes as base64).
+    fn weight(&self) -> usize {
+        let held = match &self.checked {
+            Checked::Accept(a) => {
+                2 * a.payload.len() + a.large_data.as_ref().map_or(0, String::len)
+            }
+            Checked::Reject(r) => self.fragment.len() * 5 / 2 + r.detail.len(),
+        };
+        held + 512
+    }
 }
 
 enum WorkerMsg {
@@ -146,15 +174,46 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
+/// The serialized quarantine record of a fragment.
+fn record_body(
+    origin: &Origin,
+    position: Option<Position>,
+    rejected: &Rejected,
+    fragment: &[u8],
+    complete: bool,
+) -> Result<Vec<u8>, PipelineError> {
+    quarantine_body(
+        origin,
+        position,
+        rejected,
+        fragment,
+        complete,
+        &now_rfc3339(),
+    )
+    .map_err(|e| PipelineError::Internal(format!("quarantine record: {e}")))
+}
+
 fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 
-/// The object name of a large event's `data` under the large-events location.
-fn large_name(event_id: &str) -> String {
-    format!("{}.json", utf8_percent_encode(event_id, NON_ALPHANUMERIC))
+/// Bytes of an event id kept as they are in a large-event name: letters, digits, `-`, `_`
+/// and `~` (so a UUID is itself); anything else is percent-encoded, `/` and `.` included.
+const NAME_KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
+
+/// The object name of a large event's `data` under the large-events location:
+/// `<event_id>/<SHA-256 of the data, hex>.json`. Two events with the same id but different
+/// data never share a name, so the second (a duplicate, which the conditional put refuses)
+/// cannot overwrite the blob the first one's item points to; the same data again (a re-run)
+/// rewrites the same bytes.
+pub fn large_name(event_id: &str, data: &[u8]) -> String {
+    format!(
+        "{}/{:x}.json",
+        utf8_percent_encode(event_id, NAME_KEEP),
+        Sha256::digest(data)
+    )
 }
 
 impl Pipeline {
@@ -189,11 +248,23 @@ impl Pipeline {
         bucket: &str,
         key: &str,
     ) -> Result<Report, PipelineError> {
+        self.ingest_s3_version(s3, bucket, key, None).await
+    }
+
+    /// Ingests one version of `bucket`/`key` (the current one when `version_id` is `None`).
+    pub async fn ingest_s3_version(
+        &self,
+        s3: &aws_sdk_s3::Client,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Result<Report, PipelineError> {
         let uri = format!("s3://{bucket}/{key}");
         let output = s3
             .get_object()
             .bucket(bucket)
             .key(key)
+            .set_version_id(version_id.map(str::to_owned))
             .send()
             .await
             .map_err(|e| PipelineError::Read {
@@ -274,6 +345,11 @@ impl Pipeline {
             batch_bytes: self.settings.chunk_bytes,
             max_fragment: self.settings.max_event_bytes,
         };
+        let budget_bytes = self
+            .settings
+            .store_bytes_in_flight
+            .clamp(1, u32::MAX as usize);
+        let budget = Arc::new(Semaphore::new(budget_bytes));
         let (batch_tx, batch_rx) = sync_channel::<Batch>(workers * 2);
         let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Batch>();
         let (item_tx, item_rx) = mpsc::channel::<WorkerMsg>(workers * 2 + 2);
@@ -288,6 +364,9 @@ impl Pipeline {
             large_threshold: self.settings.large_threshold,
             cache: HashMap::new(),
             keep_items,
+            budget: budget.clone(),
+            budget_bytes,
+            keep_batch_bytes: limits.batch_bytes + limits.chunk_bytes,
         };
         // The reading thread checks a batch itself whenever the other checking threads are
         // behind (their queue is full) instead of waiting for them: with one thread per core,
@@ -361,17 +440,19 @@ impl Pipeline {
         item: Item,
         received_at: &str,
     ) -> Result<Report, PipelineError> {
+        // The item's share of the byte budget is given back when this returns.
+        let _permit = item.permit;
         match item.checked {
             Checked::Accept(accepted) => {
                 self.store_accepted(origin, Some(item.position), accepted, received_at)
                     .await
             }
             Checked::Reject(rejected) => {
-                self.quarantine(
+                self.quarantine_owned(
                     origin,
                     Some(item.position),
                     &rejected,
-                    &item.fragment,
+                    item.fragment,
                     item.complete,
                 )
                 .await
@@ -423,20 +504,22 @@ impl Pipeline {
                 extra.insert("source_message_id".into(), message_id.clone());
             }
         }
+        // The data first, so that no item ever points to a blob not yet written; its name is
+        // unique to this data, so a duplicate cannot overwrite the first event's blob.
+        let large = large_data.is_some();
         if let Some(data) = large_data {
-            let uri = self
-                .large
-                .put(&large_name(&event.event_id), data.into_bytes())
-                .await?;
+            let name = large_name(&event.event_id, data.as_bytes());
+            let uri = self.large.put(&name, data.into_bytes()).await?;
             event.extra.insert("data_ref".into(), uri);
-            report.large = 1;
         }
+        // Counts describe what was stored: a duplicate is only a duplicate.
         match self.store.put_once(&event).await? {
-            PutResult::New => report.new = 1,
+            PutResult::New => {
+                report.new = 1;
+                report.large = u64::from(large);
+                report.unverified = u64::from(!verified);
+            }
             PutResult::Duplicate => report.duplicate = 1,
-        }
-        if !verified {
-            report.unverified = 1;
         }
         Ok(report)
     }
@@ -450,17 +533,33 @@ impl Pipeline {
         fragment: &[u8],
         complete: bool,
     ) -> Result<Report, PipelineError> {
+        let body = record_body(origin, position, rejected, fragment, complete)?;
+        self.put_record(origin, position, rejected, body).await
+    }
+
+    /// [`Pipeline::quarantine`] of a fragment that is dropped once its record is serialized
+    /// (a fragment of several MiB is not held during the write).
+    async fn quarantine_owned(
+        &self,
+        origin: &Origin,
+        position: Option<Position>,
+        rejected: &Rejected,
+        fragment: Vec<u8>,
+        complete: bool,
+    ) -> Result<Report, PipelineError> {
+        let body = record_body(origin, position, rejected, &fragment, complete)?;
+        drop(fragment);
+        self.put_record(origin, position, rejected, body).await
+    }
+
+    async fn put_record(
+        &self,
+        origin: &Origin,
+        position: Option<Position>,
+        rejected: &Rejected,
+        body: Vec<u8>,
+    ) -> Result<Report, PipelineError> {
         let name = quarantine_name(origin, position, rejected);
-        let record = quarantine_record(
-            origin,
-            position,
-            rejected,
-            fragment,
-            complete,
-            &now_rfc3339(),
-        );
-        let body = serde_json::to_vec(&record)
-            .map_err(|e| PipelineError::Internal(format!("quarantine record: {e}")))?;
         self.quarantine.put(&name, body).await?;
         tracing::debug!(
             source = %origin,
@@ -510,6 +609,11 @@ struct Worker {
     /// Schemas this thread has used, by domain then event type.
     cache: HashMap<String, HashMap<String, Arc<SchemaEntry>>>,
     keep_items: bool,
+    /// `STORE_BYTES_IN_FLIGHT`, shared by the threads of one object and its store tasks.
+    budget: Arc<Semaphore>,
+    budget_bytes: usize,
+    /// Buffer bytes an emptied batch keeps for reuse.
+    keep_batch_bytes: usize,
 }
 
 impl Worker {
@@ -572,11 +676,36 @@ impl Worker {
                 checked,
                 fragment,
                 complete: piece.kind != PieceKind::Oversized,
+                permit: None,
             });
         }
-        batch.clear();
+        batch.clear_and_trim(self.keep_batch_bytes);
         let _ = self.recycle.send(std::mem::take(batch));
         let msg = if self.keep_items {
+            // Room in the byte budget for the whole batch (at most the budget), then a share
+            // for each item.
+            let weights: Vec<usize> = items.iter().map(Item::weight).collect();
+            let wanted = weights.iter().sum::<usize>().clamp(1, self.budget_bytes);
+            let acquired = self.handle.block_on(
+                self.budget
+                    .clone()
+                    .acquire_many_owned(u32::try_from(wanted).unwrap_or(u32::MAX)),
+            );
+            let Ok(permit) = acquired else {
+                return false;
+            };
+            // Each item takes its share; the last one takes what is left.
+            let mut permit = Some(permit);
+            let count = items.len();
+            for (n, (item, weight)) in items.iter_mut().zip(weights).enumerate() {
+                item.permit = if n + 1 == count {
+                    permit.take()
+                } else {
+                    permit
+                        .as_mut()
+                        .and_then(|p| p.split(weight.min(p.num_permits())))
+                };
+            }
             WorkerMsg::Items(items)
         } else {
             let mut counted = Report::default();
@@ -672,6 +801,8 @@ mod tests {
                     workers,
                     chunk_bytes: 512,
                     store_concurrency: 4,
+                    // A budget smaller than any batch: one batch at a time, the same result.
+                    store_bytes_in_flight: if workers % 2 == 0 { 1 } else { 32 << 20 },
                     ..Settings::default()
                 },
             );

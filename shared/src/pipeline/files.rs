@@ -1,18 +1,30 @@
-//! The `event-files` function: S3 `ObjectCreated` under `main_stream/` → ingest each object.
+//! The `event-files` function: objects created under `main_stream/` → ingest each one.
 //!
-//! Keys arrive URL-encoded (`+` for a space) and are decoded. Objects outside `main_stream/`
-//! are skipped. Every record is attempted; if any fails (after the SDK's retries) the
-//! invocation fails, so Lambda retries it and, after its retries, sends it to the on-failure
-//! destination. Retries are harmless: each event is stored once.
+//! It is invoked directly by S3 (a notification), by EventBridge (an `Object Created` event)
+//! or by an SQS queue that S3 (or SNS, or an EventBridge rule) feeds; [`super::notification`]
+//! reads each shape. Objects outside `main_stream/`, folder markers (keys ending in `/`),
+//! events other than object creation and S3's `s3:TestEvent` are skipped, each with a log
+//! line.
+//!
+//! Failures: invoked directly, every object is attempted and, if any fails (after the SDK's
+//! retries), the invocation fails, so Lambda retries it and then sends it to the on-failure
+//! destination. Through SQS, the messages of a batch are handled one after another and the
+//! answer names the failed ones (`batchItemFailures`, with `ReportBatchItemFailures` on the
+//! event source mapping): only they come back, and after `maxReceiveCount` receives they move
+//! to the queue's dead-letter queue. A message whose body is not a notification fails too, so
+//! it ends in the dead-letter queue rather than vanish. Retries are harmless: each event is
+//! stored once.
 
 use std::time::Instant;
 
-use aws_lambda_events::s3::S3Event;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
 use serde::Serialize;
+use serde_json::Value;
 
 use super::config::Runtime;
 use super::engine::PipelineError;
-use super::key::{decode_s3_key, is_main_stream};
+use super::key::is_main_stream;
+use super::notification::{FilesEvent, Notice, ObjectRef, QueuedNotice};
 use super::report::Report;
 
 /// The result of one object.
@@ -20,21 +32,58 @@ use super::report::Report;
 pub struct ObjectReport {
     pub bucket: String,
     pub key: String,
+    /// The version read, when the notification named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
     #[serde(flatten)]
     pub report: Report,
 }
 
-/// The function's answer: one report per ingested object.
+/// The answer to a direct invocation: one report per ingested object.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct FilesResponse {
     pub objects: Vec<ObjectReport>,
-    /// Records skipped (outside `main_stream/`).
+    /// Entries skipped: outside `main_stream/`, folder markers, other events, test events.
     pub skipped: usize,
 }
 
-/// Objects that could not be ingested; the invocation is retried.
+/// The function's answer: the objects (direct invocation) or the partial batch failures
+/// (SQS).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FilesOutput {
+    Objects(FilesResponse),
+    Batch(SqsBatchResponse),
+}
+
+impl FilesOutput {
+    /// The objects of a direct invocation.
+    pub fn objects(&self) -> Option<&FilesResponse> {
+        match self {
+            Self::Objects(response) => Some(response),
+            Self::Batch(_) => None,
+        }
+    }
+
+    /// The failed message ids of an SQS batch.
+    pub fn failed_messages(&self) -> Option<Vec<&str>> {
+        match self {
+            Self::Objects(_) => None,
+            Self::Batch(batch) => Some(
+                batch
+                    .batch_item_failures
+                    .iter()
+                    .map(|f| f.item_identifier.as_str())
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// Objects that could not be ingested (or a payload that names none); the invocation is
+/// retried.
 #[derive(Debug, thiserror::Error)]
-#[error("{} of {total} objects failed: {}", failures.len(), failures.join("; "))]
+#[error("{} of {total} notices failed: {}", failures.len(), failures.join("; "))]
 pub struct FilesError {
     pub total: usize,
     pub failures: Vec<String>,
@@ -82,44 +131,156 @@ impl EventFiles {
         &self.runtime
     }
 
-    /// Ingests every `main_stream/` object of the notification.
-    pub async fn handle(&self, event: S3Event) -> Result<FilesResponse, FilesError> {
-        let mut response = FilesResponse::default();
-        let mut failures = Vec::new();
-        let total = event.records.len();
-        for record in event.records {
-            let bucket = record.s3.bucket.name.unwrap_or_default();
-            let raw_key = record.s3.object.key.unwrap_or_default();
-            let key = match decode_s3_key(&raw_key) {
-                Ok(key) => key,
-                Err(e) => {
-                    tracing::error!(bucket = %bucket, key = %raw_key, error = %e, "undecodable key");
-                    failures.push(format!("s3://{bucket}/{raw_key}: {e}"));
-                    continue;
-                }
-            };
-            if bucket.is_empty() || !is_main_stream(&key) {
-                tracing::info!(bucket = %bucket, key = %key, "not an event file: skipped");
-                response.skipped += 1;
-                continue;
+    /// Handles any accepted payload ([`FilesEvent`]).
+    pub async fn handle(&self, event: Value) -> Result<FilesOutput, FilesError> {
+        match FilesEvent::from_value(event) {
+            Ok(FilesEvent::Direct(notices)) => {
+                self.handle_notices(notices).await.map(FilesOutput::Objects)
             }
-            match self.ingest(&bucket, &key).await {
-                Ok(report) => response.objects.push(ObjectReport {
-                    bucket,
-                    key,
-                    report,
-                }),
-                Err(e) => {
-                    tracing::error!(bucket = %bucket, key = %key, error = %e, "event file failed");
-                    failures.push(format!("s3://{bucket}/{key}: {e}"));
-                }
+            Ok(FilesEvent::Queued(messages)) => {
+                self.handle_queued(messages).await.map(FilesOutput::Batch)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "unrecognised event: nothing ingested");
+                Err(FilesError {
+                    total: 1,
+                    failures: vec![e.to_string()],
+                })
             }
         }
+    }
+
+    /// A direct invocation: every notice is attempted; any failure fails the invocation.
+    pub async fn handle_notices(&self, notices: Vec<Notice>) -> Result<FilesResponse, FilesError> {
+        let mut response = FilesResponse::default();
+        let total = notices.len();
+        let failures = self.apply_all(notices, &mut response).await;
         if failures.is_empty() {
             Ok(response)
         } else {
             Err(FilesError { total, failures })
         }
+    }
+
+    /// An SQS batch: a message fails (and comes back) when one of its objects fails or its
+    /// body is not a notification. Fails as a whole only if a failed message has no id.
+    pub async fn handle_queued(
+        &self,
+        messages: Vec<QueuedNotice>,
+    ) -> Result<SqsBatchResponse, FilesError> {
+        let mut batch = SqsBatchResponse::default();
+        let mut response = FilesResponse::default();
+        let count = messages.len();
+        for message in messages {
+            let id = message.message_id;
+            let failures = match message.notices {
+                Ok(notices) => self.apply_all(notices, &mut response).await,
+                Err(problem) => {
+                    tracing::error!(message_id = %id, problem = %problem, "message is not an S3 notification");
+                    vec![problem]
+                }
+            };
+            if failures.is_empty() {
+                continue;
+            }
+            tracing::warn!(message_id = %id, failures = failures.len(), "message failed: it will be retried");
+            if id.is_empty() {
+                return Err(FilesError {
+                    total: count,
+                    failures,
+                });
+            }
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            batch.batch_item_failures.push(failure);
+        }
+        tracing::info!(
+            function = "event-files",
+            messages = count,
+            failed = batch.batch_item_failures.len(),
+            objects = response.objects.len(),
+            skipped = response.skipped,
+            "notification batch handled"
+        );
+        Ok(batch)
+    }
+
+    /// Ingests or skips each notice; returns the failures.
+    async fn apply_all(&self, notices: Vec<Notice>, response: &mut FilesResponse) -> Vec<String> {
+        let mut failures = Vec::new();
+        for notice in notices {
+            let object = match notice {
+                Notice::Created(object) => object,
+                Notice::TestEvent { bucket } => {
+                    tracing::info!(
+                        bucket = bucket.as_deref().unwrap_or_default(),
+                        "s3:TestEvent: skipped"
+                    );
+                    response.skipped += 1;
+                    continue;
+                }
+                Notice::Other { event } => {
+                    tracing::info!(event = %event, "not an object creation: skipped");
+                    response.skipped += 1;
+                    continue;
+                }
+                Notice::Invalid { problem } => {
+                    tracing::error!(problem = %problem, "notification names no usable object");
+                    failures.push(problem);
+                    continue;
+                }
+            };
+            if !is_main_stream(&object.key) || object.key.ends_with('/') {
+                tracing::info!(bucket = %object.bucket, key = %object.key, "not an event file: skipped");
+                response.skipped += 1;
+                continue;
+            }
+            match self.ingest_object(&object).await {
+                Ok(report) => response.objects.push(ObjectReport {
+                    bucket: object.bucket,
+                    key: object.key,
+                    version_id: object.version_id,
+                    report,
+                }),
+                Err(e) => {
+                    tracing::error!(bucket = %object.bucket, key = %object.key, error = %e, "event file failed");
+                    failures.push(format!("s3://{}/{}: {e}", object.bucket, object.key));
+                }
+            }
+        }
+        failures
+    }
+
+    /// Ingests the object (the notified version, when named) and logs its line.
+    pub async fn ingest_object(&self, object: &ObjectRef) -> Result<Report, PipelineError> {
+        let started = Instant::now();
+        let report = self
+            .runtime
+            .pipeline
+            .ingest_s3_version(
+                &self.runtime.s3,
+                &object.bucket,
+                &object.key,
+                object.version_id.as_deref(),
+            )
+            .await?;
+        tracing::debug!(
+            bucket = %object.bucket,
+            key = %object.key,
+            size = object.size,
+            version_id = object.version_id.as_deref(),
+            sequencer = object.sequencer.as_deref(),
+            "object read"
+        );
+        log_object(
+            &self.runtime,
+            "event-files",
+            &object.bucket,
+            &object.key,
+            &report,
+            started,
+        );
+        Ok(report)
     }
 
     /// Ingests one object and logs its line.

@@ -15,7 +15,9 @@
 //! 4. **Quarantine** ([`record`]): anything else goes to `QUARANTINE_URI` with its source,
 //!    position and reason, and the rest of the file still goes through.
 //!
-//! Files ([`files`]) are streamed: gzip detected by magic bytes, decompressed and split on
+//! `event-files` accepts S3 notifications, S3 notifications through SQS, EventBridge
+//! `Object Created` events and S3's test event ([`notification`]). Files ([`files`]) are
+//! streamed: gzip detected by magic bytes, decompressed and split on
 //! one thread ([`source`], [`split`]), checked on others, stored with bounded concurrency.
 //! The stream ([`stream`]) reports partial batch failures and ingests announced files
 //! (`new_bucket_object`) from allow-listed buckets only. [`replay`] re-ingests a prefix or
@@ -29,6 +31,7 @@ pub mod engine;
 pub mod envelope;
 pub mod files;
 pub mod key;
+pub mod notification;
 pub mod record;
 pub mod replay;
 pub mod report;

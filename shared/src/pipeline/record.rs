@@ -112,6 +112,77 @@ pub fn quarantine_name(origin: &Origin, position: Option<Position>, rejected: &R
     }
 }
 
+/// A quarantine record as it is written, borrowing the fragment (a fragment of several MiB
+/// is not copied into a `Value` first).
+#[derive(serde::Serialize)]
+struct Record<'a> {
+    reason: &'static str,
+    detail: &'a str,
+    source: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    domain: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    event_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fragment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fragment_base64: Option<String>,
+    complete: bool,
+    quarantined_at: &'a str,
+}
+
+fn record<'a>(
+    origin: &Origin,
+    position: Option<Position>,
+    rejected: &'a Rejected,
+    fragment: &'a [u8],
+    complete: bool,
+    quarantined_at: &'a str,
+) -> Record<'a> {
+    let text = std::str::from_utf8(fragment).ok();
+    Record {
+        reason: rejected.reason.as_str(),
+        detail: &rejected.detail,
+        source: origin.to_json(),
+        position: position
+            .map(|p| json!({"index": p.index, "offset": p.offset, "length": p.length})),
+        event_id: rejected.event_id.as_deref(),
+        domain: rejected.domain.as_deref(),
+        event_type: rejected.event_type.as_deref(),
+        fragment: text,
+        fragment_base64: match text {
+            Some(_) => None,
+            None => Some(base64::engine::general_purpose::STANDARD.encode(fragment)),
+        },
+        complete,
+        quarantined_at,
+    }
+}
+
+/// The JSON body of a quarantine record ([`quarantine_record`]), serialized straight from
+/// the fragment.
+pub fn quarantine_body(
+    origin: &Origin,
+    position: Option<Position>,
+    rejected: &Rejected,
+    fragment: &[u8],
+    complete: bool,
+    quarantined_at: &str,
+) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec(&record(
+        origin,
+        position,
+        rejected,
+        fragment,
+        complete,
+        quarantined_at,
+    ))
+}
+
 /// A quarantine record: source, position, reason, the event's ids when known, and the
 /// fragment itself (as text when it is UTF-8, else base64). `complete` is false when only
 /// the beginning of an oversized fragment is kept; the source and position locate the rest.
@@ -123,35 +194,15 @@ pub fn quarantine_record(
     complete: bool,
     quarantined_at: &str,
 ) -> Value {
-    let mut record = Map::new();
-    record.insert("reason".into(), json!(rejected.reason.as_str()));
-    record.insert("detail".into(), json!(rejected.detail));
-    record.insert("source".into(), origin.to_json());
-    if let Some(p) = position {
-        record.insert(
-            "position".into(),
-            json!({"index": p.index, "offset": p.offset, "length": p.length}),
-        );
-    }
-    for (name, value) in [
-        ("event_id", &rejected.event_id),
-        ("domain", &rejected.domain),
-        ("event_type", &rejected.event_type),
-    ] {
-        if let Some(value) = value {
-            record.insert(name.into(), json!(value));
-        }
-    }
-    match std::str::from_utf8(fragment) {
-        Ok(text) => record.insert("fragment".into(), json!(text)),
-        Err(_) => record.insert(
-            "fragment_base64".into(),
-            json!(base64::engine::general_purpose::STANDARD.encode(fragment)),
-        ),
-    };
-    record.insert("complete".into(), json!(complete));
-    record.insert("quarantined_at".into(), json!(quarantined_at));
-    Value::Object(record)
+    let record = record(
+        origin,
+        position,
+        rejected,
+        fragment,
+        complete,
+        quarantined_at,
+    );
+    serde_json::to_value(&record).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]

@@ -4,6 +4,16 @@
 //! Each schema is fetched and compiled once per cold start, then cached, including the
 //! answer "there is no such schema". The draft comes from the schema's `$schema` (Pismo uses
 //! 2019-09, `new_bucket_object` declares draft-07); without one, 2019-09 is assumed.
+//!
+//! `format` is asserted by default ([`SchemaFormats::Assert`], `SCHEMA_FORMATS=assert`): a
+//! string whose schema says `"format": "uuid"` (or `date-time`, `date`, `time`, `duration`,
+//! `email`, `idn-email`, `hostname`, `ipv4`, `ipv6`, `uri`, `uri-reference`, `iri`,
+//! `iri-reference`, `uri-template`, `json-pointer`, `relative-json-pointer`, `regex`) must be
+//! one, in whatever draft the schema declares. `uuid` is a 2019-09 format; it is asserted in
+//! older drafts too, since a schema that names it means it. Formats jsonschema does not know
+//! (`int64`, `idn-hostname` without the crate's `idna` feature, custom names) stay
+//! annotations. `SCHEMA_FORMATS=annotate` makes every format an annotation, as the 2019-09
+//! and 2020-12 specifications do by default.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -110,6 +120,45 @@ impl SchemaSource {
     }
 }
 
+/// Whether `format` keywords are checked (`SCHEMA_FORMATS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SchemaFormats {
+    /// Every format jsonschema knows is checked (the default).
+    #[default]
+    Assert,
+    /// `format` is a note only.
+    Annotate,
+}
+
+impl SchemaFormats {
+    /// `assert` or `annotate`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "assert" => Some(Self::Assert),
+            "annotate" => Some(Self::Annotate),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Assert => "assert",
+            Self::Annotate => "annotate",
+        }
+    }
+}
+
+/// A hyphenated UUID (`8-4-4-4-12` hex digits, either case), as jsonschema checks it in
+/// 2019-09 and later; registered for the older drafts, which do not define the format.
+fn is_uuid(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 36
+        && bytes.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
+}
+
 /// A cached schema lookup.
 #[derive(Debug)]
 pub enum SchemaEntry {
@@ -122,8 +171,14 @@ pub enum SchemaEntry {
     Unusable(String),
 }
 
-/// Compiles a schema document; the draft comes from `$schema` (2019-09 when absent).
+/// Compiles a schema document with formats asserted; the draft comes from `$schema` (2019-09
+/// when absent).
 pub fn compile(document: &[u8]) -> SchemaEntry {
+    compile_with(document, SchemaFormats::Assert)
+}
+
+/// Compiles a schema document; the draft comes from `$schema` (2019-09 when absent).
+pub fn compile_with(document: &[u8], formats: SchemaFormats) -> SchemaEntry {
     let schema: Value = match serde_json::from_slice(document) {
         Ok(schema) => schema,
         Err(e) => return SchemaEntry::Unusable(format!("schema is not JSON: {e}")),
@@ -132,17 +187,23 @@ pub fn compile(document: &[u8]) -> SchemaEntry {
     if draft == Draft::Unknown {
         return SchemaEntry::Unusable("schema declares an unknown $schema".to_owned());
     }
+    let assert = formats == SchemaFormats::Assert;
+    let options = || {
+        let options = jsonschema::options_for::<DocJson>()
+            .with_draft(draft)
+            .should_validate_formats(assert);
+        if assert && draft < Draft::Draft201909 {
+            options.with_format("uuid", is_uuid)
+        } else {
+            options
+        }
+    };
     // The `regex` engine is the faster one; patterns it cannot take (look-around,
     // back-references) compile with `fancy-regex`, jsonschema's default.
-    let fast = jsonschema::options_for::<DocJson>()
-        .with_draft(draft)
+    let fast = options()
         .with_pattern_options(jsonschema::PatternOptions::regex())
         .build(&schema);
-    let built = fast.or_else(|_| {
-        jsonschema::options_for::<DocJson>()
-            .with_draft(draft)
-            .build(&schema)
-    });
+    let built = fast.or_else(|_| options().build(&schema));
     match built {
         Ok(validator) => SchemaEntry::Compiled(Box::new(validator)),
         Err(e) => SchemaEntry::Unusable(format!("schema does not compile: {e}")),
@@ -153,15 +214,27 @@ pub fn compile(document: &[u8]) -> SchemaEntry {
 #[derive(Debug)]
 pub struct SchemaRegistry {
     source: SchemaSource,
+    formats: SchemaFormats,
     cache: RwLock<HashMap<String, Arc<SchemaEntry>>>,
 }
 
 impl SchemaRegistry {
+    /// A registry that asserts formats ([`SchemaFormats::Assert`]).
     pub fn new(source: SchemaSource) -> Self {
+        Self::with_formats(source, SchemaFormats::Assert)
+    }
+
+    /// A registry whose schemas treat `format` as `formats` says.
+    pub fn with_formats(source: SchemaSource, formats: SchemaFormats) -> Self {
         Self {
             source,
+            formats,
             cache: RwLock::new(HashMap::new()),
         }
+    }
+
+    pub fn formats(&self) -> SchemaFormats {
+        self.formats
     }
 
     pub fn source(&self) -> &SchemaSource {
@@ -188,7 +261,7 @@ impl SchemaRegistry {
         }
         let path = schema_path(domain, event_type);
         let entry = match self.source.fetch(&path).await? {
-            Some(document) => compile(&document),
+            Some(document) => compile_with(&document, self.formats),
             None => SchemaEntry::Missing,
         };
         match &entry {
@@ -256,6 +329,60 @@ mod tests {
             compile(br#"{"$schema":"https://example.com/custom"}"#),
             SchemaEntry::Unusable(_)
         ));
+    }
+
+    #[test]
+    fn formats_are_asserted_in_every_draft_unless_annotate() {
+        let schema = |draft: &str| {
+            format!(
+                r#"{{"$schema":"{draft}","properties":{{
+                "id":{{"format":"uuid"}},"at":{{"format":"date-time"}},"day":{{"format":"date"}},
+                "mail":{{"format":"email"}},"link":{{"format":"uri"}},"n":{{"format":"int64"}}}}}}"#
+            )
+        };
+        let good = serde_json::json!({
+            "id": "0F9E8D7C-6b5a-4321-8fed-cba987654321", "at": "2020-04-01T23:01:00.5+03:00",
+            "day": "2020-02-29", "mail": "a@b.example", "link": "s3://bucket/key", "n": "x"
+        });
+        let bad = [
+            ("id", "0f9e8d7c6b5a43218fedcba987654321"),
+            ("id", "0f9e8d7c-6b5a-4321-8fed-cba98765432g"),
+            ("at", "2020-04-01T23:01:00"),
+            ("day", "2021-02-29"),
+            ("mail", "a.b.example"),
+            ("link", "no scheme"),
+        ];
+        for draft in [
+            "http://json-schema.org/draft-07/schema#",
+            "https://json-schema.org/draft/2019-09/schema",
+            "https://json-schema.org/draft/2020-12/schema",
+        ] {
+            let doc = schema(draft);
+            let SchemaEntry::Compiled(asserting) = compile(doc.as_bytes()) else {
+                panic!("{draft}")
+            };
+            let SchemaEntry::Compiled(annotating) =
+                compile_with(doc.as_bytes(), SchemaFormats::Annotate)
+            else {
+                panic!("{draft}")
+            };
+            assert!(valid(&asserting, good.clone()), "{draft}");
+            for (field, value) in bad {
+                let mut instance = good.clone();
+                instance[field] = serde_json::json!(value);
+                assert!(
+                    !valid(&asserting, instance.clone()),
+                    "{draft} {field} {value}"
+                );
+                assert!(valid(&annotating, instance), "{draft} {field} {value}");
+            }
+        }
+        assert_eq!(
+            SchemaFormats::parse(" ANNOTATE"),
+            Some(SchemaFormats::Annotate)
+        );
+        assert_eq!(SchemaFormats::parse("assert"), Some(SchemaFormats::Assert));
+        assert_eq!(SchemaFormats::parse("strict"), None);
     }
 
     #[tokio::test]

@@ -105,6 +105,15 @@ impl Batch {
         self.pieces.clear();
     }
 
+    /// Empties the batch and gives back its buffer's memory beyond `keep` bytes (a batch that
+    /// held a fragment of several MiB must not keep that much while it waits for reuse).
+    pub fn clear_and_trim(&mut self, keep: usize) {
+        self.clear();
+        if self.buf.capacity() > 2 * keep {
+            self.buf.shrink_to(keep);
+        }
+    }
+
     fn push(&mut self, fragment: Fragment<'_>) {
         let start = self.buf.len();
         self.buf.extend_from_slice(fragment.bytes);

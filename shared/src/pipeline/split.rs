@@ -8,10 +8,15 @@
 //!
 //! - Bytes at the top level that do not start an object (`oops`, `42`) are a
 //!   [`FragmentKind::Stray`] fragment that runs until the next `{`.
-//! - A raw newline inside a string cannot occur in valid JSON; the object is cut there (it
-//!   fails to parse) and scanning resumes after the newline.
-//! - A `{` at the start of a line while an object is still open (a missing `}` in a
-//!   newline-delimited file) cuts the open object there and starts a new one.
+//! - A raw newline inside a string cannot occur in valid JSON: the object is broken there (it
+//!   fails to parse), and its fragment runs on to the next `{` (the rest of a value that held
+//!   an unescaped newline is part of the same bad fragment, so it gives one quarantine record,
+//!   not a second one for the tail); scanning resumes at that `{`.
+//! - A `{` where JSON allows no value (after a complete value or a key, e.g. the next event
+//!   after an object that lacks its `}`) cuts the open object there and starts a new one. A `{`
+//!   after `:`, after `[`, or after `,` inside an array is a nested value wherever it stands,
+//!   at the start of a line included: boundaries do not depend on columns, so pretty-printed
+//!   events whose nested objects open in column 0 stay whole.
 //! - An object still open at the end of the input is a [`FragmentKind::Truncated`] tail.
 //!
 //! Fragments are borrowed from the fed chunk when they lie inside it; only a fragment that
@@ -60,6 +65,8 @@ enum Open {
     None,
     Object,
     Stray,
+    /// An object broken by a raw newline inside a string, running on to the next `{`.
+    Broken,
 }
 
 /// Where [`Splitter::scan`] stopped.
@@ -70,7 +77,7 @@ enum Stop {
     Close(usize),
     /// A raw newline inside a string is at this index.
     Broken(usize),
-    /// A `{` at the start of a line, while the object is open, is at this index.
+    /// A `{` where no value can stand, while the object is open, is at this index.
     Restart(usize),
 }
 
@@ -105,8 +112,11 @@ pub struct Splitter {
     depth: u32,
     in_string: bool,
     escape: bool,
-    /// The previous byte was a newline (for the column-0 `{` rule).
-    line_start: bool,
+    /// The last byte outside strings and whitespace seen in the open object in earlier chunks
+    /// (what precedes a `{` decides whether it is a nested value).
+    last_significant: u8,
+    /// Bit `d - 1` set when the container at depth `d` (up to 64) is an object.
+    objects: u64,
     seen_content: bool,
     in_array: bool,
     /// Bytes of the open fragment from earlier chunks.
@@ -131,7 +141,8 @@ impl Splitter {
             depth: 0,
             in_string: false,
             escape: false,
-            line_start: true,
+            last_significant: 0,
+            objects: 0,
             seen_content: false,
             in_array: false,
             carry: Vec::new(),
@@ -156,13 +167,12 @@ impl Splitter {
                     Stop::End => i = len,
                     Stop::Close(j) => {
                         self.close(chunk, start, j + 1, FragmentKind::Object, emit);
-                        self.line_start = false;
                         i = j + 1;
                     }
                     Stop::Broken(j) => {
-                        // A raw newline inside a string: the object is broken.
-                        self.close(chunk, start, j, FragmentKind::Object, emit);
-                        self.line_start = true;
+                        // A raw newline inside a string: the object is broken; what follows
+                        // up to the next `{` belongs to it.
+                        self.open = Open::Broken;
                         i = j + 1;
                     }
                     Stop::Restart(j) => {
@@ -171,15 +181,19 @@ impl Splitter {
                         self.begin(Open::Object, base + j as u64);
                         start = j;
                         self.depth = 1;
-                        self.line_start = false;
                         i = j + 1;
                     }
                 },
-                Open::Stray => match memchr(b'{', &chunk[i..]) {
+                Open::Stray | Open::Broken => match memchr(b'{', &chunk[i..]) {
                     None => i = len,
                     Some(k) => {
                         let j = i + k;
-                        self.close(chunk, start, j, FragmentKind::Stray, emit);
+                        let kind = if self.open == Open::Stray {
+                            FragmentKind::Stray
+                        } else {
+                            FragmentKind::Object
+                        };
+                        self.close(chunk, start, j, kind, emit);
                         // The `{` is handled at the top level.
                         i = j;
                     }
@@ -204,7 +218,6 @@ impl Splitter {
                             start = i;
                         }
                     }
-                    self.line_start = b == b'\n';
                     i += 1;
                 }
             }
@@ -255,15 +268,18 @@ impl Splitter {
                     match b {
                         b'"' => self.in_string = true,
                         b'{' | b'[' => {
-                            let line_start = if j == 0 {
-                                self.line_start
-                            } else {
-                                chunk[j - 1] == b'\n'
-                            };
-                            if b == b'{' && line_start && self.depth > 0 {
+                            if b == b'{' && self.depth > 0 && !self.value_may_start(chunk, j) {
                                 return Stop::Restart(j);
                             }
                             self.depth += 1;
+                            if self.depth <= 64 {
+                                let bit = 1u64 << (self.depth - 1);
+                                if b == b'{' {
+                                    self.objects |= bit;
+                                } else {
+                                    self.objects &= !bit;
+                                }
+                            }
                         }
                         b'}' | b']' => {
                             self.depth = self.depth.saturating_sub(1);
@@ -277,7 +293,9 @@ impl Splitter {
             }
             i += 8;
         }
-        self.line_start = !self.in_string && chunk.last() == Some(&b'\n');
+        if let Some(b) = chunk.iter().rev().find(|b| !is_space(**b)) {
+            self.last_significant = *b;
+        }
         Stop::End
     }
 
@@ -287,12 +305,28 @@ impl Splitter {
             Open::None => return,
             Open::Object => FragmentKind::Truncated,
             Open::Stray => FragmentKind::Stray,
+            Open::Broken => FragmentKind::Object,
         };
         self.close(&[], 0, 0, kind, emit);
     }
 
+    /// Whether a value may start at `chunk[j]` (a `{` outside strings in the open object): after
+    /// `:`, after `[`, or after `,` in an array (or deeper than 64 levels, not tracked).
+    fn value_may_start(&self, chunk: &[u8], j: usize) -> bool {
+        let previous = chunk[..j]
+            .iter()
+            .rev()
+            .find(|b| !is_space(**b))
+            .copied()
+            .unwrap_or(self.last_significant);
+        let in_array = self.depth > 64 || self.objects & (1u64 << (self.depth - 1)) == 0;
+        matches!(previous, b':' | b'[') || (previous == b',' && in_array)
+    }
+
     fn begin(&mut self, open: Open, offset: u64) {
         self.open = open;
+        self.last_significant = b'{';
+        self.objects = 1;
         self.open_offset = offset;
         self.open_length = 0;
         self.depth = 0;
@@ -471,6 +505,61 @@ mod tests {
             ]
         );
         assert_eq!(out[6].length, 9);
+    }
+
+    #[test]
+    fn nested_objects_in_column_zero_stay_whole() {
+        // Pretty-printed without indentation: every nested `{` opens a line.
+        let event =
+            "{\n\"a\": 1,\n\"data\":\n{\n\"b\":\n{\n\"c\": [\n{\n\"d\": 2\n},\n{}\n]\n}\n}\n}";
+        let input = format!("{event}\n{event}\n");
+        let out = split(&input);
+        assert_eq!(
+            texts(&out),
+            vec![(event, Object, 0), (event, Object, event.len() as u64 + 1)]
+        );
+    }
+
+    #[test]
+    fn a_brace_where_no_value_can_stand_starts_a_new_object() {
+        // After a complete value, after a key, after `{` or after `,` in an object: the open
+        // object lacks its end. After `,` in an array it is an element.
+        let input = "{\"a\":{\"x\":1} {\"b\":2}{\"c\":\"s\"\n{\"d\" {\"e\":[1,{\"f\":3}]}{{\"g\":4}{\"h\":5,{\"i\":6}";
+        let out = split(input);
+        assert_eq!(
+            texts(&out),
+            vec![
+                ("{\"a\":{\"x\":1}", Object, 0),
+                ("{\"b\":2}", Object, 13),
+                ("{\"c\":\"s\"", Object, 20),
+                ("{\"d\"", Object, 29),
+                ("{\"e\":[1,{\"f\":3}]}", Object, 34),
+                ("{", Object, 51),
+                ("{\"g\":4}", Object, 52),
+                ("{\"h\":5,", Object, 59),
+                ("{\"i\":6}", Object, 66),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_raw_newline_in_a_string_makes_one_fragment_up_to_the_next_object() {
+        let input = "{\"a\":\"x\ny\",\"b\":1}\n{\"c\":2}\n{\"f\":\"tail\nend";
+        let out = split(input);
+        assert_eq!(
+            texts(&out),
+            vec![
+                ("{\"a\":\"x\ny\",\"b\":1}", Object, 0),
+                ("{\"c\":2}", Object, 18),
+                ("{\"f\":\"tail\nend", Object, 26),
+            ]
+        );
+        // In an array, the broken element runs on to the next element.
+        let out = split("[{\"d\":\"p\nq\"},{\"e\":3}]");
+        assert_eq!(
+            texts(&out),
+            vec![("{\"d\":\"p\nq\"},", Object, 1), ("{\"e\":3}", Object, 13)]
+        );
     }
 
     #[test]

@@ -24,12 +24,17 @@
 mod condition;
 mod field;
 mod outcome;
+pub mod schema;
 mod subjects;
 
-pub use condition::{Cmp, Condition, RawCondition, Scalar};
-pub use field::{Field, FieldKind, IntoField, PolicySubject};
+pub use condition::{Cmp, Condition, Pattern, RawCondition, Scalar};
+pub use field::{
+    Field, FieldKind, IntoField, NETWORK_DATA_PREFIX, PolicySubject, is_network_path,
+    network_field, network_field_of,
+};
 pub use outcome::Outcome;
 
+use std::cell::OnceCell;
 use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
@@ -91,6 +96,8 @@ struct Rule<O> {
 #[derive(Debug)]
 pub struct Section<R, O> {
     rules: Vec<Rule<O>>,
+    /// Whether a rule names an `original_network_data.*` field.
+    network: bool,
     default: Decided<O>,
     fallback: Decided<O>,
     controls: ControlOutcomes<O>,
@@ -122,6 +129,7 @@ impl<R, O: Clone> Clone for Section<R, O> {
     fn clone(&self) -> Self {
         Self {
             rules: self.rules.clone(),
+            network: self.network,
             default: self.default.clone(),
             fallback: self.fallback.clone(),
             controls: self.controls.clone(),
@@ -233,20 +241,25 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
                     "has no conditions (`when`); put an unconditional outcome in `default`".into(),
                 ));
             }
-            let mut conditions = Vec::with_capacity(rule.when.len());
-            for c in &rule.when {
-                let kind = R::kind_of(&c.field)
-                    .ok_or_else(|| rule_err(format!("unknown field name `{}`", c.field)))?;
-                conditions.push(c.compile(kind).map_err(&rule_err)?);
-            }
+            let conditions = rule
+                .when
+                .iter()
+                .map(|c| c.compile(&R::kind_of))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(&rule_err)?;
             let outcome = compile_outcome(&rule.then, &name).map_err(&rule_err)?;
             rules.push(Rule {
                 conditions,
                 outcome,
             });
         }
+        let mut network = false;
+        for c in rules.iter().flat_map(|r: &Rule<O>| &r.conditions) {
+            c.visit_fields(&mut |f| network |= f.starts_with(NETWORK_DATA_PREFIX));
+        }
         Ok(Self {
             rules,
+            network,
             default,
             fallback,
             controls,
@@ -259,16 +272,57 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
         self.first_match(request).unwrap_or(&self.default)
     }
 
-    /// The first matching rule's outcome, if any rule matches.
+    /// The first matching rule's outcome, if any rule matches. The request's raw
+    /// `original_network_data` is parsed only when a rule names one of its members, and
+    /// then at most once.
     pub fn first_match(&self, request: &R) -> Option<&Decided<O>> {
+        if !self.network {
+            return self.first_match_by(&|p: &str| request.field(p));
+        }
+        let parsed: OnceCell<Option<Value>> = OnceCell::new();
+        self.first_match_by(&|p: &str| match p.strip_prefix(NETWORK_DATA_PREFIX) {
+            Some(rest) => parsed
+                .get_or_init(|| request.network_data().and_then(|raw| raw.to_value().ok()))
+                .as_ref()
+                .map_or(Field::Absent, |data| network_field(data, rest)),
+            None => request.field(p),
+        })
+    }
+
+    /// [`Section::decide`] over any field lookup, for example the journaled inputs of a
+    /// decision (a map of field path to value): `lookup` answers each path a rule names,
+    /// `Field::Absent` for one it does not have.
+    pub fn decide_with<'f>(&self, lookup: &dyn Fn(&str) -> Field<'f>) -> &Decided<O> {
+        self.first_match_by(lookup).unwrap_or(&self.default)
+    }
+
+    /// [`Section::first_match`] over any field lookup.
+    pub fn first_match_with<'f>(&self, lookup: &dyn Fn(&str) -> Field<'f>) -> Option<&Decided<O>> {
+        self.first_match_by(lookup)
+    }
+
+    fn first_match_by<'f, F>(&self, lookup: &F) -> Option<&Decided<O>>
+    where
+        F: Fn(&str) -> Field<'f> + ?Sized,
+    {
         self.rules
             .iter()
-            .find(|r| {
-                r.conditions
-                    .iter()
-                    .all(|c| c.matches(&request.field(c.field())))
-            })
+            .find(|r| r.conditions.iter().all(|c| c.matches_with(lookup)))
             .map(|r| &r.outcome)
+    }
+
+    /// Every field path the rules name, once each, in rule order: what a decision reads,
+    /// and so what a backtest needs of a journaled request.
+    pub fn field_paths(&self) -> Vec<&str> {
+        let mut paths: Vec<&str> = Vec::new();
+        for c in self.rules.iter().flat_map(|r| &r.conditions) {
+            c.visit_fields(&mut |f| {
+                if !paths.contains(&f) {
+                    paths.push(f);
+                }
+            });
+        }
+        paths
     }
 
     /// The answer when a dependency is slow or down.
@@ -390,5 +444,108 @@ impl Policy {
             Some(p) if !p.is_empty() => Self::from_file(Path::new(&p)),
             _ => Self::builtin(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    const MASTERCARD_ZERO_BALANCE: &str = include_str!(
+        "../../tests/fixtures/seeds/zero_balance_request_with_mastercard_network_data.json"
+    );
+
+    const RULES: &str = r#"{"zero_balance": {"rules": [
+        {"name": "risky", "when": [{"any": [
+            {"field": "original_network_data.de48.se75.sf1", "gte": 30},
+            {"all": [{"field": "fields.mcc", "prefix": "79"}, {"not": {"field": "fields.country_code", "eq": "076"}}]}
+        ]}], "then": {"is_approved": false, "response_code": "59"}},
+        {"name": "small", "when": [{"field": "fields.amount_transaction", "between": [1, "10.00"]},
+                                   {"field": "fields.merchant_city", "regex": "^SAO\\s"}],
+         "then": {"is_approved": false, "response_code": "61"}}
+    ], "default": {"is_approved": true, "response_code": "00"},
+       "fallback": {"is_approved": false, "response_code": "96"}}}"#;
+
+    /// Every field the section could read, as a backtest would have stored it.
+    fn stored_inputs<'r>(
+        request: &'r ZeroBalanceRequest,
+        section: &Section<ZeroBalanceRequest, ZeroBalanceResponse>,
+    ) -> HashMap<String, Field<'r>> {
+        ZeroBalanceRequest::FIELDS
+            .iter()
+            .map(|(p, _)| *p)
+            .chain(section.field_paths())
+            .map(|p| (p.to_string(), request.field(p)))
+            .collect()
+    }
+
+    fn request(edit: impl FnOnce(&mut Value)) -> ZeroBalanceRequest {
+        let mut v: Value = serde_json::from_str(MASTERCARD_ZERO_BALANCE).unwrap();
+        edit(&mut v);
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn decide_with_stored_inputs_equals_decide_on_the_request() {
+        let policy = Policy::from_json(RULES).unwrap();
+        let section = &policy.zero_balance;
+        let score = |s: &'static str| {
+            move |v: &mut Value| {
+                v["fields"]["original_network_data"]["de48_additional_data_private_user"]["se75_fraud_scoring_data"]
+                    ["sf1_fraud_score"] = s.into()
+            }
+        };
+        let cases: Vec<(ZeroBalanceRequest, &str)> = vec![
+            (request(|_| {}), "risky"),
+            (request(score("010")), "small"),
+            (
+                request(|v| {
+                    score("010")(v);
+                    v["fields"]["mcc"] = "7995".into();
+                    v["fields"]["country_code"] = "840".into();
+                }),
+                "risky",
+            ),
+            (
+                request(|v| {
+                    score("010")(v);
+                    v["fields"]["amount_transaction"] = "10.01".into();
+                }),
+                "default",
+            ),
+        ];
+        for (request, want) in &cases {
+            let direct = section.decide(request);
+            assert_eq!(&*direct.label, *want);
+            let inputs = stored_inputs(request, section);
+            let lookup = |p: &str| inputs.get(p).cloned().unwrap_or(Field::Absent);
+            let replayed = section.decide_with(&lookup);
+            assert!(std::ptr::eq(direct, replayed), "{want}: {}", replayed.label);
+        }
+        // The lookup is what decides: without the score the first case is no longer risky.
+        let first = &cases[0].0;
+        let mut inputs = stored_inputs(first, section);
+        inputs.remove("original_network_data.de48.se75.sf1");
+        let lookup = |p: &str| inputs.get(p).cloned().unwrap_or(Field::Absent);
+        assert_eq!(&*section.decide_with(&lookup).label, "small");
+    }
+
+    #[test]
+    fn field_paths_lists_every_named_field_once() {
+        let policy = Policy::from_json(RULES).unwrap();
+        assert_eq!(
+            policy.zero_balance.field_paths(),
+            [
+                "original_network_data.de48.se75.sf1",
+                "fields.mcc",
+                "fields.country_code",
+                "fields.amount_transaction",
+                "fields.merchant_city",
+            ]
+        );
+        assert!(policy.zero_balance.network);
+        assert!(!Policy::builtin().unwrap().zero_balance.network);
     }
 }

@@ -1,6 +1,8 @@
 //! The request fields each webhook's rules may name. Paths are the wire names, dotted for
-//! nested objects (`card.type`, `fields.amount_transaction`). Free-form JSON
-//! (`original_network_data`, `metadata`, `raw`) is not addressable.
+//! nested objects (`card.type`, `fields.amount_transaction`). Members of
+//! `original_network_data` are addressable by their network names
+//! (`original_network_data.de48.se75.sf1`, see [`super::network_field`]) on the webhooks
+//! that carry it; other free-form JSON (`metadata`, `raw`) is not.
 
 use crate::models::{BankingRequest, FullBalanceRequest, TokenizationRequest, ZeroBalanceRequest};
 use crate::policy_subject;
@@ -14,7 +16,7 @@ fn list<'a, T>(items: &'a Option<Vec<T>>, f: impl Fn(&'a T) -> &'a str) -> Field
     }
 }
 
-policy_subject!(TokenizationRequest, |r| {
+policy_subject!(TokenizationRequest, network = |r| r.original_network_data.as_ref(), |r| {
     "token_id": Number => r.token_id,
     "network_brand": Text => r.network_brand.as_str(),
     "custom_codes": List => list(&r.custom_codes, |c| c.as_str()),
@@ -42,7 +44,7 @@ policy_subject!(BankingRequest, |r| {
     "entities.account.phone.country": Text => r.entities.as_ref().and_then(|e| e.account.as_ref()).and_then(|a| a.phone.as_ref()).and_then(|p| p.country.as_deref()),
 });
 
-policy_subject!(ZeroBalanceRequest, |r| {
+policy_subject!(ZeroBalanceRequest, network = |r| r.fields.original_network_data.as_ref(), |r| {
     "id": Text => r.id.as_str(),
     "entity": Text => r.entity.as_str(),
         "fields.mti": Text => r.fields.mti.as_str(),
@@ -104,7 +106,7 @@ policy_subject!(ZeroBalanceRequest, |r| {
         "fields.wallet_id": Text => r.fields.wallet_id.as_deref(),
 });
 
-policy_subject!(FullBalanceRequest, |r| {
+policy_subject!(FullBalanceRequest, network = |r| r.fields.original_network_data.as_ref(), |r| {
     "id": Text => r.id.as_str(),
     "entity": Text => r.entity.as_str(),
         "fields.mti": Text => r.fields.mti.as_str(),

@@ -6,8 +6,10 @@
 //! $B generate --out /tmp/events.gz          # ~50 000 events, ~62 MB JSON, ~10 MB gzip
 //! $B gunzip   --file /tmp/events.gz         # baseline: gunzip alone, one thread
 //! $B cpu      --file /tmp/events.gz         # gunzip + split + parse + envelope + schema
+//! $B cpu      --file /tmp/events.gz --formats annotate   # the same without `format` checks
 //! $B ingest   --file /tmp/events.gz         # the whole path, store in memory (counting only)
 //! $B emulator --file /tmp/events.gz         # end to end: S3 + DynamoDB on a local moto
+//! $B worst                                   # memory: many maximal events, slow writes
 //! ```
 //!
 //! Each run prints one JSON line: sizes, time, MB/s of uncompressed input, events/s and the
@@ -26,7 +28,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use shared::event_store::{EventStore, EventStoreError, PutResult, StoredEvent};
-use shared::pipeline::schema::{SchemaRegistry, SchemaSource};
+use shared::pipeline::schema::{SchemaFormats, SchemaRegistry, SchemaSource};
 use shared::pipeline::sink::{MemoryBlobSink, S3Uri};
 use shared::pipeline::{EventFiles, Pipeline, PipelineConfig, Settings};
 
@@ -61,6 +63,9 @@ enum Mode {
         /// Runs; the best is reported.
         #[arg(long, default_value_t = 3)]
         runs: u32,
+        /// `SCHEMA_FORMATS`: `assert` (the default) or `annotate` (formats not checked).
+        #[arg(long, default_value = "assert")]
+        formats: String,
     },
     /// The whole pipeline with a store that only counts (no emulator).
     Ingest {
@@ -76,6 +81,20 @@ enum Mode {
     Parts {
         #[arg(long)]
         file: PathBuf,
+    },
+    /// The memory worst case: `events` events of just under `MAX_EVENT_BYTES` (8 MiB),
+    /// streamed from memory (no file), one in four oversized, one in four failing its
+    /// schema (a full fragment to quarantine), the others large (data to S3), while every
+    /// write takes `write_ms` (a latency model of S3 and DynamoDB, so that writes pile up).
+    /// Reports the peak RSS.
+    Worst {
+        #[arg(long, default_value_t = 48)]
+        events: u64,
+        #[arg(long, default_value_t = 40)]
+        write_ms: u64,
+        /// `STORE_BYTES_IN_FLIGHT` (default: the pipeline's).
+        #[arg(long)]
+        bytes_in_flight: Option<usize>,
     },
     /// End to end through the `event-files` handler against a local moto server.
     Emulator {
@@ -281,9 +300,10 @@ impl EventStore for CountingStore {
 fn local_pipeline(settings: Settings, store: Arc<dyn EventStore>) -> Pipeline {
     Pipeline::new(
         store,
-        Arc::new(SchemaRegistry::new(SchemaSource::Local(
-            root().join("shared/schemas"),
-        ))),
+        Arc::new(SchemaRegistry::with_formats(
+            SchemaSource::Local(root().join("shared/schemas")),
+            settings.schema_formats,
+        )),
         Arc::new(MemoryBlobSink::new()),
         Arc::new(MemoryBlobSink::new()),
         settings,
@@ -324,10 +344,13 @@ async fn main() -> anyhow::Result<()> {
             file,
             workers,
             runs,
+            formats,
         } => {
             let defaults = Settings::default();
             let settings = Settings {
                 workers: workers.unwrap_or(defaults.workers),
+                schema_formats: SchemaFormats::parse(&formats)
+                    .context("--formats: assert or annotate")?,
                 ..defaults
             };
             let pipeline = local_pipeline(settings, Arc::new(CountingStore::default()));
@@ -344,7 +367,8 @@ async fn main() -> anyhow::Result<()> {
                 report = Some(r);
             }
             let r = report.context("no run")?;
-            json!({"mode": "cpu", "workers": settings.workers, "events": r.read,
+            json!({"mode": "cpu", "workers": settings.workers,
+                   "formats": settings.schema_formats.as_str(), "events": r.read,
                    "accepted": r.new, "rejected": r.quarantined,
                    "uncompressed_bytes": r.bytes, "seconds": best,
                    "mb_per_s": mb_per_s(r.bytes, best),
@@ -372,6 +396,11 @@ async fn main() -> anyhow::Result<()> {
                    "peak_rss_mib": (peak_rss_kib() as f64 / 1024.0 * 10.0).round() / 10.0})
         }
         Mode::Parts { file } => parts(&file)?,
+        Mode::Worst {
+            events,
+            write_ms,
+            bytes_in_flight,
+        } => worst(events, write_ms, bytes_in_flight).await?,
         Mode::Read { file } => {
             use shared::pipeline::source::{ReadLimits, read_and_split};
             let settings = Settings::default();
@@ -470,7 +499,7 @@ fn per_event(events: &[&[u8]], mut f: impl FnMut(&[u8])) -> f64 {
 fn parts(file: &Path) -> anyhow::Result<serde_json::Value> {
     use shared::pipeline::check::{MissingSchema, parse_event, verify};
     use shared::pipeline::doc::{DocValue, parse};
-    use shared::pipeline::schema::{SchemaEntry, compile};
+    use shared::pipeline::schema::{SchemaEntry, compile, compile_with};
     let mut text = Vec::new();
     flate2::read::MultiGzDecoder::new(std::io::BufReader::new(open(file)?))
         .read_to_end(&mut text)?;
@@ -507,6 +536,14 @@ fn parts(file: &Path) -> anyhow::Result<serde_json::Value> {
         std::hint::black_box(validator.is_valid(&docs[i]));
         i += 1;
     });
+    let SchemaEntry::Compiled(annotating) = compile_with(&document, SchemaFormats::Annotate) else {
+        anyhow::bail!("schema")
+    };
+    let mut i = 0;
+    let schema_annotate = per_event(&events, |_| {
+        std::hint::black_box(annotating.is_valid(&docs[i]));
+        i += 1;
+    });
     let utf8 = per_event(&events, |e| {
         std::hint::black_box(std::str::from_utf8(e).map(str::to_owned).is_ok());
     });
@@ -520,6 +557,151 @@ fn parts(file: &Path) -> anyhow::Result<serde_json::Value> {
         json!({"mode": "parts", "events": events.len(), "ns_per_event": {
         "scan_raw_value": raw, "serde_json_value_parse_and_drop": value,
         "doc_parse_and_drop": doc, "envelope": envelope, "schema_is_valid": schema,
+        "schema_is_valid_formats_annotated": schema_annotate,
         "utf8_copy": utf8, "whole_check": check}}),
+    )
+}
+
+/// A store and a blob sink that discard what they get after `latency` (the benchmark's model
+/// of a remote write: what matters is that writes are slower than checking).
+struct SlowWrites {
+    latency: std::time::Duration,
+    puts: AtomicU64,
+}
+
+#[async_trait]
+impl EventStore for SlowWrites {
+    async fn put_once(&self, _: &StoredEvent) -> Result<PutResult, EventStoreError> {
+        tokio::time::sleep(self.latency).await;
+        self.puts.fetch_add(1, Ordering::Relaxed);
+        Ok(PutResult::New)
+    }
+}
+
+#[async_trait]
+impl shared::pipeline::sink::BlobSink for SlowWrites {
+    async fn put(
+        &self,
+        name: &str,
+        body: Vec<u8>,
+    ) -> Result<String, shared::pipeline::sink::SinkError> {
+        tokio::time::sleep(self.latency).await;
+        drop(body);
+        Ok(format!("bench:{name}"))
+    }
+}
+
+/// `count` events built from one template (only the id differs), kind by `n % 4`: 0 oversized
+/// (over `max` bytes), 1 failing the schema, 2 and 3 valid and large.
+struct MaximalEvents {
+    template: Vec<u8>,
+    oversized: Vec<u8>,
+    invalid: Vec<u8>,
+    count: u64,
+    next: u64,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl MaximalEvents {
+    fn new(count: u64, max: usize) -> anyhow::Result<Self> {
+        let event = |id: &str, fill: usize, document: &str| -> anyhow::Result<Vec<u8>> {
+            let head = json!({
+                "event_id": id, "domain": "account", "event_type": "customer-creation-1",
+                "schema_version": 1, "org_id": "TN-bench", "timestamp": "2020-04-01T23:01:00.000Z",
+                "data": {"account_id": 1, "customer_id": 1, "program_id": 1,
+                         "document_number": document, "name": "Worst Case", "is_owner": true,
+                         "custom_fields": {"blob": ""}}
+            })
+            .to_string();
+            let cut = head.rfind("\"\"}}}").context("template")?;
+            let mut out = head.as_bytes()[..cut + 1].to_vec();
+            out.resize(out.len() + fill.saturating_sub(head.len() + 1), b'x');
+            out.extend_from_slice(&head.as_bytes()[cut + 1..]);
+            out.push(b'\n');
+            Ok(out)
+        };
+        const ID: &str = "00000000-0000-4000-8000-000000000000";
+        Ok(Self {
+            template: event(ID, max - 1024, "12345678")?,
+            oversized: event(ID, max + 1024, "12345678")?,
+            invalid: event(ID, max - 1024, "not digits")?,
+            count,
+            next: 0,
+            current: Vec::new(),
+            at: 0,
+        })
+    }
+}
+
+impl Read for MaximalEvents {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.current.len() {
+            if self.next == self.count {
+                return Ok(0);
+            }
+            let n = self.next;
+            self.next += 1;
+            let source = match n % 4 {
+                0 => &self.oversized,
+                1 => &self.invalid,
+                _ => &self.template,
+            };
+            self.current.clear();
+            self.current.extend_from_slice(source);
+            let id = format!("00000000-0000-4000-8000-{n:012}");
+            // `{"event_id":"` is 13 bytes.
+            self.current[13..13 + id.len()].copy_from_slice(id.as_bytes());
+            self.at = 0;
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+async fn worst(
+    events: u64,
+    write_ms: u64,
+    bytes_in_flight: Option<usize>,
+) -> anyhow::Result<serde_json::Value> {
+    let defaults = Settings::default();
+    let settings = Settings {
+        store_bytes_in_flight: bytes_in_flight.unwrap_or(defaults.store_bytes_in_flight),
+        ..defaults
+    };
+    let writes = Arc::new(SlowWrites {
+        latency: std::time::Duration::from_millis(write_ms),
+        puts: AtomicU64::new(0),
+    });
+    let pipeline = Pipeline::new(
+        writes.clone(),
+        Arc::new(SchemaRegistry::new(SchemaSource::Local(
+            root().join("shared/schemas"),
+        ))),
+        writes.clone(),
+        writes.clone(),
+        settings,
+    );
+    let input = MaximalEvents::new(events, settings.max_event_bytes)?;
+    let template_bytes = input.template.len() + input.oversized.len() + input.invalid.len();
+    let started = Instant::now();
+    let r = pipeline
+        .ingest_reader(
+            shared::pipeline::record::Origin::file("bench", "main_stream/2020/4/1/23/worst"),
+            input,
+        )
+        .await?;
+    let secs = started.elapsed().as_secs_f64();
+    Ok(
+        json!({"mode": "worst", "events": r.read, "new": r.new, "large": r.large,
+           "quarantined": r.quarantined, "puts": writes.puts.load(Ordering::Relaxed),
+           "uncompressed_bytes": r.bytes, "seconds": secs, "write_ms": write_ms,
+           "store_concurrency": settings.store_concurrency,
+           "store_bytes_in_flight": settings.store_bytes_in_flight,
+           "workers": settings.workers,
+           "input_templates_mib": (template_bytes as f64 / 1048576.0 * 10.0).round() / 10.0,
+           "peak_rss_mib": (peak_rss_kib() as f64 / 1024.0 * 10.0).round() / 10.0}),
     )
 }

@@ -437,6 +437,55 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     let memory = memory.into_samples();
 
+    // Full balance with program-wide controls and two velocity limits (in memory): the
+    // controls read, their evaluation and the counted write.
+    let controls = {
+        use shared::controls::{Controls, InMemoryControls, Lists, Per, Period, Scope, Velocity};
+        let store = InMemoryControls::default();
+        let limit = |name: &str, per| Velocity {
+            name: name.into(),
+            per,
+            period: Period::Day,
+            count: Some(u32::MAX),
+            amount: Some(rust_decimal::Decimal::from(1_000_000_000_000u64)),
+            mcc: None,
+        };
+        store.set(
+            &Scope::Program,
+            Controls {
+                mcc: Some(Lists {
+                    block: Some(vec!["7995".into(), "4829".into()]),
+                    allow: None,
+                }),
+                countries: Some(Lists {
+                    block: Some(vec!["KP".into(), "IR".into()]),
+                    allow: None,
+                }),
+                velocity: vec![
+                    limit("daily-card", Per::Card),
+                    limit("daily-account", Per::Account),
+                ],
+                ..Controls::default()
+            },
+        );
+        let runner = WebhookRunner::new(
+            PolicyWebhook::<FullBalanceAntifraud>::new(&bench.policy)
+                .with_controls(Some(Arc::new(store))),
+            bench.verifier.clone(),
+            Arc::new(InMemoryJournal::default()),
+            RunnerConfig::default(),
+        );
+        let mut lane = Lane::<FullBalanceAntifraud>::new(runner, &full_events);
+        lane.new_requests(warmup).await?;
+        lane.reset();
+        lane.new_requests(n).await?;
+        eprintln!(
+            "full-balance-antifraud with controls: answer {}",
+            lane.answer.as_deref().unwrap_or("-")
+        );
+        lane.new
+    };
+
     let mut requests_per_decision = None;
     let emulator = if emulator_n > 0 {
         let (moto, _direct, names) = Moto::start_with_resources()
@@ -473,6 +522,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
         FullBalanceAntifraud::NAME,
     ];
     let mut emulator = emulator.map(|e| e.into_iter());
+    print_row(
+        FullBalanceAntifraud::NAME,
+        "in-memory+controls",
+        &Stats::of(controls),
+    );
     for (name, (new, replays)) in names.iter().zip(memory) {
         print_row(name, "in-memory", &Stats::of(new));
         print_row(name, "in-memory replay", &Stats::of(replays));
