@@ -10,7 +10,9 @@
 //! certificates are fetched once, before the measurements.
 //!
 //! `cargo bench -p shared --bench webhooks` runs `webhooks/<name>/new_request` for each
-//! webhook and `webhooks/full-balance-antifraud/replay` (the same request again: answered from
+//! webhook, `webhooks/full-balance-antifraud/new_request_shadow` (the same with the policy also
+//! running as the shadow policy: the cost of `SHADOW_POLICY_FILE`) and
+//! `webhooks/full-balance-antifraud/replay` (the same request again: answered from
 //! the store), then `parts/<name>/…`: the steps of `handle` alone (signature check, SHA-256 of
 //! the body, strict parse, plain `serde_json` parse for comparison, policy decision), to see
 //! where the time goes. For p50/p99 per request see
@@ -31,8 +33,8 @@ use shared::signature::signer::{CertServer, DevSigner, SignOptions};
 use shared::signature::{Verifier, VerifierConfig};
 use shared::webhook::testing::{apigw_event, pismo_headers};
 use shared::webhook::{
-    BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook,
-    RunnerConfig, WebhookRunner,
+    BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyHandle, PolicyKind,
+    PolicyWebhook, RunnerConfig, WebhookRunner,
 };
 use tokio::runtime::Runtime;
 
@@ -149,8 +151,15 @@ fn signed_events(s: &Setup, webhook: &str, fixture: &Fixture, count: usize) -> V
 }
 
 fn runner<K: PolicyKind>(s: &Setup) -> WebhookRunner<PolicyWebhook<K>> {
+    runner_with::<K>(s, false)
+}
+
+/// With `shadow`, the same policy also runs as the shadow policy (its rules evaluated a
+/// second time, the shadow record journaled).
+fn runner_with<K: PolicyKind>(s: &Setup, shadow: bool) -> WebhookRunner<PolicyWebhook<K>> {
     WebhookRunner::new(
-        PolicyWebhook::<K>::new(&s.policy),
+        PolicyWebhook::<K>::new(&s.policy)
+            .with_shadow(shadow.then(|| PolicyHandle::from(&s.policy))),
         s.verifier.clone(),
         Arc::new(InMemoryJournal::default()),
         RunnerConfig::default(),
@@ -219,14 +228,29 @@ struct NewRequests<K: PolicyKind> {
 }
 
 fn bench_new_requests<K: PolicyKind>(c: &mut Criterion, s: &Setup, fixture: &'static Fixture) {
+    bench_new_requests_with::<K>(c, s, fixture, false);
+}
+
+/// `new_request`, or with `shadow` `new_request_shadow`: the same with a shadow policy.
+fn bench_new_requests_with<K: PolicyKind>(
+    c: &mut Criterion,
+    s: &Setup,
+    fixture: &'static Fixture,
+    shadow: bool,
+) {
     let mut group = c.benchmark_group(format!("webhooks/{}", K::NAME));
     group.throughput(Throughput::Elements(1));
     let mut state: Option<NewRequests<K>> = None;
-    group.bench_function("new_request", |b| {
+    let name = if shadow {
+        "new_request_shadow"
+    } else {
+        "new_request"
+    };
+    group.bench_function(name, |b| {
         let st = state.get_or_insert_with(|| NewRequests {
             events: signed_events(s, K::NAME, fixture, s.pool_size),
             cursor: 0,
-            runner: runner::<K>(s),
+            runner: runner_with::<K>(s, shadow),
         });
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
@@ -235,7 +259,7 @@ fn bench_new_requests<K: PolicyKind>(c: &mut Criterion, s: &Setup, fixture: &'st
                 if st.cursor == st.events.len() {
                     // Every pooled id is stored: start over on an empty store.
                     st.cursor = 0;
-                    st.runner = runner::<K>(s);
+                    st.runner = runner_with::<K>(s, shadow);
                 }
                 let n = left.min(CHUNK).min(st.events.len() - st.cursor);
                 let requests: Vec<Request> = st.events[st.cursor..st.cursor + n]
@@ -323,6 +347,7 @@ fn main() {
     bench_new_requests::<CardTokenization>(&mut criterion, &s, &TOKENIZATION);
     bench_new_requests::<BankingAntifraud>(&mut criterion, &s, &BANKING);
     bench_new_requests::<FullBalanceAntifraud>(&mut criterion, &s, &FULL_BALANCE);
+    bench_new_requests_with::<FullBalanceAntifraud>(&mut criterion, &s, &FULL_BALANCE, true);
     bench_replay::<FullBalanceAntifraud>(&mut criterion, &s, &FULL_BALANCE);
     bench_parts::<CardTokenization>(&mut criterion, &s, &TOKENIZATION);
     bench_parts::<BankingAntifraud>(&mut criterion, &s, &BANKING);

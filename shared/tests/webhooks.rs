@@ -340,7 +340,7 @@ async fn runner_with_store(
     deadline: Duration,
 ) -> WebhookRunner<PolicyWebhook<CardTokenization>> {
     WebhookRunner::new(
-        PolicyWebhook::new(&Policy::builtin().expect("builtin policy")),
+        PolicyWebhook::new(Policy::builtin().expect("builtin policy")),
         Verifier::new(VerifierConfig::new(certs_url)),
         store,
         RunnerConfig {
@@ -433,6 +433,7 @@ async fn a_concurrent_duplicate_gets_the_winners_answer() -> TestResult {
         inputs: vec![],
         money: None,
         reconcile: None,
+        shadow: None,
     };
     assert_eq!(
         store.record(&winner, Duration::from_secs(1)).await?,

@@ -35,6 +35,7 @@ fn entry(id: &str, body: &str, money: Option<Money>) -> Entry {
         ],
         money,
         reconcile: None,
+        shadow: None,
     }
 }
 

@@ -88,7 +88,16 @@ async fn every_webhook_sample_gives_its_answer_and_logs_no_cardholder_data() -> 
 
     let pismo = Pismo::start().await?;
     let policy = Policy::builtin()?;
-    let tokenization = policy_runner::<CardTokenization>(&pismo, &policy);
+    // Card tokenization reads the demo directory for its step-up values, as in `make run`.
+    let directory = shared::controls::InMemoryControls::default();
+    let (scope, item) = tools::samples::demo_directory();
+    directory.set_directory(&scope, item);
+    let tokenization = WebhookRunner::new(
+        PolicyWebhook::<CardTokenization>::new(&policy).with_controls(Some(Arc::new(directory))),
+        pismo.verifier(),
+        Arc::new(InMemoryJournal::default()),
+        generous_config(),
+    );
     let banking = policy_runner::<BankingAntifraud>(&pismo, &policy);
     let full_balance = policy_runner::<FullBalanceAntifraud>(&pismo, &policy);
     let ledger = Arc::new(InMemoryLedger::default());

@@ -145,6 +145,13 @@ impl LocalStack {
             &names.journal_table,
         );
         crate::samples::seed_demo_accounts(&ledger).await?;
+        let (scope, directory) = crate::samples::demo_directory();
+        shared::controls::DynamoControls::new(
+            aws_sdk_dynamodb::Client::new(&sdk),
+            &names.controls_table,
+        )
+        .set_directory(&scope, &directory)
+        .await?;
         // The event files that `events/pipeline-s3-main-stream.json` announces.
         crate::pipeline_demo::upload_sample_files(&shared::aws::s3_client(&sdk), &names.bucket)
             .await?;

@@ -103,7 +103,8 @@ pub const EXPECTED: &[Expected] = &[
     http(
         "card-tokenization-step-up.json",
         200,
-        r#"{"approve":true,"action_code":"85","step_up_methods":[{"method":"OTPSMS"},{"method":"OTPAPP","value":"app","platform":"ANDROID"}]}"#,
+        // The step-up values come from the demo directory item of card 134142.
+        r#"{"approve":true,"action_code":"85","step_up_methods":[{"method":"OTPSMS","value":"+55*******4321"},{"method":"OTPAPP","value":"com.issuer.app","platform":"ANDROID"}]}"#,
     ),
     http(
         "full-balance-antifraud-approve.json",
@@ -160,6 +161,19 @@ pub async fn seed_demo_accounts(ledger: &dyn Ledger) -> anyhow::Result<()> {
             .await?;
     }
     Ok(())
+}
+
+/// The demo cardholder directory item: step-up values of the card in
+/// `events/card-tokenization-step-up.json`.
+pub fn demo_directory() -> (shared::controls::Scope, shared::controls::Directory) {
+    (
+        shared::controls::Scope::Card("134142".into()),
+        shared::controls::Directory {
+            otp_sms: Some("+55*******4321".into()),
+            otp_app: Some("com.issuer.app".into()),
+            ..Default::default()
+        },
+    )
 }
 
 /// The expectation of a sample.

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 use rust_decimal::Decimal;
 
 use super::{
-    Entry, FallbackReason, How, Input, Journal, Money, Recorded, StoreFailure, rfc3339_ms,
+    Entry, FallbackReason, How, Input, Journal, Money, Recorded, Shadow, StoreFailure, rfc3339_ms,
 };
 use crate::aws::{Sent, dynamo_timeout, sent_of};
 use crate::ledger::Direction;
@@ -210,6 +210,14 @@ pub(crate) fn to_item(e: &Entry) -> HashMap<String, AttributeValue> {
         item.insert("reconcile".into(), s(PENDING));
         item.insert("reconcile_reason".into(), s(reason));
     }
+    if let Some(sh) = &e.shadow {
+        item.insert("shadow_version".into(), s(&sh.version));
+        item.insert("shadow_label".into(), s(&sh.label));
+        if let Some(a) = &sh.answer {
+            item.insert("shadow_answer".into(), s(a));
+        }
+        item.insert("shadow_differs".into(), AttributeValue::Bool(sh.differs));
+    }
     item
 }
 
@@ -287,6 +295,12 @@ pub(crate) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Entry,
         inputs,
         money,
         reconcile: text("reconcile_reason"),
+        shadow: text("shadow_version").map(|version| Shadow {
+            version,
+            label: text("shadow_label").unwrap_or_default(),
+            answer: text("shadow_answer"),
+            differs: matches!(item.get("shadow_differs"), Some(AttributeValue::Bool(true))),
+        }),
         id,
     })
 }
@@ -436,6 +450,12 @@ mod tests {
                 reverses: None,
             }),
             reconcile: Some("unknown_account".into()),
+            shadow: Some(Shadow {
+                version: "v2".into(),
+                label: "deny-all".into(),
+                answer: Some(r#"{"is_approved":false,"response_code":"05"}"#.into()),
+                differs: true,
+            }),
         };
         let item = to_item(&e);
         assert_eq!(item.get("amount"), Some(&AttributeValue::N("10.50".into())));
@@ -443,7 +463,27 @@ mod tests {
             item.get("reconcile"),
             Some(&AttributeValue::S(PENDING.into()))
         );
+        assert_eq!(
+            item.get("shadow_differs"),
+            Some(&AttributeValue::Bool(true))
+        );
         assert_eq!(from_item(&item)?, e);
+        // A Zero balance shadow that let the request through has no answer; no shadow, no
+        // shadow attributes.
+        let through = Entry {
+            shadow: Some(Shadow {
+                version: "v2".into(),
+                label: "ledger".into(),
+                answer: None,
+                differs: false,
+            }),
+            ..e.clone()
+        };
+        assert_eq!(from_item(&to_item(&through))?, through);
+        let none = Entry { shadow: None, ..e };
+        let item = to_item(&none);
+        assert!(!item.keys().any(|k| k.starts_with("shadow_")));
+        assert_eq!(from_item(&item)?, none);
         Ok(())
     }
 }

@@ -34,6 +34,7 @@
 //! | `reverses` | S | a reversal: the `id` of the entry it returns money to |
 //! | `reversed_by`, `reversed_amount` | S, N | on an entry whose money a reversal returned |
 //! | `reconcile`, `reconcile_reason` | S, S | `PENDING` and why, for entries awaiting reconciliation (sparse GSI `reconcile-index`) |
+//! | `shadow_version`, `shadow_label`, `shadow_answer`, `shadow_differs` | S, S, S, BOOL | with a shadow policy: its version, rule label, would-be answer and whether it differs from the live one |
 //!
 //! No card numbers, CVV, names, document numbers, phones or addresses are ever stored.
 
@@ -151,6 +152,24 @@ pub struct Entry {
     pub money: Option<Money>,
     /// Why the entry awaits reconciliation.
     pub reconcile: Option<String>,
+    /// What the shadow policy would have answered (`SHADOW_POLICY_FILE`), when one is set.
+    pub shadow: Option<Shadow>,
+}
+
+/// The shadow policy's would-be decision, journaled next to the live one. It never changes
+/// the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shadow {
+    /// SHA-256 (hex) of the shadow policy document.
+    pub version: String,
+    /// Its rule label (`default`, a rule name, a control label; for Zero balance `ledger`
+    /// when its anti-fraud rules let the request through to the ledger).
+    pub label: String,
+    /// The answer it would have given; `None` for a Zero balance request its rules let
+    /// through (the ledger decides, as for the live policy).
+    pub answer: Option<String>,
+    /// Whether it differs from the live decision (for Zero balance: at the anti-fraud step).
+    pub differs: bool,
 }
 
 /// Result of a conditional journal write.
@@ -373,6 +392,7 @@ mod tests {
             inputs: vec![],
             money: None,
             reconcile: None,
+            shadow: None,
         };
         let t = request_token(&e);
         assert_eq!(t.len(), 32);

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
-use super::{Answer, Decision, DecisionCtx, Journaled, Webhook};
+use super::{Answer, Decision, DecisionCtx, Journaled, PolicyHandle, Webhook};
 use crate::controls::{ControlStore, Directory, Facts, Verdict, evaluate};
-use crate::journal::{FallbackReason, How, all_inputs};
+use crate::journal::{FallbackReason, How, Shadow, all_inputs};
 use crate::models::{
     BankingRequest, BankingResponse, FullBalanceRequest, FullBalanceResponse, TokenizationRequest,
     TokenizationResponse,
@@ -174,19 +174,21 @@ impl PolicyKind for FullBalanceAntifraud {
     }
 }
 
-/// A webhook answered by its policy section.
+/// A webhook answered by its policy section, with an optional shadow policy evaluated beside
+/// it (journaled and counted, never answered).
 pub struct PolicyWebhook<K: PolicyKind> {
-    section: Section<K::Request, K::Response>,
-    policy_version: String,
+    policy: PolicyHandle,
+    shadow: Option<PolicyHandle>,
     controls: Option<Arc<dyn ControlStore>>,
     _kind: PhantomData<fn() -> K>,
 }
 
 impl<K: PolicyKind> PolicyWebhook<K> {
-    pub fn new(policy: &Policy) -> Self {
+    /// Answers from `policy`: a fixed [`Policy`] or a [`PolicyHandle`] a refresh task updates.
+    pub fn new(policy: impl Into<PolicyHandle>) -> Self {
         Self {
-            section: K::section(policy).clone(),
-            policy_version: policy.version.clone(),
+            policy: policy.into(),
+            shadow: None,
             controls: None,
             _kind: PhantomData,
         }
@@ -198,6 +200,13 @@ impl<K: PolicyKind> PolicyWebhook<K> {
         self
     }
 
+    /// Every decision also evaluates `shadow` (in memory, with the same controls and
+    /// directory results) and journals what it would have answered.
+    pub fn with_shadow(mut self, shadow: Option<PolicyHandle>) -> Self {
+        self.shadow = shadow;
+        self
+    }
+
     fn serialized(outcome: &K::Response, label: &str) -> Decision {
         Decision {
             body: serde_json::to_string(outcome)
@@ -206,6 +215,29 @@ impl<K: PolicyKind> PolicyWebhook<K> {
             label: label.into(),
         }
     }
+
+    /// The rules' decision of `section` (with the directory's step-up values), and whether
+    /// its outcome approves (velocity counters count only approvals).
+    fn by_rules(
+        section: &Section<K::Request, K::Response>,
+        request: &K::Request,
+        directory: Option<&Directory>,
+    ) -> (Decision, bool) {
+        let decided = section.decide(request);
+        let approves = decided.value.approves();
+        let d = match directory {
+            Some(dir) => match K::with_directory(&decided.value, dir) {
+                Some(o) if o.approves() == approves => Self::serialized(&o, &decided.label),
+                Some(_) => decision(decided),
+                None => decision(&section.control_outcome(
+                    crate::controls::OutcomeClass::StepUpUnavailable,
+                    "step_up_unavailable",
+                )),
+            },
+            None => decision(decided),
+        };
+        (d, approves)
+    }
 }
 
 fn decision<O>(d: &Decided<O>) -> Decision {
@@ -213,6 +245,21 @@ fn decision<O>(d: &Decided<O>) -> Decision {
         body: d.body.clone(),
         label: d.label.clone(),
     }
+}
+
+/// The journal's shadow record of `shadow`'s decision beside the live one.
+fn shadow_record(
+    policy: Option<&Policy>,
+    shadow: Option<Decision>,
+    live: &Decision,
+) -> Option<Shadow> {
+    let (policy, d) = (policy?, shadow?);
+    Some(Shadow {
+        version: policy.version.clone(),
+        differs: d.body != live.body,
+        label: d.label.to_string(),
+        answer: Some(d.body.to_string()),
+    })
 }
 
 impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
@@ -224,15 +271,29 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
     }
 
     /// Reads the controls (one batched read, when configured), decides in memory, then one
-    /// conditional write (with the velocity counters of an approval).
+    /// conditional write (with the velocity counters of an approval). The shadow policy, when
+    /// set, takes each step beside the live one with the same store results: its rules, its
+    /// control outcomes, its fallback.
     async fn decide(&self, request: &Self::Request, ctx: &DecisionCtx<'_>) -> Answer {
+        // One read of each policy per decision: the section and the version journaled with it
+        // come from the same document.
+        let live = self.policy.current();
+        let shadow_policy = self.shadow.as_ref().map(PolicyHandle::current);
+        let section = K::section(&live);
+        let shadow = shadow_policy.as_deref().map(K::section);
         let inputs = all_inputs(request);
-        let entry = |d: &Decision, how: How| {
-            ctx.entry(d, how, &self.policy_version, inputs.clone(), None, None)
+        let entry = |d: &Decision, how: How, shadow_d: Option<Decision>| {
+            let mut e = ctx.entry(d, how, &live.version, inputs.clone(), None, None);
+            e.shadow = shadow_record(shadow_policy.as_deref(), shadow_d, d);
+            e
         };
         let fallback = |reason: FallbackReason| {
-            let d = decision(self.section.fallback());
-            let e = entry(&d, How::Fallback(reason));
+            let d = decision(section.fallback());
+            let e = entry(
+                &d,
+                How::Fallback(reason),
+                shadow.map(|s| decision(s.fallback())),
+            );
             (d, e)
         };
         let mut counters = Vec::new();
@@ -245,6 +306,7 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
                     how: How::Fallback(FallbackReason::Deadline),
                     journaled: Journaled::No,
                     reconcile: false,
+                    shadow_differs: false,
                 };
             };
             let loaded = match store
@@ -266,8 +328,9 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
             };
             match evaluate(&loaded, &facts) {
                 Verdict::Refused(r) => {
-                    let d = decision(&self.section.control_outcome(r.class(), r.label()));
-                    let e = entry(&d, How::Policy);
+                    let d = decision(&section.control_outcome(r.class(), r.label()));
+                    let sd = shadow.map(|s| decision(&s.control_outcome(r.class(), r.label())));
+                    let e = entry(&d, How::Policy, sd);
                     return ctx.journal(d, e).await;
                 }
                 Verdict::Allowed(c) => counters = c,
@@ -279,27 +342,27 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
                 ));
             }
         }
-        let decided = self.section.decide(request);
-        let d = match &directory {
-            Some(dir) => match K::with_directory(&decided.value, dir) {
-                Some(o) if o.approves() == decided.value.approves() => {
-                    Self::serialized(&o, &decided.label)
-                }
-                Some(_) => decision(decided),
-                None => decision(&self.section.control_outcome(
-                    crate::controls::OutcomeClass::StepUpUnavailable,
-                    "step_up_unavailable",
-                )),
-            },
-            None => decision(decided),
-        };
-        let e = entry(&d, How::Policy);
-        if counters.is_empty() || !decided.value.approves() {
+        let (d, approves) = Self::by_rules(section, request, directory.as_ref());
+        let shadow_rules = shadow.map(|s| Self::by_rules(s, request, directory.as_ref()));
+        let e = entry(
+            &d,
+            How::Policy,
+            shadow_rules.as_ref().map(|(sd, _)| sd.clone()),
+        );
+        if counters.is_empty() || !approves {
             return ctx.journal(d, e).await;
         }
         let refused = |r: crate::controls::Refusal| {
-            let d = decision(&self.section.control_outcome(r.class(), r.label()));
-            let e = entry(&d, How::Policy);
+            let d = decision(&section.control_outcome(r.class(), r.label()));
+            // The shadow would have met the same limit if it approved too.
+            let sd = match (&shadow_rules, shadow) {
+                (Some((_, true)), Some(s)) => {
+                    Some(decision(&s.control_outcome(r.class(), r.label())))
+                }
+                (Some((sd, false)), _) => Some(sd.clone()),
+                _ => None,
+            };
+            let e = entry(&d, How::Policy, sd);
             (d, e)
         };
         ctx.journal_counted(d, e, &counters, refused, fallback)
@@ -307,6 +370,6 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
     }
 
     fn fallback(&self) -> Decision {
-        decision(self.section.fallback())
+        decision(K::section(&self.policy.current()).fallback())
     }
 }

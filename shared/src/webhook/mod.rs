@@ -15,12 +15,16 @@
 //! its fallback once it knows no money moved: always status 200, never a 5xx.
 
 mod kinds;
+mod policy_source;
 mod runner;
 pub mod testing;
 mod zero_balance;
 
 pub use kinds::{
     BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook,
+};
+pub use policy_source::{
+    MAX_POLICY_BYTES, Policies, PolicyHandle, PolicySettings, PolicySource, Refresh, S3Policy,
 };
 pub use runner::{
     RunnerConfig, RunnerParts, StartupError, WebhookRunner, env_required, hex, runner_from_env,
@@ -59,6 +63,8 @@ pub enum Answer {
         journaled: Journaled,
         /// Whether the entry awaits reconciliation.
         reconcile: bool,
+        /// Whether the shadow policy would have decided otherwise (metric `ShadowDiffers`).
+        shadow_differs: bool,
     },
     /// The stored answer of an earlier request with the same key and body.
     Replayed(Decision),
@@ -121,6 +127,7 @@ impl DecisionCtx<'_> {
             inputs,
             money,
             reconcile: reconcile.map(str::to_string),
+            shadow: None,
         }
     }
 
@@ -158,6 +165,7 @@ impl DecisionCtx<'_> {
                         how: entry.how,
                         journaled: Journaled::Yes,
                         reconcile: entry.reconcile.is_some(),
+                        shadow_differs: shadow_differs(&entry),
                     };
                 }
                 Ok(Recorded::Exists(stored)) => return self.existing(&stored),
@@ -189,6 +197,7 @@ impl DecisionCtx<'_> {
                 how: entry.how,
                 journaled: Journaled::Yes,
                 reconcile: false,
+                shadow_differs: shadow_differs(&entry),
             },
             Ok(Counted::Exists(stored)) => self.existing(&stored),
             Ok(Counted::Limit(r)) => {
@@ -215,6 +224,7 @@ impl DecisionCtx<'_> {
             how,
             journaled: Journaled::No,
             reconcile: entry.reconcile.is_some(),
+            shadow_differs: shadow_differs(entry),
         }
     }
 
@@ -236,6 +246,7 @@ impl DecisionCtx<'_> {
                         how: fallback.how,
                         journaled: Journaled::Yes,
                         reconcile: fallback.reconcile.is_some(),
+                        shadow_differs: shadow_differs(&fallback),
                     };
                 }
                 Ok(Recorded::Exists(stored)) => return self.existing(&stored),
@@ -250,6 +261,7 @@ impl DecisionCtx<'_> {
             how: fallback.how,
             journaled: Journaled::Unsettled,
             reconcile: true,
+            shadow_differs: shadow_differs(&fallback),
         }
     }
 }
@@ -278,6 +290,10 @@ pub trait Webhook: Send + Sync + 'static {
 
     /// The configured answer when a dependency is slow or down, before anything is parsed.
     fn fallback(&self) -> Decision;
+}
+
+fn shadow_differs(entry: &Entry) -> bool {
+    entry.shadow.as_ref().is_some_and(|s| s.differs)
 }
 
 /// The reason label of a fallback, for logs and metrics.

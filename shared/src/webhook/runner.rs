@@ -9,11 +9,13 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use tokio::time::Instant;
 
-use super::{Answer, DecisionCtx, Journaled, PolicyKind, PolicyWebhook, Webhook};
+use super::{
+    Answer, DecisionCtx, Journaled, Policies, PolicyKind, PolicySettings, PolicyWebhook, Webhook,
+};
 use crate::journal::{Budget, DynamoJournal, FallbackReason, Journal, now_ms};
 use crate::metrics::{Emf, Unit, WEBHOOKS_NAMESPACE};
 use crate::models::parse_json;
-use crate::policy::{Policy, PolicyError};
+use crate::policy::PolicyError;
 use crate::signature::{ConfigError, Verifier, VerifierConfig};
 
 /// Settings of the HTTP contract, the deadline and the journal.
@@ -199,6 +201,7 @@ struct Tally<'a> {
     not_journaled: bool,
     unsettled: bool,
     reconcile: bool,
+    shadow_differs: bool,
 }
 
 impl<W: Webhook> WebhookRunner<W> {
@@ -225,7 +228,8 @@ impl<W: Webhook> WebhookRunner<W> {
 
     /// One EMF line: dimensions `Function` and `Function`+`Outcome` (the rule label,
     /// `replay`, `fallback` or `refused`); metrics `Requests`, `Fallbacks`, `Refused`,
-    /// `NotJournaled`, `Unsettled`, `Reconcile` and `Latency` (µs, from the start of `handle`).
+    /// `NotJournaled`, `Unsettled`, `Reconcile`, `ShadowDiffers` (the shadow policy would have
+    /// answered otherwise) and `Latency` (µs, from the start of `handle`).
     fn record(&self, t: &Tally<'_>, elapsed_us: u64) {
         self.metrics.emit(
             &[("Function", W::NAME), ("Outcome", t.outcome)],
@@ -237,6 +241,7 @@ impl<W: Webhook> WebhookRunner<W> {
                 ("NotJournaled", Unit::Count, u64::from(t.not_journaled)),
                 ("Unsettled", Unit::Count, u64::from(t.unsettled)),
                 ("Reconcile", Unit::Count, u64::from(t.reconcile)),
+                ("ShadowDiffers", Unit::Count, u64::from(t.shadow_differs)),
                 ("Latency", Unit::Microseconds, elapsed_us),
             ],
         );
@@ -250,6 +255,7 @@ impl<W: Webhook> WebhookRunner<W> {
             not_journaled: false,
             unsettled: false,
             reconcile: false,
+            shadow_differs: false,
         }
     }
 
@@ -271,6 +277,7 @@ impl<W: Webhook> WebhookRunner<W> {
                 how,
                 journaled,
                 reconcile,
+                shadow_differs,
             }) => {
                 let reason = super::fallback_reason(how).map(FallbackReason::as_str);
                 let label = if reason.is_some() {
@@ -286,7 +293,7 @@ impl<W: Webhook> WebhookRunner<W> {
                 if reason.is_some() {
                     tracing::warn!(webhook = W::NAME, outcome = %decision.label, how = how.as_str(), reason, journaled = journaled_str, reconcile, elapsed_us, "fallback answered");
                 } else {
-                    tracing::info!(webhook = W::NAME, outcome = %decision.label, how = how.as_str(), journaled = journaled_str, reconcile, elapsed_us, "decision");
+                    tracing::info!(webhook = W::NAME, outcome = %decision.label, how = how.as_str(), journaled = journaled_str, reconcile, shadow_differs, elapsed_us, "decision");
                 }
                 self.record(
                     &Tally {
@@ -296,6 +303,7 @@ impl<W: Webhook> WebhookRunner<W> {
                         not_journaled: journaled == Journaled::No,
                         unsettled: journaled == Journaled::Unsettled,
                         reconcile,
+                        shadow_differs,
                     },
                     elapsed_us,
                 );
@@ -316,6 +324,7 @@ impl<W: Webhook> WebhookRunner<W> {
                         not_journaled: false,
                         unsettled: false,
                         reconcile: false,
+                        shadow_differs: false,
                     },
                     elapsed_us,
                 );
@@ -352,6 +361,7 @@ impl<W: Webhook> WebhookRunner<W> {
                         not_journaled: true,
                         unsettled: false,
                         reconcile: false,
+                        shadow_differs: false,
                     },
                     elapsed_us,
                 );
@@ -467,6 +477,8 @@ pub struct RunnerParts {
     /// `CONTROLS_TABLE`: card controls, velocity counters and the directory (optional).
     pub controls_table: Option<String>,
     pub metrics: Emf,
+    /// The shared SDK configuration (an S3 client for `POLICY_URI`).
+    pub sdk: aws_config::SdkConfig,
 }
 
 /// Reads the [`RunnerParts`] from the environment.
@@ -487,10 +499,22 @@ pub async fn runner_parts() -> Result<RunnerParts, StartupError> {
         journal_table,
         controls_table,
         metrics: Emf::from_env(WEBHOOKS_NAMESPACE),
+        sdk,
     })
 }
 
 impl RunnerParts {
+    /// Loads the live and shadow policies of `settings` (validated; S3 ones get their refresh
+    /// task), with `function` as the `Function` dimension of the refresh metrics.
+    pub async fn policies(
+        &self,
+        settings: &PolicySettings,
+        function: &'static str,
+    ) -> Result<Policies, StartupError> {
+        let s3 = crate::aws::s3_client(&self.sdk);
+        Ok(settings.load(&s3, function, &self.metrics).await?)
+    }
+
     /// The controls store, when `CONTROLS_TABLE` is set.
     pub fn controls(&self) -> Option<Arc<dyn crate::controls::ControlStore>> {
         self.controls_table.as_ref().map(|t| {
@@ -531,8 +555,11 @@ pub async fn serve<W: Webhook>(runner: WebhookRunner<W>) -> Result<(), lambda_ht
 /// The whole `main` of a policy webhook: telemetry, policy (validated), runner, serve.
 pub async fn serve_policy_webhook<K: PolicyKind>() -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
-    let policy = Policy::from_env()?;
+    let settings = PolicySettings::from_env()?;
     let parts = runner_parts().await?;
-    let webhook = PolicyWebhook::<K>::new(&policy).with_controls(parts.controls());
+    let policies = parts.policies(&settings, K::NAME).await?;
+    let webhook = PolicyWebhook::<K>::new(policies.live)
+        .with_controls(parts.controls())
+        .with_shadow(policies.shadow);
     serve(parts.runner(webhook)).await
 }

@@ -27,9 +27,9 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use super::runner::{StartupError, env_required, runner_parts, serve};
-use super::{Answer, Decision, DecisionCtx, Journaled, Webhook};
+use super::{Answer, Decision, DecisionCtx, Journaled, PolicyHandle, PolicySettings, Webhook};
 use crate::controls::{ControlStore, Counter, Verdict, evaluate};
-use crate::journal::{FallbackReason, How, Input, Money, all_inputs};
+use crate::journal::{FallbackReason, How, Input, Money, Shadow, all_inputs};
 use crate::ledger::{Applied, Direction, DynamoLedger, Ledger, LedgerError, Movement};
 use crate::models::{AvailableCreditLimit, ZeroBalanceRequest, ZeroBalanceResponse};
 use crate::policy::{Decided, Policy, Section};
@@ -145,8 +145,8 @@ pub fn is_advice(mti: &str) -> bool {
 
 /// The webhook.
 pub struct ZeroBalanceWebhook {
-    section: Section<ZeroBalanceRequest, ZeroBalanceResponse>,
-    policy_version: String,
+    policy: PolicyHandle,
+    shadow: Option<PolicyHandle>,
     ledger: Arc<dyn Ledger>,
     codes: ZeroBalanceCodes,
     controls: Option<Arc<dyn ControlStore>>,
@@ -174,13 +174,82 @@ struct Job<'a, 'c> {
     ctx: &'a DecisionCtx<'c>,
     inputs: Vec<(String, Input)>,
     notice: bool,
+    /// The policy in force, read once for this decision.
+    policy: Arc<Policy>,
+    /// The shadow policy's anti-fraud step, journaled with every entry of a request.
+    shadow: Option<Shadow>,
+}
+
+impl Job<'_, '_> {
+    fn section(&self) -> &Section<ZeroBalanceRequest, ZeroBalanceResponse> {
+        &self.policy.zero_balance
+    }
+
+    fn entry(
+        &self,
+        decision: &Decision,
+        how: How,
+        money: Option<Money>,
+        reconcile: Option<&str>,
+    ) -> crate::journal::Entry {
+        let mut e = self.ctx.entry(
+            decision,
+            how,
+            &self.policy.version,
+            self.inputs.clone(),
+            money,
+            reconcile,
+        );
+        e.shadow = self.shadow.clone();
+        e
+    }
+
+    fn fallback(&self) -> Decision {
+        from_policy(self.section().fallback())
+    }
+}
+
+/// A declining match of a section's anti-fraud rules: the only way the policy answers a
+/// Zero balance request (any other match, or none, goes on to the ledger).
+fn declining<'p>(
+    section: &'p Section<ZeroBalanceRequest, ZeroBalanceResponse>,
+    request: &ZeroBalanceRequest,
+) -> Option<&'p Decided<ZeroBalanceResponse>> {
+    section
+        .first_match(request)
+        .filter(|d| d.value.is_approved == Some(false))
+}
+
+/// The shadow policy's anti-fraud step beside the live one's: its declining rule and answer,
+/// or `ledger` (no answer) when it lets the request through.
+fn shadow_step(
+    live: Option<&Decided<ZeroBalanceResponse>>,
+    shadow: &Policy,
+    request: &ZeroBalanceRequest,
+) -> Shadow {
+    let s = declining(&shadow.zero_balance, request);
+    Shadow {
+        version: shadow.version.clone(),
+        label: s.map_or_else(|| "ledger".to_string(), |d| d.label.to_string()),
+        answer: s.map(|d| d.body.to_string()),
+        differs: match (live, s) {
+            (None, None) => false,
+            (Some(a), Some(b)) => a.body != b.body,
+            _ => true,
+        },
+    }
 }
 
 impl ZeroBalanceWebhook {
-    pub fn new(policy: &Policy, ledger: Arc<dyn Ledger>, codes: ZeroBalanceCodes) -> Self {
+    /// Answers from `policy`: a fixed [`Policy`] or a [`PolicyHandle`] a refresh task updates.
+    pub fn new(
+        policy: impl Into<PolicyHandle>,
+        ledger: Arc<dyn Ledger>,
+        codes: ZeroBalanceCodes,
+    ) -> Self {
         Self {
-            section: policy.zero_balance.clone(),
-            policy_version: policy.version.clone(),
+            policy: policy.into(),
+            shadow: None,
             ledger,
             codes,
             controls: None,
@@ -191,6 +260,13 @@ impl ZeroBalanceWebhook {
     /// into the ledger transaction.
     pub fn with_controls(mut self, store: Option<Arc<dyn ControlStore>>) -> Self {
         self.controls = store;
+        self
+    }
+
+    /// Every request (`mti` 010x) also runs `shadow`'s anti-fraud rules, in memory; the
+    /// entry records what they would have answered.
+    pub fn with_shadow(mut self, shadow: Option<PolicyHandle>) -> Self {
+        self.shadow = shadow;
         self
     }
 
@@ -218,24 +294,17 @@ impl ZeroBalanceWebhook {
         money: Option<Money>,
         reconcile: Option<&str>,
     ) -> Answer {
-        let entry = job.ctx.entry(
-            &decision,
-            how,
-            &self.policy_version,
-            job.inputs.clone(),
-            money,
-            reconcile,
-        );
+        let entry = job.entry(&decision, how, money, reconcile);
         job.ctx.journal(decision, entry).await
     }
 
     /// The fallback for a failed dependency: the policy's fallback for a request, an approval
     /// awaiting reconciliation for a message the network already decided.
-    fn fallback_for(&self, notice: bool) -> (Decision, Option<&'static str>) {
-        if notice {
+    fn fallback_for(&self, job: &Job<'_, '_>) -> (Decision, Option<&'static str>) {
+        if job.notice {
             (self.approve("not_applied"), Some("not_applied"))
         } else {
-            (self.fallback(), None)
+            (job.fallback(), None)
         }
     }
 
@@ -256,43 +325,36 @@ impl ZeroBalanceWebhook {
             reverses: m.reverses.clone(),
         };
         let Some(timeout) = job.ctx.budget.for_write() else {
-            let (d, reconcile) = self.fallback_for(job.notice);
+            let (d, reconcile) = self.fallback_for(job);
             return Answer::Decided {
                 decision: d,
                 how: How::Fallback(FallbackReason::Deadline),
                 journaled: Journaled::No,
                 reconcile: reconcile.is_some(),
+                shadow_differs: false,
             };
         };
-        let entry = job.ctx.entry(
-            &approved,
-            How::Ledger,
-            &self.policy_version,
-            job.inputs.clone(),
-            Some(money(true)),
-            None,
-        );
+        let entry = job.entry(&approved, How::Ledger, Some(money(true)), None);
         match self.ledger.apply(&m, &entry, counters, timeout).await {
             Ok(Applied::Done) => Answer::Decided {
                 decision: approved,
                 how: How::Ledger,
                 journaled: Journaled::Yes,
                 reconcile: false,
+                shadow_differs: entry.shadow.as_ref().is_some_and(|s| s.differs),
             },
             Ok(Applied::Exists(stored)) => job.ctx.existing(&stored),
             Ok(refused) => {
-                let (decision, reconcile) = self.refusal(&refused, job.notice);
+                let (decision, reconcile) = self.refusal(job, &refused);
                 self.settle(job, decision, How::Ledger, Some(money(false)), reconcile)
                     .await
             }
             Err(LedgerError::Unknown(e)) => {
                 tracing::warn!(id = %job.ctx.id, error = %e, "ledger outcome unknown: fencing");
-                let (decision, reconcile) = self.fallback_for(job.notice);
-                let fence = job.ctx.entry(
+                let (decision, reconcile) = self.fallback_for(job);
+                let fence = job.entry(
                     &decision,
                     How::Fallback(FallbackReason::OutcomeUnknown),
-                    &self.policy_version,
-                    job.inputs.clone(),
                     Some(money(false)),
                     reconcile,
                 );
@@ -304,7 +366,7 @@ impl ZeroBalanceWebhook {
                     LedgerError::Corrupt(_) => FallbackReason::DecisionFailed,
                     _ => FallbackReason::StoreUnavailable,
                 };
-                let (decision, reconcile) = self.fallback_for(job.notice);
+                let (decision, reconcile) = self.fallback_for(job);
                 self.settle(
                     job,
                     decision,
@@ -318,10 +380,11 @@ impl ZeroBalanceWebhook {
     }
 
     /// The answer when the ledger refused a movement.
-    fn refusal(&self, refused: &Applied, notice: bool) -> (Decision, Option<&'static str>) {
+    fn refusal(&self, job: &Job<'_, '_>, refused: &Applied) -> (Decision, Option<&'static str>) {
+        let notice = job.notice;
         if let (Applied::Limit(r), false) = (refused, notice) {
             return (
-                from_policy(&self.section.control_outcome(r.class(), r.label())),
+                from_policy(&job.section().control_outcome(r.class(), r.label())),
                 None,
             );
         }
@@ -348,12 +411,12 @@ impl ZeroBalanceWebhook {
 
     async fn balance_inquiry(&self, job: &Job<'_, '_>, account_id: &str) -> Answer {
         let Some(timeout) = job.ctx.budget.for_write() else {
-            let (d, _) = self.fallback_for(false);
             return Answer::Decided {
-                decision: d,
+                decision: job.fallback(),
                 how: How::Fallback(FallbackReason::Deadline),
                 journaled: Journaled::No,
                 reconcile: false,
+                shadow_differs: false,
             };
         };
         let decision = match self.ledger.account(account_id, timeout).await {
@@ -378,7 +441,7 @@ impl ZeroBalanceWebhook {
                     _ => FallbackReason::StoreUnavailable,
                 };
                 return self
-                    .settle(job, self.fallback(), How::Fallback(reason), None, None)
+                    .settle(job, job.fallback(), How::Fallback(reason), None, None)
                     .await;
             }
         };
@@ -403,15 +466,26 @@ impl Webhook for ZeroBalanceWebhook {
     async fn decide(&self, request: &Self::Request, ctx: &DecisionCtx<'_>) -> Answer {
         let f = &request.fields;
         let class = MessageClass::of(&f.mti);
+        let policy = self.policy.current();
+        let live_step = match class {
+            MessageClass::Request => declining(&policy.zero_balance, request).cloned(),
+            _ => None,
+        };
+        // The shadow applies where the live rules do: to requests (advices skip the rules).
+        let shadow = match (class, &self.shadow) {
+            (MessageClass::Request, Some(h)) => {
+                Some(shadow_step(live_step.as_ref(), &h.current(), request))
+            }
+            _ => None,
+        };
         let job = Job {
             ctx,
             inputs: all_inputs(request),
             notice: class.is_notice(&f.mti),
+            policy,
+            shadow,
         };
-        if class == MessageClass::Request
-            && let Some(d) = self.section.first_match(request)
-            && d.value.is_approved == Some(false)
-        {
+        if let Some(d) = &live_step {
             return self
                 .settle(&job, from_policy(d), How::Policy, None, None)
                 .await;
@@ -523,10 +597,11 @@ impl Webhook for ZeroBalanceWebhook {
             );
             let Some(timeout) = ctx.budget.for_write() else {
                 return Answer::Decided {
-                    decision: self.fallback(),
+                    decision: job.fallback(),
                     how: How::Fallback(FallbackReason::Deadline),
                     journaled: Journaled::No,
                     reconcile: false,
+                    shadow_differs: false,
                 };
             };
             match store
@@ -540,7 +615,7 @@ impl Webhook for ZeroBalanceWebhook {
                 .map(|loaded| evaluate(&loaded, &facts))
             {
                 Ok(Verdict::Refused(r)) => {
-                    let d = from_policy(&self.section.control_outcome(r.class(), r.label()));
+                    let d = from_policy(&job.section().control_outcome(r.class(), r.label()));
                     return self.settle(&job, d, How::Policy, None, None).await;
                 }
                 Ok(Verdict::Allowed(c)) => counters = c,
@@ -548,7 +623,7 @@ impl Webhook for ZeroBalanceWebhook {
                     tracing::warn!(id = %ctx.id, error = %e, "controls unavailable");
                     let reason = FallbackReason::StoreUnavailable;
                     return self
-                        .settle(&job, self.fallback(), How::Fallback(reason), None, None)
+                        .settle(&job, job.fallback(), How::Fallback(reason), None, None)
                         .await;
                 }
             }
@@ -558,23 +633,25 @@ impl Webhook for ZeroBalanceWebhook {
     }
 
     fn fallback(&self) -> Decision {
-        from_policy(self.section.fallback())
+        from_policy(self.policy.current().zero_balance.fallback())
     }
 }
 
 /// The whole `main` of the `zero-balance` function.
 pub async fn serve_zero_balance() -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
-    let policy = Policy::from_env()?;
+    let settings = PolicySettings::from_env()?;
     let codes = ZeroBalanceCodes::from_env()?;
     let table = env_required("LEDGER_TABLE")?;
     let parts = runner_parts().await?;
+    let policies = parts.policies(&settings, ZeroBalanceWebhook::NAME).await?;
     let mut ledger = DynamoLedger::new(parts.dynamo.clone(), table, parts.journal_table.clone());
     if let Some(t) = &parts.controls_table {
         ledger = ledger.with_counters(t.clone());
     }
-    let webhook =
-        ZeroBalanceWebhook::new(&policy, Arc::new(ledger), codes).with_controls(parts.controls());
+    let webhook = ZeroBalanceWebhook::new(policies.live, Arc::new(ledger), codes)
+        .with_controls(parts.controls())
+        .with_shadow(policies.shadow);
     let runner = parts.runner(webhook);
     serve(runner).await
 }

@@ -1,0 +1,465 @@
+//! Policies that change without a deploy (S3, refreshed) and shadow policies, against the
+//! emulator: moto S3 for the policy objects, moto DynamoDB for the journal and the ledger.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use shared::journal::{DynamoJournal, Entry, version_of};
+use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
+use shared::metrics::{Captured, Emf, WEBHOOKS_NAMESPACE};
+use shared::policy::Policy;
+use shared::webhook::{
+    BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyHandle, PolicySettings,
+    PolicySource, PolicyWebhook, Refresh, RunnerConfig, S3Policy, Webhook, WebhookRunner,
+    ZeroBalanceCodes, ZeroBalanceWebhook,
+};
+use tools::moto::Moto;
+use tools::testkit::Pismo;
+
+const KEY: &str = "policies/live.json";
+
+fn config() -> RunnerConfig {
+    RunnerConfig {
+        deadline: std::time::Duration::from_secs(5),
+        ..RunnerConfig::default()
+    }
+}
+
+/// A banking policy whose default is `decision`.
+fn banking_policy(decision: &str) -> String {
+    json!({
+        "banking_antifraud": {
+            "default": {"decision": decision},
+            "fallback": {"decision": "reject"}
+        }
+    })
+    .to_string()
+}
+
+/// Declines every request of every webhook with a rule named `deny-all`.
+const DENY_ALL: &str = r#"{
+  "card_tokenization": {
+    "rules": [{"name": "deny-all", "when": [{"field": "token_id", "present": true}],
+               "then": {"approve": false, "action_code": "05"}}],
+    "default": {"approve": false, "action_code": "05"},
+    "fallback": {"approve": false, "action_code": "96"}
+  },
+  "banking_antifraud": {
+    "rules": [{"name": "deny-all", "when": [{"field": "id", "present": true}],
+               "then": {"decision": "reject"}}],
+    "default": {"decision": "reject"},
+    "fallback": {"decision": "reject"}
+  },
+  "full_balance_antifraud": {
+    "rules": [{"name": "deny-all", "when": [{"field": "id", "present": true}],
+               "then": {"approve": false, "response_code": "05"}}],
+    "default": {"approve": false, "response_code": "05"},
+    "fallback": {"approve": false, "response_code": "96"}
+  },
+  "zero_balance": {
+    "rules": [{"name": "deny-all", "when": [{"field": "id", "present": true}],
+               "then": {"is_approved": false, "response_code": "05"}}],
+    "default": {"is_approved": true, "response_code": "00"},
+    "fallback": {"is_approved": false, "response_code": "96"}
+  }
+}"#;
+
+async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, text: &str) -> anyhow::Result<()> {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(text.as_bytes().to_vec().into())
+        .send()
+        .await?;
+    Ok(())
+}
+
+fn sample_body(file: &str) -> anyhow::Result<Value> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../events")
+        .join(file);
+    let event: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    Ok(serde_json::from_str(
+        event["body"].as_str().unwrap_or("{}"),
+    )?)
+}
+
+fn banking(id: &str) -> anyhow::Result<Value> {
+    let mut body = sample_body("banking-antifraud-approve.json")?;
+    body["id"] = json!(id);
+    Ok(body)
+}
+
+async fn entry(journal: &DynamoJournal, id: &str) -> anyhow::Result<Entry> {
+    journal
+        .get(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no journal entry {id}"))
+}
+
+/// The sum of one metric over the captured EMF lines.
+fn total(captured: &Captured, metric: &str) -> u64 {
+    captured
+        .lines()
+        .iter()
+        .filter_map(|l| l[metric].as_u64())
+        .sum()
+}
+
+#[tokio::test]
+async fn an_s3_policy_update_is_picked_up_and_an_invalid_one_is_refused() -> anyhow::Result<()> {
+    let (_moto, sdk, names) = Moto::start_with_resources().await?;
+    let s3 = shared::aws::s3_client(&sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let journal = DynamoJournal::new(ddb.clone(), &names.journal_table);
+    let pismo = Pismo::start().await?;
+    let (emf, captured) = Emf::capture(WEBHOOKS_NAMESPACE);
+
+    let approve_all = banking_policy("approve");
+    put(&s3, &names.bucket, KEY, &approve_all).await?;
+    let live = S3Policy::load(
+        s3.clone(),
+        &names.bucket,
+        KEY,
+        "live",
+        "banking-antifraud",
+        emf.clone(),
+    )
+    .await?;
+    let runner = WebhookRunner::new(
+        PolicyWebhook::<BankingAntifraud>::new(live.handle()),
+        pismo.verifier(),
+        Arc::new(journal.clone()),
+        config(),
+    );
+    let approve = json!({"decision": "approve"});
+    let reject = json!({"decision": "reject"});
+
+    assert_eq!(pismo.send(&runner, &banking("b-1")?).await?.json(), approve);
+    let e = entry(&journal, "banking-antifraud#b-1").await?;
+    assert_eq!(e.policy_version, version_of(&approve_all));
+    assert!(matches!(live.refresh().await, Refresh::Unchanged));
+
+    // An update is picked up at the next refresh, and answers change.
+    let reject_all = banking_policy("reject");
+    put(&s3, &names.bucket, KEY, &reject_all).await?;
+    match live.refresh().await {
+        Refresh::Updated { version } => assert_eq!(version, version_of(&reject_all)),
+        other => anyhow::bail!("expected an update, got {other:?}"),
+    }
+    assert_eq!(pismo.send(&runner, &banking("b-2")?).await?.json(), reject);
+    let e = entry(&journal, "banking-antifraud#b-2").await?;
+    assert_eq!(e.policy_version, version_of(&reject_all));
+
+    // An invalid version is refused, and counted at every refresh while it stays; the last
+    // good one keeps answering.
+    let invalid = json!({"banking_antifraud": {"default": {"decision": "maybe"},
+                                               "fallback": {"decision": "reject"}}})
+    .to_string();
+    put(&s3, &names.bucket, KEY, &invalid).await?;
+    match live.refresh().await {
+        Refresh::Refused { version, .. } => assert_eq!(version, version_of(&invalid)),
+        other => anyhow::bail!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(pismo.send(&runner, &banking("b-3")?).await?.json(), reject);
+    let e = entry(&journal, "banking-antifraud#b-3").await?;
+    assert_eq!(e.policy_version, version_of(&reject_all));
+    assert!(matches!(live.refresh().await, Refresh::StillRefused { .. }));
+    assert_eq!(total(&captured, "PolicyRefused"), 2);
+    assert_eq!(total(&captured, "PolicyUpdated"), 1);
+    for line in captured.lines() {
+        assert_eq!(line["Function"], "banking-antifraud");
+        assert_eq!(line["Policy"], "live");
+    }
+
+    // A function cannot start on an invalid policy.
+    assert!(
+        S3Policy::load(
+            s3.clone(),
+            &names.bucket,
+            KEY,
+            "live",
+            "banking-antifraud",
+            Emf::default()
+        )
+        .await
+        .is_err()
+    );
+    // Nor on a missing one.
+    let missing = PolicySettings {
+        live: PolicySource::S3 {
+            bucket: names.bucket.clone(),
+            key: "policies/missing.json".into(),
+        },
+        shadow: None,
+        refresh: None,
+    };
+    assert!(
+        missing
+            .load(&s3, "banking-antifraud", &Emf::default())
+            .await
+            .is_err()
+    );
+
+    // A valid version after the refused one is picked up again.
+    put(&s3, &names.bucket, KEY, &approve_all).await?;
+    assert!(matches!(live.refresh().await, Refresh::Updated { .. }));
+    assert_eq!(pismo.send(&runner, &banking("b-4")?).await?.json(), approve);
+    Ok(())
+}
+
+/// A shadowed runner and a plain one of the same webhook.
+fn pair<W: Webhook>(
+    make: impl Fn(Option<PolicyHandle>) -> W,
+    shadow: &PolicyHandle,
+    pismo: &Pismo,
+    journal: &DynamoJournal,
+    emf: &Emf,
+) -> (WebhookRunner<W>, WebhookRunner<W>) {
+    let runner = |shadow: Option<PolicyHandle>| {
+        WebhookRunner::new(
+            make(shadow),
+            pismo.verifier(),
+            Arc::new(journal.clone()),
+            config(),
+        )
+    };
+    (
+        runner(None),
+        runner(Some(shadow.clone())).with_metrics(emf.clone()),
+    )
+}
+
+fn assert_shadow_declined(e: &Entry, live: &Value, would: &Value) -> anyhow::Result<()> {
+    assert_eq!(serde_json::from_str::<Value>(&e.answer)?, *live, "{}", e.id);
+    let shadow = e
+        .shadow
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("{}: no shadow", e.id))?;
+    assert_eq!(shadow.version, version_of(DENY_ALL));
+    assert_eq!(shadow.label, "deny-all");
+    assert!(shadow.differs);
+    let answer = shadow.answer.as_deref().unwrap_or("null");
+    assert_eq!(serde_json::from_str::<Value>(answer)?, *would, "{}", e.id);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_shadow_that_declines_everything_changes_no_answer_and_is_journaled() -> anyhow::Result<()>
+{
+    let (_moto, sdk, names) = Moto::start_with_resources().await?;
+    let s3 = shared::aws::s3_client(&sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let journal = DynamoJournal::new(ddb.clone(), &names.journal_table);
+    let pismo = Pismo::start().await?;
+    let (emf, captured) = Emf::capture(WEBHOOKS_NAMESPACE);
+    // The shadow comes from S3 (SHADOW_POLICY_URI); the live policy is the shipped default.
+    put(&s3, &names.bucket, "policies/shadow.json", DENY_ALL).await?;
+    let settings = PolicySettings {
+        live: PolicySource::Builtin,
+        shadow: Some(PolicySource::S3 {
+            bucket: names.bucket.clone(),
+            key: "policies/shadow.json".into(),
+        }),
+        refresh: None,
+    };
+    let policies = settings.load(&s3, "all", &Emf::default()).await?;
+    let shadow = policies
+        .shadow
+        .ok_or_else(|| anyhow::anyhow!("no shadow loaded"))?;
+    let live = policies.live.current();
+    assert_eq!(live.version, Policy::builtin()?.version);
+
+    // Card tokenization.
+    let (plain, shadowed) = pair(
+        |s| PolicyWebhook::<CardTokenization>::new(policies.live.clone()).with_shadow(s),
+        &shadow,
+        &pismo,
+        &journal,
+        &emf,
+    );
+    let mut body = sample_body("card-tokenization-approve.json")?;
+    let a = pismo.send(&plain, &body).await?;
+    body["token_id"] = json!(2002);
+    let b = pismo.send(&shadowed, &body).await?;
+    assert_eq!(a, b);
+    assert_eq!(b.json(), json!({"approve": true, "action_code": "00"}));
+    let e = entry(&journal, "card-tokenization#2002:134142").await?;
+    assert_shadow_declined(
+        &e,
+        &b.json(),
+        &json!({"approve": false, "action_code": "05"}),
+    )?;
+    assert!(
+        entry(&journal, "card-tokenization#1001:134142")
+            .await?
+            .shadow
+            .is_none()
+    );
+
+    // Banking.
+    let (plain, shadowed) = pair(
+        |s| PolicyWebhook::<BankingAntifraud>::new(policies.live.clone()).with_shadow(s),
+        &shadow,
+        &pismo,
+        &journal,
+        &emf,
+    );
+    let a = pismo.send(&plain, &banking("s-1")?).await?;
+    let b = pismo.send(&shadowed, &banking("s-2")?).await?;
+    assert_eq!(a, b);
+    assert_eq!(b.json(), json!({"decision": "approve", "metadata": {}}));
+    let e = entry(&journal, "banking-antifraud#s-2").await?;
+    assert_shadow_declined(&e, &b.json(), &json!({"decision": "reject"}))?;
+
+    // Full balance.
+    let (plain, shadowed) = pair(
+        |s| PolicyWebhook::<FullBalanceAntifraud>::new(policies.live.clone()).with_shadow(s),
+        &shadow,
+        &pismo,
+        &journal,
+        &emf,
+    );
+    let mut body = sample_body("full-balance-antifraud-approve.json")?;
+    body["id"] = json!("fb-1");
+    let a = pismo.send(&plain, &body).await?;
+    body["id"] = json!("fb-2");
+    let b = pismo.send(&shadowed, &body).await?;
+    assert_eq!(a, b);
+    assert_eq!(b.json(), json!({"approve": true, "response_code": "00"}));
+    let e = entry(&journal, "full-balance-antifraud#fb-2").await?;
+    assert_shadow_declined(
+        &e,
+        &b.json(),
+        &json!({"approve": false, "response_code": "05"}),
+    )?;
+
+    // Zero balance: the shadow's anti-fraud step would decline; the ledger still approves
+    // and the money moves once.
+    let ledger = DynamoLedger::new(ddb.clone(), &names.ledger_table, &names.journal_table);
+    ledger
+        .put_account(&Account {
+            account_id: "902".into(),
+            available: Decimal::from_str("100.00")?,
+            currency_code: Some(986),
+            status: ACTIVE.into(),
+        })
+        .await?;
+    let ledger = Arc::new(ledger);
+    let (_plain, shadowed) = pair(
+        |s| {
+            ZeroBalanceWebhook::new(
+                policies.live.clone(),
+                ledger.clone(),
+                ZeroBalanceCodes::default(),
+            )
+            .with_shadow(s)
+        },
+        &shadow,
+        &pismo,
+        &journal,
+        &emf,
+    );
+    let zb = json!({
+        "id": "zb-1", "entity": "transaction",
+        "fields": {
+            "mti": "0100", "card_id": 901, "account_id": 902,
+            "amount_transaction": 10.00, "amount_local": 10.00, "amount_settlement": 10.00,
+            "transaction_timestamp": "2019-05-09 15:52:00", "processing_code": "00",
+            "currency": "986", "mcc": "5411", "authorization_code": "A1", "response_code": "00"
+        }
+    });
+    let b = pismo.send(&shadowed, &zb).await?;
+    assert_eq!(
+        b.json(),
+        json!({"is_approved": true, "response_code": "00"})
+    );
+    let e = entry(&journal, "zero-balance#request#zb-1").await?;
+    assert_shadow_declined(
+        &e,
+        &b.json(),
+        &json!({"is_approved": false, "response_code": "05"}),
+    )?;
+    assert!(e.money.as_ref().is_some_and(|m| m.moved));
+    let account = ledger
+        .account("902", OPERATOR_TIMEOUT)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no account"))?;
+    assert_eq!(account.available, Decimal::from_str("90.00")?);
+
+    // Every shadowed decision was counted as differing; a retry replays without counting.
+    assert_eq!(pismo.send(&shadowed, &zb).await?, b);
+    let lines = captured.lines();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(total(&captured, "ShadowDiffers"), 4);
+
+    // A shadow that agrees is journaled as such and not counted.
+    let same = PolicyHandle::from(Policy::builtin()?);
+    let (_, agreeing) = pair(
+        |s| PolicyWebhook::<BankingAntifraud>::new(policies.live.clone()).with_shadow(s),
+        &same,
+        &pismo,
+        &journal,
+        &emf,
+    );
+    let c = pismo.send(&agreeing, &banking("s-3")?).await?;
+    assert_eq!(c.json(), json!({"decision": "approve", "metadata": {}}));
+    let e = entry(&journal, "banking-antifraud#s-3").await?;
+    let agreed = e
+        .shadow
+        .ok_or_else(|| anyhow::anyhow!("no shadow record"))?;
+    assert!(!agreed.differs);
+    assert_eq!(agreed.answer.as_deref(), Some(e.answer.as_str()));
+    assert_eq!(agreed.label, e.label);
+    assert_eq!(agreed.version, live.version);
+    assert_eq!(total(&captured, "ShadowDiffers"), 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_shadow_answers_a_control_refusal_with_its_own_control_outcome() -> anyhow::Result<()> {
+    use shared::controls::{ControlStore, Controls, DynamoControls, Scope};
+    let (_moto, sdk, names) = Moto::start_with_resources().await?;
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let journal = DynamoJournal::new(ddb.clone(), &names.journal_table);
+    let pismo = Pismo::start().await?;
+    let controls = DynamoControls::new(ddb.clone(), &names.controls_table);
+    controls
+        .set(
+            &Scope::Card("555".into()),
+            &Controls {
+                blocked: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let store: Arc<dyn ControlStore> = Arc::new(controls);
+    let runner = WebhookRunner::new(
+        PolicyWebhook::<FullBalanceAntifraud>::new(Policy::builtin()?)
+            .with_controls(Some(store))
+            .with_shadow(Some(PolicyHandle::from(Policy::from_json(DENY_ALL)?))),
+        pismo.verifier(),
+        Arc::new(journal.clone()),
+        config(),
+    );
+    let mut body = sample_body("full-balance-antifraud-approve.json")?;
+    body["id"] = json!("fb-blocked");
+    body["fields"]["card_id"] = json!(555);
+    let a = pismo.send(&runner, &body).await?;
+    // The live policy's not-permitted outcome; the shadow has no `controls` outcomes, so it
+    // would have answered its fallback, under the same control label.
+    assert_eq!(a.json(), json!({"approve": false, "response_code": "57"}));
+    let e = entry(&journal, "full-balance-antifraud#fb-blocked").await?;
+    let shadow = e
+        .shadow
+        .ok_or_else(|| anyhow::anyhow!("no shadow record"))?;
+    assert_eq!(shadow.label, e.label);
+    assert_eq!(
+        serde_json::from_str::<Value>(shadow.answer.as_deref().unwrap_or("null"))?,
+        json!({"approve": false, "response_code": "96"})
+    );
+    assert!(shadow.differs);
+    Ok(())
+}
