@@ -46,6 +46,10 @@ fn doc<T: serde::de::DeserializeOwned>(
         })
 }
 
+fn unavailable<E: std::error::Error>(e: E) -> ControlsError {
+    ControlsError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
 /// The directory item's key for a card or account scope.
 pub fn directory_pk(scope: &Scope) -> String {
     format!("DIRECTORY#{}", scope.pk())
@@ -71,11 +75,7 @@ impl DynamoControls {
             )
             .send()
             .await
-            .map_err(|e| {
-                ControlsError::Unavailable(
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
-                )
-            })?;
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -110,11 +110,7 @@ impl DynamoControls {
             .key("pk", AttributeValue::S(pk))
             .send()
             .await
-            .map_err(|e| {
-                ControlsError::Unavailable(
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
-                )
-            })?;
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -147,11 +143,7 @@ impl DynamoControls {
             .config_override(dynamo_timeout(timeout))
             .send()
             .await
-            .map_err(|e| {
-                ControlsError::Unavailable(
-                    aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
-                )
-            })?;
+            .map_err(unavailable)?;
         // Throttled keys come back unprocessed; the decision cannot wait to retry them.
         if out
             .unprocessed_keys()

@@ -52,28 +52,20 @@ impl DynamoJournal {
     /// Entries awaiting reconciliation, oldest id first (a query of `reconcile-index`; for
     /// operators, not for the decision path).
     pub async fn pending(&self) -> Result<Vec<Entry>, StoreFailure> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(RECONCILE_INDEX)
-                .key_condition_expression("reconcile = :pending")
-                .expression_attribute_values(":pending", s(PENDING))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| failure(&e))?;
-            for item in page.items() {
-                out.push(from_item(item)?);
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let items = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(RECONCILE_INDEX)
+            .key_condition_expression("reconcile = :pending")
+            .expression_attribute_values(":pending", s(PENDING))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| failure(&e))?;
+        items.iter().map(from_item).collect()
     }
 
     /// Marks an entry reconciled: it leaves `reconcile-index` and gets its TTL. `false` when
@@ -112,32 +104,23 @@ impl DynamoJournal {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Entry>, StoreFailure> {
-        let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression(
-                    "decided_at_ms BETWEEN :from AND :to AND begins_with(id, :prefix)",
-                )
-                .expression_attribute_values(":from", n(from_ms))
-                .expression_attribute_values(":to", n(to_ms))
-                .expression_attribute_values(":prefix", s(prefix))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| failure(&e))?;
-            for item in page.items() {
-                out.push(from_item(item)?);
-            }
-            start = page.last_evaluated_key().cloned();
-            if start.is_none() {
-                out.sort_by(|a, b| a.decided_at_ms.cmp(&b.decided_at_ms).then(a.id.cmp(&b.id)));
-                return Ok(out);
-            }
-        }
+        let items = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("decided_at_ms BETWEEN :from AND :to AND begins_with(id, :prefix)")
+            .expression_attribute_values(":from", n(from_ms))
+            .expression_attribute_values(":to", n(to_ms))
+            .expression_attribute_values(":prefix", s(prefix))
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| failure(&e))?;
+        let mut out = items.iter().map(from_item).collect::<Result<Vec<_>, _>>()?;
+        out.sort_by(|a, b| a.decided_at_ms.cmp(&b.decided_at_ms).then(a.id.cmp(&b.id)));
+        Ok(out)
     }
 
     /// The entry stored under `id` (operators and tests).
@@ -163,7 +146,9 @@ fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-/// The entry as a DynamoDB item.
+/// The entry as a DynamoDB item. Written by hand rather than through serde_dynamo (not in
+/// the tree): the layout is flat, documented attribute by attribute, and a few attributes
+/// depend on others (`reconcile` only with a reason, money only for Zero balance).
 pub(crate) fn to_item(e: &Entry) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::from([
         ("id".to_string(), s(&e.id)),
@@ -305,6 +290,38 @@ pub(crate) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Entry,
     })
 }
 
+/// The put of a new entry inside a transaction (its first item): only if absent, returning the
+/// stored entry when it is not.
+pub(crate) fn entry_put(
+    table: &str,
+    entry: &Entry,
+) -> Result<aws_sdk_dynamodb::types::Put, aws_sdk_dynamodb::error::BuildError> {
+    aws_sdk_dynamodb::types::Put::builder()
+        .table_name(table)
+        .set_item(Some(to_item(entry)))
+        .condition_expression("attribute_not_exists(id)")
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .build()
+}
+
+/// The entry already stored, when a cancelled transaction's first item (an [`entry_put`])
+/// failed its condition.
+pub(crate) fn stored_entry(
+    reasons: &[aws_sdk_dynamodb::types::CancellationReason],
+    id: &str,
+) -> Result<Option<Entry>, StoreFailure> {
+    let Some(first) = reasons.first() else {
+        return Ok(None);
+    };
+    if first.code() != Some("ConditionalCheckFailed") {
+        return Ok(None);
+    }
+    let item = first
+        .item()
+        .ok_or_else(|| StoreFailure::Corrupt(id.to_string()))?;
+    from_item(item).map(Some)
+}
+
 /// A failed SDK call as a [`StoreFailure`].
 pub(crate) fn failure<E: std::error::Error + 'static>(
     err: &aws_sdk_dynamodb::error::SdkError<E>,
@@ -326,7 +343,7 @@ impl Journal for DynamoJournal {
     ) -> Result<super::Counted, StoreFailure> {
         use super::Counted;
         use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        use aws_sdk_dynamodb::types::TransactWriteItem;
         if counters.is_empty() {
             return Ok(match self.record(entry, timeout).await? {
                 Recorded::New => Counted::New,
@@ -340,13 +357,7 @@ impl Journal for DynamoJournal {
         };
         let built =
             |e: aws_sdk_dynamodb::error::BuildError| StoreFailure::NotWritten(e.to_string());
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(to_item(entry)))
-            .condition_expression("attribute_not_exists(id)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(built)?;
+        let put = entry_put(&self.table, entry).map_err(built)?;
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         for c in counters {
             let u = crate::controls::dynamo::counter_update(counters_table, c).map_err(built)?;
@@ -372,12 +383,8 @@ impl Journal for DynamoJournal {
         };
         let reasons = c.cancellation_reasons();
         let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-        if code(0) == "ConditionalCheckFailed" {
-            let stored = reasons
-                .first()
-                .and_then(|r| r.item())
-                .ok_or_else(|| StoreFailure::Corrupt(entry.id.clone()))?;
-            return Ok(Counted::Exists(Box::new(from_item(stored)?)));
+        if let Some(stored) = stored_entry(reasons, &entry.id)? {
+            return Ok(Counted::Exists(Box::new(stored)));
         }
         if let Some(i) = (1..=counters.len()).find(|i| code(*i) == "ConditionalCheckFailed") {
             let old = reasons.get(i).and_then(|r| r.item());

@@ -9,8 +9,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use rust_decimal::Decimal;
 use tokio::time::Instant;
@@ -18,8 +17,8 @@ use tokio::time::Instant;
 use super::{ACTIVE, Account, Applied, Direction, Ledger, LedgerError, Movement, account_pk};
 use crate::aws::dynamo_timeout;
 use crate::controls::Counter;
+use crate::journal::dynamo::{entry_put, failure, stored_entry};
 use crate::journal::{Entry, request_token};
-use crate::journal::{dynamo::failure, dynamo::from_item, dynamo::to_item};
 
 /// Transaction conflicts (another transaction on the same account at the same moment) are
 /// retried this many times; they are normal under concurrency.
@@ -114,13 +113,7 @@ impl DynamoLedger {
     ) -> Result<Vec<TransactWriteItem>, LedgerError> {
         let built =
             |e: aws_sdk_dynamodb::error::BuildError| LedgerError::Unavailable(e.to_string());
-        let journal = Put::builder()
-            .table_name(&self.journal_table)
-            .set_item(Some(to_item(entry)))
-            .condition_expression("attribute_not_exists(id)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .build()
-            .map_err(built)?;
+        let journal = entry_put(&self.journal_table, entry).map_err(built)?;
         let sign = match m.direction {
             Direction::Debit => "-",
             Direction::Credit => "+",
@@ -275,12 +268,8 @@ impl Ledger for DynamoLedger {
             };
             let reasons = cancelled.cancellation_reasons();
             let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-            if code(0) == "ConditionalCheckFailed" {
-                let stored = reasons
-                    .first()
-                    .and_then(|r| r.item())
-                    .ok_or_else(|| LedgerError::Corrupt(entry.id.clone()))?;
-                return Ok(Applied::Exists(Box::new(from_item(stored)?)));
+            if let Some(stored) = stored_entry(reasons, &entry.id)? {
+                return Ok(Applied::Exists(Box::new(stored)));
             }
             if m.reverses.is_some() && code(2) == "ConditionalCheckFailed" {
                 return Ok(Applied::OriginalNotFound);

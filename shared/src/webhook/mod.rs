@@ -156,21 +156,15 @@ impl DecisionCtx<'_> {
                 self.budget.for_settle()
             };
             let Some(timeout) = timeout else {
-                return self.unjournaled(decision, entry.how, &entry, "no time left");
+                return self.unjournaled(decision, &entry, "no time left");
             };
             match self.journal.record(&entry, timeout).await {
                 Ok(Recorded::New) => {
-                    return Answer::Decided {
-                        decision,
-                        how: entry.how,
-                        journaled: Journaled::Yes,
-                        reconcile: entry.reconcile.is_some(),
-                        shadow_differs: shadow_differs(&entry),
-                    };
+                    return Self::answered(decision, &entry, Journaled::Yes);
                 }
                 Ok(Recorded::Exists(stored)) => return self.existing(&stored),
                 Err(StoreFailure::Unknown(_)) if tries == 0 => tries += 1,
-                Err(e) => return self.unjournaled(decision, entry.how, &entry, &e.to_string()),
+                Err(e) => return self.unjournaled(decision, &entry, &e.to_string()),
             }
         }
     }
@@ -189,16 +183,10 @@ impl DecisionCtx<'_> {
     ) -> Answer {
         let Some(timeout) = self.budget.for_write() else {
             let (d, e) = fallback(FallbackReason::Deadline);
-            return self.unjournaled(d, e.how, &e, "no time left");
+            return self.unjournaled(d, &e, "no time left");
         };
         match self.journal.record_counted(&entry, counters, timeout).await {
-            Ok(Counted::New) => Answer::Decided {
-                decision,
-                how: entry.how,
-                journaled: Journaled::Yes,
-                reconcile: false,
-                shadow_differs: shadow_differs(&entry),
-            },
+            Ok(Counted::New) => Self::answered(decision, &entry, Journaled::Yes),
             Ok(Counted::Exists(stored)) => self.existing(&stored),
             Ok(Counted::Limit(r)) => {
                 let (d, e) = refused(r);
@@ -217,15 +205,20 @@ impl DecisionCtx<'_> {
         }
     }
 
-    fn unjournaled(&self, decision: Decision, how: How, entry: &Entry, error: &str) -> Answer {
-        tracing::warn!(id = %self.id, error, "journal write failed: answered, not journaled");
+    /// The answer `entry` records, with what the journal knows of it.
+    fn answered(decision: Decision, entry: &Entry, journaled: Journaled) -> Answer {
         Answer::Decided {
             decision,
-            how,
-            journaled: Journaled::No,
+            how: entry.how,
+            journaled,
             reconcile: entry.reconcile.is_some(),
             shadow_differs: shadow_differs(entry),
         }
+    }
+
+    fn unjournaled(&self, decision: Decision, entry: &Entry, error: &str) -> Answer {
+        tracing::warn!(id = %self.id, error, "journal write failed: answered, not journaled");
+        Self::answered(decision, entry, Journaled::No)
     }
 
     /// Settles a money write whose outcome is unknown by writing `fallback` under the same
@@ -241,13 +234,7 @@ impl DecisionCtx<'_> {
             };
             match self.journal.record(&fallback, timeout).await {
                 Ok(Recorded::New) => {
-                    return Answer::Decided {
-                        decision,
-                        how: fallback.how,
-                        journaled: Journaled::Yes,
-                        reconcile: fallback.reconcile.is_some(),
-                        shadow_differs: shadow_differs(&fallback),
-                    };
+                    return Self::answered(decision, &fallback, Journaled::Yes);
                 }
                 Ok(Recorded::Exists(stored)) => return self.existing(&stored),
                 Err(e) => {
