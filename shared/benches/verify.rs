@@ -162,8 +162,8 @@ fn benches(c: &mut Criterion, s: &Setup) {
     group.bench_function("sha256_5kb_body", |b| {
         b.iter(|| black_box(Sha256::digest(black_box(&s.body))))
     });
-    // Reference points for the RSA step: the raw RSA public operation (what `verify` does,
-    // plus one SHA-256 of the signing input), and josekit's verifier built once.
+    // The RSA step: josekit's verifier built once (what `verify` runs since issue 15), and the
+    // raw RSA public operation the hand-written check used before, as a reference.
     let public_key =
         openssl::pkey::PKey::public_key_from_pem(s.signer.public_key_pem().unwrap().as_bytes())
             .unwrap();
@@ -186,7 +186,7 @@ fn benches(c: &mut Criterion, s: &Setup) {
     let josekit = RS256
         .verifier_from_pem(s.signer.public_key_pem().unwrap())
         .unwrap();
-    group.bench_function("rs256_josekit_reference", |b| {
+    group.bench_function("rs256_josekit", |b| {
         b.iter(|| {
             josekit
                 .verify(black_box(input.as_bytes()), black_box(&signature))

@@ -33,8 +33,7 @@ impl Default for ResourceNames {
 
 /// Partition key of the decision journal.
 pub const JOURNAL_KEY: &str = "id";
-/// Partition key of the events table.
-pub const EVENTS_KEY: &str = "pk";
+pub use crate::event_store::EVENTS_KEY;
 /// Name of the events table GSI on `cid`.
 pub const EVENTS_CID_INDEX: &str = "cid-index";
 /// Partition key of the ledger table.

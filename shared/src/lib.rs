@@ -4,6 +4,7 @@ pub mod aws;
 pub mod backtest;
 pub mod cloudevents;
 pub mod controls;
+#[cfg(feature = "dev")]
 pub mod devstack;
 pub mod event_store;
 pub mod journal;

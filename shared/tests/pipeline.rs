@@ -227,7 +227,10 @@ async fn large_events_keep_data_in_s3() -> Result<(), Box<dyn std::error::Error>
     let raw: &serde_json::value::RawValue = serde_json::from_str::<
         std::collections::HashMap<&str, &serde_json::value::RawValue>,
     >(first_line)?["data"];
-    let name = format!("{id}/{:x}.json", Sha256::digest(raw.get().as_bytes()));
+    let name = format!(
+        "{id}/{}.json",
+        hex::encode(Sha256::digest(raw.get().as_bytes()))
+    );
     assert_eq!(item.extra["data_ref"], format!("memory:{name}"));
     let first_blob = h.large.objects()[&name].clone();
     let data: Value = serde_json::from_slice(&first_blob)?;

@@ -1464,3 +1464,112 @@ async fn forged_kids_cannot_starve_a_real_rotated_kid() {
     );
     assert_eq!(fx.server.hits(), hits);
 }
+
+/// An X.509 certificate for `kid` holding the Wycheproof JWK's public key (Pismo serves
+/// certificates, not JWKs; the certificate's own signature is not what is under test).
+fn certificate_for_jwk(jwk: &Value) -> String {
+    use openssl::bn::BigNum;
+    use openssl::rsa::Rsa;
+    use openssl::x509::{X509Builder, X509NameBuilder};
+    let component = |name: &str| {
+        BigNum::from_slice(&URL_SAFE_NO_PAD.decode(jwk[name].as_str().unwrap()).unwrap()).unwrap()
+    };
+    let public =
+        PKey::from_rsa(Rsa::from_public_components(component("n"), component("e")).unwrap())
+            .unwrap();
+    let issuer = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "wycheproof").unwrap();
+    let name = name.build();
+    let mut cert = X509Builder::new().unwrap();
+    cert.set_version(2).unwrap();
+    cert.set_subject_name(&name).unwrap();
+    cert.set_issuer_name(&name).unwrap();
+    cert.set_pubkey(&public).unwrap();
+    let now = now_secs();
+    cert.set_not_before(&openssl::asn1::Asn1Time::from_unix(now - 86_400).unwrap())
+        .unwrap();
+    cert.set_not_after(&openssl::asn1::Asn1Time::from_unix(now + 86_400).unwrap())
+        .unwrap();
+    cert.sign(&issuer, MessageDigest::sha256()).unwrap();
+    String::from_utf8(cert.build().to_pem().unwrap()).unwrap()
+}
+
+/// Wycheproof's JWS vectors, RS256 groups (232 tokens: modified headers, payloads and
+/// signatures, algorithm swaps to PS*, `none` and `NONE`, RFC 7520 figure 13), through the
+/// whole `Verifier` and its josekit RS256 step. A `valid` token's payload is not a Pismo claim
+/// set, so it must get past the signature and be refused at the claims (never `bad_signature`),
+/// and the same token with one signature bit flipped must be `bad_signature` (the one valid
+/// token over an empty payload is refused by the shape check, as no Pismo token has one). Every
+/// `invalid`
+/// token is refused, with any reason but a dependency failure. The groups about JWK `use` and
+/// `key_ops` do not apply: the keys come from X.509 certificates.
+#[tokio::test]
+async fn wycheproof_jws_rs256_groups() {
+    // The reasons given after the signature step (a payload that is not JSON, or claims that
+    // are not Pismo's).
+    const SIGNATURE_PASSED: &[&str] = &[
+        "malformed_token",
+        "missing_issuer",
+        "wrong_issuer",
+        "missing_exp",
+        "expired",
+    ];
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/wycheproof/json_web_signature_test.json"
+    );
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let clock = Arc::new(ManualClock::starting_now());
+    let (mut valid, mut invalid, mut failures) = (0, 0, Vec::new());
+    for group in file["testGroups"].as_array().unwrap() {
+        let public = &group["public"];
+        if public["alg"] != "RS256" || group["type"] != "JsonWebSignature" {
+            continue;
+        }
+        let kid = public["kid"].as_str().unwrap();
+        let certs = json!({ kid: certificate_for_jwk(public) }).to_string();
+        let server = CertServer::start(
+            std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            CannedResponse::certs(certs, Some(300)),
+        )
+        .await
+        .unwrap();
+        let verifier = verifier_for(&server, Arc::clone(&clock)).await;
+        for test in group["tests"].as_array().unwrap() {
+            let Some(token) = test["jws"].as_str() else {
+                continue;
+            };
+            let id = format!("tcId {} ({})", test["tcId"], test["comment"]);
+            let got = code(&verifier, &Req::sign(token)).await;
+            if test["result"] == "valid" && token.split('.').nth(1) == Some("") {
+                // A valid JWS over an empty payload: a Pismo token always carries claims, so
+                // the shape check refuses it before any key is used.
+                valid += 1;
+                if got != Some("malformed_token") {
+                    failures.push(format!("{id}: empty payload got {got:?}"));
+                }
+            } else if test["result"] == "valid" {
+                valid += 1;
+                if !got.is_some_and(|c| SIGNATURE_PASSED.contains(&c)) {
+                    failures.push(format!("{id}: valid token got {got:?}"));
+                }
+                let (input, signature) = token.rsplit_once('.').unwrap();
+                let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+                bytes[0] ^= 0x01;
+                let tampered = format!("{input}.{}", b64(&bytes));
+                let got = code(&verifier, &Req::sign(&tampered)).await;
+                if got != Some("bad_signature") {
+                    failures.push(format!("{id}: tampered valid token got {got:?}"));
+                }
+            } else {
+                invalid += 1;
+                if got.is_none() || got == Some("certs_unavailable") {
+                    failures.push(format!("{id}: invalid token got {got:?}"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_eq!((valid, invalid), (8, 225));
+}

@@ -19,7 +19,7 @@ pub const REASON: &str = "invalid_event";
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub fn hex_sha256(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// The object name of the record of an element whose exact text is `raw`.

@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
+use super::EVENTS_KEY;
 use super::{EventStore, EventStoreError, PutResult, RESERVED_NAMES, StoredEvent};
-use crate::devstack::EVENTS_KEY;
 
 /// Events in a DynamoDB table keyed by `pk` (the `EVENTS_TABLE`).
 #[derive(Clone, Debug)]

@@ -20,6 +20,9 @@
 //! | `payload` | S | the event as JSON |
 //! | other names | S | [`StoredEvent::extra`], e.g. Aritma's `subject` and `tid` |
 
+/// Partition key of the events table.
+pub const EVENTS_KEY: &str = "pk";
+
 mod dynamo;
 mod memory;
 

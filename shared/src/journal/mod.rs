@@ -264,7 +264,7 @@ impl Budget {
 
 /// SHA-256 (hex) of a document: the policy version.
 pub fn version_of(text: &str) -> String {
-    crate::webhook::hex(&Sha256::digest(text.as_bytes()))
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// Epoch milliseconds now.
@@ -348,7 +348,7 @@ pub fn request_token(entry: &Entry) -> String {
     h.update(entry.body_sha256.as_bytes());
     h.update(entry.decided_at_ms.to_be_bytes());
     // 32 hex characters: ClientRequestToken allows at most 36.
-    crate::webhook::hex(&h.finalize()[..16])
+    hex::encode(&h.finalize()[..16])
 }
 
 #[cfg(test)]

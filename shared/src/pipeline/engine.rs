@@ -210,9 +210,9 @@ const NAME_KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(
 /// rewrites the same bytes.
 pub fn large_name(event_id: &str, data: &[u8]) -> String {
     format!(
-        "{}/{:x}.json",
+        "{}/{}.json",
         utf8_percent_encode(event_id, NAME_KEEP),
-        Sha256::digest(data)
+        hex::encode(Sha256::digest(data))
     )
 }
 

@@ -85,7 +85,7 @@ fn name_part(text: &str) -> String {
     if text.len() <= MAX_NAME_PART {
         text.to_owned()
     } else {
-        format!("sha256-{:x}", Sha256::digest(text.as_bytes()))
+        format!("sha256-{}", hex::encode(Sha256::digest(text.as_bytes())))
     }
 }
 

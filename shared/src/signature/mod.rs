@@ -12,6 +12,7 @@ mod clock;
 mod config;
 mod rejection;
 mod rs256;
+#[cfg(feature = "dev")]
 pub mod signer;
 
 use std::borrow::Cow;

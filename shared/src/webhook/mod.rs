@@ -17,6 +17,7 @@
 mod kinds;
 mod policy_source;
 mod runner;
+#[cfg(feature = "dev")]
 pub mod testing;
 mod zero_balance;
 
@@ -27,7 +28,7 @@ pub use policy_source::{
     MAX_POLICY_BYTES, Policies, PolicyHandle, PolicySettings, PolicySource, Refresh, S3Policy,
 };
 pub use runner::{
-    RunnerConfig, RunnerParts, StartupError, WebhookRunner, env_required, hex, runner_from_env,
+    RunnerConfig, RunnerParts, StartupError, WebhookRunner, env_required, runner_from_env,
     runner_parts, serve, serve_policy_webhook,
 };
 pub use zero_balance::{

@@ -164,17 +164,6 @@ fn is_json(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Lower-case hex of a digest.
-pub fn hex(digest: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(digest.len() * 2);
-    for b in digest {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
-}
-
 /// The body bytes. lambda_http has already decoded an `isBase64Encoded` body: these are the
 /// bytes Pismo signed.
 fn body_bytes(request: &Request) -> &[u8] {
@@ -450,7 +439,7 @@ impl<W: Webhook> WebhookRunner<W> {
         };
         let ctx = DecisionCtx {
             id: format!("{}#{}", W::NAME, W::request_key(&request)),
-            body_sha256: hex(&claims.body_sha256),
+            body_sha256: hex::encode(claims.body_sha256),
             budget: Budget {
                 deadline,
                 reserve: self.config.settle_reserve,
