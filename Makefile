@@ -12,7 +12,7 @@ CARGO ?= cargo
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test venv venv-checkov fmt lint unit cfn-lint sam-validate checkov checkov-skips build sam-build sizes validate-policy clean-venv
+.PHONY: run test deps venv venv-checkov fmt lint unit cfn-lint sam-validate checkov checkov-skips build sam-build sizes validate-policy clean-venv
 
 # The seven Lambda functions (binary = package name).
 FUNCTIONS := card-tokenization banking-antifraud full-balance-antifraud zero-balance \
@@ -34,10 +34,13 @@ $(CKV_VENV)/.installed: requirements-checkov.txt
 
 venv-checkov: $(CKV_VENV)/.installed
 
+# Replays the samples, then keeps serving until Ctrl-C (printing each function's URL and a
+# `pismo-signer send` line per webhook sample). ONCE=1 replays and exits; without a terminal
+# it exits too, unless STAY=1.
 run: venv
-	$(CARGO) run --quiet -p tools --bin local-run
+	ONCE=$(ONCE) STAY=$(STAY) $(CARGO) run --quiet -p tools --bin local-run
 
-test: venv fmt lint unit cfn-lint sam-validate checkov checkov-skips
+test: venv fmt lint deps unit cfn-lint sam-validate checkov checkov-skips
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -47,6 +50,11 @@ lint:
 
 unit:
 	$(CARGO) test --workspace
+
+# One crypto stack in every function (josekit on OpenSSL for RS256, rustls 0.23 on aws-lc-rs for
+# all TLS), no duplicated crypto crate, and no development code (shared's dev feature).
+deps:
+	$(PY) tools/check_deps.py
 
 cfn-lint: venv
 	$(VENV)/bin/cfn-lint template.yaml

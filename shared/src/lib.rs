@@ -15,4 +15,5 @@ pub mod pipeline;
 pub mod policy;
 pub mod signature;
 pub mod telemetry;
+pub mod tls;
 pub mod webhook;

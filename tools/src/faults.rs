@@ -96,7 +96,7 @@ impl FaultProxy {
         let addr = listener.local_addr()?;
         let state = Arc::new(State {
             upstream: upstream.trim_end_matches('/').to_string(),
-            client: reqwest::Client::builder().no_proxy().build()?,
+            client: shared::tls::reqwest_builder()?.no_proxy().build()?,
             log: Mutex::new(Log::default()),
             in_flight: watch::channel(0).0,
         });

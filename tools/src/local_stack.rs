@@ -31,7 +31,7 @@ pub const FUNCTIONS: [&str; 7] = [
 ];
 
 /// The signed webhooks: their samples are re-signed before they are sent.
-const SIGNED: [&str; 4] = [
+pub const SIGNED: [&str; 4] = [
     "card-tokenization",
     "banking-antifraud",
     "full-balance-antifraud",

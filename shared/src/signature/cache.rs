@@ -103,10 +103,8 @@ enum FetchError {
     Client(reqwest::Error),
     #[error("request failed: {0}")]
     Request(reqwest::Error),
-    #[error("no root certificates: {0}")]
-    NoRoots(String),
     #[error("cannot set up TLS: {0}")]
-    Tls(rustls::Error),
+    Tls(#[from] crate::tls::TlsError),
     #[error("timed out")]
     Timeout,
     #[error("unexpected HTTP status {0}")]
@@ -117,28 +115,6 @@ enum FetchError {
     NotAMap,
     #[error("no usable certificate in the response")]
     NoUsableCertificate,
-}
-
-/// The certificate fetch's TLS: rustls 0.23 on aws-lc-rs with the platform's roots, the same
-/// stack and trust store the AWS SDK's HTTPS client uses, so one TLS library is linked. The
-/// provider is passed explicitly instead of installed process-wide.
-fn tls_config() -> Result<rustls::ClientConfig, FetchError> {
-    let native = rustls_native_certs::load_native_certs();
-    let mut roots = rustls::RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(native.certs);
-    if added == 0 {
-        let reason = native
-            .errors
-            .first()
-            .map_or_else(|| "none found".to_owned(), ToString::to_string);
-        return Err(FetchError::NoRoots(reason));
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(FetchError::Tls)?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
 }
 
 fn millis(d: Duration) -> i64 {
@@ -327,8 +303,7 @@ impl CertCache {
         let client = match &state.client {
             Some(client) => client.clone(),
             None => {
-                let client = reqwest::Client::builder()
-                    .use_preconfigured_tls(tls_config()?)
+                let client = crate::tls::reqwest_builder()?
                     .timeout(self.timeout)
                     .connect_timeout(self.timeout)
                     .redirect(reqwest::redirect::Policy::none())

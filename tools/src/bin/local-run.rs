@@ -13,6 +13,8 @@
 //! Everything it started is stopped when it exits. The functions' own logs and EMF metric
 //! lines are in `.local/watch.log`.
 
+use std::io::IsTerminal as _;
+
 use anyhow::{Context, bail};
 use shared::ledger::{DynamoLedger, Ledger};
 use shared::signature::signer::DevSigner;
@@ -36,9 +38,75 @@ async fn main() -> anyhow::Result<()> {
         "cargo lambda watch on 127.0.0.1:{} (function logs: .local/watch.log)\n",
         stack.port
     );
-    let result = replay(&stack).await;
+    let mut result = replay(&stack).await;
+    if result.is_ok() && stay_up() {
+        result = serve(&stack, &root).await;
+    }
     stack.shutdown().await;
     result
+}
+
+/// `make run` keeps serving after the replay, unless `ONCE=1` (or `--once`) asks for today's
+/// replay-and-exit, or nobody can press Ctrl-C (stdin is not a terminal, e.g. a CI job), where
+/// `STAY=1` still keeps it up.
+fn stay_up() -> bool {
+    let set = |name: &str| std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0");
+    if set("ONCE") || std::env::args().any(|a| a == "--once") {
+        return false;
+    }
+    set("STAY") || std::io::stdin().is_terminal()
+}
+
+/// Prints each function's local address and a `pismo-signer send` line for every webhook
+/// sample body (written to `.local/bodies/`), then serves until Ctrl-C.
+async fn serve(stack: &LocalStack, root: &std::path::Path) -> anyhow::Result<()> {
+    let bodies = root.join(".local").join("bodies");
+    std::fs::create_dir_all(&bodies)?;
+    let port = stack.port;
+    println!("\nthe local stack keeps serving (Ctrl-C stops it; `make run ONCE=1` does not wait)");
+    println!("function URLs (cargo lambda watch):");
+    for function in local_stack::FUNCTIONS {
+        println!("  {function:<24} http://127.0.0.1:{port}/lambda-url/{function}/");
+    }
+    println!("\nsend your own signed requests (edit a body, or write one):");
+    let mut samples = stack.samples()?;
+    samples.sort_by(|a, b| a.name.cmp(&b.name));
+    for sample in samples {
+        if !local_stack::SIGNED.contains(&sample.function) {
+            continue;
+        }
+        let Some(body) = sample_body(&root.join("events").join(&sample.name))? else {
+            continue;
+        };
+        let file = bodies.join(&sample.name);
+        std::fs::write(&file, body)?;
+        println!(
+            "  cargo run -q -p tools --bin pismo-signer -- send --url http://127.0.0.1:{port}/lambda-url/{}/ --body {}",
+            sample.function,
+            file.strip_prefix(root).unwrap_or(&file).display(),
+        );
+    }
+    println!(
+        "\nS3 and SQS functions: cargo lambda invoke <function> --invoke-port {port} --data-file events/<file>"
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("waiting for Ctrl-C")?;
+    println!("\nstopping");
+    Ok(())
+}
+
+/// The `body` of an API Gateway sample (the webhooks'), as sent; `None` for other samples.
+fn sample_body(path: &std::path::Path) -> anyhow::Result<Option<String>> {
+    let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if event.get("httpMethod").is_none() && event.get("requestContext").is_none() {
+        return Ok(None);
+    }
+    if event["isBase64Encoded"] == true {
+        return Ok(None);
+    }
+    Ok(event["body"].as_str().map(str::to_owned))
 }
 
 async fn show(stack: &LocalStack, sample: &Sample, note: &str) -> anyhow::Result<bool> {

@@ -231,7 +231,7 @@ async fn run(cli: Cli) -> Result<()> {
         } => {
             let body = read_body(&body)?;
             let token = signer(&cli.dir)?.sign(&body, &claims.options(300))?;
-            let client = reqwest::Client::builder()
+            let client = shared::tls::reqwest_builder()?
                 .timeout(std::time::Duration::from_secs(30))
                 .build()?;
             let mut request = client
