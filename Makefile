@@ -12,7 +12,8 @@ CARGO ?= cargo
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test venv venv-checkov fmt lint unit cfn-lint sam-validate checkov checkov-skips build sam-build sizes validate-policy clean-venv
+.PHONY: run test venv venv-checkov fmt lint unit cfn-lint sam-validate checkov checkov-skips \
+	template-resources template-resources-update build sam-build sizes validate-policy clean-venv
 
 # The seven Lambda functions (binary = package name).
 FUNCTIONS := card-tokenization banking-antifraud full-balance-antifraud zero-balance \
@@ -37,7 +38,7 @@ venv-checkov: $(CKV_VENV)/.installed
 run: venv
 	$(CARGO) run --quiet -p tools --bin local-run
 
-test: venv fmt lint unit cfn-lint sam-validate checkov checkov-skips
+test: venv fmt lint unit cfn-lint sam-validate checkov checkov-skips template-resources
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -67,6 +68,14 @@ checkov: venv-checkov
 # Every checkov skip in template.yaml has a one-sentence reason.
 checkov-skips: venv
 	$(VENV)/bin/python tools/check_checkov_skips.py template.yaml
+
+# The resources of the expanded template (Fn::ForEach, then SAM) are exactly those of
+# tests/template_resources.txt; -update rewrites the list from the template (review the diff).
+template-resources: venv
+	$(VENV)/bin/python tools/check_template_resources.py template.yaml tests/template_resources.txt
+
+template-resources-update: venv
+	$(VENV)/bin/python tools/check_template_resources.py --write template.yaml tests/template_resources.txt
 
 # make validate-policy POLICY=my-policy.json
 validate-policy:
