@@ -17,7 +17,7 @@ export SAM_CLI_TELEMETRY := 0
 export SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS := 1
 
 .PHONY: run test venv venv-checkov fmt lint unit cfn-lint sam-validate checkov checkov-skips \
-	template-resources template-resources-update build sam-build sizes validate-policy clean-venv
+	template-checks template-resources-update build sam-build sizes validate-policy clean-venv
 
 # The seven Lambda functions (binary = package name).
 FUNCTIONS := card-tokenization banking-antifraud full-balance-antifraud zero-balance \
@@ -42,7 +42,7 @@ venv-checkov: $(CKV_VENV)/.installed
 run: venv
 	$(CARGO) run --quiet -p tools --bin local-run
 
-test: venv fmt lint unit cfn-lint sam-validate checkov checkov-skips template-resources
+test: venv fmt lint unit cfn-lint sam-validate checkov checkov-skips template-checks
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -82,9 +82,12 @@ checkov-skips: venv
 	  $(VENV)/bin/python tools/check_checkov_skips.py $$tmp/template.yaml
 
 # The resources of the expanded template (Fn::ForEach, then SAM) are exactly those of
-# tests/template_resources.txt; -update rewrites the list from the template (review the diff).
-template-resources: venv
+# tests/template_resources.txt (template-resources-update rewrites the list from the template:
+# review the diff), and every metric the dashboard names is one the functions write
+# (shared/src/metrics.rs CATALOG).
+template-checks: venv
 	$(VENV)/bin/python tools/check_template_resources.py template.yaml tests/template_resources.txt
+	$(VENV)/bin/python tools/check_dashboard_metrics.py template.yaml shared/src/metrics.rs
 
 template-resources-update: venv
 	$(VENV)/bin/python tools/check_template_resources.py --write template.yaml tests/template_resources.txt
