@@ -111,4 +111,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except ValueError as e:  # an expansion or a catalog that cannot be read
+        print(f"{sys.argv[0]}: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -128,10 +128,21 @@ def translated(template):
     from samtranslator.translator.transform import transform
 
     sam = expanded(template)
-    # As `sam validate` does: a local CodeUri is not an S3 location the translator accepts.
+    # As `sam validate` does: a local path is not an S3 location the translator accepts.
+    local = {
+        "AWS::Serverless::Function": "CodeUri",
+        "AWS::Serverless::LayerVersion": "ContentUri",
+        "AWS::Serverless::Api": "DefinitionUri",
+        "AWS::Serverless::HttpApi": "DefinitionUri",
+        "AWS::Serverless::StateMachine": "DefinitionUri",
+    }
     for resource in sam.get("Resources", {}).values():
-        if resource.get("Type") == "AWS::Serverless::Function":
-            resource.setdefault("Properties", {})["CodeUri"] = "s3://bucket/key"
+        kind = resource.get("Type")
+        properties = resource.setdefault("Properties", {})
+        if kind == "AWS::Serverless::Function" and properties.get("PackageType") != "Image":
+            properties["CodeUri"] = "s3://bucket/key"
+        elif kind in local and isinstance(properties.get(local[kind]), str):
+            properties[local[kind]] = "s3://bucket/key"
     if "CodeUri" in (sam.get("Globals", {}).get("Function") or {}):
         sam["Globals"]["Function"]["CodeUri"] = "s3://bucket/key"
     return transform(sam, {}, _NoManagedPolicies())
