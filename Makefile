@@ -11,8 +11,13 @@ CARGO ?= cargo
 # cargo-lambda (and its zig) come from the venv.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
+# template.yaml uses AWS::LanguageExtensions (Fn::ForEach): SAM CLI expands it locally only when
+# asked (sam build/deploy --language-extensions, or this variable); without it `sam build` fails
+# on the loops.
+export SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS := 1
 
-.PHONY: run test deps venv venv-checkov fmt lint unit cfn-lint sam-validate checkov checkov-skips build sam-build sizes validate-policy clean-venv
+.PHONY: run test deps venv venv-checkov fmt lint unit cfn-lint sam-validate checkov checkov-skips \
+	template-checks template-resources-update build sam-build sizes validate-policy clean-venv
 
 # The seven Lambda functions (binary = package name).
 FUNCTIONS := card-tokenization banking-antifraud full-balance-antifraud zero-balance \
@@ -40,7 +45,7 @@ venv-checkov: $(CKV_VENV)/.installed
 run: venv
 	ONCE=$(ONCE) STAY=$(STAY) $(CARGO) run --quiet -p tools --bin local-run
 
-test: venv fmt lint deps unit cfn-lint sam-validate checkov checkov-skips
+test: venv fmt lint deps unit cfn-lint sam-validate checkov checkov-skips template-checks
 
 fmt:
 	$(CARGO) fmt --all -- --check
@@ -66,15 +71,34 @@ sam-validate: venv
 # checkov on template.yaml (CloudFormation framework), offline: no Bridgecrew/Prisma API, no
 # guideline download. Fails on any failed check, and also on a parsing error or an empty scan,
 # which checkov itself exits 0 on. Skips with reasons: docs/deploying.md.
-checkov: venv-checkov
-	@out=$$(BC_SKIP_MAPPING=TRUE CKV_NO_GUIDE=1 $(CKV_VENV)/bin/checkov -f template.yaml \
-	    --framework cloudformation --quiet --compact --skip-download 2>&1); rc=$$?; \
+# checkov 3.x does not expand Fn::ForEach (it would skip every resource a loop makes), so it
+# scans the template with the loops expanded (tools/expand_template.py), as CloudFormation
+# expands them before the SAM transform.
+checkov: venv venv-checkov
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	  $(VENV)/bin/python tools/expand_template.py template.yaml $$tmp/template.yaml || exit 1; \
+	  out=$$(cd $$tmp && BC_SKIP_MAPPING=TRUE CKV_NO_GUIDE=1 $(CURDIR)/$(CKV_VENV)/bin/checkov \
+	    -f template.yaml --framework cloudformation --quiet --compact --skip-download 2>&1); rc=$$?; \
 	  echo "$$out"; \
 	  [ $$rc -eq 0 ] && ! grep -q 'Parsing errors' <<<"$$out" && grep -q 'Passed checks: [1-9]' <<<"$$out"
 
-# Every checkov skip in template.yaml has a one-sentence reason.
+# Every checkov skip in template.yaml (loops expanded, as checkov reads it) has a one-sentence
+# reason.
 checkov-skips: venv
-	$(VENV)/bin/python tools/check_checkov_skips.py template.yaml
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	  $(VENV)/bin/python tools/expand_template.py template.yaml $$tmp/template.yaml || exit 1; \
+	  $(VENV)/bin/python tools/check_checkov_skips.py $$tmp/template.yaml
+
+# The resources of the expanded template (Fn::ForEach, then SAM) are exactly those of
+# tests/template_resources.txt (template-resources-update rewrites the list from the template:
+# review the diff), and every metric the dashboard names is one the functions write
+# (shared/src/metrics.rs CATALOG).
+template-checks: venv
+	$(VENV)/bin/python tools/check_template_resources.py template.yaml tests/template_resources.txt
+	$(VENV)/bin/python tools/check_dashboard_metrics.py template.yaml shared/src/metrics.rs
+
+template-resources-update: venv
+	$(VENV)/bin/python tools/check_template_resources.py --write template.yaml tests/template_resources.txt
 
 # make validate-policy POLICY=my-policy.json
 validate-policy:

@@ -19,6 +19,83 @@ pub const WEBHOOKS_NAMESPACE: &str = "IssuerKit/Webhooks";
 /// Namespace of the Aritma endpoint's metrics unless `METRICS_NAMESPACE` says otherwise.
 pub const ARITMA_NAMESPACE: &str = "IssuerKit/Aritma";
 
+/// One kind of EMF line: its default namespace, the names of its dimensions, and the metric
+/// names it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricSet {
+    pub namespace: &'static str,
+    /// Every dimension name of the line; CloudWatch aggregates the metrics by the rollups the
+    /// emitter lists (always `Function` alone, and `Function` with the second one if any).
+    pub dimensions: &'static [&'static str],
+    pub metrics: &'static [&'static str],
+}
+
+/// Every metric the functions write, by line kind. [`render`] refuses (in debug builds, so in
+/// every test) a metric or a dimension that is not here, so this list is exactly what the code
+/// emits; the CloudWatch dashboard in `template.yaml` may name only these
+/// (`tools/check_dashboard_metrics.py` reads this list: keep its values string literals).
+pub const CATALOG: &[MetricSet] = &[
+    // One line per webhook request (webhook::runner): Outcome = rule label, replay, fallback, refused.
+    MetricSet {
+        namespace: "IssuerKit/Webhooks",
+        dimensions: &["Function", "Outcome"],
+        metrics: &[
+            "Requests",
+            "Fallbacks",
+            "Refused",
+            "NotJournaled",
+            "Unsettled",
+            "Reconcile",
+            "ShadowDiffers",
+            "Latency",
+        ],
+    },
+    // One line per S3 policy refresh (webhook::policy_source): Policy = live, shadow.
+    MetricSet {
+        namespace: "IssuerKit/Webhooks",
+        dimensions: &["Function", "Policy"],
+        metrics: &["PolicyUpdated", "PolicyRefused", "PolicyReadFailed"],
+    },
+    // One line per Aritma delivery (aritma::handler): Status = the HTTP status.
+    MetricSet {
+        namespace: "IssuerKit/Aritma",
+        dimensions: &["Function", "Status"],
+        metrics: &["New", "Duplicate", "Invalid", "StoreFailures", "Latency"],
+    },
+    // One line per object, message batch or replay (pipeline::report).
+    MetricSet {
+        namespace: "IssuerKit/EventPipeline",
+        dimensions: &["Function"],
+        metrics: &[
+            "read",
+            "new",
+            "duplicate",
+            "invalid",
+            "quarantined",
+            "unverified",
+            "large",
+            "refused",
+        ],
+    },
+];
+
+/// Whether some [`CATALOG`] entry has every one of `dimensions` and every one of `metrics`.
+pub fn in_catalog<'a>(
+    dimensions: impl IntoIterator<Item = &'a str> + Clone,
+    metrics: impl IntoIterator<Item = &'a str> + Clone,
+) -> bool {
+    CATALOG.iter().any(|set| {
+        dimensions
+            .clone()
+            .into_iter()
+            .all(|d| set.dimensions.contains(&d))
+            && metrics
+                .clone()
+                .into_iter()
+                .all(|m| set.metrics.contains(&m))
+    })
+}
+
 /// The unit of a metric.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -170,6 +247,15 @@ pub fn render(
     rollups: &[&[usize]],
     metrics: &[(&str, Unit, u64)],
 ) -> String {
+    debug_assert!(
+        in_catalog(
+            dimensions.iter().map(|(name, _)| *name),
+            metrics.iter().map(|(name, _, _)| *name)
+        ),
+        "EMF line not in metrics::CATALOG: dimensions {:?}, metrics {:?}",
+        dimensions.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+        metrics.iter().map(|(name, _, _)| *name).collect::<Vec<_>>()
+    );
     let mut out = String::with_capacity(256);
     let _ = write!(
         out,
@@ -253,6 +339,41 @@ mod tests {
                 "Requests": 1,
                 "Latency": 25
             })
+        );
+    }
+
+    #[test]
+    fn the_catalog_names_the_default_namespaces_and_its_lines() {
+        let namespaces: std::collections::BTreeSet<_> =
+            CATALOG.iter().map(|set| set.namespace).collect();
+        let expected: std::collections::BTreeSet<_> = [
+            WEBHOOKS_NAMESPACE,
+            ARITMA_NAMESPACE,
+            crate::pipeline::config::DEFAULT_METRICS_NAMESPACE,
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(namespaces, expected);
+        for set in CATALOG {
+            assert_eq!(set.dimensions.first(), Some(&"Function"), "{set:?}");
+            assert!(in_catalog(
+                set.dimensions.iter().copied(),
+                set.metrics.iter().copied()
+            ));
+        }
+        assert!(!in_catalog(["Function"], ["Requests", "New"]));
+        assert!(!in_catalog(["Function", "Status"], ["Requests"]));
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "not in metrics::CATALOG")]
+    fn an_unlisted_metric_is_refused_in_tests() {
+        let (emf, _) = Emf::capture("Test");
+        emf.emit(
+            &[("Function", "x")],
+            &[&[0]],
+            &[("Unlisted", Unit::Count, 1)],
         );
     }
 

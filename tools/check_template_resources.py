@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Fails when the deployed resources of template.yaml differ from tests/template_resources.txt.
+
+The template is expanded as CloudFormation would (AWS::LanguageExtensions, then the SAM
+transform: tools/expand_template.py), and its logical ids and types must be exactly the ones
+the list names, so that folding copies into Fn::ForEach or Globals cannot lose a resource (an
+alarm, a log group, a permission, a role) unnoticed, nor add one.
+
+Adding a resource: add its line (`LogicalId Type`, the CloudFormation type after the SAM
+transform) to tests/template_resources.txt, or run `make template-resources-update` and review
+the diff. The API deployment's id ends in a hash of the API, so it is listed as
+`<Api>Deployment*`.
+
+Also checks what `sam build` needs of every function after expansion: Metadata BuildMethod
+rust-cargolambda and a BuildProperties Binary.
+
+Usage: check_template_resources.py [--write] [template.yaml] [tests/template_resources.txt]
+"""
+import re
+import sys
+
+from expand_template import expanded, load, translated
+
+# AWS::ApiGateway::Deployment ids end in 10 hex digits that change with the API's definition.
+DEPLOYMENT = re.compile(r"^(?P<api>.+Deployment)[0-9a-f]{10}$")
+
+
+def resources(template):
+    found = {}
+    for logical_id, resource in translated(template)["Resources"].items():
+        kind = resource["Type"]
+        if kind == "AWS::ApiGateway::Deployment":
+            m = DEPLOYMENT.match(logical_id)
+            if m:
+                logical_id = m.group("api") + "*"
+        found[logical_id] = kind
+    return found
+
+
+def read_list(path):
+    listed = {}
+    problems = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                problems.append(f"{path}:{number}: expected `LogicalId Type`, got {line!r}")
+                continue
+            if parts[0] in listed:
+                problems.append(f"{path}:{number}: {parts[0]} listed twice")
+            listed[parts[0]] = parts[1]
+    return listed, problems
+
+
+def build_problems(template):
+    problems = []
+    for logical_id, resource in expanded(template)["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        meta = resource.get("Metadata") or {}
+        if meta.get("BuildMethod") != "rust-cargolambda":
+            problems.append(f"{logical_id}: Metadata.BuildMethod is not rust-cargolambda")
+        if not (meta.get("BuildProperties") or {}).get("Binary"):
+            problems.append(f"{logical_id}: Metadata.BuildProperties.Binary missing")
+    return problems
+
+
+def main(argv):
+    write = "--write" in argv
+    args = [a for a in argv if a != "--write"]
+    template_path = args[0] if args else "template.yaml"
+    list_path = args[1] if len(args) > 1 else "tests/template_resources.txt"
+    template = load(template_path)
+    found = resources(template)
+    if write:
+        with open(list_path, "w", encoding="utf-8") as f:
+            f.write(
+                "# Resources of template.yaml after AWS::LanguageExtensions and the SAM transform\n"
+                "# (`LogicalId Type`), checked by tools/check_template_resources.py (make test).\n"
+                "# Add a line for every resource you add; remove one only on purpose.\n"
+            )
+            for logical_id in sorted(found):
+                f.write(f"{logical_id} {found[logical_id]}\n")
+        print(f"{list_path}: {len(found)} resources written")
+        return 0
+    listed, problems = read_list(list_path)
+    for logical_id in sorted(set(listed) - set(found)):
+        problems.append(
+            f"resource {logical_id} ({listed[logical_id]}) missing from the expanded {template_path}"
+        )
+    for logical_id in sorted(set(found) - set(listed)):
+        problems.append(
+            f"resource {logical_id} ({found[logical_id]}) not in {list_path}"
+            " (add the line if it is meant to be there)"
+        )
+    for logical_id in sorted(set(found) & set(listed)):
+        if found[logical_id] != listed[logical_id]:
+            problems.append(
+                f"resource {logical_id} is {found[logical_id]}, {list_path} says {listed[logical_id]}"
+            )
+    problems += build_problems(template)
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        return 1
+    print(f"{template_path}: the {len(found)} resources of {list_path}, functions buildable")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except ValueError as e:  # an expansion or a catalog that cannot be read
+        print(f"{sys.argv[0]}: {e}", file=sys.stderr)
+        sys.exit(1)
