@@ -35,11 +35,13 @@ pub mod notification;
 pub mod record;
 pub mod replay;
 pub mod report;
+pub mod revalidate;
 pub mod schema;
 pub mod sink;
 pub mod source;
 pub mod split;
 pub mod stream;
+pub mod sync;
 
 pub use config::{ConfigError, PipelineConfig, Runtime};
 pub use engine::{Pipeline, PipelineError, Settings};
