@@ -504,9 +504,11 @@ impl SchemaRegistry {
                 None => None,
             }
         };
+        // Boxed: both are rare (a first read, a due refresh), and the handlers' futures stay
+        // shallow.
         match known {
-            None => self.load(path, now).await,
-            Some(version) => Ok(self.refresh_slot(&path, version, now).await),
+            None => Box::pin(self.load(path, now)).await,
+            Some(version) => Ok(Box::pin(self.refresh_slot(&path, version, now)).await),
         }
     }
 
