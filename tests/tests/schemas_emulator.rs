@@ -38,6 +38,16 @@ fn schema(max: u64) -> Vec<u8> {
     .into_bytes()
 }
 
+/// An event too large for the items of these tests (its `data` goes to S3).
+fn large_event(event_id: &str, event_type: &str, n: u64) -> String {
+    json!({
+        "event_id": event_id, "domain": "account", "event_type": event_type,
+        "schema_version": 1, "org_id": ORG, "timestamp": "2020-04-11T19:22:37.946Z",
+        "data": {"n": n, "pad": "x".repeat(400)}
+    })
+    .to_string()
+}
+
 fn event(event_id: &str, event_type: &str, n: u64) -> String {
     json!({
         "event_id": event_id, "domain": "account", "event_type": event_type,
@@ -75,6 +85,8 @@ impl Stack {
             quarantine,
             settings: Settings {
                 store_concurrency: 4,
+                // The test events stay in their items; a padded one keeps its data in S3.
+                large_threshold: 300,
                 schema_refresh_secs: REFRESH.as_secs(),
                 ..Settings::default()
             },
@@ -485,12 +497,13 @@ async fn revalidate_marks_unverified_events_once_and_quarantines_the_invalid_one
         event("u-3", "late-1", 3),
         event("u-bad", "late-1", 9),
         event("u-other", "never-1", 1),
+        large_event("u-large", "late-1", 4),
     ];
     let report = stack.ingest(key, &events).await?;
-    assert_eq!((report.new, report.unverified), (5, 5));
+    assert_eq!((report.new, report.unverified, report.large), (6, 6, 1));
     assert_eq!(
         stack.pending().await?,
-        5,
+        6,
         "unverified events are in the sparse index"
     );
     let item = stack.item("u-1").await?;
@@ -508,14 +521,14 @@ async fn revalidate_marks_unverified_events_once_and_quarantines_the_invalid_one
     assert_eq!(
         first,
         RevalidateSummary {
-            checked: 5,
-            valid: 3,
+            checked: 6,
+            valid: 4,
             invalid: 1,
             unverified: 1,
             ..RevalidateSummary::default()
         }
     );
-    for id in ["u-1", "u-2", "u-3"] {
+    for id in ["u-1", "u-2", "u-3", "u-large"] {
         let item = stack.item(id).await?;
         assert_eq!(text(&item, "schema_status"), "valid", "{id}");
         assert!(!item.contains_key(PENDING_SCHEMA), "{id}");
@@ -548,7 +561,7 @@ async fn revalidate_marks_unverified_events_once_and_quarantines_the_invalid_one
         .table_name(&stack.names.events_table)
         .send()
         .await?;
-    assert_eq!(scan.count(), 5);
+    assert_eq!(scan.count(), 6);
 
     let second = revalidate(&runtime).await?;
     assert_eq!(

@@ -491,6 +491,10 @@ impl SchemaRegistry {
         domain: &str,
         event_type: &str,
     ) -> Result<Arc<SchemaEntry>, SchemaError> {
+        // The common case under a read lock only.
+        if let Some(entry) = self.current(domain, event_type) {
+            return Ok(entry);
+        }
         let path = schema_path(domain, event_type);
         let now = self.clock.now();
         let known = {
