@@ -138,6 +138,7 @@ pub async fn create_resources(
             .key_schema(key(EVENTS_KEY)?)
             .attribute_definitions(attr(EVENTS_KEY)?)
             .attribute_definitions(attr("cid")?)
+            .attribute_definitions(attr(crate::event_store::PENDING_SCHEMA)?)
             .global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
                     .index_name(EVENTS_CID_INDEX)
@@ -145,6 +146,24 @@ pub async fn create_resources(
                     .projection(
                         Projection::builder()
                             .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()?,
+            )
+            // The sparse GSI over events stored `unverified` (`revalidate` reads it).
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(crate::event_store::UNVERIFIED_INDEX)
+                    .key_schema(key(crate::event_store::PENDING_SCHEMA)?)
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name(EVENTS_KEY)
+                            .key_type(KeyType::Range)
+                            .build()?,
+                    )
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::KeysOnly)
                             .build(),
                     )
                     .build()?,

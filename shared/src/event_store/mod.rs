@@ -19,6 +19,7 @@
 //! | `received_at` | S | RFC 3339 time of receipt |
 //! | `payload` | S | the event as JSON |
 //! | other names | S | [`StoredEvent::extra`], e.g. Aritma's `subject` and `tid` |
+//! | `pending_schema` | S | Pismo events stored `unverified` only: the schema path they await; keys the sparse GSI `unverified-index` ([`PENDING_SCHEMA`]), removed by revalidation |
 
 /// Partition key of the events table.
 pub const EVENTS_KEY: &str = "pk";
@@ -84,6 +85,14 @@ pub fn aritma_pk(source: &str, id: &str) -> String {
     pk.push_str(id);
     pk
 }
+
+/// The attribute of a Pismo event stored `unverified` (the schema path it awaits), and the
+/// partition key of the sparse GSI [`UNVERIFIED_INDEX`]: only such events are in the index,
+/// and revalidation removes it.
+pub const PENDING_SCHEMA: &str = "pending_schema";
+
+/// The sparse GSI of the events table over [`PENDING_SCHEMA`].
+pub const UNVERIFIED_INDEX: &str = "unverified-index";
 
 /// Largest key DynamoDB accepts for a partition key, in bytes.
 pub const MAX_PK_BYTES: usize = 2048;

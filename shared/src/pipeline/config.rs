@@ -2,11 +2,12 @@
 //! built from them once per cold start.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::check::MissingSchema;
 use super::engine::{Pipeline, Settings};
 use super::report::Metrics;
-use super::schema::{SchemaFormats, SchemaRegistry, SchemaSource};
+use super::schema::{Clock, SchemaFormats, SchemaRegistry, SchemaSource, SystemClock};
 use super::sink::{S3BlobSink, S3Uri};
 use crate::event_store::DynamoEventStore;
 
@@ -24,6 +25,9 @@ pub const ENV_LARGE_EVENT_URI: &str = "LARGE_EVENT_URI";
 pub const ENV_MISSING_SCHEMA: &str = "MISSING_SCHEMA";
 /// `SCHEMA_FORMATS`: `assert` (default: `format` is checked) or `annotate` (a note only).
 pub const ENV_SCHEMA_FORMATS: &str = "SCHEMA_FORMATS";
+/// `SCHEMA_REFRESH_SECS`: seconds after which a cached schema (found or missing) is
+/// re-checked by a conditional read (default 300, from 1 to 86400).
+pub const ENV_SCHEMA_REFRESH_SECS: &str = "SCHEMA_REFRESH_SECS";
 /// `STORE_CONCURRENCY`: writes in flight per object (default 32).
 pub const ENV_STORE_CONCURRENCY: &str = "STORE_CONCURRENCY";
 /// `STORE_BYTES_IN_FLIGHT`: bytes checked events may hold until their writes are done (default
@@ -141,6 +145,11 @@ impl PipelineConfig {
         let settings = Settings {
             missing_schema,
             schema_formats,
+            schema_refresh_secs: number(
+                ENV_SCHEMA_REFRESH_SECS,
+                usize::try_from(defaults.schema_refresh_secs).unwrap_or(300),
+                86_400,
+            )? as u64,
             store_concurrency: number(ENV_STORE_CONCURRENCY, defaults.store_concurrency, 1024)?,
             store_bytes_in_flight: match number(
                 ENV_STORE_BYTES_IN_FLIGHT,
@@ -195,33 +204,33 @@ impl PipelineConfig {
     /// Pismo's buckets (announced files and an S3 `SCHEMA_SOURCE`) are read through that role
     /// (STS AssumeRole, credentials refreshed by the SDK).
     pub async fn build(&self, sdk: &aws_config::SdkConfig) -> Result<Runtime, ConfigError> {
+        self.build_with_clock(sdk, Arc::new(SystemClock)).await
+    }
+
+    /// [`PipelineConfig::build`] with the clock that times schema refreshes (tests drive a
+    /// [`super::schema::ManualClock`]).
+    pub async fn build_with_clock(
+        &self,
+        sdk: &aws_config::SdkConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Runtime, ConfigError> {
         let s3 = crate::aws::s3_client(sdk);
         let pismo_s3 = match &self.pismo_role_arn {
             None => s3.clone(),
-            Some(arn) => {
-                let mut builder = aws_config::sts::AssumeRoleProvider::builder(arn)
-                    .session_name("issuer-kit-event-pipeline")
-                    .configure(sdk);
-                if let Some(id) = &self.pismo_role_external_id {
-                    builder = builder.external_id(id);
-                }
-                let provider = builder.build().await;
-                let conf = aws_sdk_s3::config::Builder::from(sdk)
-                    .credentials_provider(provider)
-                    .force_path_style(sdk.endpoint_url().is_some())
-                    .build();
-                aws_sdk_s3::Client::from_conf(conf)
-            }
+            Some(arn) => pismo_s3_client(sdk, arn, self.pismo_role_external_id.as_deref()).await,
         };
         let source = SchemaSource::parse(&self.schema_source, || pismo_s3.clone())
             .ok_or_else(|| problem(ENV_SCHEMA_SOURCE, "not usable"))?;
-        let store = DynamoEventStore::new(aws_sdk_dynamodb::Client::new(sdk), &self.events_table);
+        let ddb = aws_sdk_dynamodb::Client::new(sdk);
+        let store = DynamoEventStore::new(ddb.clone(), &self.events_table);
+        let schemas = SchemaRegistry::with_formats(source, self.settings.schema_formats)
+            .with_refresh(
+                Duration::from_secs(self.settings.schema_refresh_secs),
+                clock,
+            );
         let pipeline = Pipeline::new(
             Arc::new(store),
-            Arc::new(SchemaRegistry::with_formats(
-                source,
-                self.settings.schema_formats,
-            )),
+            Arc::new(schemas),
             Arc::new(S3BlobSink::new(s3.clone(), self.quarantine.clone())),
             Arc::new(S3BlobSink::new(s3.clone(), self.large_events.clone())),
             self.settings,
@@ -230,10 +239,35 @@ impl PipelineConfig {
             pipeline,
             s3,
             pismo_s3,
+            ddb,
+            events_table: self.events_table.clone(),
+            large_events: self.large_events.clone(),
             metrics: Metrics::new(self.metrics_namespace.clone()),
             allowed_source_buckets: self.allowed_source_buckets.clone(),
         })
     }
+}
+
+/// An S3 client that reads through Pismo's role `arn` (STS AssumeRole with `external_id`
+/// when given; the SDK refreshes the credentials). Used for announced files, an S3
+/// `SCHEMA_SOURCE` and `schemas sync --from`.
+pub async fn pismo_s3_client(
+    sdk: &aws_config::SdkConfig,
+    arn: &str,
+    external_id: Option<&str>,
+) -> aws_sdk_s3::Client {
+    let mut builder = aws_config::sts::AssumeRoleProvider::builder(arn)
+        .session_name("issuer-kit-event-pipeline")
+        .configure(sdk);
+    if let Some(id) = external_id {
+        builder = builder.external_id(id);
+    }
+    let provider = builder.build().await;
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .credentials_provider(provider)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
 }
 
 /// Everything a handler needs, built once.
@@ -244,6 +278,11 @@ pub struct Runtime {
     pub s3: aws_sdk_s3::Client,
     /// Reads of Pismo's buckets (through `PISMO_ROLE_ARN` when set).
     pub pismo_s3: aws_sdk_s3::Client,
+    /// The events table (`EVENTS_TABLE`), for revalidation.
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub events_table: String,
+    /// `LARGE_EVENT_URI`: where large events keep their `data` (revalidation reads it back).
+    pub large_events: S3Uri,
     pub metrics: Metrics,
     pub allowed_source_buckets: Vec<String>,
 }
@@ -276,6 +315,7 @@ mod tests {
         );
         assert_eq!(config.settings.missing_schema, MissingSchema::Accept);
         assert_eq!(config.settings.schema_formats, SchemaFormats::Assert);
+        assert_eq!(config.settings.schema_refresh_secs, 300);
         assert_eq!(
             config.metrics_namespace.as_deref(),
             Some(DEFAULT_METRICS_NAMESPACE)
@@ -287,6 +327,7 @@ mod tests {
             ("MISSING_SCHEMA", "quarantine"),
             ("SCHEMA_FORMATS", " Annotate "),
             ("STORE_CONCURRENCY", "8"),
+            ("SCHEMA_REFRESH_SECS", "30"),
             ("ALLOWED_SOURCE_BUCKETS", " a-bucket, ,b-bucket "),
             ("METRICS_NAMESPACE", ""),
             ("PISMO_ROLE_ARN", "arn:aws:iam::123:role/pismo"),
@@ -295,6 +336,7 @@ mod tests {
         assert_eq!(config.settings.missing_schema, MissingSchema::Quarantine);
         assert_eq!(config.settings.schema_formats, SchemaFormats::Annotate);
         assert_eq!(config.settings.store_concurrency, 8);
+        assert_eq!(config.settings.schema_refresh_secs, 30);
         assert_eq!(config.allowed_source_buckets, vec!["a-bucket", "b-bucket"]);
         assert_eq!(config.metrics_namespace, None);
     }
@@ -307,6 +349,8 @@ mod tests {
             ("MISSING_SCHEMA", "drop"),
             ("SCHEMA_FORMATS", "strict"),
             ("STORE_CONCURRENCY", "0"),
+            ("SCHEMA_REFRESH_SECS", "0"),
+            ("SCHEMA_REFRESH_SECS", "a day"),
             ("STORE_BYTES_IN_FLIGHT", "4096"),
             ("SCHEMA_SOURCE", "/no/such/folder"),
             ("QUARANTINE_URI", "my-events"),

@@ -43,6 +43,8 @@ pub struct Settings {
     /// `SCHEMA_FORMATS`: whether `format` is asserted. The schema registry applies it
     /// ([`PipelineConfig::build`](super::PipelineConfig::build) builds it from this setting).
     pub schema_formats: SchemaFormats,
+    /// `SCHEMA_REFRESH_SECS`: a cached schema is re-checked this long after it was read.
+    pub schema_refresh_secs: u64,
     /// `STORE_CONCURRENCY`: writes in flight per object.
     pub store_concurrency: usize,
     /// `STORE_BYTES_IN_FLIGHT`: bytes that checked events may hold between the checking threads
@@ -65,6 +67,7 @@ impl Default for Settings {
         Self {
             missing_schema: MissingSchema::Accept,
             schema_formats: SchemaFormats::Assert,
+            schema_refresh_secs: super::schema::DEFAULT_SCHEMA_REFRESH.as_secs(),
             store_concurrency: 32,
             store_bytes_in_flight: 32 * 1024 * 1024,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
@@ -475,6 +478,7 @@ impl Pipeline {
             large_data,
             verified,
         } = accepted;
+        let pending = (!verified).then(|| super::schema::schema_path(&ids.domain, &ids.event_type));
         let mut event = StoredEvent::new(
             EventKind::Pismo,
             pismo_pk(&ids.event_id),
@@ -492,6 +496,10 @@ impl Pipeline {
         extra.insert("schema_version".into(), ids.schema_version);
         let status = if verified { "valid" } else { "unverified" };
         extra.insert("schema_status".into(), status.into());
+        if let Some(path) = pending {
+            // Keys the sparse `unverified-index`: only events awaiting their schema are in it.
+            extra.insert(crate::event_store::PENDING_SCHEMA.into(), path);
+        }
         match origin {
             Origin::File { bucket, key } => {
                 extra.insert("source_object".into(), format!("s3://{bucket}/{key}"));
@@ -738,7 +746,7 @@ impl Worker {
         let schema = match cached {
             Some(schema) => schema,
             None => {
-                let schema = match self.schemas.cached(domain, event_type) {
+                let schema = match self.schemas.current(domain, event_type) {
                     Some(schema) => schema,
                     None => self.handle.block_on(self.schemas.get(domain, event_type))?,
                 };

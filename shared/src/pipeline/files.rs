@@ -120,6 +120,9 @@ pub fn log_object(
         "event file ingested"
     );
     runtime.metrics.emit(function, report);
+    runtime
+        .metrics
+        .emit_schemas(function, &runtime.pipeline.schemas().take_stats());
 }
 
 impl EventFiles {

@@ -6,8 +6,10 @@
 //! 1. **Envelope** ([`envelope`]): `event_id`, `domain`, `event_type`, `schema_version`
 //!    (integer or string), `org_id`, `data` present and typed; `timestamp` RFC 3339.
 //! 2. **Schema** ([`schema`]): `json_schemas/<domain>/<event_type>.json` from
-//!    `SCHEMA_SOURCE`, compiled once per cold start, draft chosen by `$schema`. A missing
-//!    schema is accepted as unverified or quarantined (`MISSING_SCHEMA`).
+//!    `SCHEMA_SOURCE`, compiled on first use and re-checked by a conditional read every
+//!    `SCHEMA_REFRESH_SECS`, draft chosen by `$schema`. A missing schema is accepted as
+//!    unverified or quarantined (`MISSING_SCHEMA`); [`revalidate`] settles the unverified
+//!    ones once their schema exists, and [`sync`] mirrors Pismo's schema tree.
 //! 3. **Store once** ([`engine`]): one conditional put per event into `EVENTS_TABLE` through
 //!    [`crate::event_store`] (key `pismo#<event_id>`), with the source (object and offset,
 //!    or message id) and `received_at`; a failed condition is a duplicate. An event too
@@ -35,11 +37,13 @@ pub mod notification;
 pub mod record;
 pub mod replay;
 pub mod report;
+pub mod revalidate;
 pub mod schema;
 pub mod sink;
 pub mod source;
 pub mod split;
 pub mod stream;
+pub mod sync;
 
 pub use config::{ConfigError, PipelineConfig, Runtime};
 pub use engine::{Pipeline, PipelineError, Settings};

@@ -5,6 +5,7 @@ use std::ops::AddAssign;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::schema::SchemaStats;
 use crate::metrics::{Emf, Unit};
 
 /// What happened to the fragments or messages of one unit of work.
@@ -110,6 +111,30 @@ impl Metrics {
         self.0
             .emit(&[("Function", function)], &[&[0]], &report.metrics());
     }
+
+    /// Writes the EMF line of the schema registry's counts (nothing when all are zero):
+    /// `schema_refreshes`, `schema_changes`, `schema_compile_failures`, `schema_misses`.
+    pub fn emit_schemas(&self, function: &str, stats: &SchemaStats) {
+        if stats.is_empty() {
+            return;
+        }
+        self.0
+            .emit(&[("Function", function)], &[&[0]], &schema_metrics(stats));
+    }
+}
+
+/// The schema registry's counts as EMF metrics.
+pub fn schema_metrics(stats: &SchemaStats) -> [(&'static str, Unit, u64); 4] {
+    [
+        ("schema_refreshes", Unit::Count, stats.refreshes),
+        ("schema_changes", Unit::Count, stats.changes),
+        (
+            "schema_compile_failures",
+            Unit::Count,
+            stats.compile_failures,
+        ),
+        ("schema_misses", Unit::Count, stats.misses),
+    ]
 }
 
 #[cfg(test)]
@@ -142,5 +167,26 @@ mod tests {
         assert_eq!(line["read"], 5);
         assert_eq!(line["Function"], "event-files");
         assert_eq!(Metrics::new(Some(" ".into())), Metrics::new(None));
+    }
+
+    #[test]
+    fn schema_counts_are_one_emf_line_when_any() {
+        let (emf, captured) = Emf::capture("IssuerKit/EventPipeline");
+        let metrics = Metrics(emf);
+        metrics.emit_schemas("event-files", &SchemaStats::default());
+        assert!(captured.lines().is_empty());
+        let stats = SchemaStats {
+            refreshes: 3,
+            changes: 1,
+            compile_failures: 1,
+            misses: 2,
+        };
+        metrics.emit_schemas("event-files", &stats);
+        let lines = captured.lines();
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["schema_refreshes"], 3);
+        assert_eq!(lines[0]["schema_compile_failures"], 1);
+        assert_eq!(lines[0]["schema_misses"], 2);
+        assert_eq!(lines[0]["Function"], "event-files");
     }
 }

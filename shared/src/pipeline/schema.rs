@@ -1,8 +1,11 @@
 //! Step 2: Pismo's JSON Schemas, `json_schemas/<domain>/<event_type>.json` under
 //! `SCHEMA_SOURCE` (an S3 location laid out as Pismo's docs bucket, or a local folder).
 //!
-//! Each schema is fetched and compiled once per cold start, then cached, including the
-//! answer "there is no such schema". The draft comes from the schema's `$schema` (Pismo uses
+//! Each schema is fetched and compiled on first use, then cached, including the answer
+//! "there is no such schema". A cached entry is re-checked once `SCHEMA_REFRESH_SECS` have
+//! passed (default 300), by one conditional read: S3 `If-None-Match` on the ETag, or the
+//! file's modification time; a new version that does not compile leaves the last good one
+//! in use ([`SchemaRegistry`]). The draft comes from the schema's `$schema` (Pismo uses
 //! 2019-09, `new_bucket_object` declares draft-07); without one, 2019-09 is assumed.
 //!
 //! `format` is asserted by default ([`SchemaFormats::Assert`], `SCHEMA_FORMATS=assert`): a
@@ -17,11 +20,15 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::operation::get_object::GetObjectError;
 use jsonschema::{Draft, Validator};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::doc::DocJson;
 use super::sink::S3Uri;
@@ -49,6 +56,28 @@ pub struct SchemaError {
 /// `json_schemas/<domain>/<event_type>.json`.
 pub fn schema_path(domain: &str, event_type: &str) -> String {
     format!("json_schemas/{domain}/{event_type}.json")
+}
+
+/// What identifies the version of a schema document that was read: the S3 ETag or the
+/// file's modification time. A conditional read sends it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SchemaVersion {
+    ETag(String),
+    Modified(SystemTime),
+}
+
+/// The answer of a conditional read ([`SchemaSource::fetch_if_changed`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fetched {
+    /// The document is still the version that was given.
+    Unchanged,
+    /// There is no such document.
+    Missing,
+    /// The document, and its version when the source names one.
+    Found {
+        document: Vec<u8>,
+        version: Option<SchemaVersion>,
+    },
 }
 
 impl SchemaSource {
@@ -79,39 +108,82 @@ impl SchemaSource {
 
     /// The schema document, or `None` when it does not exist.
     pub async fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, SchemaError> {
+        match self.fetch_if_changed(path, None).await? {
+            Fetched::Found { document, .. } => Ok(Some(document)),
+            Fetched::Missing | Fetched::Unchanged => Ok(None),
+        }
+    }
+
+    /// One read of the schema document, conditional on `known` (the version read before):
+    /// S3 `GetObject` with `If-None-Match` on the ETag (a 304 answer is [`Fetched::Unchanged`]),
+    /// or for a folder the file's modification time (the file is read only when it differs).
+    pub async fn fetch_if_changed(
+        &self,
+        path: &str,
+        known: Option<&SchemaVersion>,
+    ) -> Result<Fetched, SchemaError> {
         let error = |message: String| SchemaError {
             path: path.to_owned(),
             message,
         };
         match self {
-            Self::Local(root) => match tokio::fs::read(root.join(path)).await {
-                Ok(bytes) => Ok(Some(bytes)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(error(e.to_string())),
-            },
+            Self::Local(root) => {
+                let file = root.join(path);
+                let modified = match tokio::fs::metadata(&file).await {
+                    Ok(meta) => meta.modified().ok(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Ok(Fetched::Missing);
+                    }
+                    Err(e) => return Err(error(e.to_string())),
+                };
+                let version = modified.map(SchemaVersion::Modified);
+                if version.is_some() && version.as_ref() == known {
+                    return Ok(Fetched::Unchanged);
+                }
+                match tokio::fs::read(&file).await {
+                    Ok(document) => Ok(Fetched::Found { document, version }),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Fetched::Missing),
+                    Err(e) => Err(error(e.to_string())),
+                }
+            }
             Self::S3 { client, location } => {
+                let etag = match known {
+                    Some(SchemaVersion::ETag(etag)) => Some(etag.clone()),
+                    _ => None,
+                };
                 let result = client
                     .get_object()
                     .bucket(&location.bucket)
                     .key(location.key(path))
+                    .set_if_none_match(etag)
                     .send()
                     .await;
                 match result {
                     Ok(output) => {
+                        let version = output.e_tag.clone().map(SchemaVersion::ETag);
                         let body = output
                             .body
                             .collect()
                             .await
                             .map_err(|e| error(e.to_string()))?;
-                        Ok(Some(body.into_bytes().to_vec()))
+                        Ok(Fetched::Found {
+                            document: body.into_bytes().to_vec(),
+                            version,
+                        })
                     }
                     Err(e) => {
-                        let not_found = e.as_service_error().is_some_and(|s| s.is_no_such_key())
-                            || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
-                        if not_found {
-                            Ok(None)
-                        } else {
-                            Err(error(DisplayErrorContext(&e).to_string()))
+                        // S3 answers a matching If-None-Match with 304 Not Modified and no
+                        // body; the SDK has no modelled error for it, only the status.
+                        let status = e.raw_response().map(|r| r.status().as_u16());
+                        if status == Some(304) {
+                            return Ok(Fetched::Unchanged);
+                        }
+                        let message = DisplayErrorContext(&e).to_string();
+                        match e.into_service_error() {
+                            GetObjectError::NoSuchKey(_) => Ok(Fetched::Missing),
+                            // A HEAD-like 404 without a modelled body (moto, some proxies).
+                            _ if status == Some(404) => Ok(Fetched::Missing),
+                            _ => Err(error(message)),
                         }
                     }
                 }
@@ -210,12 +282,125 @@ pub fn compile_with(document: &[u8], formats: SchemaFormats) -> SchemaEntry {
     }
 }
 
-/// Schemas by `domain/event_type`, compiled once.
+/// The default of `SCHEMA_REFRESH_SECS`: a cached schema (found or missing) is re-checked at
+/// most this long after it was last read.
+pub const DEFAULT_SCHEMA_REFRESH: Duration = Duration::from_secs(300);
+
+/// Time as the registry sees it. Lambda uses [`SystemClock`]; tests drive a [`ManualClock`].
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> Instant;
+}
+
+/// The monotonic system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+}
+
+/// A clock that moves only when told to ([`ManualClock::advance`]).
+#[derive(Debug)]
+pub struct ManualClock {
+    start: Instant,
+    offset: Mutex<Duration>,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ManualClock {
+    pub fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            offset: Mutex::new(Duration::ZERO),
+        }
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        *self.offset.lock().unwrap_or_else(|e| e.into_inner()) += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start + *self.offset.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Counts of schema reads since the last [`SchemaRegistry::take_stats`] (EMF metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchemaStats {
+    /// Conditional re-reads of cached schemas (found or missing).
+    pub refreshes: u64,
+    /// Cached entries replaced by a new version (a new, corrected, removed or appeared
+    /// schema).
+    pub changes: u64,
+    /// Documents that did not compile (at first read or on refresh).
+    pub compile_failures: u64,
+    /// Reads that found no schema.
+    pub misses: u64,
+}
+
+impl SchemaStats {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    refreshes: AtomicU64,
+    changes: AtomicU64,
+    compile_failures: AtomicU64,
+    misses: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// One cached schema.
+#[derive(Debug)]
+struct Slot {
+    entry: Arc<SchemaEntry>,
+    /// The version last read (sent back on the next conditional read).
+    version: Option<SchemaVersion>,
+    /// SHA-256 of the document last read: a new version with the same bytes is not
+    /// recompiled.
+    digest: Option<[u8; 32]>,
+    checked_at: Instant,
+    /// When a caller started the refresh that is in flight; others keep the entry meanwhile.
+    refreshing_since: Option<Instant>,
+}
+
+fn digest(document: &[u8]) -> [u8; 32] {
+    Sha256::digest(document).into()
+}
+
+/// Schemas by `domain/event_type`, compiled on first use and re-checked once the refresh
+/// interval has passed.
+///
+/// A lookup whose entry is due makes the one conditional read itself (no background task:
+/// a Lambda environment is frozen between invocations); lookups meanwhile, on other threads,
+/// keep using the cached entry. An unchanged schema costs that one small request and no
+/// recompile. A new version that does not compile is counted and logged, and the last good
+/// version stays in use. A refresh that fails to read keeps the entry until the next
+/// interval.
 #[derive(Debug)]
 pub struct SchemaRegistry {
     source: SchemaSource,
     formats: SchemaFormats,
-    cache: RwLock<HashMap<String, Arc<SchemaEntry>>>,
+    refresh: Duration,
+    clock: Arc<dyn Clock>,
+    cache: RwLock<HashMap<String, Slot>>,
+    counters: Counters,
 }
 
 impl SchemaRegistry {
@@ -224,13 +409,24 @@ impl SchemaRegistry {
         Self::with_formats(source, SchemaFormats::Assert)
     }
 
-    /// A registry whose schemas treat `format` as `formats` says.
+    /// A registry whose schemas treat `format` as `formats` says (refreshed every
+    /// [`DEFAULT_SCHEMA_REFRESH`] by the system clock).
     pub fn with_formats(source: SchemaSource, formats: SchemaFormats) -> Self {
         Self {
             source,
             formats,
+            refresh: DEFAULT_SCHEMA_REFRESH,
+            clock: Arc::new(SystemClock),
             cache: RwLock::new(HashMap::new()),
+            counters: Counters::default(),
         }
+    }
+
+    /// The same registry with another refresh interval and clock.
+    pub fn with_refresh(mut self, refresh: Duration, clock: Arc<dyn Clock>) -> Self {
+        self.refresh = refresh;
+        self.clock = clock;
+        self
     }
 
     pub fn formats(&self) -> SchemaFormats {
@@ -241,43 +437,192 @@ impl SchemaRegistry {
         &self.source
     }
 
-    /// The cached entry, if this schema was looked up before.
-    pub fn cached(&self, domain: &str, event_type: &str) -> Option<Arc<SchemaEntry>> {
-        self.cache
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&schema_path(domain, event_type))
-            .cloned()
+    pub fn refresh_interval(&self) -> Duration {
+        self.refresh
     }
 
-    /// The entry, fetched and compiled on first use. A failed fetch is not cached.
+    /// The counts since the last call, which resets them.
+    pub fn take_stats(&self) -> SchemaStats {
+        let take = |c: &AtomicU64| c.swap(0, Ordering::Relaxed);
+        SchemaStats {
+            refreshes: take(&self.counters.refreshes),
+            changes: take(&self.counters.changes),
+            compile_failures: take(&self.counters.compile_failures),
+            misses: take(&self.counters.misses),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Slot>> {
+        self.cache.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Slot>> {
+        self.cache.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `slot` is to be re-read now (and nobody else is doing it).
+    fn due(&self, slot: &Slot, now: Instant) -> bool {
+        let in_flight = slot
+            .refreshing_since
+            .is_some_and(|since| now.saturating_duration_since(since) < self.refresh);
+        !in_flight && now.saturating_duration_since(slot.checked_at) >= self.refresh
+    }
+
+    /// The cached entry, if this schema was looked up before (however old).
+    pub fn cached(&self, domain: &str, event_type: &str) -> Option<Arc<SchemaEntry>> {
+        self.read()
+            .get(&schema_path(domain, event_type))
+            .map(|slot| slot.entry.clone())
+    }
+
+    /// The cached entry unless it is due for a refresh (then [`SchemaRegistry::get`] reads it).
+    pub fn current(&self, domain: &str, event_type: &str) -> Option<Arc<SchemaEntry>> {
+        let now = self.clock.now();
+        self.read()
+            .get(&schema_path(domain, event_type))
+            .filter(|slot| !self.due(slot, now))
+            .map(|slot| slot.entry.clone())
+    }
+
+    /// The entry: read and compiled on first use, re-read (conditionally) once the refresh
+    /// interval has passed. A failed first read is not cached.
     pub async fn get(
         &self,
         domain: &str,
         event_type: &str,
     ) -> Result<Arc<SchemaEntry>, SchemaError> {
-        if let Some(entry) = self.cached(domain, event_type) {
+        // The common case under a read lock only.
+        if let Some(entry) = self.current(domain, event_type) {
             return Ok(entry);
         }
         let path = schema_path(domain, event_type);
-        let entry = match self.source.fetch(&path).await? {
-            Some(document) => compile_with(&document, self.formats),
-            None => SchemaEntry::Missing,
+        let now = self.clock.now();
+        let known = {
+            let mut cache = self.write();
+            match cache.get_mut(&path) {
+                Some(slot) if !self.due(slot, now) => return Ok(slot.entry.clone()),
+                Some(slot) => {
+                    slot.refreshing_since = Some(now);
+                    Some(slot.version.clone())
+                }
+                None => None,
+            }
+        };
+        // Boxed: both are rare (a first read, a due refresh), and the handlers' futures stay
+        // shallow.
+        match known {
+            None => Box::pin(self.load(path, now)).await,
+            Some(version) => Ok(Box::pin(self.refresh_slot(&path, version, now)).await),
+        }
+    }
+
+    /// First read.
+    async fn load(&self, path: String, now: Instant) -> Result<Arc<SchemaEntry>, SchemaError> {
+        let (entry, version, digest) = match self.source.fetch_if_changed(&path, None).await? {
+            Fetched::Found { document, version } => {
+                let entry = compile_with(&document, self.formats);
+                (entry, version, Some(digest(&document)))
+            }
+            Fetched::Missing | Fetched::Unchanged => (SchemaEntry::Missing, None, None),
         };
         match &entry {
             SchemaEntry::Compiled(_) => tracing::info!(schema = %path, "schema compiled"),
-            SchemaEntry::Missing => tracing::warn!(schema = %path, "schema missing"),
+            SchemaEntry::Missing => {
+                bump(&self.counters.misses);
+                tracing::warn!(schema = %path, "schema missing");
+            }
             SchemaEntry::Unusable(reason) => {
-                tracing::error!(schema = %path, reason = %reason, "schema unusable")
+                bump(&self.counters.compile_failures);
+                tracing::error!(schema = %path, reason = %reason, "schema unusable");
             }
         }
         let entry = Arc::new(entry);
-        self.cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(path)
-            .or_insert_with(|| entry.clone());
-        Ok(entry)
+        let mut cache = self.write();
+        let slot = cache.entry(path).or_insert_with(|| Slot {
+            entry: entry.clone(),
+            version,
+            digest,
+            checked_at: now,
+            refreshing_since: None,
+        });
+        Ok(slot.entry.clone())
+    }
+
+    /// The conditional re-read of a cached schema; whatever happens, an entry is answered.
+    async fn refresh_slot(
+        &self,
+        path: &str,
+        version: Option<SchemaVersion>,
+        now: Instant,
+    ) -> Arc<SchemaEntry> {
+        let fetched = self.source.fetch_if_changed(path, version.as_ref()).await;
+        bump(&self.counters.refreshes);
+        // Compiled outside the lock, only when the bytes changed.
+        let previous_digest = self.read().get(path).and_then(|slot| slot.digest);
+        let update = match fetched {
+            Err(e) => {
+                tracing::warn!(schema = %path, error = %e, "schema refresh failed: the cached entry stays in use");
+                None
+            }
+            Ok(Fetched::Unchanged) => None,
+            Ok(Fetched::Missing) => {
+                bump(&self.counters.misses);
+                Some((SchemaEntry::Missing, None, None))
+            }
+            Ok(Fetched::Found { document, version }) => {
+                let new_digest = digest(&document);
+                if previous_digest == Some(new_digest) {
+                    // Same bytes under a new version: only the version is kept.
+                    if let Some(slot) = self.write().get_mut(path) {
+                        slot.version = version;
+                    }
+                    None
+                } else {
+                    Some((
+                        compile_with(&document, self.formats),
+                        version,
+                        Some(new_digest),
+                    ))
+                }
+            }
+        };
+        let mut cache = self.write();
+        let Some(slot) = cache.get_mut(path) else {
+            return Arc::new(SchemaEntry::Missing);
+        };
+        slot.checked_at = now;
+        slot.refreshing_since = None;
+        let Some((entry, version, digest)) = update else {
+            return slot.entry.clone();
+        };
+        let was_missing = matches!(*slot.entry, SchemaEntry::Missing);
+        match &entry {
+            SchemaEntry::Missing if was_missing => {}
+            SchemaEntry::Missing => {
+                bump(&self.counters.changes);
+                tracing::warn!(schema = %path, "schema removed");
+                slot.entry = Arc::new(entry);
+            }
+            SchemaEntry::Unusable(reason) if matches!(*slot.entry, SchemaEntry::Compiled(_)) => {
+                // The last good version stays; this version is not retried until it changes.
+                bump(&self.counters.compile_failures);
+                tracing::error!(schema = %path, reason = %reason, "new schema version unusable: the last good version stays in use");
+            }
+            SchemaEntry::Unusable(reason) => {
+                bump(&self.counters.compile_failures);
+                bump(&self.counters.changes);
+                tracing::error!(schema = %path, reason = %reason, "schema unusable");
+                slot.entry = Arc::new(entry);
+            }
+            SchemaEntry::Compiled(_) => {
+                bump(&self.counters.changes);
+                tracing::info!(schema = %path, appeared = was_missing, "schema changed: new version compiled");
+                slot.entry = Arc::new(entry);
+            }
+        }
+        slot.version = version;
+        slot.digest = digest;
+        slot.entry.clone()
     }
 }
 
@@ -397,12 +742,73 @@ mod tests {
         assert!(matches!(*entry, SchemaEntry::Compiled(_)));
         let missing = registry.get("account", "y-1").await.unwrap();
         assert!(matches!(*missing, SchemaEntry::Missing));
-        // Cached: removing the files changes nothing until the next cold start.
+        // Cached: removing the files changes nothing until the refresh interval has passed.
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(matches!(
             *registry.get("account", "x-1").await.unwrap(),
             SchemaEntry::Compiled(_)
         ));
         assert!(registry.cached("account", "y-1").is_some());
+    }
+
+    /// Writes `body` with a modification time of its own (file times are coarse: two writes
+    /// in a row can share one).
+    fn write_at(path: &std::path::Path, body: &[u8], secs: u64) {
+        std::fs::write(path, body).unwrap();
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn local_registry_refreshes_after_the_interval_by_modification_time() {
+        let dir = std::env::temp_dir().join(format!("schemas-refresh-{}", std::process::id()));
+        let folder = dir.join("json_schemas/account");
+        std::fs::create_dir_all(&folder).unwrap();
+        let file = folder.join("x-1.json");
+        write_at(&file, br#"{"type":"object"}"#, 1_000);
+        let clock = Arc::new(ManualClock::new());
+        let registry = SchemaRegistry::new(SchemaSource::Local(dir.clone()))
+            .with_refresh(Duration::from_secs(60), clock.clone());
+        let is_object = |entry: &SchemaEntry| match entry {
+            SchemaEntry::Compiled(v) => valid(v, serde_json::json!({})),
+            other => panic!("{other:?}"),
+        };
+        assert!(is_object(&registry.get("account", "x-1").await.unwrap()));
+        assert!(matches!(
+            *registry.get("account", "y-1").await.unwrap(),
+            SchemaEntry::Missing
+        ));
+
+        // Changed, appeared: not before the interval ...
+        write_at(&file, br#"{"type":"array"}"#, 2_000);
+        write_at(&folder.join("y-1.json"), br#"{"type":"object"}"#, 2_000);
+        clock.advance(Duration::from_secs(59));
+        assert!(registry.current("account", "x-1").is_some());
+        assert!(is_object(&registry.get("account", "x-1").await.unwrap()));
+        // ... after it.
+        clock.advance(Duration::from_secs(1));
+        assert!(registry.current("account", "x-1").is_none());
+        assert!(!is_object(&registry.get("account", "x-1").await.unwrap()));
+        assert!(is_object(&registry.get("account", "y-1").await.unwrap()));
+        let stats = registry.take_stats();
+        assert_eq!((stats.refreshes, stats.changes, stats.misses), (2, 2, 1));
+
+        // Unchanged: one look at the file, nothing recompiled.
+        clock.advance(Duration::from_secs(60));
+        let before = registry.cached("account", "x-1").unwrap();
+        let after = registry.get("account", "x-1").await.unwrap();
+        assert!(Arc::ptr_eq(&before, &after));
+
+        // Broken: the last good version stays.
+        write_at(&file, b"{ not json", 3_000);
+        clock.advance(Duration::from_secs(60));
+        assert!(!is_object(&registry.get("account", "x-1").await.unwrap()));
+        let stats = registry.take_stats();
+        assert_eq!(
+            (stats.refreshes, stats.changes, stats.compile_failures),
+            (2, 0, 1)
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

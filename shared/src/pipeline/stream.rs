@@ -108,6 +108,10 @@ impl EventStream {
             "message batch ingested"
         );
         self.runtime.metrics.emit("event-stream", &total);
+        self.runtime.metrics.emit_schemas(
+            "event-stream",
+            &self.runtime.pipeline.schemas().take_stats(),
+        );
         Ok(response)
     }
 

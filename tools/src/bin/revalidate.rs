@@ -1,0 +1,39 @@
+//! `revalidate`: checks the events stored `unverified` against the schemas available now
+//! (the `unverified-index` of `EVENTS_TABLE`); marks each `valid`, or `invalid` with the
+//! reason and a quarantine record. Idempotent: a second run changes nothing.
+//!
+//! Settings come from the same environment as the functions (`EVENTS_TABLE`,
+//! `SCHEMA_SOURCE`, `QUARANTINE_URI`, ...; see the README), AWS access from the standard SDK
+//! settings. Prints the counts as one JSON line; exits 1 if any event failed.
+
+use serde_json::json;
+use shared::pipeline::PipelineConfig;
+use shared::pipeline::revalidate::revalidate;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = PipelineConfig::from_env()?;
+    let runtime = config.build(&shared::aws::load_config().await).await?;
+    let summary = revalidate(&runtime).await?;
+    println!(
+        "{}",
+        json!({
+            "checked": summary.checked,
+            "valid": summary.valid,
+            "invalid": summary.invalid,
+            "unverified": summary.unverified,
+            "skipped": summary.skipped,
+            "failed": summary.failures.len(),
+        })
+    );
+    runtime
+        .metrics
+        .emit_schemas("revalidate", &runtime.pipeline.schemas().take_stats());
+    if !summary.failures.is_empty() {
+        for failure in &summary.failures {
+            eprintln!("failed: {failure}");
+        }
+        std::process::exit(1);
+    }
+    Ok(())
+}
