@@ -77,6 +77,18 @@ pub const CATALOG: &[MetricSet] = &[
             "refused",
         ],
     },
+    // One line per object, message batch or revalidate run when the schema registry counted
+    // something (pipeline::report::emit_schemas).
+    MetricSet {
+        namespace: "IssuerKit/EventPipeline",
+        dimensions: &["Function"],
+        metrics: &[
+            "schema_refreshes",
+            "schema_changes",
+            "schema_compile_failures",
+            "schema_misses",
+        ],
+    },
 ];
 
 /// Whether some [`CATALOG`] entry has every one of `dimensions` and every one of `metrics`.
