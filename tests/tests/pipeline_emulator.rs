@@ -94,6 +94,7 @@ impl Stack {
             },
             metrics_namespace: None,
             allowed_source_buckets: vec![PISMO_BUCKET.to_owned()],
+            ingest_buckets: vec![names.bucket.clone()],
             pismo_role_arn: Some("arn:aws:iam::123456789012:role/pismo-file-delivery".into()),
             pismo_role_external_id: Some("issuer-kit-test".into()),
         };
