@@ -431,3 +431,34 @@ async fn distributed_totals_are_read_from_every_map_run_manifest() -> anyhow::Re
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn moto_asl_parser_accepts_the_definition_and_refuses_a_wrong_field() -> anyhow::Result<()> {
+    let moto = Moto::start()?;
+    // moto's executing backend (its port of an ASL interpreter) parses and checks every
+    // definition at CreateStateMachine; the default backend only stores it.
+    let config = reqwest::Client::new()
+        .post(format!("{}/moto-api/config", moto.endpoint()))
+        .header("content-type", "application/json")
+        .body(json!({"stepfunctions": {"execute_state_machine": true}}).to_string())
+        .send()
+        .await?;
+    assert!(config.status().is_success(), "{}", config.status());
+    let sfn = aws_sdk_sfn::Client::new(&moto.sdk_config().await);
+    let create = |name: &'static str, definition: String| {
+        sfn.create_state_machine()
+            .name(name)
+            .definition(definition)
+            .role_arn("arn:aws:iam::123456789012:role/issuer-kit-backfill")
+            .send()
+    };
+    let definition = backfill::substituted(&substitutions());
+    create("issuer-kit-backfill", definition.clone()).await?;
+    let wrong = definition.replace("\"MaxConcurrencyPath\"", "\"MaxConcurrencyPathX\"");
+    // (moto answers the parser's error as an unmodelled one, not InvalidDefinition.)
+    assert!(
+        create("issuer-kit-wrong", wrong).await.is_err(),
+        "a definition with an unknown field was accepted"
+    );
+    Ok(())
+}
