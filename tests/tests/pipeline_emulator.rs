@@ -94,6 +94,7 @@ impl Stack {
             },
             metrics_namespace: None,
             allowed_source_buckets: vec![PISMO_BUCKET.to_owned()],
+            ingest_buckets: vec![names.bucket.clone()],
             pismo_role_arn: Some("arn:aws:iam::123456789012:role/pismo-file-delivery".into()),
             pismo_role_external_id: Some("issuer-kit-test".into()),
         };
@@ -948,6 +949,154 @@ async fn moto_s3_notifications_through_sqs_directly_and_eventbridge() -> anyhow:
     assert_eq!(
         output.failed_messages(),
         Some(vec![gone_id.as_str(), "m-not-a-notification"])
+    );
+    Ok(())
+}
+
+/// The backfill state machine's item processor input for one listed object, rendered from the
+/// ASL definition as Step Functions renders it (item selector over a ListObjectsV2 item, then
+/// the task's Payload).
+fn item_processor_input(bucket: &str, listed: &aws_sdk_s3::types::Object) -> anyhow::Result<Value> {
+    let asl: Value = serde_json::from_str(tools::backfill::DEFINITION)?;
+    let map = &asl["States"]["IngestObjects"];
+    let start = map["ItemProcessor"]["StartAt"].as_str().unwrap_or_default();
+    let task = &map["ItemProcessor"]["States"][start];
+    let item = json!({"Key": listed.key(), "Size": listed.size(), "Etag": listed.e_tag()});
+    let context = json!({"Map": {"Item": {"Index": 0, "Value": item}}});
+    let selected =
+        tools::backfill::render(&map["ItemSelector"], &json!({"bucket": bucket}), &context)
+            .map_err(anyhow::Error::msg)?;
+    tools::backfill::render(&task["Parameters"]["Payload"], &selected, &json!({}))
+        .map_err(anyhow::Error::msg)
+}
+
+#[tokio::test]
+async fn event_files_ingests_the_backfill_item_processor_input() -> anyhow::Result<()> {
+    use shared::pipeline::files::IngestAnswer;
+    let stack = Stack::start().await?;
+    stack
+        .put(&stack.names.bucket, PREVIOUS_KEY, fixture("previous.json"))
+        .await?;
+    stack
+        .put(&stack.names.bucket, MIXED_KEY, gzip(&fixture("mixed.json")))
+        .await?;
+    // A folder marker, as consoles create them: listed, skipped.
+    stack
+        .put(&stack.names.bucket, "main_stream/2020/4/1/", Vec::new())
+        .await?;
+
+    // What the item reader lists, then one event-files invocation per item.
+    let run = |stack: &Stack| {
+        let files = stack.files();
+        let s3 = stack.s3.clone();
+        let bucket = stack.names.bucket.clone();
+        async move {
+            let listed = s3
+                .list_objects_v2()
+                .bucket(&bucket)
+                .prefix("main_stream/2020/4/1/")
+                .send()
+                .await?;
+            let mut answers = Vec::new();
+            for object in listed.contents() {
+                let input = item_processor_input(&bucket, object)?;
+                let output = files.handle(input).await?;
+                // The result writer keeps the answer as the function serialised it.
+                let answer: IngestAnswer = serde_json::from_value(serde_json::to_value(&output)?)?;
+                assert_eq!(output.ingested(), Some(&answer));
+                answers.push(answer);
+            }
+            anyhow::Ok(answers)
+        }
+    };
+    let answers = run(&stack).await?;
+    let by_key = |answers: &[IngestAnswer], key: &str| {
+        answers
+            .iter()
+            .find(|a| a.key == key)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("no answer for {key}"))
+    };
+    assert_eq!(answers.len(), 3);
+    let marker = by_key(&answers, "main_stream/2020/4/1/")?;
+    assert_eq!((marker.objects, marker.skipped), (0, 1));
+    assert_eq!(marker.report, Report::default());
+    let previous = by_key(&answers, PREVIOUS_KEY)?;
+    assert_eq!(
+        (previous.objects, previous.report.read, previous.report.new),
+        (1, 2, 2)
+    );
+    // The mixed file at its real (not URL-encoded) key: the same counts as through S3
+    // notifications.
+    let mixed = by_key(&answers, MIXED_KEY)?;
+    assert_eq!(mixed.bucket, stack.names.bucket);
+    assert_eq!(
+        (
+            mixed.objects,
+            mixed.report.read,
+            mixed.report.new,
+            mixed.report.duplicate,
+            mixed.report.quarantined
+        ),
+        (1, 10, 4, 2, 4)
+    );
+    assert_eq!(stack.count().await?, 6);
+    let quarantined = stack.quarantine().await?;
+    assert_eq!(quarantined.len(), 4);
+
+    // Again (a retried item, or a second backfill): nothing new, the same quarantine.
+    let again = run(&stack).await?;
+    let mixed = by_key(&again, MIXED_KEY)?;
+    assert_eq!((mixed.report.new, mixed.report.duplicate), (0, 6));
+    assert_eq!(stack.count().await?, 6);
+    assert_eq!(stack.quarantine().await?, quarantined);
+
+    // A bucket that is not configured (INGEST_BUCKETS) is refused and never read, with an
+    // error type the state machine does not retry.
+    stack
+        .put(
+            PISMO_BUCKET,
+            "main_stream/2020/4/1/23/theirs",
+            fixture("previous.json"),
+        )
+        .await?;
+    let listed = stack
+        .s3
+        .list_objects_v2()
+        .bucket(PISMO_BUCKET)
+        .send()
+        .await?;
+    let input = item_processor_input(PISMO_BUCKET, &listed.contents()[0])?;
+    let err = match stack.files().handle(input).await {
+        Err(err) => err,
+        Ok(output) => anyhow::bail!("refused bucket ingested: {output:?}"),
+    };
+    assert!(err.refused);
+    assert_eq!(
+        err.failures,
+        vec![format!(
+            "ingest input refused: bucket {PISMO_BUCKET} is not in INGEST_BUCKETS"
+        )]
+    );
+    let diagnostic = lambda_runtime::Diagnostic::from(err);
+    assert_eq!(diagnostic.error_type, "IngestRefused");
+    assert_eq!(stack.count().await?, 6);
+
+    // A malformed ingest input names its problem.
+    let err = match stack
+        .files()
+        .handle(json!({"ingest": {"bucket": stack.names.bucket, "object": MIXED_KEY}}))
+        .await
+    {
+        Err(err) => err,
+        Ok(output) => anyhow::bail!("malformed input accepted: {output:?}"),
+    };
+    assert!(!err.refused);
+    assert!(
+        err.failures[0].contains("ingest input")
+            && err.failures[0].contains("unknown field `object`"),
+        "{:?}",
+        err.failures
     );
     Ok(())
 }

@@ -71,6 +71,7 @@ pub async fn run(sdk: &aws_config::SdkConfig, names: &ResourceNames) -> anyhow::
         settings: Settings::default(),
         metrics_namespace: None,
         allowed_source_buckets: Vec::new(),
+        ingest_buckets: Vec::new(),
         pismo_role_arn: None,
         pismo_role_external_id: None,
     };

@@ -1,6 +1,7 @@
 //! Objects created under `main_stream/` → `shared::pipeline::EventFiles`: S3 notifications
 //! (direct or through SQS, with partial batch failures), EventBridge `Object Created` events,
-//! and S3's test event (skipped).
+//! S3's test event (skipped), and the backfill state machine's ingest input
+//! (`{"ingest":{"bucket":...,"key":...}}`, only for buckets in `INGEST_BUCKETS`).
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::pipeline::{EventFiles, PipelineConfig};

@@ -43,6 +43,9 @@ pub const ENV_MAX_EVENT_BYTES: &str = "MAX_EVENT_BYTES";
 pub const ENV_METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 /// `ALLOWED_SOURCE_BUCKETS`: comma-separated buckets a `new_bucket_object` may name.
 pub const ENV_ALLOWED_SOURCE_BUCKETS: &str = "ALLOWED_SOURCE_BUCKETS";
+/// `INGEST_BUCKETS`: comma-separated buckets an `{"ingest":{...}}` input (the backfill state
+/// machine's items) may name; any other bucket is refused. Empty refuses every ingest input.
+pub const ENV_INGEST_BUCKETS: &str = "INGEST_BUCKETS";
 /// `PISMO_ROLE_ARN`: role to assume to read Pismo's buckets (files and schemas).
 pub const ENV_PISMO_ROLE_ARN: &str = "PISMO_ROLE_ARN";
 /// `PISMO_ROLE_EXTERNAL_ID`: the external id Pismo's role requires, if any (sent with
@@ -78,6 +81,8 @@ pub struct PipelineConfig {
     pub settings: Settings,
     pub metrics_namespace: Option<String>,
     pub allowed_source_buckets: Vec<String>,
+    /// Buckets an ingest input may name (`INGEST_BUCKETS`).
+    pub ingest_buckets: Vec<String>,
     pub pismo_role_arn: Option<String>,
     /// Sent as `ExternalId` when assuming `pismo_role_arn`.
     pub pismo_role_external_id: Option<String>,
@@ -172,15 +177,19 @@ impl PipelineConfig {
             None => Some(DEFAULT_METRICS_NAMESPACE.to_owned()),
             Some(text) => Some(text.trim().to_owned()).filter(|t| !t.is_empty()),
         };
-        let allowed_source_buckets = value(ENV_ALLOWED_SOURCE_BUCKETS)
-            .map(|list| {
-                list.split(',')
-                    .map(str::trim)
-                    .filter(|b| !b.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let list = |var: &'static str| -> Vec<String> {
+            value(var)
+                .map(|list| {
+                    list.split(',')
+                        .map(str::trim)
+                        .filter(|b| !b.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let allowed_source_buckets = list(ENV_ALLOWED_SOURCE_BUCKETS);
+        let ingest_buckets = list(ENV_INGEST_BUCKETS);
         let pismo_role_arn = value(ENV_PISMO_ROLE_ARN);
         if let Some(arn) = &pismo_role_arn
             && !arn.starts_with("arn:")
@@ -195,6 +204,7 @@ impl PipelineConfig {
             settings,
             metrics_namespace,
             allowed_source_buckets,
+            ingest_buckets,
             pismo_role_arn,
             pismo_role_external_id: value(ENV_PISMO_ROLE_EXTERNAL_ID),
         })
@@ -244,6 +254,7 @@ impl PipelineConfig {
             large_events: self.large_events.clone(),
             metrics: Metrics::new(self.metrics_namespace.clone()),
             allowed_source_buckets: self.allowed_source_buckets.clone(),
+            ingest_buckets: self.ingest_buckets.clone(),
         })
     }
 }
@@ -285,6 +296,8 @@ pub struct Runtime {
     pub large_events: S3Uri,
     pub metrics: Metrics,
     pub allowed_source_buckets: Vec<String>,
+    /// Buckets an ingest input may name (`INGEST_BUCKETS`).
+    pub ingest_buckets: Vec<String>,
 }
 
 #[cfg(test)]
@@ -321,6 +334,7 @@ mod tests {
             Some(DEFAULT_METRICS_NAMESPACE)
         );
         assert!(config.allowed_source_buckets.is_empty());
+        assert!(config.ingest_buckets.is_empty());
 
         let mut pairs = BASE.to_vec();
         pairs.extend([
@@ -329,6 +343,7 @@ mod tests {
             ("STORE_CONCURRENCY", "8"),
             ("SCHEMA_REFRESH_SECS", "30"),
             ("ALLOWED_SOURCE_BUCKETS", " a-bucket, ,b-bucket "),
+            ("INGEST_BUCKETS", "my-events"),
             ("METRICS_NAMESPACE", ""),
             ("PISMO_ROLE_ARN", "arn:aws:iam::123:role/pismo"),
         ]);
@@ -338,6 +353,7 @@ mod tests {
         assert_eq!(config.settings.store_concurrency, 8);
         assert_eq!(config.settings.schema_refresh_secs, 30);
         assert_eq!(config.allowed_source_buckets, vec!["a-bucket", "b-bucket"]);
+        assert_eq!(config.ingest_buckets, vec!["my-events"]);
         assert_eq!(config.metrics_namespace, None);
     }
 

@@ -1,8 +1,11 @@
 //! The `event-files` function: objects created under `main_stream/` → ingest each one.
 //!
-//! It is invoked directly by S3 (a notification), by EventBridge (an `Object Created` event)
-//! or by an SQS queue that S3 (or SNS, or an EventBridge rule) feeds; [`super::notification`]
-//! reads each shape. Objects outside `main_stream/`, folder markers (keys ending in `/`),
+//! It is invoked directly by S3 (a notification), by EventBridge (an `Object Created` event),
+//! by an SQS queue that S3 (or SNS, or an EventBridge rule) feeds, or by the backfill state
+//! machine with an ingest input (`{"ingest":{"bucket":...,"key":...}}`, answered with the
+//! object's counts, [`IngestAnswer`]); [`super::notification`] reads each shape. An ingest
+//! input naming a bucket outside `INGEST_BUCKETS` is refused (error type `IngestRefused`,
+//! which the state machine does not retry) and nothing is read. Objects outside `main_stream/`, folder markers (keys ending in `/`),
 //! events other than object creation and S3's `s3:TestEvent` are skipped, each with a log
 //! line.
 //!
@@ -18,13 +21,13 @@
 use std::time::Instant;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::config::Runtime;
 use super::engine::PipelineError;
 use super::key::is_main_stream;
-use super::notification::{FilesEvent, Notice, ObjectRef, QueuedNotice};
+use super::notification::{FilesEvent, IngestObject, Notice, ObjectRef, QueuedNotice};
 use super::report::Report;
 
 /// The result of one object.
@@ -47,13 +50,27 @@ pub struct FilesResponse {
     pub skipped: usize,
 }
 
-/// The function's answer: the objects (direct invocation) or the partial batch failures
-/// (SQS).
+/// The answer to an ingest input: the object's counts (the backfill's result writer keeps
+/// one per object).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestAnswer {
+    pub bucket: String,
+    pub key: String,
+    /// 1 when the object was ingested, 0 when it was skipped.
+    pub objects: u64,
+    /// 1 for a folder marker or a key outside `main_stream/` (nothing read).
+    pub skipped: u64,
+    pub report: Report,
+}
+
+/// The function's answer: the objects (direct invocation), the partial batch failures (SQS)
+/// or one object's counts (ingest input).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum FilesOutput {
     Objects(FilesResponse),
     Batch(SqsBatchResponse),
+    Ingested(IngestAnswer),
 }
 
 impl FilesOutput {
@@ -61,14 +78,22 @@ impl FilesOutput {
     pub fn objects(&self) -> Option<&FilesResponse> {
         match self {
             Self::Objects(response) => Some(response),
-            Self::Batch(_) => None,
+            Self::Batch(_) | Self::Ingested(_) => None,
+        }
+    }
+
+    /// The counts of an ingest input.
+    pub fn ingested(&self) -> Option<&IngestAnswer> {
+        match self {
+            Self::Ingested(answer) => Some(answer),
+            Self::Objects(_) | Self::Batch(_) => None,
         }
     }
 
     /// The failed message ids of an SQS batch.
     pub fn failed_messages(&self) -> Option<Vec<&str>> {
         match self {
-            Self::Objects(_) => None,
+            Self::Objects(_) | Self::Ingested(_) => None,
             Self::Batch(batch) => Some(
                 batch
                     .batch_item_failures
@@ -87,6 +112,8 @@ impl FilesOutput {
 pub struct FilesError {
     pub total: usize,
     pub failures: Vec<String>,
+    /// An ingest input named a bucket outside `INGEST_BUCKETS` (retrying cannot help).
+    pub refused: bool,
 }
 
 /// The `event-files` handler.
@@ -143,11 +170,15 @@ impl EventFiles {
             Ok(FilesEvent::Queued(messages)) => {
                 self.handle_queued(messages).await.map(FilesOutput::Batch)
             }
+            Ok(FilesEvent::Ingest(object)) => {
+                self.handle_ingest(object).await.map(FilesOutput::Ingested)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "unrecognised event: nothing ingested");
                 Err(FilesError {
                     total: 1,
                     failures: vec![e.to_string()],
+                    refused: false,
                 })
             }
         }
@@ -161,7 +192,60 @@ impl EventFiles {
         if failures.is_empty() {
             Ok(response)
         } else {
-            Err(FilesError { total, failures })
+            Err(FilesError {
+                total,
+                failures,
+                refused: false,
+            })
+        }
+    }
+
+    /// An ingest input: the object is read only from a bucket in `INGEST_BUCKETS`; a folder
+    /// marker or a key outside `main_stream/` is skipped; a failure fails the invocation (the
+    /// state machine retries it).
+    pub async fn handle_ingest(&self, object: IngestObject) -> Result<IngestAnswer, FilesError> {
+        let mut answer = IngestAnswer {
+            bucket: object.bucket,
+            key: object.key,
+            ..IngestAnswer::default()
+        };
+        if !self.runtime.ingest_buckets.contains(&answer.bucket) {
+            tracing::error!(bucket = %answer.bucket, key = %answer.key, "ingest input refused: bucket not in INGEST_BUCKETS");
+            return Err(FilesError {
+                total: 1,
+                failures: vec![format!(
+                    "ingest input refused: bucket {} is not in INGEST_BUCKETS",
+                    answer.bucket
+                )],
+                refused: true,
+            });
+        }
+        if !is_main_stream(&answer.key) || answer.key.ends_with('/') {
+            tracing::info!(bucket = %answer.bucket, key = %answer.key, "not an event file: skipped");
+            answer.skipped = 1;
+            return Ok(answer);
+        }
+        let target = ObjectRef {
+            bucket: answer.bucket.clone(),
+            key: answer.key.clone(),
+            size: None,
+            version_id: object.version_id,
+            sequencer: None,
+        };
+        match self.ingest_object(&target).await {
+            Ok(report) => {
+                answer.objects = 1;
+                answer.report = report;
+                Ok(answer)
+            }
+            Err(e) => {
+                tracing::error!(bucket = %answer.bucket, key = %answer.key, error = %e, "event file failed");
+                Err(FilesError {
+                    total: 1,
+                    failures: vec![format!("s3://{}/{}: {e}", answer.bucket, answer.key)],
+                    refused: false,
+                })
+            }
         }
     }
 
@@ -191,6 +275,7 @@ impl EventFiles {
                 return Err(FilesError {
                     total: count,
                     failures,
+                    refused: false,
                 });
             }
             let mut failure = BatchItemFailure::default();
@@ -302,7 +387,12 @@ impl EventFiles {
 impl From<FilesError> for lambda_runtime::Diagnostic {
     fn from(error: FilesError) -> Self {
         Self {
-            error_type: "EventFilesError".to_owned(),
+            error_type: if error.refused {
+                "IngestRefused"
+            } else {
+                "EventFilesError"
+            }
+            .to_owned(),
             error_message: error.to_string(),
         }
     }

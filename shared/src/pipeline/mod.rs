@@ -18,7 +18,8 @@
 //!    position and reason, and the rest of the file still goes through.
 //!
 //! `event-files` accepts S3 notifications, S3 notifications through SQS, EventBridge
-//! `Object Created` events and S3's test event ([`notification`]). Files ([`files`]) are
+//! `Object Created` events, S3's test event and the backfill state machine's ingest input
+//! (`INGEST_BUCKETS` only) ([`notification`]). Files ([`files`]) are
 //! streamed: gzip detected by magic bytes, decompressed and split on
 //! one thread ([`source`], [`split`]), checked on others, stored with bounded concurrency.
 //! The stream ([`stream`]) reports partial batch failures and ingests announced files

@@ -15,10 +15,14 @@
 //!   Created","detail":{...}}`). Keys are not URL-encoded there and are taken as they are.
 //! - **`s3:TestEvent`** (`{"Service":"Amazon S3","Event":"s3:TestEvent",...}`), which S3 sends
 //!   when a notification is configured: skipped with a log line.
+//! - **Ingest input** (`{"ingest":{"bucket":"...","key":"..."}}`, [`IngestRequest`]): one
+//!   object named by the backfill state machine's item processor (`statemachines/`). The key
+//!   is the object's real key (as `ListObjectsV2` gives it), not URL-encoded. Only buckets in
+//!   `INGEST_BUCKETS` are read.
 //!
 //! Events other than object creation (`ObjectRemoved:*`, `Object Deleted`, ...) are skipped.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::key::{KeyError, decode_s3_key};
@@ -33,6 +37,25 @@ pub struct ObjectRef {
     /// The version the notification is about (versioned buckets); read exactly that one.
     pub version_id: Option<String>,
     pub sequencer: Option<String>,
+}
+
+/// The input of the backfill state machine's item processor: ingest this object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestRequest {
+    pub ingest: IngestObject,
+}
+
+/// The object an [`IngestRequest`] names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestObject {
+    pub bucket: String,
+    /// The real key (not URL-encoded).
+    pub key: String,
+    /// A version to read instead of the current one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
 }
 
 /// One entry of a notification.
@@ -64,11 +87,15 @@ pub enum FilesEvent {
     Direct(Vec<Notice>),
     /// An SQS batch (answered with partial batch failures).
     Queued(Vec<QueuedNotice>),
+    /// One object to ingest (the backfill state machine).
+    Ingest(IngestObject),
 }
 
 /// The payload is none of the accepted shapes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("not an S3 notification, SQS batch, EventBridge S3 event or s3:TestEvent: {0}")]
+#[error(
+    "not an S3 notification, SQS batch, EventBridge S3 event, s3:TestEvent or ingest input: {0}"
+)]
 pub struct ShapeError(pub String);
 
 #[derive(Deserialize)]
@@ -285,6 +312,17 @@ fn notices(value: Value, sns: bool) -> Result<Vec<Notice>, ShapeError> {
 impl FilesEvent {
     /// Recognises the payload's shape.
     pub fn from_value(value: Value) -> Result<Self, ShapeError> {
+        if value.get("ingest").is_some() {
+            let request: IngestRequest = serde_path_to_error::deserialize(value)
+                .map_err(|e| ShapeError(format!("ingest input: {e}")))?;
+            let object = request.ingest;
+            if object.bucket.is_empty() || object.key.is_empty() {
+                return Err(ShapeError(
+                    "ingest input: bucket and key must not be empty".to_owned(),
+                ));
+            }
+            return Ok(Self::Ingest(object));
+        }
         let queued = value
             .get("Records")
             .and_then(Value::as_array)
@@ -429,6 +467,38 @@ mod tests {
                 event: "Object Deleted".into()
             }]
         );
+    }
+
+    #[test]
+    fn ingest_inputs_are_read_as_they_are_or_refused_with_the_problem() {
+        let input = json!({"ingest": {"bucket": "b", "key": "main_stream/2020/4/1/23/a+b%20"}});
+        assert_eq!(
+            FilesEvent::from_value(input),
+            Ok(FilesEvent::Ingest(IngestObject {
+                bucket: "b".into(),
+                key: "main_stream/2020/4/1/23/a+b%20".into(),
+                version_id: None,
+            }))
+        );
+        for (bad, problem) in [
+            (json!({"ingest": {"bucket": "b"}}), "missing field `key`"),
+            (json!({"ingest": {"bucket": "b", "key": 3}}), "ingest.key"),
+            (
+                json!({"ingest": {"bucket": "b", "key": "k", "x": 1}}),
+                "unknown field `x`",
+            ),
+            (
+                json!({"ingest": {"bucket": "", "key": "k"}}),
+                "must not be empty",
+            ),
+            (json!({"ingest": "b/k"}), "ingest"),
+        ] {
+            let err = FilesEvent::from_value(bad).unwrap_err().to_string();
+            assert!(
+                err.contains("ingest input") && err.contains(problem),
+                "{err}"
+            );
+        }
     }
 
     #[test]

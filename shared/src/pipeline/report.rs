@@ -2,14 +2,15 @@
 
 use std::ops::AddAssign;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::schema::SchemaStats;
 use crate::metrics::{Emf, Unit};
 
 /// What happened to the fragments or messages of one unit of work.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Report {
     /// Fragments (files) or events (messages) read.
     pub read: u64,

@@ -469,6 +469,7 @@ async fn main() -> anyhow::Result<()> {
                 },
                 metrics_namespace: None,
                 allowed_source_buckets: Vec::new(),
+                ingest_buckets: Vec::new(),
                 pismo_role_arn: None,
                 pismo_role_external_id: None,
             };
