@@ -92,6 +92,7 @@ impl Stack {
             },
             metrics_namespace: None,
             allowed_source_buckets: Vec::new(),
+            ingest_buckets: Vec::new(),
             pismo_role_arn: Some(ROLE.into()),
             pismo_role_external_id: None,
         };
