@@ -35,6 +35,7 @@ pub fn client_config() -> Result<rustls::ClientConfig, TlsError> {
 }
 
 /// A reqwest client builder on [`client_config`].
+#[allow(clippy::disallowed_methods)] // the one place a reqwest builder is created
 pub fn reqwest_builder() -> Result<reqwest::ClientBuilder, TlsError> {
     Ok(reqwest::Client::builder().use_preconfigured_tls(client_config()?))
 }

@@ -437,7 +437,8 @@ async fn moto_asl_parser_accepts_the_definition_and_refuses_a_wrong_field() -> a
     let moto = Moto::start()?;
     // moto's executing backend (its port of an ASL interpreter) parses and checks every
     // definition at CreateStateMachine; the default backend only stores it.
-    let config = reqwest::Client::new()
+    let config = shared::tls::reqwest_builder()?
+        .build()?
         .post(format!("{}/moto-api/config", moto.endpoint()))
         .header("content-type", "application/json")
         .body(json!({"stepfunctions": {"execute_state_machine": true}}).to_string())
