@@ -146,28 +146,9 @@ impl Stack {
 
     /// Every quarantine record by key, without its `quarantined_at` (a time of day).
     async fn quarantine(&self) -> anyhow::Result<BTreeMap<String, Value>> {
-        let listed = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.names.bucket)
-            .prefix("quarantine/")
-            .send()
-            .await?;
-        let mut records = BTreeMap::new();
-        for object in listed.contents() {
-            let key = object.key().unwrap_or_default().to_owned();
-            let body = self
-                .s3
-                .get_object()
-                .bucket(&self.names.bucket)
-                .key(&key)
-                .send()
-                .await?
-                .body
-                .collect()
-                .await?
-                .into_bytes();
-            let mut record: Value = serde_json::from_slice(&body)?;
+        let mut records =
+            tools::pipeline_demo::quarantine_records(&self.s3, &self.names.bucket).await?;
+        for record in records.values_mut() {
             let at = record
                 .as_object_mut()
                 .and_then(|r| r.remove("quarantined_at"));
@@ -177,7 +158,6 @@ impl Stack {
                     .is_some_and(|t| t.ends_with('Z')),
                 "quarantined_at is an RFC 3339 UTC time: {at:?}"
             );
-            records.insert(key, record);
         }
         Ok(records)
     }

@@ -175,30 +175,7 @@ impl Stack {
 
     /// Quarantine records by key.
     async fn quarantine(&self) -> anyhow::Result<BTreeMap<String, Value>> {
-        let listed = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.names.bucket)
-            .prefix("quarantine/")
-            .send()
-            .await?;
-        let mut records = BTreeMap::new();
-        for object in listed.contents() {
-            let key = object.key().unwrap_or_default().to_owned();
-            let body = self
-                .s3
-                .get_object()
-                .bucket(&self.names.bucket)
-                .key(&key)
-                .send()
-                .await?
-                .body
-                .collect()
-                .await?
-                .into_bytes();
-            records.insert(key, serde_json::from_slice(&body)?);
-        }
-        Ok(records)
+        tools::pipeline_demo::quarantine_records(&self.s3, &self.names.bucket).await
     }
 }
 

@@ -101,15 +101,18 @@ pub async fn run(sdk: &aws_config::SdkConfig, names: &ResourceNames) -> anyhow::
     print_quarantine(&s3, &names.bucket).await
 }
 
-/// Prints the quarantine records under `quarantine/` in `bucket`.
-pub async fn print_quarantine(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<()> {
+/// The quarantine records under `quarantine/` in `bucket`, by key.
+pub async fn quarantine_records(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> anyhow::Result<std::collections::BTreeMap<String, Value>> {
     let listed = s3
         .list_objects_v2()
         .bucket(bucket)
         .prefix("quarantine/")
         .send()
         .await?;
-    println!("quarantine records:");
+    let mut records = std::collections::BTreeMap::new();
     for object in listed.contents() {
         let key = object.key().unwrap_or_default();
         let body = s3
@@ -122,7 +125,15 @@ pub async fn print_quarantine(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::
             .collect()
             .await?
             .into_bytes();
-        let record: Value = serde_json::from_slice(&body)?;
+        records.insert(key.to_owned(), serde_json::from_slice(&body)?);
+    }
+    Ok(records)
+}
+
+/// Prints the quarantine records under `quarantine/` in `bucket`.
+pub async fn print_quarantine(s3: &aws_sdk_s3::Client, bucket: &str) -> anyhow::Result<()> {
+    println!("quarantine records:");
+    for (key, record) in quarantine_records(s3, bucket).await? {
         println!(
             "  {key}\n    reason {} at offset {}: {}",
             record["reason"], record["position"]["offset"], record["detail"]
