@@ -144,8 +144,12 @@ fn http_ok(mut stream: TcpStream) -> bool {
     {
         return false;
     }
-    let mut buf = [0u8; 12];
-    matches!(stream.read(&mut buf), Ok(n) if n >= 12 && buf.starts_with(b"HTTP/1."))
+    // The answer must be moto's own dashboard: a free port probed here can be handed to another
+    // test's server (a certificate server answers every path with 200) before moto binds it.
+    let mut answer = Vec::new();
+    let _ = stream.take(64 * 1024).read_to_end(&mut answer);
+    const TITLE: &[u8] = b"<title>Moto</title>";
+    answer.starts_with(b"HTTP/1.") && answer.windows(TITLE.len()).any(|w| w == TITLE)
 }
 
 /// An SDK config for an arbitrary endpoint with static test credentials, region us-east-1, and
