@@ -73,3 +73,96 @@ pub fn dynamo_timeout(timeout: std::time::Duration) -> aws_sdk_dynamodb::config:
             .build(),
     )
 }
+
+/// What the attempts of one logical store write have shown so far. Kept across every attempt
+/// of the write (the SDK's retries are off for these calls: each attempt is one HTTP request
+/// the caller sees), so a failure is classified by *all* of them: once any attempt may have
+/// reached DynamoDB (a timeout, a dropped connection, a 5xx), the write's outcome is unknown,
+/// whatever a later attempt says (a throttled or refused retry of a committed write proves
+/// nothing).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Attempts {
+    /// Requests sent.
+    pub sent: u32,
+    /// Whether some attempt may have been applied.
+    pub maybe_applied: bool,
+}
+
+impl Attempts {
+    /// The class of the write's failure after `last`.
+    pub fn failure_class(&self) -> Sent {
+        if self.maybe_applied {
+            Sent::Maybe
+        } else {
+            Sent::No
+        }
+    }
+}
+
+/// Most attempts of one logical write (the SDK's default is 3; a throttled attempt costs a
+/// round trip, and the window is 2 seconds).
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// Full-jitter exponential backoff before attempt `n` (1-based retries): uniform in
+/// `[0, min(100 ms, 10 ms × 2^n))`. fastrand is already in the tree through the SDK, whose own
+/// retry strategy backs off the same way.
+pub fn backoff(n: u32) -> std::time::Duration {
+    let cap = 10u64.saturating_mul(1 << n.min(4)).min(100);
+    std::time::Duration::from_millis(fastrand::u64(0..=cap))
+}
+
+/// One logical DynamoDB write, attempted until it succeeds, fails for good, runs out of
+/// attempts or reaches `deadline`. `send(timeout)` makes one attempt with the SDK's retries off
+/// ([`dynamo_call`]); `transient` says which service errors are worth another attempt
+/// (throttling, a 5xx). Refused connections and transient errors are retried after a jittered
+/// backoff; everything is recorded in `attempts`, which the caller keeps across conflict
+/// retries of the same write.
+pub async fn attempt<T, E, F, Fut>(
+    attempts: &mut Attempts,
+    deadline: tokio::time::Instant,
+    transient: impl Fn(&E) -> bool,
+    mut send: F,
+) -> Result<T, aws_sdk_dynamodb::error::SdkError<E>>
+where
+    E: std::error::Error + 'static,
+    F: FnMut(std::time::Duration) -> Fut,
+    Fut: std::future::Future<Output = Result<T, aws_sdk_dynamodb::error::SdkError<E>>>,
+{
+    use aws_sdk_dynamodb::error::SdkError;
+    let mut tries = 0u32;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        attempts.sent += 1;
+        tries += 1;
+        let err = match send(left.max(std::time::Duration::from_millis(1))).await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        let sent = sent_of(&err);
+        if sent == Sent::Maybe {
+            attempts.maybe_applied = true;
+        }
+        let again = match &err {
+            SdkError::DispatchFailure(d) => !d.is_user(),
+            SdkError::TimeoutError(_) | SdkError::ResponseError(_) => true,
+            SdkError::ServiceError(s) => s.raw().status().is_server_error() || transient(s.err()),
+            _ => false,
+        };
+        if !again || tries >= MAX_ATTEMPTS {
+            return Err(err);
+        }
+        let pause = backoff(tries);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        // Another attempt needs time for itself, not only for the pause.
+        if left <= pause + std::time::Duration::from_millis(5) {
+            return Err(err);
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// A per-call override for one attempt of a money-path write: bounded by `timeout`, with the
+/// SDK's own retries off, so that [`attempt`] sees (and classifies) every request sent.
+pub fn dynamo_call(timeout: std::time::Duration) -> aws_sdk_dynamodb::config::Builder {
+    dynamo_timeout(timeout).retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+}

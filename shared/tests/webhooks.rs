@@ -421,7 +421,8 @@ async fn a_concurrent_duplicate_gets_the_winners_answer() -> TestResult {
     let first = r#"{"approve":true,"action_code":"00","first":1}"#;
     let winner = Entry {
         id: "card-tokenization#432:134142".into(),
-        body_sha256: hash,
+        body_sha256: hash.clone(),
+        fingerprint: hash,
         answer: first.into(),
         label: "default".into(),
         how: How::Policy,

@@ -7,7 +7,9 @@ use rust_decimal::Decimal;
 use shared::journal::{
     DynamoJournal, Entry, FallbackReason, How, Input, Journal, Money, Recorded, now_ms,
 };
-use shared::ledger::{ACTIVE, Account, Applied, Direction, DynamoLedger, Ledger, Movement};
+use shared::ledger::{
+    ACTIVE, Account, Applied, Direction, DynamoLedger, Hold, HoldChange, Ledger, Movement,
+};
 use tools::moto::Moto;
 
 const T: Duration = Duration::from_secs(5);
@@ -20,6 +22,7 @@ fn entry(id: &str, body: &str, money: Option<Money>) -> Entry {
     Entry {
         id: id.into(),
         body_sha256: body.into(),
+        fingerprint: body.into(),
         answer: r#"{"is_approved":true,"response_code":"00"}"#.into(),
         label: "approved".into(),
         how: How::Ledger,
@@ -107,30 +110,39 @@ async fn money_moves_only_with_its_entry() -> anyhow::Result<()> {
             status: ACTIVE.into(),
         })
         .await?;
-    let m = |amount: &str, reverses: Option<&str>| Movement {
+    let m = |amount: &str, direction: Direction, hold: Option<HoldChange>| Movement {
         account_id: "1".into(),
         amount: dec(amount),
-        direction: if reverses.is_some() {
-            Direction::Credit
-        } else {
-            Direction::Debit
-        },
-        enforce: reverses.is_none(),
-        reverses: reverses.map(str::to_string),
+        direction,
+        enforce: direction == Direction::Debit,
+        currency_code: 986,
+        hold,
+    };
+    let new_hold = |tx: &str, held: &str| HoldChange {
+        transaction_id: tx.into(),
+        expected: None,
+        held: dec(held),
     };
     let auth = entry(
         "zero-balance#request#a",
         "h",
         Some(debit("1", "10.00", true)),
     );
-    assert_eq!(
-        ledger.apply(&m("10.00", None), &auth, &[], T).await?,
-        Applied::Done
-    );
+    let debit_a = m("10.00", Direction::Debit, Some(new_hold("a", "10.00")));
+    assert_eq!(ledger.apply(&debit_a, &auth, &[], T).await?, Applied::Done);
     // The same id again: nothing moves, the stored entry comes back.
     assert_eq!(
-        ledger.apply(&m("10.00", None), &auth, &[], T).await?,
+        ledger.apply(&debit_a, &auth, &[], T).await?,
         Applied::Exists(Box::new(auth.clone()))
+    );
+    let held = ledger.hold("a", T).await?;
+    assert_eq!(
+        held,
+        Some(Hold {
+            account_id: "1".into(),
+            held: dec("10.00"),
+            version: 1
+        })
     );
     // Not enough funds: nothing written at all.
     let big = entry(
@@ -139,30 +151,81 @@ async fn money_moves_only_with_its_entry() -> anyhow::Result<()> {
         Some(debit("1", "10.00", true)),
     );
     assert_eq!(
-        ledger.apply(&m("10.00", None), &big, &[], T).await?,
+        ledger
+            .apply(
+                &m("10.00", Direction::Debit, Some(new_hold("b", "10.00"))),
+                &big,
+                &[],
+                T
+            )
+            .await?,
         Applied::InsufficientFunds
     );
     assert_eq!(journal.get("zero-balance#request#b").await?, None);
-    // A reversal returns the first authorization's money once.
-    let rev = entry("zero-balance#reversal#a", "r", None);
+    assert_eq!(ledger.hold("b", T).await?, None);
+    // Another currency than the account's: refused, nothing written.
+    let usd = Movement {
+        currency_code: 840,
+        ..m("1.00", Direction::Debit, Some(new_hold("c", "1.00")))
+    };
+    let c = entry("zero-balance#request#c", "h", None);
+    assert_eq!(
+        ledger.apply(&usd, &c, &[], T).await?,
+        Applied::CurrencyMismatch
+    );
+    // A new authorization for a transaction that already holds money is refused.
+    let again = entry("zero-balance#request#a2", "h", None);
     assert_eq!(
         ledger
-            .apply(&m("10.00", Some("zero-balance#request#a")), &rev, &[], T)
+            .apply(
+                &m("1.00", Direction::Debit, Some(new_hold("a", "1.00"))),
+                &again,
+                &[],
+                T
+            )
+            .await?,
+        Applied::HoldChanged
+    );
+    // A reversal of part of the hold, against the version read.
+    let change = |after: &str| HoldChange {
+        transaction_id: "a".into(),
+        expected: held.clone(),
+        held: dec(after),
+    };
+    let rev = entry("zero-balance#reversal#a#4", "r", None);
+    assert_eq!(
+        ledger
+            .apply(
+                &m("4.00", Direction::Credit, Some(change("6.00"))),
+                &rev,
+                &[],
+                T
+            )
             .await?,
         Applied::Done
     );
-    let rev2 = entry("zero-balance#reversal-advice#a", "r2", None);
+    // A second one decided from the same (now stale) read: refused, decide again.
+    let rev2 = entry("zero-balance#reversal#a#6", "r2", None);
     assert_eq!(
         ledger
-            .apply(&m("10.00", Some("zero-balance#request#a")), &rev2, &[], T)
+            .apply(
+                &m("6.00", Direction::Credit, Some(change("0.00"))),
+                &rev2,
+                &[],
+                T
+            )
             .await?,
-        Applied::OriginalNotFound
+        Applied::HoldChanged
+    );
+    assert_eq!(
+        ledger.hold("a", T).await?.map(|h| (h.held, h.version)),
+        Some((dec("6.00"), 2))
     );
     let balance = ledger
         .account("1", T)
         .await?
         .map(|a| a.available)
         .unwrap_or_default();
-    assert_eq!(balance, dec("15.00"));
+    assert_eq!(balance, dec("9.00"));
     Ok(())
 }

@@ -9,7 +9,9 @@ use serde_json::{Value, json};
 use shared::journal::{DynamoJournal, Entry};
 use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::policy::Policy;
-use shared::webhook::{RunnerConfig, WebhookRunner, ZeroBalanceCodes, ZeroBalanceWebhook};
+use shared::webhook::{
+    MessageClass, RunnerConfig, WebhookRunner, ZeroBalanceCodes, ZeroBalanceWebhook,
+};
 use tools::faults::FaultProxy;
 use tools::moto::Moto;
 use tools::testkit::Pismo;
@@ -346,30 +348,318 @@ async fn one_request_per_authorization_and_per_repeat() -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::test]
-async fn advices_are_journaled_beside_their_request_and_never_declined() -> anyhow::Result<()> {
-    let s = stack().await?;
-    open_account(&s, "700", "10.00", ACTIVE).await?;
-    // The request, then its advice with the same id: two entries, no 422.
-    let req = send(&s, &request("adv-7", 700, "0100", "00", "4.00")).await?;
-    assert_eq!(req.json()["response_code"], "00");
-    let adv = send(&s, &request("adv-7", 700, "0120", "00", "4.00")).await?;
-    assert_eq!(
-        (adv.status, adv.json()["is_approved"].clone()),
-        (200, json!(true))
-    );
-    // Its repeat (0121) answers the advice's entry.
-    let rep = send(&s, &request("adv-7", 700, "0121", "00", "4.00")).await?;
-    assert_eq!(rep, adv);
-    assert!(s.journal.get("zero-balance#request#adv-7").await?.is_some());
-    assert!(s.journal.get("zero-balance#advice#adv-7").await?.is_some());
-    assert_eq!(balance(&s, "700").await?, dec("2.00"));
+/// One message of a row: `(mti, processing code, amount)`, with the network's response code
+/// and currency as given.
+#[derive(Clone, Copy)]
+struct Msg {
+    mti: &'static str,
+    pcode: &'static str,
+    amount: &'static str,
+    network_code: &'static str,
+    currency: &'static str,
+}
 
-    // Unknown account and unsupported processing code: approved, on the reconciliation list.
-    let unknown = send(&s, &request("adv-8", 999, "0120", "00", "3.00")).await?;
-    assert_eq!(unknown.json()["is_approved"], true);
-    let odd = send(&s, &request("adv-9", 700, "0120", "99", "3.00")).await?;
-    assert_eq!(odd.json()["is_approved"], true);
+const fn msg(mti: &'static str, amount: &'static str) -> Msg {
+    Msg {
+        mti,
+        pcode: "00",
+        amount,
+        network_code: "00",
+        currency: "986",
+    }
+}
+
+fn body_of(id: &str, account: i64, m: Msg) -> Value {
+    let mut b = request(id, account, m.mti, m.pcode, m.amount);
+    b["fields"]["response_code"] = json!(m.network_code);
+    b["fields"]["currency"] = json!(m.currency);
+    b
+}
+
+/// What a row expects of its last message.
+struct Expect {
+    /// HTTP status and `(is_approved, response_code)`; `None` for a 4xx.
+    answer: Option<(bool, &'static str)>,
+    status: u16,
+    /// Change of the balance made by the last message alone.
+    moved: &'static str,
+    /// What the transaction holds afterwards (`None`: no hold item).
+    held: Option<&'static str>,
+    /// The reconciliation reason of the last message's entry, if any.
+    reconcile: Option<&'static str>,
+}
+
+const fn ok(
+    approved: bool,
+    code: &'static str,
+    moved: &'static str,
+    held: Option<&'static str>,
+) -> Expect {
+    Expect {
+        answer: Some((approved, code)),
+        status: 200,
+        moved,
+        held,
+        reconcile: None,
+    }
+}
+
+const fn reconciled(
+    reason: &'static str,
+    moved: &'static str,
+    held: Option<&'static str>,
+) -> Expect {
+    Expect {
+        answer: Some((true, "00")),
+        status: 200,
+        moved,
+        held,
+        reconcile: Some(reason),
+    }
+}
+
+/// docs/zero-balance.md's message table, row by row: each row opens an account with 100.00,
+/// sends its prior messages, then the message under test, all through the lambda_http path
+/// against the emulator, and checks the answer, the money it alone moved, the transaction's
+/// hold and its journal entry.
+#[tokio::test]
+async fn message_table_one_row_one_case() -> anyhow::Result<()> {
+    let s = stack().await?;
+    let usd = Msg {
+        currency: "840",
+        ..msg("0100", "10.00")
+    };
+    let mils = msg("0100", "10.005");
+    let declined_advice = Msg {
+        network_code: "05",
+        ..msg("0120", "4.00")
+    };
+    let refund = Msg {
+        pcode: "20",
+        ..msg("0100", "7.00")
+    };
+    let rows: Vec<(&str, Vec<Msg>, Msg, Expect)> = vec![
+        (
+            "request, none before: debit",
+            vec![],
+            msg("0100", "10.00"),
+            ok(true, "00", "-10.00", Some("10.00")),
+        ),
+        (
+            "request over the balance: declined",
+            vec![],
+            msg("0100", "500.00"),
+            ok(false, "51", "0", None),
+        ),
+        (
+            "request repeat 0101: first answer",
+            vec![msg("0100", "10.00")],
+            msg("0101", "10.00"),
+            ok(true, "00", "0", Some("10.00")),
+        ),
+        (
+            "request repeat of a decline",
+            vec![msg("0100", "500.00")],
+            msg("0101", "500.00"),
+            ok(false, "51", "0", None),
+        ),
+        (
+            "request refund: credit",
+            vec![],
+            refund,
+            ok(true, "00", "7.00", None),
+        ),
+        (
+            "request with mils on a 2-decimal currency",
+            vec![],
+            mils,
+            ok(false, "13", "0", None),
+        ),
+        (
+            "request in another currency than the account's",
+            vec![],
+            usd,
+            ok(false, "13", "0", None),
+        ),
+        (
+            "request for an unknown MTI",
+            vec![],
+            msg("0200", "5.00"),
+            ok(false, "12", "0", None),
+        ),
+        (
+            "advice, none before: stand-in",
+            vec![],
+            msg("0120", "4.00"),
+            ok(true, "00", "-4.00", Some("4.00")),
+        ),
+        (
+            "advice after a decline: stand-in",
+            vec![msg("0100", "500.00")],
+            msg("0120", "4.00"),
+            ok(true, "00", "-4.00", Some("4.00")),
+        ),
+        (
+            "advice below the hold (fuel pump)",
+            vec![msg("0100", "100.00")],
+            msg("0120", "35.00"),
+            ok(true, "00", "65.00", Some("35.00")),
+        ),
+        (
+            "advice above the hold",
+            vec![msg("0100", "10.00")],
+            msg("0120", "12.00"),
+            ok(true, "00", "-2.00", Some("12.00")),
+        ),
+        (
+            "advice equal to the hold",
+            vec![msg("0100", "10.00")],
+            msg("0120", "10.00"),
+            ok(true, "00", "0", Some("10.00")),
+        ),
+        (
+            "advice after a partial reversal",
+            vec![msg("0100", "100.00"), msg("0400", "30.00")],
+            msg("0120", "35.00"),
+            ok(true, "00", "35.00", Some("35.00")),
+        ),
+        (
+            "advice after a full reversal",
+            vec![msg("0100", "10.00"), msg("0400", "10.00")],
+            msg("0120", "4.00"),
+            ok(true, "00", "-4.00", Some("4.00")),
+        ),
+        (
+            "advice repeat 0121: first answer",
+            vec![msg("0100", "10.00"), msg("0120", "6.00")],
+            msg("0121", "6.00"),
+            ok(true, "00", "0", Some("6.00")),
+        ),
+        (
+            "advice the network declined",
+            vec![msg("0100", "10.00")],
+            declined_advice,
+            ok(false, "05", "0", Some("10.00")),
+        ),
+        (
+            "reversal of the whole hold",
+            vec![msg("0100", "20.00")],
+            msg("0400", "20.00"),
+            ok(true, "00", "20.00", Some("0")),
+        ),
+        (
+            "second partial reversal: cumulative",
+            vec![msg("0100", "20.00"), msg("0400", "5.00")],
+            msg("0400", "8.00"),
+            ok(true, "00", "8.00", Some("7.00")),
+        ),
+        (
+            "reversal beyond the hold",
+            vec![msg("0100", "20.00"), msg("0400", "5.00")],
+            msg("0420", "30.00"),
+            reconciled("reversal_exceeds_hold", "15.00", Some("0")),
+        ),
+        (
+            "reversal advice after its reversal: repeat",
+            vec![msg("0100", "20.00"), msg("0400", "20.00")],
+            msg("0420", "20.00"),
+            ok(true, "00", "0", Some("0")),
+        ),
+        (
+            "reversal after a full reversal",
+            vec![msg("0100", "20.00"), msg("0400", "20.00")],
+            msg("0400", "5.00"),
+            reconciled("nothing_held", "0", Some("0")),
+        ),
+        (
+            "reversal of a declined request",
+            vec![msg("0100", "500.00")],
+            msg("0400", "5.00"),
+            reconciled("nothing_held", "0", None),
+        ),
+        (
+            "reversal, none before",
+            vec![],
+            msg("0400", "5.00"),
+            reconciled("nothing_held", "0", None),
+        ),
+        (
+            "advice for an unknown MTI",
+            vec![],
+            msg("0220", "5.00"),
+            reconciled("unsupported_mti", "0", None),
+        ),
+        (
+            "request repeat with another amount: 422",
+            vec![msg("0100", "10.00")],
+            msg("0101", "11.00"),
+            Expect {
+                answer: None,
+                status: 422,
+                moved: "0",
+                held: Some("10.00"),
+                reconcile: None,
+            },
+        ),
+    ];
+    for (n, (name, prior, last, want)) in rows.into_iter().enumerate() {
+        let account = 10_000 + i64::try_from(n)?;
+        let id = format!("row-{n}");
+        open_account(&s, &account.to_string(), "100.00", ACTIVE).await?;
+        for m in &prior {
+            send(&s, &body_of(&id, account, *m)).await?;
+        }
+        let before = balance(&s, &account.to_string()).await?;
+        // A repeat is re-serialised: other members and their order differ, money fields not.
+        let mut body = body_of(&id, account, last);
+        body["fields"]["merchant_name"] = json!("PISMO STORE 2");
+        let got = send(&s, &body).await?;
+        assert_eq!(got.status, want.status, "{name}: {}", got.body);
+        if let Some((approved, code)) = want.answer {
+            assert_eq!(
+                (
+                    got.json()["is_approved"].clone(),
+                    got.json()["response_code"].clone()
+                ),
+                (json!(approved), json!(code)),
+                "{name}"
+            );
+        }
+        let after = balance(&s, &account.to_string()).await?;
+        assert_eq!(after - before, dec(want.moved), "{name}: money moved");
+        let held = s
+            .ledger
+            .hold(&id, OPERATOR_TIMEOUT)
+            .await?
+            .map(|h| h.held.normalize());
+        assert_eq!(held, want.held.map(|h| dec(h).normalize()), "{name}: hold");
+        if want.status == 200 {
+            let class = MessageClass::of(last.mti);
+            let key = match class {
+                MessageClass::Reversal => format!(
+                    "zero-balance#reversal#{id}#{}",
+                    dec(last.amount).normalize()
+                ),
+                _ => format!("zero-balance#{}#{id}", class.key(last.mti)),
+            };
+            let entry = s.journal.get(&key).await?;
+            let entry = entry.ok_or_else(|| anyhow::anyhow!("{name}: no entry {key}"))?;
+            if prior.iter().all(|p| MessageClass::of(p.mti) != class)
+                || class == MessageClass::Reversal
+            {
+                assert_eq!(
+                    entry.answer, got.body,
+                    "{name}: the journal holds the answer"
+                );
+            }
+            assert_eq!(
+                entry.reconcile.as_deref(),
+                want.reconcile,
+                "{name}: reconcile"
+            );
+        }
+    }
+    // The 422 repeat is on the reconciliation list, and nothing else moved for it.
     let pending: Vec<String> = s
         .journal
         .pending()
@@ -377,50 +667,30 @@ async fn advices_are_journaled_beside_their_request_and_never_declined() -> anyh
         .into_iter()
         .map(|e| e.id)
         .collect();
-    assert_eq!(
-        pending,
-        vec!["zero-balance#advice#adv-8", "zero-balance#advice#adv-9"]
+    assert!(
+        pending
+            .iter()
+            .any(|p| p.starts_with("zero-balance#request#row-25#conflict#")),
+        "{pending:?}"
     );
-    assert_eq!(balance(&s, "700").await?, dec("2.00"));
     Ok(())
 }
 
 #[tokio::test]
-async fn reversals_return_money_once_and_never_debit() -> anyhow::Result<()> {
+async fn ids_the_store_cannot_key_are_refused_or_reconciled() -> anyhow::Result<()> {
     let s = stack().await?;
-    open_account(&s, "800", "50.00", ACTIVE).await?;
-    send(&s, &request("rv-1", 800, "0100", "00", "20.00")).await?;
-    assert_eq!(balance(&s, "800").await?, dec("30.00"));
-    // A reversal with processing code 00 returns the hold, it does not debit again.
-    let rev = send(&s, &request("rv-1", 800, "0400", "00", "20.00")).await?;
-    assert_eq!(rev.json()["is_approved"], true);
-    assert_eq!(balance(&s, "800").await?, dec("50.00"));
-    // Its advice finds the hold already returned: reconciliation, no money.
-    send(&s, &request("rv-1", 800, "0420", "00", "20.00")).await?;
-    assert_eq!(balance(&s, "800").await?, dec("50.00"));
-    // A reversal of nothing: reconciliation, no money.
-    send(&s, &request("rv-2", 800, "0400", "00", "5.00")).await?;
-    assert_eq!(balance(&s, "800").await?, dec("50.00"));
-    let pending: Vec<String> = s
-        .journal
-        .pending()
-        .await?
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
-    assert_eq!(
-        pending,
-        vec![
-            "zero-balance#reversal#rv-2",
-            "zero-balance#reversal-advice#rv-1"
-        ]
-    );
-    // An unknown MTI request is declined with the unsupported code and moves nothing.
-    let other = send(&s, &request("mti-1", 800, "0200", "00", "5.00")).await?;
-    assert_eq!(
-        other.json(),
-        json!({"is_approved": false, "response_code": "12"})
-    );
-    assert_eq!(balance(&s, "800").await?, dec("50.00"));
+    open_account(&s, "900", "10.00", ACTIVE).await?;
+    let long = "x".repeat(3000);
+    let req = send(&s, &request(&long, 900, "0100", "00", "1.00")).await?;
+    assert_eq!(req.status, 400, "{}", req.body);
+    assert_eq!(req.json()["field"], "id");
+    let adv = send(&s, &request(&long, 900, "0120", "00", "1.00")).await?;
+    assert_eq!(adv.status, 200, "{}", adv.body);
+    assert_eq!(adv.json()["is_approved"], true);
+    let pending = s.journal.pending().await?;
+    assert_eq!(pending.len(), 1);
+    assert!(pending[0].id.starts_with("zero-balance#advice#sha256:"));
+    assert_eq!(pending[0].reconcile.as_deref(), Some("id_too_long"));
+    assert_eq!(balance(&s, "900").await?, dec("10.00"));
     Ok(())
 }

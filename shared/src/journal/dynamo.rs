@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 use super::{
     Entry, FallbackReason, How, Input, Journal, Money, Recorded, Shadow, StoreFailure, rfc3339_ms,
 };
-use crate::aws::{Sent, dynamo_timeout, sent_of};
+use crate::aws::{Attempts, Sent, attempt, backoff, dynamo_call, sent_of};
 use crate::ledger::Direction;
 
 /// Value of `reconcile` on entries awaiting reconciliation (the `reconcile-index` key).
@@ -153,6 +153,7 @@ pub(crate) fn to_item(e: &Entry) -> HashMap<String, AttributeValue> {
     let mut item = HashMap::from([
         ("id".to_string(), s(&e.id)),
         ("body_sha256".to_string(), s(&e.body_sha256)),
+        ("fingerprint".to_string(), s(&e.fingerprint)),
         ("answer".to_string(), s(&e.answer)),
         ("label".to_string(), s(&e.label)),
         ("how".to_string(), s(e.how.as_str())),
@@ -269,8 +270,10 @@ pub(crate) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Entry,
         }),
         _ => None,
     };
+    let body_sha256 = text("body_sha256").ok_or_else(corrupt)?;
     Ok(Entry {
-        body_sha256: text("body_sha256").ok_or_else(corrupt)?,
+        fingerprint: text("fingerprint").unwrap_or_else(|| body_sha256.clone()),
+        body_sha256,
         answer: text("answer").ok_or_else(corrupt)?,
         label: text("label").unwrap_or_default(),
         how,
@@ -322,6 +325,22 @@ pub(crate) fn stored_entry(
     from_item(item).map(Some)
 }
 
+/// A failed write as a [`StoreFailure`], classified by every attempt it made.
+pub(crate) fn failure_of<E: std::error::Error + 'static>(
+    attempts: &Attempts,
+    err: &aws_sdk_dynamodb::error::SdkError<E>,
+) -> StoreFailure {
+    let text = aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string();
+    match attempts.failure_class() {
+        Sent::No => StoreFailure::NotWritten(text),
+        Sent::Maybe => StoreFailure::Unknown(text),
+    }
+}
+
+/// Conflicts of a counted write (another decision on the same counter) are retried this many
+/// times after a jittered backoff.
+const CONFLICT_RETRIES: u32 = 6;
+
 /// A failed SDK call as a [`StoreFailure`].
 pub(crate) fn failure<E: std::error::Error + 'static>(
     err: &aws_sdk_dynamodb::error::SdkError<E>,
@@ -363,59 +382,111 @@ impl Journal for DynamoJournal {
             let u = crate::controls::dynamo::counter_update(counters_table, c).map_err(built)?;
             items.push(TransactWriteItem::builder().update(u).build());
         }
-        let res = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .client_request_token(super::request_token(entry))
-            .customize()
-            .config_override(dynamo_timeout(timeout))
-            .send()
+        let token = super::request_token(entry);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut attempts = Attempts::default();
+        let mut conflicts = 0;
+        loop {
+            let token = format!("{token}-{conflicts}");
+            let res = attempt(
+                &mut attempts,
+                deadline,
+                |e: &TransactWriteItemsError| {
+                    matches!(
+                        e,
+                        TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+                            | TransactWriteItemsError::RequestLimitExceeded(_)
+                            | TransactWriteItemsError::ThrottlingException(_)
+                            | TransactWriteItemsError::InternalServerError(_)
+                    )
+                },
+                |left| {
+                    self.client
+                        .transact_write_items()
+                        .set_transact_items(Some(items.clone()))
+                        .client_request_token(token.clone())
+                        .customize()
+                        .config_override(dynamo_call(left))
+                        .send()
+                },
+            )
             .await;
-        let err = match res {
-            Ok(_) => return Ok(Counted::New),
-            Err(e) => e,
-        };
-        let failed = failure(&err);
-        let TransactWriteItemsError::TransactionCanceledException(c) = err.into_service_error()
-        else {
-            return Err(failed);
-        };
-        let reasons = c.cancellation_reasons();
-        let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-        if let Some(stored) = stored_entry(reasons, &entry.id)? {
-            return Ok(Counted::Exists(Box::new(stored)));
+            let err = match res {
+                Ok(_) => return Ok(Counted::New),
+                Err(e) => e,
+            };
+            let failed = failure_of(&attempts, &err);
+            let TransactWriteItemsError::TransactionCanceledException(c) = err.into_service_error()
+            else {
+                return Err(failed);
+            };
+            let reasons = c.cancellation_reasons();
+            let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+            if let Some(stored) = stored_entry(reasons, &entry.id)? {
+                return Ok(Counted::Exists(Box::new(stored)));
+            }
+            if let Some(i) = (1..=counters.len()).find(|i| code(*i) == "ConditionalCheckFailed") {
+                let old = reasons.get(i).and_then(|r| r.item());
+                return Ok(Counted::Limit(crate::controls::dynamo::refusal_of(
+                    &counters[i - 1],
+                    old,
+                )));
+            }
+            let conflict = (0..items.len()).any(|i| code(i) == "TransactionConflict");
+            let pause = backoff(conflicts + 1);
+            if conflict
+                && conflicts < CONFLICT_RETRIES
+                && deadline.saturating_duration_since(tokio::time::Instant::now()) > pause
+            {
+                conflicts += 1;
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+            let text = format!("transaction cancelled: journal {}", code(0));
+            return Err(if attempts.maybe_applied {
+                StoreFailure::Unknown(text)
+            } else {
+                StoreFailure::NotWritten(text)
+            });
         }
-        if let Some(i) = (1..=counters.len()).find(|i| code(*i) == "ConditionalCheckFailed") {
-            let old = reasons.get(i).and_then(|r| r.item());
-            return Ok(Counted::Limit(crate::controls::dynamo::refusal_of(
-                &counters[i - 1],
-                old,
-            )));
-        }
-        Err(StoreFailure::NotWritten(format!(
-            "transaction cancelled: journal {}",
-            code(0)
-        )))
     }
 
     async fn record(&self, entry: &Entry, timeout: Duration) -> Result<Recorded, StoreFailure> {
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(entry)))
-            .condition_expression("attribute_not_exists(id)")
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .customize()
-            .config_override(dynamo_timeout(timeout))
-            .send()
-            .await;
+        let item = to_item(entry);
+        let mut attempts = Attempts::default();
+        let res = attempt(
+            &mut attempts,
+            tokio::time::Instant::now() + timeout,
+            |e: &PutItemError| {
+                matches!(
+                    e,
+                    PutItemError::ProvisionedThroughputExceededException(_)
+                        | PutItemError::RequestLimitExceeded(_)
+                        | PutItemError::ThrottlingException(_)
+                        | PutItemError::TransactionConflictException(_)
+                        | PutItemError::InternalServerError(_)
+                )
+            },
+            |left| {
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item.clone()))
+                    .condition_expression("attribute_not_exists(id)")
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .customize()
+                    .config_override(dynamo_call(left))
+                    .send()
+            },
+        )
+        .await;
         let err = match res {
             Ok(_) => return Ok(Recorded::New),
             Err(e) => e,
         };
-        let failed = failure(&err);
+        let failed = failure_of(&attempts, &err);
         match err.into_service_error() {
             PutItemError::ConditionalCheckFailedException(c) => match c.item() {
                 Some(item) => Ok(Recorded::Exists(Box::new(from_item(item)?))),
@@ -426,7 +497,6 @@ impl Journal for DynamoJournal {
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,6 +506,7 @@ mod tests {
         let e = Entry {
             id: "zero-balance#request#1".into(),
             body_sha256: "abc".into(),
+            fingerprint: "def".into(),
             answer: r#"{"is_approved":true}"#.into(),
             label: "approved".into(),
             how: How::Fallback(FallbackReason::OutcomeUnknown),

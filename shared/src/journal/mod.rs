@@ -22,6 +22,7 @@
 //! |---|---|---|
 //! | `id` | S | `<webhook>#<request key>`; Zero balance adds the message class: `zero-balance#request#<id>`, `zero-balance#advice#<id>`, `zero-balance#reversal#<id>`, ... |
 //! | `body_sha256` | S | SHA-256 (hex) of the raw request body |
+//! | `fingerprint` | S | what a repeat must match to get the stored answer: the body's SHA-256 for a policy webhook, the SHA-256 of the money fields for Zero balance (absent on older entries: `body_sha256`) |
 //! | `answer` | S | the response body, byte for byte |
 //! | `label` | S | the rule label or ledger outcome (`approved`, `insufficient_funds`, ...) |
 //! | `how` | S | `policy`, `ledger` or `fallback` |
@@ -32,7 +33,6 @@
 //! | `inputs` | M | what the decision read: amounts, currency, MCC, country, entry mode, ids, codes |
 //! | `account_id`, `amount`, `direction`, `moved` | S, N, S, BOOL | Zero balance: the money movement and whether it happened |
 //! | `reverses` | S | a reversal: the `id` of the entry it returns money to |
-//! | `reversed_by`, `reversed_amount` | S, N | on an entry whose money a reversal returned |
 //! | `reconcile`, `reconcile_reason` | S, S | `PENDING` and why, for entries awaiting reconciliation (sparse GSI `reconcile-index`) |
 //! | `shadow_version`, `shadow_label`, `shadow_answer`, `shadow_differs` | S, S, S, BOOL | with a shadow policy: its version, rule label, would-be answer and whether it differs from the live one |
 //!
@@ -140,6 +140,10 @@ pub struct Money {
 pub struct Entry {
     pub id: String,
     pub body_sha256: String,
+    /// What a repeat must match to get this entry's answer: the body's SHA-256 for a policy
+    /// webhook; for Zero balance the SHA-256 of the money fields (id, class, account, amount,
+    /// currency, processing code), so a re-serialised retry still gets the first answer.
+    pub fingerprint: String,
     pub answer: String,
     pub label: String,
     pub how: How,
@@ -383,6 +387,7 @@ mod tests {
         let e = Entry {
             id: "zero-balance#request#1".into(),
             body_sha256: "ab".into(),
+            fingerprint: "ab".into(),
             answer: "{}".into(),
             label: "approved".into(),
             how: How::Ledger,

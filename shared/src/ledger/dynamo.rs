@@ -14,15 +14,17 @@ use aws_sdk_dynamodb::types::{
 use rust_decimal::Decimal;
 use tokio::time::Instant;
 
-use super::{ACTIVE, Account, Applied, Direction, Ledger, LedgerError, Movement, account_pk};
-use crate::aws::dynamo_timeout;
+use super::{
+    ACTIVE, Account, Applied, Direction, Hold, Ledger, LedgerError, Movement, account_pk, hold_pk,
+};
+use crate::aws::{Attempts, Sent, attempt, backoff, dynamo_call, dynamo_timeout};
 use crate::controls::Counter;
 use crate::journal::dynamo::{entry_put, failure, stored_entry};
 use crate::journal::{Entry, request_token};
 
 /// Transaction conflicts (another transaction on the same account at the same moment) are
-/// retried this many times; they are normal under concurrency.
-const CONFLICT_RETRIES: usize = 8;
+/// retried this many times, after a jittered backoff; they are normal under concurrency.
+const CONFLICT_RETRIES: u32 = 6;
 
 /// The ledger in a DynamoDB table keyed by `pk`, moving money together with entries of the
 /// journal table.
@@ -36,6 +38,18 @@ pub struct DynamoLedger {
 
 fn unavailable<E: std::error::Error>(e: E) -> LedgerError {
     LedgerError::Unavailable(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+}
+
+/// A failed write as a [`LedgerError`], classified by every attempt it made.
+fn failure_of<E: std::error::Error + 'static>(
+    attempts: &Attempts,
+    e: &aws_sdk_dynamodb::error::SdkError<E>,
+) -> LedgerError {
+    let text = aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string();
+    match attempts.failure_class() {
+        Sent::Maybe => LedgerError::Unknown(text),
+        Sent::No => LedgerError::Unavailable(text),
+    }
 }
 
 fn sdk_failure<E: std::error::Error + 'static>(
@@ -104,8 +118,8 @@ impl DynamoLedger {
         self
     }
 
-    /// The transaction's parts, in this order: 0 the journal entry, 1 the account, 2 (for a
-    /// reversal) the original entry.
+    /// The transaction's parts, in this order: 0 the journal entry, 1 the account, 2 (when the
+    /// message changes it) the transaction's hold.
     fn transaction(
         &self,
         m: &Movement,
@@ -126,16 +140,23 @@ impl DynamoLedger {
             ))
             .expression_attribute_values(":amount", AttributeValue::N(m.amount.to_string()))
             .expression_attribute_values(":now", AttributeValue::S(now()))
+            .expression_attribute_values(
+                ":currency",
+                AttributeValue::N(m.currency_code.to_string()),
+            )
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        const SAME_CURRENCY: &str =
+            "(attribute_not_exists(currency_code) OR currency_code = :currency)";
         update = if m.enforce && m.direction == Direction::Debit {
             update
-                .condition_expression(
-                    "attribute_exists(pk) AND #status = :active AND available >= :amount",
-                )
+                .condition_expression(format!(
+                    "attribute_exists(pk) AND {SAME_CURRENCY} AND #status = :active \
+                     AND available >= :amount"
+                ))
                 .expression_attribute_names("#status", "status")
                 .expression_attribute_values(":active", AttributeValue::S(ACTIVE.into()))
         } else {
-            update.condition_expression("attribute_exists(pk)")
+            update.condition_expression(format!("attribute_exists(pk) AND {SAME_CURRENCY}"))
         };
         let mut items = vec![
             TransactWriteItem::builder().put(journal).build(),
@@ -143,43 +164,52 @@ impl DynamoLedger {
                 .update(update.build().map_err(built)?)
                 .build(),
         ];
-        if let Some(original) = &m.reverses {
-            let mark = Update::builder()
-                .table_name(&self.journal_table)
-                .key("id", AttributeValue::S(original.clone()))
-                .update_expression("SET reversed_by = :me, reversed_amount = :amount")
-                .condition_expression(
-                    "#moved = :yes AND #direction = :debit AND #account = :account \
-                     AND #amount >= :amount AND attribute_not_exists(reversed_by)",
+        if let Some(change) = &m.hold {
+            let version = change.expected.as_ref().map_or(0, |h| h.version);
+            let mut hold = Update::builder()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(hold_pk(&change.transaction_id)))
+                .update_expression(
+                    "SET held = :held, account_id = :account, #version = :next, updated_at = :now",
                 )
-                .expression_attribute_names("#moved", "moved")
-                .expression_attribute_names("#direction", "direction")
-                .expression_attribute_names("#account", "account_id")
-                .expression_attribute_names("#amount", "amount")
-                .expression_attribute_values(":me", AttributeValue::S(entry.id.clone()))
-                .expression_attribute_values(":amount", AttributeValue::N(m.amount.to_string()))
-                .expression_attribute_values(":yes", AttributeValue::Bool(true))
-                .expression_attribute_values(
-                    ":debit",
-                    AttributeValue::S(Direction::Debit.as_str().into()),
-                )
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":held", AttributeValue::N(change.held.to_string()))
                 .expression_attribute_values(":account", AttributeValue::S(m.account_id.clone()))
-                .build()
-                .map_err(built)?;
-            items.push(TransactWriteItem::builder().update(mark).build());
+                .expression_attribute_values(":next", AttributeValue::N((version + 1).to_string()))
+                .expression_attribute_values(":now", AttributeValue::S(now()));
+            hold = match &change.expected {
+                None => hold.condition_expression("attribute_not_exists(pk)"),
+                Some(h) => hold
+                    .condition_expression("#version = :version")
+                    .expression_attribute_values(
+                        ":version",
+                        AttributeValue::N(h.version.to_string()),
+                    ),
+            };
+            items.push(
+                TransactWriteItem::builder()
+                    .update(hold.build().map_err(built)?)
+                    .build(),
+            );
         }
         Ok(items)
     }
 
     /// Why the account update's condition failed, from the account as it was (DynamoDB returns
     /// it with `ALL_OLD`; no item means there is no account).
-    fn classify(old: Option<&HashMap<String, AttributeValue>>) -> Result<Applied, LedgerError> {
+    fn classify(
+        old: Option<&HashMap<String, AttributeValue>>,
+        m: &Movement,
+    ) -> Result<Applied, LedgerError> {
         let account = match old {
             Some(item) if !item.is_empty() => Some(to_account(item)?),
             _ => None,
         };
         Ok(match account {
             None => Applied::UnknownAccount,
+            Some(a) if a.currency_code.is_some_and(|c| c != m.currency_code) => {
+                Applied::CurrencyMismatch
+            }
             Some(a) if !a.is_active() => Applied::Inactive,
             Some(_) => Applied::InsufficientFunds,
         })
@@ -240,27 +270,40 @@ impl Ledger for DynamoLedger {
         }
         let token = request_token(entry);
         let deadline = Instant::now() + timeout;
-        let mut attempt = 0;
+        let mut attempts = Attempts::default();
+        let mut conflicts = 0;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(LedgerError::Unavailable("no time left to retry".into()));
-            }
-            // A new token per conflict retry: the cancelled attempt wrote nothing.
-            let res = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .client_request_token(format!("{token}-{attempt}"))
-                .customize()
-                .config_override(dynamo_timeout(left))
-                .send()
-                .await;
+            // A new token per conflict retry: the cancelled attempt wrote nothing. Within one
+            // `attempt` the token stays, so a resent request that already committed is a no-op.
+            let token = format!("{token}-{conflicts}");
+            let res = attempt(
+                &mut attempts,
+                deadline,
+                |e: &TransactWriteItemsError| {
+                    matches!(
+                        e,
+                        TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+                            | TransactWriteItemsError::RequestLimitExceeded(_)
+                            | TransactWriteItemsError::ThrottlingException(_)
+                            | TransactWriteItemsError::InternalServerError(_)
+                    )
+                },
+                |left| {
+                    self.client
+                        .transact_write_items()
+                        .set_transact_items(Some(items.clone()))
+                        .client_request_token(token.clone())
+                        .customize()
+                        .config_override(dynamo_call(left))
+                        .send()
+                },
+            )
+            .await;
             let sdk_err = match res {
                 Ok(_) => return Ok(Applied::Done),
                 Err(e) => e,
             };
-            let failed = sdk_failure(&sdk_err);
+            let failed = failure_of(&attempts, &sdk_err);
             let TransactWriteItemsError::TransactionCanceledException(cancelled) =
                 sdk_err.into_service_error()
             else {
@@ -271,11 +314,11 @@ impl Ledger for DynamoLedger {
             if let Some(stored) = stored_entry(reasons, &entry.id)? {
                 return Ok(Applied::Exists(Box::new(stored)));
             }
-            if m.reverses.is_some() && code(2) == "ConditionalCheckFailed" {
-                return Ok(Applied::OriginalNotFound);
-            }
             if code(1) == "ConditionalCheckFailed" {
-                return Self::classify(reasons.get(1).and_then(|r| r.item()));
+                return Self::classify(reasons.get(1).and_then(|r| r.item()), m);
+            }
+            if m.hold.is_some() && code(2) == "ConditionalCheckFailed" {
+                return Ok(Applied::HoldChanged);
             }
             if let Some(i) =
                 (first_counter..items.len()).find(|i| code(*i) == "ConditionalCheckFailed")
@@ -285,18 +328,74 @@ impl Ledger for DynamoLedger {
                 return Ok(Applied::Limit(crate::controls::dynamo::refusal_of(c, old)));
             }
             let conflict = (0..items.len()).any(|i| code(i) == "TransactionConflict");
-            if conflict && attempt < CONFLICT_RETRIES {
-                attempt += 1;
+            let pause = backoff(conflicts + 1);
+            if conflict
+                && conflicts < CONFLICT_RETRIES
+                && deadline.saturating_duration_since(Instant::now()) > pause
+            {
+                conflicts += 1;
+                tokio::time::sleep(pause).await;
                 continue;
             }
-            // Cancelled: nothing was written.
-            return Err(LedgerError::Unavailable(format!(
-                "transaction cancelled: journal {}, account {}, original {}",
+            // Cancelled: this attempt wrote nothing; an earlier one may have.
+            let text = format!(
+                "transaction cancelled: journal {}, account {}, hold {}",
                 code(0),
                 code(1),
                 code(2)
-            )));
+            );
+            return Err(if attempts.maybe_applied {
+                LedgerError::Unknown(text)
+            } else {
+                LedgerError::Unavailable(text)
+            });
         }
+    }
+
+    async fn hold(
+        &self,
+        transaction_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<Hold>, LedgerError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(hold_pk(transaction_id)))
+            .consistent_read(true)
+            .customize()
+            .config_override(dynamo_timeout(timeout))
+            .send()
+            .await
+            .map_err(|e| sdk_failure(&e))?;
+        let Some(item) = out.item() else {
+            return Ok(None);
+        };
+        let corrupt = || LedgerError::Corrupt(hold_pk(transaction_id));
+        let held = item
+            .get("held")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| {
+                Decimal::from_str(n)
+                    .or_else(|_| Decimal::from_scientific(n))
+                    .ok()
+            })
+            .ok_or_else(corrupt)?;
+        let version = item
+            .get("version")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(corrupt)?;
+        let account_id = item
+            .get("account_id")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .ok_or_else(corrupt)?;
+        Ok(Some(Hold {
+            account_id,
+            held,
+            version,
+        }))
     }
 
     async fn account(

@@ -8,14 +8,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 
-use super::{Account, Applied, Direction, Ledger, LedgerError, Movement};
+use super::{Account, Applied, Direction, Hold, Ledger, LedgerError, Movement};
 use crate::controls::Counter;
 use crate::journal::memory::{add, over_limit};
 use crate::journal::{Entry, InMemoryJournal};
 
+#[derive(Default)]
+struct Books {
+    accounts: HashMap<String, Account>,
+    holds: HashMap<String, Hold>,
+}
+
 /// A ledger in a mutex, beside its journal.
 pub struct InMemoryLedger {
-    accounts: Mutex<HashMap<String, Account>>,
+    accounts: Mutex<Books>,
     journal: Arc<InMemoryJournal>,
 }
 
@@ -29,7 +35,7 @@ impl InMemoryLedger {
     /// A ledger whose movements write their entries into `journal`.
     pub fn new(journal: Arc<InMemoryJournal>) -> Self {
         Self {
-            accounts: Mutex::new(HashMap::new()),
+            accounts: Mutex::new(Books::default()),
             journal,
         }
     }
@@ -39,7 +45,7 @@ impl InMemoryLedger {
         &self.journal
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Account>>, LedgerError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Books>, LedgerError> {
         self.accounts
             .lock()
             .map_err(|_| LedgerError::Unavailable("in-memory ledger poisoned".into()))
@@ -55,33 +61,18 @@ impl Ledger for InMemoryLedger {
         wanted: &[Counter],
         _timeout: Duration,
     ) -> Result<Applied, LedgerError> {
-        let mut accounts = self.lock()?;
+        let mut books = self.lock()?;
+        let Books { accounts, holds } = &mut *books;
         let applied = self.journal.transact(|entries, counters| {
             if let Some(existing) = entries.get(&entry.id) {
                 return Applied::Exists(Box::new(existing.clone()));
             }
-            if let Some(original) = &m.reverses {
-                let ok = entries.get(original).is_some_and(|o| {
-                    o.money.as_ref().is_some_and(|money| {
-                        money.moved
-                            && money.direction == Direction::Debit
-                            && money.account_id == m.account_id
-                            && money.amount >= m.amount
-                            && money.reverses.is_none()
-                    })
-                });
-                if !ok
-                    || entries.values().any(|e| {
-                        e.money.as_ref().and_then(|x| x.reverses.as_ref()) == Some(original)
-                            && e.money.as_ref().is_some_and(|x| x.moved)
-                    })
-                {
-                    return Applied::OriginalNotFound;
-                }
-            }
             let Some(account) = accounts.get_mut(&m.account_id) else {
                 return Applied::UnknownAccount;
             };
+            if account.currency_code.is_some_and(|c| c != m.currency_code) {
+                return Applied::CurrencyMismatch;
+            }
             if m.enforce && m.direction == Direction::Debit {
                 if !account.is_active() {
                     return Applied::Inactive;
@@ -90,12 +81,28 @@ impl Ledger for InMemoryLedger {
                     return Applied::InsufficientFunds;
                 }
             }
+            if let Some(change) = &m.hold
+                && holds.get(&change.transaction_id) != change.expected.as_ref()
+            {
+                return Applied::HoldChanged;
+            }
             if let Some(i) = over_limit(counters, wanted) {
                 return Applied::Limit(i);
             }
             match m.direction {
                 Direction::Debit => account.available -= m.amount,
                 Direction::Credit => account.available += m.amount,
+            }
+            if let Some(change) = &m.hold {
+                let version = change.expected.as_ref().map_or(0, |h| h.version) + 1;
+                holds.insert(
+                    change.transaction_id.clone(),
+                    Hold {
+                        account_id: m.account_id.clone(),
+                        held: change.held,
+                        version,
+                    },
+                );
             }
             add(counters, wanted);
             entries.insert(entry.id.clone(), entry.clone());
@@ -104,16 +111,25 @@ impl Ledger for InMemoryLedger {
         Ok(applied)
     }
 
+    async fn hold(
+        &self,
+        transaction_id: &str,
+        _timeout: Duration,
+    ) -> Result<Option<Hold>, LedgerError> {
+        Ok(self.lock()?.holds.get(transaction_id).cloned())
+    }
+
     async fn account(
         &self,
         account_id: &str,
         _timeout: Duration,
     ) -> Result<Option<Account>, LedgerError> {
-        Ok(self.lock()?.get(account_id).cloned())
+        Ok(self.lock()?.accounts.get(account_id).cloned())
     }
 
     async fn put_account(&self, account: &Account) -> Result<(), LedgerError> {
         self.lock()?
+            .accounts
             .insert(account.account_id.clone(), account.clone());
         Ok(())
     }
@@ -123,8 +139,8 @@ impl Ledger for InMemoryLedger {
         account_id: &str,
         amount: Decimal,
     ) -> Result<Option<Account>, LedgerError> {
-        let mut accounts = self.lock()?;
-        Ok(accounts.get_mut(account_id).map(|a| {
+        let mut books = self.lock()?;
+        Ok(books.accounts.get_mut(account_id).map(|a| {
             a.available += amount;
             a.clone()
         }))
@@ -135,8 +151,8 @@ impl Ledger for InMemoryLedger {
         account_id: &str,
         status: &str,
     ) -> Result<Option<Account>, LedgerError> {
-        let mut accounts = self.lock()?;
-        Ok(accounts.get_mut(account_id).map(|a| {
+        let mut books = self.lock()?;
+        Ok(books.accounts.get_mut(account_id).map(|a| {
             a.status = status.to_string();
             a.clone()
         }))

@@ -1,4 +1,5 @@
-//! The Zero balance ledger: account balances, moved together with the decision journal.
+//! The Zero balance ledger: account balances and per-transaction holds, moved together with
+//! the decision journal.
 //!
 //! Item format in `LEDGER_TABLE` (partition key `pk`, string), so an issuer can load balances
 //! from their core system with plain `PutItem`s:
@@ -6,13 +7,17 @@
 //! | item | `pk` | attributes |
 //! |---|---|---|
 //! | account | `ACCOUNT#<account_id>` | `account_id` (S), `available` (N, exact decimal), `currency_code` (N, ISO 4217 numeric, e.g. 986), `status` (S: `ACTIVE`, or anything else = not active, e.g. `BLOCKED`), `updated_at` (S, RFC 3339) |
+//! | hold | `HOLD#<transaction id>` | `account_id` (S), `held` (N: what the transaction holds now, approved amount minus reversed), `version` (N, +1 per change), `updated_at` (S) |
 //!
 //! Every money movement is one `TransactWriteItems`: put the decision's journal entry if
-//! absent (in `JOURNAL_TABLE`, see [`crate::journal`]), and update the account under a
-//! condition (active and `available >= amount` for a debit request); a reversal also marks the
-//! original entry as reversed. So a retried request never moves money twice, concurrent
-//! authorizations never overdraw, and money moves only together with the approval that says
-//! so. Amounts are `rust_decimal::Decimal` end to end; DynamoDB numbers are exact decimals too.
+//! absent (in `JOURNAL_TABLE`, see [`crate::journal`]), update the account under a condition
+//! (it exists, in the message's currency; active and `available >= amount` for a debit
+//! request), and, when the message changes what its transaction holds, set the hold under a
+//! condition on the version read before (none for a new authorization). So a retried request
+//! never moves money twice, concurrent authorizations never overdraw, two messages of one
+//! transaction never both apply against the same hold, and money moves only together with the
+//! answer that says so. Amounts are `rust_decimal::Decimal` end to end; DynamoDB numbers are
+//! exact decimals too.
 
 mod dynamo;
 mod memory;
@@ -62,19 +67,41 @@ impl Direction {
     }
 }
 
+/// What one transaction (a Pismo transaction `id`) holds on its account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub account_id: String,
+    /// Approved amount minus what was reversed; an advice sets it to its final amount.
+    pub held: Decimal,
+    /// +1 per change: the condition of the next change.
+    pub version: u64,
+}
+
+/// A change of a transaction's hold, written with its movement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HoldChange {
+    /// The Pismo transaction id.
+    pub transaction_id: String,
+    /// The hold as read before deciding (`None`: there was none); the write's condition.
+    pub expected: Option<Hold>,
+    /// What the transaction holds after the movement.
+    pub held: Decimal,
+}
+
 /// One money movement. The request it belongs to is the journal entry written with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Movement {
     pub account_id: String,
+    /// Zero or more (a zero movement still checks the account and writes the hold).
     pub amount: Decimal,
     pub direction: Direction,
     /// For a debit: require an active account with enough funds. `false` for advices (the
     /// network already approved them). Credits only require the account to exist.
     pub enforce: bool,
-    /// A reversal: the journal id of the approved debit whose money it returns. The
-    /// movement applies only if that entry moved at least `amount` from the same account and
-    /// was not reversed before.
-    pub reverses: Option<String>,
+    /// The message's currency (ISO 4217 numeric): an account with another currency refuses.
+    pub currency_code: u16,
+    /// The transaction's hold after this movement, when the message changes it.
+    pub hold: Option<HoldChange>,
 }
 
 /// What happened to a movement.
@@ -87,9 +114,11 @@ pub enum Applied {
     UnknownAccount,
     Inactive,
     InsufficientFunds,
-    /// A reversal whose original entry is missing, did not move money, is for another
-    /// account or a smaller amount, or was already reversed.
-    OriginalNotFound,
+    /// The account's currency is not the message's.
+    CurrencyMismatch,
+    /// The transaction's hold changed since it was read (another message of the same
+    /// transaction), or a new authorization found one: decide again from a fresh read.
+    HoldChanged,
     /// A velocity counter would pass its limit (which one: count or amount); nothing changed.
     Limit(crate::controls::Refusal),
 }
@@ -138,6 +167,12 @@ pub trait Ledger: Send + Sync {
         account_id: &str,
         timeout: Duration,
     ) -> Result<Option<Account>, LedgerError>;
+    /// What a transaction holds (a consistent read; `None` when it holds nothing yet).
+    async fn hold(
+        &self,
+        transaction_id: &str,
+        timeout: Duration,
+    ) -> Result<Option<Hold>, LedgerError>;
     /// Creates or replaces an account (operations, tests).
     async fn put_account(&self, account: &Account) -> Result<(), LedgerError>;
     /// Adds `amount` (may be negative) to an existing account's balance (operations).
@@ -156,4 +191,8 @@ pub trait Ledger: Send + Sync {
 
 pub fn account_pk(account_id: &str) -> String {
     format!("ACCOUNT#{account_id}")
+}
+
+pub fn hold_pk(transaction_id: &str) -> String {
+    format!("HOLD#{transaction_id}")
 }

@@ -32,7 +32,9 @@ pub use runner::{
     runner_parts, serve, serve_policy_webhook,
 };
 pub use zero_balance::{
-    MessageClass, ZeroBalanceCodes, ZeroBalanceWebhook, is_advice, serve_zero_balance,
+    APPROVED_NETWORK_CODES, MAX_ID_BYTES, MessageClass, MinorUnit, ZeroBalanceCodes,
+    ZeroBalanceWebhook, fits_minor_unit, is_advice, minor_unit, money_fingerprint,
+    network_approved, serve_zero_balance,
 };
 
 use std::future::Future;
@@ -92,14 +94,15 @@ pub struct DecisionCtx<'a> {
     pub id: String,
     /// SHA-256 (hex) of the raw body.
     pub body_sha256: String,
+    /// What a repeat must match to be answered from the stored entry
+    /// ([`Webhook::fingerprint`]; the body's SHA-256 by default).
+    pub fingerprint: String,
     pub budget: Budget,
     pub journal: &'a dyn Journal,
     /// Epoch milliseconds of this decision.
     pub decided_at_ms: i64,
     /// Lifetime of an entry that does not await reconciliation.
     pub ttl_secs: i64,
-    /// Replay a stored entry whatever its body ([`Webhook::replays_any_body`]).
-    pub replay_any_body: bool,
 }
 
 impl DecisionCtx<'_> {
@@ -116,6 +119,7 @@ impl DecisionCtx<'_> {
         Entry {
             id: self.id.clone(),
             body_sha256: self.body_sha256.clone(),
+            fingerprint: self.fingerprint.clone(),
             answer: decision.body.to_string(),
             label: decision.label.to_string(),
             how,
@@ -132,10 +136,10 @@ impl DecisionCtx<'_> {
         }
     }
 
-    /// The answer when an entry with this id already exists: its answer for the same body,
-    /// 422 for another.
+    /// The answer when an entry with this id already exists: its answer for the same
+    /// fingerprint, 422 for another.
     pub fn existing(&self, stored: &Entry) -> Answer {
-        if self.replay_any_body || stored.body_sha256 == self.body_sha256 {
+        if stored.fingerprint == self.fingerprint {
             Answer::Replayed(Decision {
                 body: stored.answer.as_str().into(),
                 label: "replay".into(),
@@ -263,10 +267,21 @@ pub trait Webhook: Send + Sync + 'static {
     /// The request's key in the journal (after `<NAME>#`), made of ids only.
     fn request_key(request: &Self::Request) -> String;
 
-    /// Whether a stored entry is replayed even when its body differs (a message the network
-    /// already decided, such as an advice repeat, is never refused with 422).
-    fn replays_any_body(_request: &Self::Request) -> bool {
-        false
+    /// What a repeat must match to get the first answer; `None` for the body's SHA-256 (a
+    /// policy webhook). Zero balance gives the SHA-256 of the money fields, so a re-serialised
+    /// retry is a repeat, and one whose money differs is refused (422).
+    fn fingerprint(_request: &Self::Request) -> Option<String> {
+        None
+    }
+
+    /// Checks beyond the parse, answered 400 naming the field (`Err((field, problem))`).
+    fn check(_request: &Self::Request) -> Result<(), (&'static str, String)> {
+        Ok(())
+    }
+
+    /// The message of the 422 answer to a reused key.
+    fn key_reused_message() -> &'static str {
+        "this request id was already used with a different body"
     }
 
     /// Decides the request and journals the decision.

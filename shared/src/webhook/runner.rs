@@ -18,6 +18,9 @@ use crate::models::parse_json;
 use crate::policy::PolicyError;
 use crate::signature::{ConfigError, Verifier, VerifierConfig};
 
+/// Longest journal id (`<webhook>#<request key>`): the `reconcile-index` sort key's limit.
+pub const MAX_KEY_BYTES: usize = 1024;
+
 /// Settings of the HTTP contract, the deadline and the journal.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
@@ -164,6 +167,26 @@ fn is_json(headers: &HeaderMap) -> bool {
     }
 }
 
+/// How long the request waited before `handle` started: from API Gateway's arrival time
+/// (`requestContext.requestTimeEpoch`, or `timeEpoch` for HTTP APIs) to `now_ms`, so that a
+/// cold start's work (policy reads, the runtime's init) counts against Pismo's window. Guarded
+/// against clock skew: a time in the future counts as no wait, and no wait counts for more than
+/// the whole deadline; without a request context (tests, `cargo lambda invoke`) nothing waited.
+fn waited(request: &Request, now_ms: i64, deadline: Duration) -> Duration {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let arrived = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(c)) => c.request_time_epoch,
+        Some(RequestContext::ApiGatewayV2(c)) => c.time_epoch,
+        _ => 0,
+    };
+    if arrived <= 0 {
+        return Duration::ZERO;
+    }
+    let waited = u64::try_from(now_ms.saturating_sub(arrived)).unwrap_or(0);
+    Duration::from_millis(waited).min(deadline)
+}
+
 /// The body bytes. lambda_http has already decoded an `isBase64Encoded` body: these are the
 /// bytes Pismo signed.
 fn body_bytes(request: &Request) -> &[u8] {
@@ -251,7 +274,8 @@ impl<W: Webhook> WebhookRunner<W> {
     /// Handles one API Gateway request. Never fails: every path is an HTTP answer.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
-        let deadline = started + self.config.deadline;
+        let deadline =
+            started + self.config.deadline - waited(&request, now_ms(), self.config.deadline);
         if let Err(res) = self.precheck(&request) {
             let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             self.record(&Self::refused_tally(), elapsed_us);
@@ -330,7 +354,7 @@ impl<W: Webhook> WebhookRunner<W> {
                 error_response(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "idempotency_key_reused",
-                    "this request id was already used with a different body",
+                    W::key_reused_message(),
                 )
             }
             Outcome::Fallback(reason) => {
@@ -437,9 +461,31 @@ impl<W: Webhook> WebhookRunner<W> {
                 ));
             }
         };
+        let id = format!("{}#{}", W::NAME, W::request_key(&request));
+        let checked = W::check(&request).and_then(|()| {
+            // DynamoDB keys: 2,048 bytes for the partition key, 1,024 for the
+            // `reconcile-index` sort key; a key limit is never met inside a decision.
+            if id.len() > MAX_KEY_BYTES {
+                Err((
+                    "id",
+                    format!("the request key is longer than {MAX_KEY_BYTES} bytes"),
+                ))
+            } else {
+                Ok(())
+            }
+        });
+        if let Err((field, message)) = checked {
+            return Outcome::Reject(json_response(
+                StatusCode::BAD_REQUEST,
+                json!({ "error": "invalid_request", "field": field, "message": message })
+                    .to_string(),
+            ));
+        }
+        let body_sha256 = hex::encode(claims.body_sha256);
         let ctx = DecisionCtx {
-            id: format!("{}#{}", W::NAME, W::request_key(&request)),
-            body_sha256: hex::encode(claims.body_sha256),
+            id,
+            fingerprint: W::fingerprint(&request).unwrap_or_else(|| body_sha256.clone()),
+            body_sha256,
             budget: Budget {
                 deadline,
                 reserve: self.config.settle_reserve,
@@ -447,7 +493,6 @@ impl<W: Webhook> WebhookRunner<W> {
             journal: self.journal.as_ref(),
             decided_at_ms: now_ms(),
             ttl_secs: i64::try_from(self.config.journal_ttl.as_secs()).unwrap_or(i64::MAX / 4),
-            replay_any_body: W::replays_any_body(&request),
         };
         Outcome::Answered(self.webhook.decide(&request, &ctx).await)
     }
