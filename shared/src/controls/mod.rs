@@ -159,7 +159,10 @@ pub struct Velocity {
 impl Velocity {
     /// Whether this limit counts the approvals of the webhook named `webhook`.
     pub fn counts(&self, webhook: &str) -> bool {
-        let listed = self.webhooks.as_deref().unwrap_or(&VelocityWebhook::PURCHASES);
+        let listed = self
+            .webhooks
+            .as_deref()
+            .unwrap_or(&VelocityWebhook::PURCHASES);
         listed.iter().any(|w| w.name() == webhook)
     }
 }
@@ -825,7 +828,10 @@ mod tests {
             Verdict::Refused(Refusal::Amount)
         );
         // Exactly the limit fits; a zero amount fits a zero limit.
-        assert_eq!(counters(refused(limit("exact", None, Some("33.33")))).len(), 1);
+        assert_eq!(
+            counters(refused(limit("exact", None, Some("33.33")))).len(),
+            1
+        );
         let zero = Facts {
             amount: Some(Decimal::ZERO),
             ..facts()

@@ -168,18 +168,20 @@ impl PolicyKind for FullBalanceAntifraud {
 
     fn facts(r: &Self::Request, at_ms: i64) -> Option<Facts> {
         let f = &r.fields;
-        Some(card_facts(
-            f.card_id,
-            f.account_id,
-            f.amount_transaction,
-            f.mcc.as_deref(),
-            f.merchant_state_or_country_code.as_deref(),
-            &f.currency,
-            f.entry_mode.as_deref(),
-            f.merchant_id_code.as_deref(),
-            at_ms,
+        Some(
+            card_facts(
+                f.card_id,
+                f.account_id,
+                f.amount_transaction,
+                f.mcc.as_deref(),
+                f.merchant_state_or_country_code.as_deref(),
+                &f.currency,
+                f.entry_mode.as_deref(),
+                f.merchant_id_code.as_deref(),
+                at_ms,
+            )
+            .for_webhook(Self::NAME),
         )
-        .for_webhook(Self::NAME))
     }
 }
 
@@ -404,7 +406,17 @@ mod tests {
             assert_eq!(serde_json::to_value(w).ok(), Some(w.name().into()));
         }
         // Zero balance's facts (it calls `card_facts` directly) are its own.
-        let f = card_facts(1, 2, rust_decimal::Decimal::ONE, None, None, "986", None, None, 0);
+        let f = card_facts(
+            1,
+            2,
+            rust_decimal::Decimal::ONE,
+            None,
+            None,
+            "986",
+            None,
+            None,
+            0,
+        );
         assert_eq!(f.webhook, names[0]);
     }
 }
