@@ -6,9 +6,10 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::controls::{
-    ControlStore, Controls, Directory, DynamoControls, Lists, Per, Period, Scope, Velocity,
+    ControlStore, Controls, ControlsError, Counter, Directory, DynamoControls, InvalidControls,
+    Lists, Per, Period, Refusal, Scope, Velocity, VelocityWebhook,
 };
-use shared::journal::DynamoJournal;
+use shared::journal::{Counted, DynamoJournal, Entry, How, InMemoryJournal, Journal, now_ms};
 use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::policy::Policy;
 use shared::webhook::{
@@ -21,6 +22,8 @@ use tools::testkit::Pismo;
 
 struct Stack {
     _moto: Moto,
+    /// The journal, with counters in the controls table, straight to moto.
+    journal: DynamoJournal,
     proxy: FaultProxy,
     pismo: Pismo,
     controls: DynamoControls,
@@ -75,6 +78,8 @@ async fn stack() -> anyhow::Result<Stack> {
     );
     Ok(Stack {
         _moto: moto,
+        journal: DynamoJournal::new(direct.clone(), &names.journal_table)
+            .with_counters(&names.controls_table),
         proxy,
         pismo,
         controls: DynamoControls::new(direct.clone(), &names.controls_table),
@@ -230,18 +235,30 @@ async fn each_control_declines_with_its_code_and_clearing_lets_the_next_through(
     Ok(())
 }
 
+fn limit(count: Option<u32>, amount: Option<&str>) -> Velocity {
+    Velocity {
+        name: "daily".into(),
+        per: Per::Card,
+        period: Period::Day,
+        count,
+        amount: amount.map(|a| Decimal::from_str(a).unwrap_or_default()),
+        mcc: None,
+        webhooks: None,
+    }
+}
+
 fn daily(count: Option<u32>, amount: Option<&str>) -> Controls {
     Controls {
-        velocity: vec![Velocity {
-            name: "daily".into(),
-            per: Per::Card,
-            period: Period::Day,
-            count,
-            amount: amount.map(|a| Decimal::from_str(a).unwrap_or_default()),
-            mcc: None,
-        }],
+        velocity: vec![limit(count, amount)],
         ..Default::default()
     }
+}
+
+fn code(a: &tools::testkit::Answer) -> String {
+    a.json()["response_code"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[tokio::test]
@@ -382,5 +399,234 @@ async fn step_up_values_come_from_the_directory() -> anyhow::Result<()> {
     body["token_id"] = json!(7002);
     let a = s.pismo.send(&s.tokenization, &body).await?;
     assert_eq!(a.json(), json!({"approve": false, "action_code": "05"}));
+    Ok(())
+}
+
+async fn balance(s: &Stack) -> anyhow::Result<Option<Decimal>> {
+    Ok(s.ledger
+        .account("902", OPERATOR_TIMEOUT)
+        .await?
+        .map(|a| a.available))
+}
+
+/// `count: 0` and an amount limit of 0 (or below the amount) refuse the first request of a
+/// window, through both webhooks' writes.
+#[tokio::test]
+async fn a_limit_of_nothing_refuses_the_first_request() -> anyhow::Result<()> {
+    let s = stack().await?;
+    open_account(&s, "1000.00").await?;
+    let zero_card = Scope::Card("901".into());
+    let cases = [
+        ("count 0", daily(Some(0), None), "65"),
+        ("amount 0", daily(None, Some("0")), "61"),
+        ("amount below the purchase", daily(None, Some("0.99")), "61"),
+        ("count 0 and amount", daily(Some(0), Some("100")), "65"),
+    ];
+    for (n, (what, controls, want)) in cases.into_iter().enumerate() {
+        s.controls.set(&zero_card, &controls).await?;
+        s.controls
+            .set(&Scope::Card("555".into()), &controls)
+            .await?;
+        let a = s
+            .pismo
+            .send(&s.zero_balance, &zero_balance(&format!("z-{n}"), "1.00"))
+            .await?;
+        assert_eq!(code(&a), want, "zero balance, {what}");
+        let a = s
+            .pismo
+            .send(&s.full_balance, &full_balance(&format!("f-{n}"))?)
+            .await?;
+        assert_eq!(
+            a.json(),
+            json!({"approve": false, "response_code": want}),
+            "full balance, {what}"
+        );
+    }
+    assert_eq!(balance(&s).await?, Some(Decimal::from_str("1000.00")?));
+    // The same limit of one lets exactly one through.
+    s.controls.set(&zero_card, &daily(Some(1), None)).await?;
+    let mut codes = Vec::new();
+    for i in 0..2 {
+        let a = s
+            .pismo
+            .send(&s.zero_balance, &zero_balance(&format!("one-{i}"), "1.00"))
+            .await?;
+        codes.push(code(&a));
+    }
+    assert_eq!(codes, ["00", "65"]);
+    Ok(())
+}
+
+fn journal_entry(id: &str) -> Entry {
+    Entry {
+        id: id.into(),
+        body_sha256: "h".into(),
+        answer: r#"{"approve":true,"response_code":"00"}"#.into(),
+        label: "default".into(),
+        how: How::Policy,
+        policy_version: "v1".into(),
+        decided_at_ms: now_ms(),
+        expiration: Some(now_ms() / 1000 + 3600),
+        inputs: vec![],
+        money: None,
+        reconcile: None,
+        shadow: None,
+    }
+}
+
+/// The stores themselves agree on a fresh counter (no item yet), whatever `evaluate` refuses
+/// first: the DynamoDB condition and the in-memory check give the same answers.
+#[tokio::test]
+async fn both_stores_refuse_a_zero_limit_on_a_fresh_counter() -> anyhow::Result<()> {
+    let s = stack().await?;
+    let memory = InMemoryJournal::default();
+    let t = std::time::Duration::from_secs(5);
+    let cases = [
+        (Some(0), None, Counted::Limit(Refusal::Count)),
+        (None, Some("0"), Counted::Limit(Refusal::Amount)),
+        (None, Some("4.99"), Counted::Limit(Refusal::Amount)),
+        (Some(0), Some("100"), Counted::Limit(Refusal::Count)),
+        (Some(1), Some("5.00"), Counted::New),
+    ];
+    for (n, (max_count, max_amount, want)) in cases.into_iter().enumerate() {
+        let counters = [Counter {
+            key: format!("VEL#card#fresh-{n}#card:1#0"),
+            amount: Decimal::from_str("5.00")?,
+            max_count,
+            max_amount: max_amount.map(Decimal::from_str).transpose()?,
+            expires_at: now_ms() / 1000 + 3600,
+        }];
+        let e = journal_entry(&format!("full-balance-antifraud#fresh-{n}"));
+        let dynamo = s.journal.record_counted(&e, &counters, t).await?;
+        let mem = memory.record_counted(&e, &counters, t).await?;
+        assert_eq!(dynamo, want, "dynamodb, case {n}");
+        assert_eq!(mem, want, "in memory, case {n}");
+    }
+    Ok(())
+}
+
+/// One limit name at program and card scope: two counters, each enforced, and approvals
+/// (one item twice in a transaction made DynamoDB refuse every debit).
+#[tokio::test]
+async fn one_limit_name_at_program_and_card_scope_enforces_both() -> anyhow::Result<()> {
+    let s = stack().await?;
+    open_account(&s, "1000.00").await?;
+    s.controls
+        .set(&Scope::Program, &daily(Some(3), None))
+        .await?;
+    s.controls
+        .set(&Scope::Card("901".into()), &daily(None, Some("3.00")))
+        .await?;
+    let mut codes = Vec::new();
+    for (i, amount) in ["1.00", "1.00", "1.50", "0.50", "0.50"].iter().enumerate() {
+        let a = s
+            .pismo
+            .send(&s.zero_balance, &zero_balance(&format!("ps-{i}"), amount))
+            .await?;
+        codes.push(code(&a));
+    }
+    // 1.50 passes the program's count (2 < 3) but not the card's amount (3.50 > 3.00); the
+    // last 0.50 fits the card's amount (3.00) but is the program's fourth approval.
+    assert_eq!(codes, ["00", "00", "61", "00", "65"]);
+    assert_eq!(balance(&s).await?, Some(Decimal::from_str("997.50")?));
+
+    // The two are separate counters, not one: on card 903 the card's `daily` counts only MCC
+    // 5411, the program's every MCC; two purchases elsewhere leave the card's count at zero.
+    let mut gambling = limit(Some(1), None);
+    gambling.mcc = Some(vec!["5411".into()]);
+    s.controls
+        .set(
+            &Scope::Card("903".into()),
+            &Controls {
+                velocity: vec![gambling],
+                ..Default::default()
+            },
+        )
+        .await?;
+    let mut codes = Vec::new();
+    for (i, mcc) in ["5999", "5999", "5411", "5411"].iter().enumerate() {
+        let mut body = zero_balance(&format!("sep-{i}"), "1.00");
+        body["fields"]["card_id"] = json!(903);
+        body["fields"]["mcc"] = json!(mcc);
+        codes.push(code(&s.pismo.send(&s.zero_balance, &body).await?));
+    }
+    assert_eq!(codes, ["00", "00", "00", "65"]);
+
+    // Full balance (journal + counters) with the same pair of scopes on its card.
+    s.controls
+        .set(&Scope::Card("555".into()), &daily(Some(1), None))
+        .await?;
+    let mut answers = Vec::new();
+    for i in 0..2 {
+        let a = s
+            .pismo
+            .send(&s.full_balance, &full_balance(&format!("fb-ps-{i}"))?)
+            .await?;
+        answers.push(a.json());
+    }
+    assert_eq!(
+        answers,
+        [
+            json!({"approve": true, "response_code": "00"}),
+            json!({"approve": false, "response_code": "65"})
+        ]
+    );
+    Ok(())
+}
+
+/// The store (and so `controls set`) refuses a name twice in one scope; nothing is written.
+#[tokio::test]
+async fn a_limit_name_twice_in_one_scope_is_refused() -> anyhow::Result<()> {
+    let s = stack().await?;
+    let card = Scope::Card("901".into());
+    let twice = Controls {
+        velocity: vec![limit(Some(3), None), limit(None, Some("10"))],
+        ..Default::default()
+    };
+    match s.controls.set(&card, &twice).await {
+        Err(ControlsError::Invalid(InvalidControls::DuplicateLimit(name))) => {
+            assert_eq!(name, "daily")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(s.controls.show(&card).await?, None);
+    Ok(())
+}
+
+async fn tokenize(s: &Stack, body: &mut Value, token: u64) -> anyhow::Result<Value> {
+    body["token_id"] = json!(token);
+    Ok(s.pismo.send(&s.tokenization, body).await?.json())
+}
+
+/// Tokenizations count toward a limit only when it lists `card-tokenization`.
+#[tokio::test]
+async fn tokenizations_count_only_toward_limits_that_list_them() -> anyhow::Result<()> {
+    let s = stack().await?;
+    let mut body = sample_body("card-tokenization-approve.json")?;
+    let card = Scope::Card(body["card"]["id"].to_string());
+    let approved = json!({"approve": true, "action_code": "00"});
+    // A purchase limit of one a day: tokenizations pass it and are not counted.
+    s.controls.set(&card, &daily(Some(1), None)).await?;
+    assert_eq!(tokenize(&s, &mut body, 8001).await?, approved);
+    assert_eq!(tokenize(&s, &mut body, 8002).await?, approved);
+    // A limit of no purchases does not refuse a tokenization either.
+    s.controls.set(&card, &daily(Some(0), None)).await?;
+    assert_eq!(tokenize(&s, &mut body, 8003).await?, approved);
+    // A limit that lists card tokenization counts them.
+    let mut tokens = limit(Some(1), None);
+    tokens.name = "tokens".into();
+    tokens.webhooks = Some(vec![VelocityWebhook::CardTokenization]);
+    s.controls
+        .set(
+            &card,
+            &Controls {
+                velocity: vec![tokens],
+                ..Default::default()
+            },
+        )
+        .await?;
+    assert_eq!(tokenize(&s, &mut body, 8004).await?, approved);
+    let refused = tokenize(&s, &mut body, 8005).await?;
+    assert_eq!(refused["approve"], json!(false), "{refused}");
     Ok(())
 }

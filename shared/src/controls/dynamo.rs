@@ -79,8 +79,10 @@ impl DynamoControls {
         Ok(())
     }
 
-    /// Sets (replaces) a scope's controls (operators).
+    /// Sets (replaces) a scope's controls (operators); an invalid document
+    /// ([`Controls::validate`]) is refused.
     pub async fn set(&self, scope: &Scope, controls: &Controls) -> Result<(), ControlsError> {
+        controls.validate()?;
         let text = serde_json::to_string(controls)
             .map_err(|e| ControlsError::Unavailable(e.to_string()))?;
         self.put_doc(&scope.pk(), &text).await
@@ -221,13 +223,26 @@ pub(crate) fn counter_update(
         .expression_attribute_values(":amount", AttributeValue::N(c.amount.to_string()))
         .expression_attribute_values(":expiration", AttributeValue::N(c.expires_at.to_string()))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+    // A missing counter is a count and amount of zero. `attribute_not_exists` lets the first
+    // approval of a window through only when one approval fits: with a limit of no approvals,
+    // or an amount above the whole limit, only the comparison is left, which a missing
+    // attribute fails (as the in-memory journal refuses; `evaluate` refuses both before).
     if let Some(max) = c.max_count {
-        conditions.push("(attribute_not_exists(#count) OR #count < :max_count)");
+        conditions.push(if max == 0 {
+            "#count < :max_count"
+        } else {
+            "(attribute_not_exists(#count) OR #count < :max_count)"
+        });
         u = u.expression_attribute_values(":max_count", AttributeValue::N(max.to_string()));
     }
     if let Some(max) = c.max_amount {
-        conditions.push("(attribute_not_exists(#amount) OR #amount <= :room)");
-        u = u.expression_attribute_values(":room", AttributeValue::N((max - c.amount).to_string()));
+        let room = max - c.amount;
+        conditions.push(if room < rust_decimal::Decimal::ZERO {
+            "#amount <= :room"
+        } else {
+            "(attribute_not_exists(#amount) OR #amount <= :room)"
+        });
+        u = u.expression_attribute_values(":room", AttributeValue::N(room.to_string()));
     }
     if !conditions.is_empty() {
         u = u.condition_expression(conditions.join(" AND "));

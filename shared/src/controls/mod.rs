@@ -17,7 +17,7 @@
 //! |---|---|
 //! | `PROGRAM`, `ACCOUNT#<id>`, `CARD#<id>` | `doc` (S): a [`Controls`] document as JSON; `updated_at` (S) |
 //! | `DIRECTORY#CARD#<id>`, `DIRECTORY#ACCOUNT#<id>` | `doc` (S): a [`Directory`] document (step-up values) |
-//! | `VEL#<limit>#<card or account>:<id>#<window start>` | `count` (N), `amount` (N), `expiration` (N, TTL) |
+//! | `VEL#<scope>#<limit>#<card or account>:<id>#<window start>` | `count` (N), `amount` (N), `expiration` (N, TTL); `<scope>` is `program`, `account` or `card`, the scope whose document holds the limit |
 //!
 //! Counters live in fixed windows: a calendar day, ISO week or month (UTC), or `minutes` /
 //! `hours` windows aligned to the epoch. At a window's edge the count starts again, so up to
@@ -95,8 +95,45 @@ pub enum Per {
     Account,
 }
 
+/// A webhook whose approvals a velocity limit counts (the names are the webhooks' `NAME`s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VelocityWebhook {
+    ZeroBalance,
+    FullBalanceAntifraud,
+    BankingAntifraud,
+    CardTokenization,
+}
+
+impl VelocityWebhook {
+    pub const ALL: [VelocityWebhook; 4] = [
+        VelocityWebhook::ZeroBalance,
+        VelocityWebhook::FullBalanceAntifraud,
+        VelocityWebhook::BankingAntifraud,
+        VelocityWebhook::CardTokenization,
+    ];
+
+    /// What a limit without `webhooks` counts: purchases (Zero balance and Full balance
+    /// authorizations), not card tokenizations nor banking transfers.
+    pub const PURCHASES: [VelocityWebhook; 2] = [
+        VelocityWebhook::ZeroBalance,
+        VelocityWebhook::FullBalanceAntifraud,
+    ];
+
+    /// The webhook's name, as its `Webhook::NAME`.
+    pub fn name(self) -> &'static str {
+        match self {
+            VelocityWebhook::ZeroBalance => "zero-balance",
+            VelocityWebhook::FullBalanceAntifraud => "full-balance-antifraud",
+            VelocityWebhook::BankingAntifraud => "banking-antifraud",
+            VelocityWebhook::CardTokenization => "card-tokenization",
+        }
+    }
+}
+
 /// A velocity limit: at most `count` approvals and/or `amount` in total per card or account
-/// and window, optionally only for some MCCs.
+/// and window, optionally only for some MCCs, counting the approvals of some webhooks
+/// (purchases unless `webhooks` says otherwise).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Velocity {
@@ -114,6 +151,53 @@ pub struct Velocity {
     /// Only transactions with these MCCs (values or ranges) count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mcc: Option<Vec<String>>,
+    /// The webhooks whose approvals count; absent: [`VelocityWebhook::PURCHASES`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhooks: Option<Vec<VelocityWebhook>>,
+}
+
+impl Velocity {
+    /// Whether this limit counts the approvals of the webhook named `webhook`.
+    pub fn counts(&self, webhook: &str) -> bool {
+        let listed = self
+            .webhooks
+            .as_deref()
+            .unwrap_or(&VelocityWebhook::PURCHASES);
+        listed.iter().any(|w| w.name() == webhook)
+    }
+}
+
+/// Why a controls document is refused (`controls set`, [`DynamoControls::set`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidControls {
+    #[error(
+        "velocity limit name `{0}` appears more than once in this scope's document; names must be unique within a scope"
+    )]
+    DuplicateLimit(String),
+    #[error("velocity limit name `{0}` is empty or contains `#` (counter keys are `#`-separated)")]
+    LimitName(String),
+    #[error("velocity limit `{0}` has an empty `webhooks` list: it would count nothing")]
+    NoWebhooks(String),
+}
+
+impl Controls {
+    /// Refuses a document whose velocity limits would share a counter (a name twice within
+    /// the scope), could not form a key, or count nothing.
+    pub fn validate(&self) -> Result<(), InvalidControls> {
+        let mut seen = std::collections::HashSet::new();
+        for v in &self.velocity {
+            if v.name.trim().is_empty() || v.name.contains('#') {
+                return Err(InvalidControls::LimitName(v.name.clone()));
+            }
+            if !seen.insert(v.name.as_str()) {
+                return Err(InvalidControls::DuplicateLimit(v.name.clone()));
+            }
+            if v.webhooks.as_ref().is_some_and(Vec::is_empty) {
+                return Err(InvalidControls::NoWebhooks(v.name.clone()));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// One scope's controls.
@@ -164,7 +248,33 @@ pub enum Scope {
     Card(String),
 }
 
+/// The kind of scope a document belongs to; part of its velocity counters' keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeKind {
+    Program,
+    Account,
+    Card,
+}
+
+impl ScopeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeKind::Program => "program",
+            ScopeKind::Account => "account",
+            ScopeKind::Card => "card",
+        }
+    }
+}
+
 impl Scope {
+    pub fn kind(&self) -> ScopeKind {
+        match self {
+            Scope::Program => ScopeKind::Program,
+            Scope::Account(_) => ScopeKind::Account,
+            Scope::Card(_) => ScopeKind::Card,
+        }
+    }
+
     pub fn pk(&self) -> String {
         match self {
             Scope::Program => "PROGRAM".into(),
@@ -242,6 +352,16 @@ pub struct Facts {
     pub merchant_id: Option<String>,
     /// Epoch milliseconds of the decision (windows are in UTC).
     pub at_ms: i64,
+    /// The name of the webhook deciding (`Webhook::NAME`): a velocity limit counts only the
+    /// webhooks it lists ([`Velocity::webhooks`]). Empty (the default) counts no limit.
+    pub webhook: &'static str,
+}
+
+impl Facts {
+    /// The same facts, decided by the webhook named `webhook`.
+    pub fn for_webhook(self, webhook: &'static str) -> Facts {
+        Facts { webhook, ..self }
+    }
 }
 
 /// Why a control refused.
@@ -303,7 +423,7 @@ pub enum OutcomeClass {
 /// One counter update in the decision's write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counter {
-    /// `VEL#<limit>#<card|account>:<id>#<window start>`.
+    /// `VEL#<program|account|card>#<limit>#<card|account>:<id>#<window start>`.
     pub key: String,
     pub amount: Decimal,
     pub max_count: Option<u32>,
@@ -321,14 +441,36 @@ pub enum Verdict {
 }
 
 /// The scopes that apply to a card: program and account unless they exclude it, and the card.
-fn applicable<'a>(loaded: &'a Loaded, card: Option<&str>) -> Vec<&'a Controls> {
+fn applicable<'a>(loaded: &'a Loaded, card: Option<&str>) -> Vec<(ScopeKind, &'a Controls)> {
     let excluded = |c: &Controls| card.is_some_and(|id| c.exclude_cards.iter().any(|x| x == id));
-    [&loaded.program, &loaded.account]
-        .into_iter()
-        .flatten()
-        .filter(|c| !excluded(c))
-        .chain(loaded.card.iter())
-        .collect()
+    [
+        (ScopeKind::Program, &loaded.program),
+        (ScopeKind::Account, &loaded.account),
+    ]
+    .into_iter()
+    .filter_map(|(k, c)| c.as_ref().map(|c| (k, c)))
+    .filter(|(_, c)| !excluded(c))
+    .chain(loaded.card.iter().map(|c| (ScopeKind::Card, c)))
+    .collect()
+}
+
+/// Adds `c` to `counters`, folding it into an update of the same key: one transaction must
+/// never carry two updates of one item (DynamoDB refuses the whole transaction). Both limits
+/// then hold on the one counter: the smaller count and amount, the later expiry.
+fn push_counter(counters: &mut Vec<Counter>, c: Counter) {
+    let Some(same) = counters.iter_mut().find(|x| x.key == c.key) else {
+        counters.push(c);
+        return;
+    };
+    fn min<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(std::cmp::min(a, b)),
+            (a, b) => a.or(b),
+        }
+    }
+    same.max_count = min(same.max_count, c.max_count);
+    same.max_amount = min(same.max_amount, c.max_amount);
+    same.expires_at = same.expires_at.max(c.expires_at);
 }
 
 fn entry_mode_prefix(facts: &Facts) -> Option<&str> {
@@ -338,7 +480,7 @@ fn entry_mode_prefix(facts: &Facts) -> Option<&str> {
 /// Evaluates the controls for one transaction (pure).
 pub fn evaluate(loaded: &Loaded, facts: &Facts) -> Verdict {
     let scopes = applicable(loaded, facts.card_id.as_deref());
-    for c in &scopes {
+    for (_, c) in &scopes {
         if c.blocked {
             return Verdict::Refused(Refusal::Blocked);
         }
@@ -391,8 +533,11 @@ pub fn evaluate(loaded: &Loaded, facts: &Facts) -> Verdict {
         }
     }
     let mut counters = Vec::new();
-    for c in &scopes {
+    for (scope, c) in &scopes {
         for v in &c.velocity {
+            if !v.counts(facts.webhook) {
+                continue;
+            }
             if let Some(mccs) = &v.mcc
                 && !facts
                     .mcc
@@ -410,18 +555,26 @@ pub fn evaluate(loaded: &Loaded, facts: &Facts) -> Verdict {
             };
             let Some(subject) = subject else { continue };
             let amount = facts.amount.unwrap_or_default();
-            // A single transaction above the whole amount limit can never pass.
+            // A limit of no approvals refuses every request, and a single transaction above
+            // the whole amount limit can never pass: refused here, before any write, the same
+            // way whichever store holds the counters.
+            if v.count == Some(0) {
+                return Verdict::Refused(Refusal::Count);
+            }
             if v.amount.is_some_and(|max| amount > max) {
                 return Verdict::Refused(Refusal::Amount);
             }
             let (start, end) = window(v.period, facts.at_ms);
-            counters.push(Counter {
-                key: format!("VEL#{}#{subject}#{start}", v.name),
-                amount,
-                max_count: v.count,
-                max_amount: v.amount,
-                expires_at: end / 1000 + 86_400,
-            });
+            push_counter(
+                &mut counters,
+                Counter {
+                    key: format!("VEL#{}#{}#{subject}#{start}", scope.as_str(), v.name),
+                    amount,
+                    max_count: v.count,
+                    max_amount: v.amount,
+                    expires_at: end / 1000 + 86_400,
+                },
+            );
         }
     }
     Verdict::Allowed(counters)
@@ -475,6 +628,8 @@ pub enum ControlsError {
     Unavailable(String),
     #[error("controls item {pk} is malformed: {problem}")]
     Corrupt { pk: String, problem: String },
+    #[error(transparent)]
+    Invalid(#[from] InvalidControls),
 }
 
 /// The narrow store a decision depends on.
@@ -507,6 +662,33 @@ mod tests {
             entry_mode: Some("051".into()),
             merchant_id: Some("M1".into()),
             at_ms: 1_700_000_000_000,
+            webhook: "zero-balance",
+        }
+    }
+
+    fn limit(name: &str, count: Option<u32>, amount: Option<&str>) -> Velocity {
+        Velocity {
+            name: name.into(),
+            per: Per::Card,
+            period: Period::Day,
+            count,
+            amount: amount.and_then(|a| Decimal::from_str(a).ok()),
+            mcc: None,
+            webhooks: None,
+        }
+    }
+
+    fn velocity(limits: Vec<Velocity>) -> Controls {
+        Controls {
+            velocity: limits,
+            ..Default::default()
+        }
+    }
+
+    fn counters(v: Verdict) -> Vec<Counter> {
+        match v {
+            Verdict::Allowed(c) => c,
+            Verdict::Refused(r) => panic!("refused: {r:?}"),
         }
     }
 
@@ -622,24 +804,162 @@ mod tests {
 
     #[test]
     fn velocity_counters_are_keyed_by_window() {
-        let v = Velocity {
-            name: "daily".into(),
-            per: Per::Card,
-            period: Period::Day,
-            count: Some(3),
-            amount: None,
-            mcc: None,
-        };
-        let loaded = with(Controls {
-            velocity: vec![v],
-            ..Default::default()
-        });
-        let Verdict::Allowed(counters) = evaluate(&loaded, &facts()) else {
-            panic!("allowed");
-        };
+        let loaded = with(velocity(vec![limit("daily", Some(3), None)]));
+        let counters = counters(evaluate(&loaded, &facts()));
         assert_eq!(counters.len(), 1);
-        assert_eq!(counters[0].key, "VEL#daily#card:c1#1699920000000");
+        assert_eq!(counters[0].key, "VEL#card#daily#card:c1#1699920000000");
         assert_eq!(counters[0].max_count, Some(3));
+    }
+
+    #[test]
+    fn a_limit_of_nothing_refuses_every_request() {
+        let f = facts(); // 33.33
+        let refused = |v: Velocity| evaluate(&with(velocity(vec![v])), &f);
+        assert_eq!(
+            refused(limit("none", Some(0), None)),
+            Verdict::Refused(Refusal::Count)
+        );
+        assert_eq!(
+            refused(limit("none", None, Some("0"))),
+            Verdict::Refused(Refusal::Amount)
+        );
+        assert_eq!(
+            refused(limit("small", None, Some("33.32"))),
+            Verdict::Refused(Refusal::Amount)
+        );
+        // Exactly the limit fits; a zero amount fits a zero limit.
+        assert_eq!(
+            counters(refused(limit("exact", None, Some("33.33")))).len(),
+            1
+        );
+        let zero = Facts {
+            amount: Some(Decimal::ZERO),
+            ..facts()
+        };
+        let zero_limit = with(velocity(vec![limit("none", None, Some("0"))]));
+        assert_eq!(counters(evaluate(&zero_limit, &zero)).len(), 1);
+    }
+
+    /// The in-memory journal refuses a counter of no approvals or too small an amount even
+    /// when nothing was counted yet (as the DynamoDB condition does, see `counter_update`).
+    #[test]
+    fn the_in_memory_counters_refuse_a_zero_limit_on_an_empty_window() {
+        let counter = |max_count, max_amount: Option<&str>| Counter {
+            key: "VEL#card#x#card:c1#0".into(),
+            amount: Decimal::ONE,
+            max_count,
+            max_amount: max_amount.and_then(|a| Decimal::from_str(a).ok()),
+            expires_at: 0,
+        };
+        let empty = Default::default();
+        let over = |c| crate::journal::memory::over_limit(&empty, &[c]);
+        assert_eq!(over(counter(Some(0), None)), Some(Refusal::Count));
+        assert_eq!(over(counter(None, Some("0"))), Some(Refusal::Amount));
+        assert_eq!(over(counter(None, Some("0.99"))), Some(Refusal::Amount));
+        assert_eq!(over(counter(Some(1), Some("1"))), None);
+    }
+
+    #[test]
+    fn one_name_at_program_and_card_scope_is_two_counters() {
+        let loaded = Loaded {
+            program: Some(velocity(vec![limit("daily", Some(5), None)])),
+            card: Some(velocity(vec![limit("daily", Some(2), None)])),
+            ..Loaded::default()
+        };
+        let c = counters(evaluate(&loaded, &facts()));
+        let keys: Vec<_> = c.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "VEL#program#daily#card:c1#1699920000000",
+                "VEL#card#daily#card:c1#1699920000000"
+            ]
+        );
+        assert_eq!(
+            c.iter().map(|c| c.max_count).collect::<Vec<_>>(),
+            [Some(5), Some(2)]
+        );
+    }
+
+    /// A stored document `validate` would refuse (one name twice in a scope) still never
+    /// puts two updates of one key in a decision's write: both limits hold on the one counter.
+    #[test]
+    fn counters_of_one_key_are_folded_into_one_update() {
+        let mut weekly = limit("dup", None, Some("100"));
+        weekly.period = Period::Week;
+        let day_count = limit("dup", Some(3), Some("500"));
+        // A Monday: the day's and the week's windows start together, so the keys meet.
+        let monday = Facts {
+            at_ms: 1_699_833_600_000 + 3_600_000,
+            ..facts()
+        };
+        let c = counters(evaluate(&with(velocity(vec![day_count, weekly])), &monday));
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].max_count, Some(3));
+        assert_eq!(c[0].max_amount, Decimal::from_str("100").ok());
+        assert_eq!(c[0].expires_at, 1_699_833_600 + 7 * 86_400 + 86_400);
+    }
+
+    #[test]
+    fn a_limit_counts_purchases_unless_it_lists_its_webhooks() {
+        let default = with(velocity(vec![limit("daily", Some(1), None)]));
+        let on = |w: &'static str, loaded: &Loaded| {
+            counters(evaluate(loaded, &facts().for_webhook(w))).len()
+        };
+        assert_eq!(on("zero-balance", &default), 1);
+        assert_eq!(on("full-balance-antifraud", &default), 1);
+        assert_eq!(on("card-tokenization", &default), 0);
+        assert_eq!(on("banking-antifraud", &default), 0);
+        assert_eq!(on("", &default), 0);
+        let mut tokens = limit("tokens", Some(1), None);
+        tokens.webhooks = Some(vec![VelocityWebhook::CardTokenization]);
+        let tokens = with(velocity(vec![tokens]));
+        assert_eq!(on("card-tokenization", &tokens), 1);
+        assert_eq!(on("zero-balance", &tokens), 0);
+        // A limit of nothing that does not count this webhook does not refuse it either.
+        let mut none = limit("none", Some(0), None);
+        none.webhooks = Some(vec![VelocityWebhook::BankingAntifraud]);
+        assert_eq!(on("zero-balance", &with(velocity(vec![none]))), 0);
+        // The field as operators write it; an unknown webhook is refused.
+        let parsed: Result<Velocity, _> = serde_json::from_str(
+            r#"{"name":"t","per":"card","period":"day","count":1,"webhooks":["card-tokenization","banking-antifraud"]}"#,
+        );
+        assert_eq!(
+            parsed.ok().and_then(|v| v.webhooks),
+            Some(vec![
+                VelocityWebhook::CardTokenization,
+                VelocityWebhook::BankingAntifraud
+            ])
+        );
+        let unknown: Result<Velocity, _> = serde_json::from_str(
+            r#"{"name":"t","per":"card","period":"day","count":1,"webhooks":["purchases"]}"#,
+        );
+        assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn validate_refuses_a_name_twice_in_a_scope() {
+        let dup = velocity(vec![
+            limit("daily", Some(1), None),
+            limit("daily", None, Some("5")),
+        ]);
+        assert_eq!(
+            dup.validate(),
+            Err(InvalidControls::DuplicateLimit("daily".into()))
+        );
+        let hash = velocity(vec![limit("a#b", Some(1), None)]);
+        assert_eq!(
+            hash.validate(),
+            Err(InvalidControls::LimitName("a#b".into()))
+        );
+        let mut nothing = limit("n", Some(1), None);
+        nothing.webhooks = Some(vec![]);
+        assert_eq!(
+            velocity(vec![nothing]).validate(),
+            Err(InvalidControls::NoWebhooks("n".into()))
+        );
+        let ok = velocity(vec![limit("a", Some(1), None), limit("b", Some(1), None)]);
+        assert_eq!(ok.validate(), Ok(()));
     }
 
     #[test]

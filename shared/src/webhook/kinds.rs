@@ -23,7 +23,8 @@ pub trait PolicyKind: Send + Sync + 'static {
     fn section(policy: &Policy) -> &Section<Self::Request, Self::Response>;
     fn request_key(request: &Self::Request) -> String;
 
-    /// What the card controls read of a request; `None`: no controls apply.
+    /// What the card controls read of a request; `None`: no controls apply. The decision
+    /// sets [`Facts::webhook`] to [`Self::NAME`] whatever this returns.
     fn facts(_request: &Self::Request, _at_ms: i64) -> Option<Facts> {
         None
     }
@@ -37,7 +38,9 @@ pub trait PolicyKind: Send + Sync + 'static {
     }
 }
 
-/// A card transaction's facts, as Full balance and Zero balance send them.
+/// A card transaction's facts, as Full balance and Zero balance send them, decided by Zero
+/// balance (`webhook` is `zero-balance`; another webhook sets its own name with
+/// [`Facts::for_webhook`], as [`PolicyWebhook`] does for every policy webhook).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn card_facts(
     card: impl ToString,
@@ -60,6 +63,7 @@ pub(crate) fn card_facts(
         entry_mode: entry_mode.map(str::to_string),
         merchant_id: merchant.map(str::to_string),
         at_ms,
+        webhook: crate::controls::VelocityWebhook::ZeroBalance.name(),
     }
 }
 
@@ -80,11 +84,13 @@ impl PolicyKind for CardTokenization {
         }
     }
 
-    /// A card-level block applies to tokenization too.
+    /// A card-level block applies to tokenization too; a velocity limit counts tokenizations
+    /// only when its `webhooks` lists `card-tokenization`.
     fn facts(r: &Self::Request, at_ms: i64) -> Option<Facts> {
         r.card.as_ref().map(|c| Facts {
             card_id: Some(c.id.to_string()),
             at_ms,
+            webhook: Self::NAME,
             ..Facts::default()
         })
     }
@@ -133,12 +139,14 @@ impl PolicyKind for BankingAntifraud {
     }
 
     /// Account-level controls and velocity: the amount, currency and account of a transfer.
+    /// A velocity limit counts transfers only when its `webhooks` lists `banking-antifraud`.
     fn facts(r: &Self::Request, at_ms: i64) -> Option<Facts> {
         Some(Facts {
             account_id: Some(r.account_id.to_text()),
             amount: Some(r.amount),
             currency: Some(r.currency_code.clone()),
             at_ms,
+            webhook: Self::NAME,
             ..Facts::default()
         })
     }
@@ -160,17 +168,20 @@ impl PolicyKind for FullBalanceAntifraud {
 
     fn facts(r: &Self::Request, at_ms: i64) -> Option<Facts> {
         let f = &r.fields;
-        Some(card_facts(
-            f.card_id,
-            f.account_id,
-            f.amount_transaction,
-            f.mcc.as_deref(),
-            f.merchant_state_or_country_code.as_deref(),
-            &f.currency,
-            f.entry_mode.as_deref(),
-            f.merchant_id_code.as_deref(),
-            at_ms,
-        ))
+        Some(
+            card_facts(
+                f.card_id,
+                f.account_id,
+                f.amount_transaction,
+                f.mcc.as_deref(),
+                f.merchant_state_or_country_code.as_deref(),
+                &f.currency,
+                f.entry_mode.as_deref(),
+                f.merchant_id_code.as_deref(),
+                at_ms,
+            )
+            .for_webhook(Self::NAME),
+        )
     }
 }
 
@@ -298,7 +309,8 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
         };
         let mut counters = Vec::new();
         let mut directory = None;
-        if let (Some(store), Some(facts)) = (&self.controls, K::facts(request, ctx.decided_at_ms)) {
+        let facts = K::facts(request, ctx.decided_at_ms).map(|f| f.for_webhook(K::NAME));
+        if let (Some(store), Some(facts)) = (&self.controls, facts) {
             let Some(timeout) = ctx.budget.for_write() else {
                 let (d, _) = fallback(FallbackReason::Deadline);
                 return Answer::Decided {
@@ -371,5 +383,40 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
 
     fn fallback(&self) -> Decision {
         decision(K::section(&self.policy.current()).fallback())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controls::VelocityWebhook;
+
+    /// The names a limit's `webhooks` lists are the webhooks' own names.
+    #[test]
+    fn velocity_webhook_names_are_the_webhook_names() {
+        let names = [
+            <super::super::ZeroBalanceWebhook as Webhook>::NAME,
+            FullBalanceAntifraud::NAME,
+            BankingAntifraud::NAME,
+            CardTokenization::NAME,
+        ];
+        let ours: Vec<_> = VelocityWebhook::ALL.iter().map(|w| w.name()).collect();
+        assert_eq!(ours, names);
+        for w in VelocityWebhook::ALL {
+            assert_eq!(serde_json::to_value(w).ok(), Some(w.name().into()));
+        }
+        // Zero balance's facts (it calls `card_facts` directly) are its own.
+        let f = card_facts(
+            1,
+            2,
+            rust_decimal::Decimal::ONE,
+            None,
+            None,
+            "986",
+            None,
+            None,
+            0,
+        );
+        assert_eq!(f.webhook, names[0]);
     }
 }

@@ -449,6 +449,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             count: Some(u32::MAX),
             amount: Some(rust_decimal::Decimal::from(1_000_000_000_000u64)),
             mcc: None,
+            webhooks: None,
         };
         store.set(
             &Scope::Program,

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Uses the standard AWS settings (region, credentials, `AWS_ENDPOINT_URL`). The document
-//! format is `shared::controls::Controls` (docs/controls.md); unknown keys are refused.
+//! format is `shared::controls::Controls` (docs/controls.md); unknown keys are refused, and so
+//! is a velocity limit name used twice within one scope's document (`Controls::validate`).
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
@@ -115,6 +116,11 @@ async fn main() -> anyhow::Result<()> {
             let controls: Controls =
                 serde_json::from_str(&text).context("the controls document is invalid")?;
             let scope = target.scope();
+            // Two limits of one name in a scope would share one counter; refused before any
+            // write (the store refuses it too).
+            if let Err(e) = controls.validate() {
+                bail!("the controls document for {} is refused: {e}", scope.pk());
+            }
             store.set(&scope, &controls).await?;
             println!("{} set: {}", scope.pk(), serde_json::to_string(&controls)?);
         }
