@@ -53,7 +53,7 @@ pub const DEFAULT_POLICY: &str = include_str!("../../policy/default-policy.json"
 /// A policy that cannot be used. The message names the section, the rule and the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("cannot read policy file {path}: {message}")]
+    #[error("cannot read policy {path}: {message}")]
     Read { path: String, message: String },
     #[error("policy is not valid JSON: {0}")]
     Syntax(String),
@@ -64,6 +64,13 @@ pub enum PolicyError {
         section: String,
         rule: String,
         problem: String,
+    },
+    /// The policy of a role (`live`) from a source (a file, an S3 object) cannot be used.
+    #[error("the {role} policy ({from}) cannot be used: {error}")]
+    Source {
+        role: &'static str,
+        from: String,
+        error: Box<PolicyError>,
     },
 }
 
