@@ -50,11 +50,17 @@ pub const CATALOG: &[MetricSet] = &[
             "Latency",
         ],
     },
-    // One line per S3 policy refresh (webhook::policy_source): Policy = live, shadow.
+    // One line per S3 policy refresh, and one per shadow policy skipped at start
+    // (webhook::policy_source): Policy = live, shadow.
     MetricSet {
         namespace: "IssuerKit/Webhooks",
         dimensions: &["Function", "Policy"],
-        metrics: &["PolicyUpdated", "PolicyRefused", "PolicyReadFailed"],
+        metrics: &[
+            "PolicyUpdated",
+            "PolicyRefused",
+            "PolicyReadFailed",
+            "PolicySkipped",
+        ],
     },
     // One line per Aritma delivery (aritma::handler): Status = the HTTP status.
     MetricSet {

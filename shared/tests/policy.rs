@@ -8,6 +8,68 @@ fn the_shipped_policy_is_valid() {
     assert!(Policy::builtin().is_ok());
 }
 
+/// Every file under `dir` (recursively), skipping build output, virtualenvs and git data.
+fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_dir() {
+            if !(name.starts_with('.') || name == "target" || name == "node_modules") {
+                files_under(&path, out)?;
+            }
+        } else {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// A JSON document that is a policy: an object with at least one policy section.
+fn policy_document(text: &str) -> bool {
+    serde_json::from_str::<Value>(text).is_ok_and(|v| {
+        shared::policy::schema::SECTIONS
+            .iter()
+            .any(|s| v.get(s).is_some())
+    })
+}
+
+/// Every policy in the repository loads: the shipped default, any `*.json` policy (samples,
+/// fixtures), and every complete policy in a ```json block of the Markdown docs (snippets
+/// with `...` are not JSON and are skipped).
+#[test]
+fn every_policy_in_the_repository_loads() -> std::io::Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    files_under(&root, &mut files)?;
+    let mut checked = Vec::new();
+    for path in &files {
+        let ext = path.extension().and_then(|e| e.to_str());
+        let docs: Vec<String> = match ext {
+            Some("json") => vec![std::fs::read_to_string(path)?],
+            Some("md") => {
+                let text = std::fs::read_to_string(path)?;
+                text.split("```json")
+                    .skip(1)
+                    .filter_map(|block| block.split("```").next())
+                    .map(str::to_string)
+                    .collect()
+            }
+            _ => continue,
+        };
+        for doc in docs.iter().filter(|d| policy_document(d)) {
+            if let Err(e) = Policy::from_json(doc) {
+                panic!("{}: {e}", path.display());
+            }
+            checked.push(path.display().to_string());
+        }
+    }
+    assert!(
+        checked.iter().any(|p| p.ends_with("default-policy.json")),
+        "the shipped default was not found among {checked:?}"
+    );
+    Ok(())
+}
+
 fn tokenization_rule(rule: &str) -> String {
     format!(
         r#"{{"card_tokenization": {{"rules": [{rule}],
@@ -1046,6 +1108,39 @@ fn the_schema_and_the_loader_give_the_same_verdict() {
             "zero balance without response code",
             zb(r#"{"when": [{"field": "fields.mcc", "eq": "1"}], "then": {"is_approved": false}}"#),
             false,
+        ),
+        (
+            "zero balance fallback that approves without the ledger",
+            section(
+                "zero_balance",
+                "",
+                r#"{"is_approved": true, "response_code": "00"}"#,
+                r#"{"is_approved": true, "response_code": "00"}"#,
+                "",
+            ),
+            false,
+        ),
+        (
+            "zero balance control outcome that approves without the ledger",
+            section(
+                "zero_balance",
+                "",
+                r#"{"is_approved": true, "response_code": "00"}"#,
+                r#"{"is_approved": false, "response_code": "96"}"#,
+                r#", "controls": {"count_limit": {"is_approved": true, "response_code": "00"}}"#,
+            ),
+            false,
+        ),
+        (
+            "zero balance declining control outcomes, approving rule and default",
+            section(
+                "zero_balance",
+                r#"{"when": [{"field": "fields.mcc", "eq": "1"}], "then": {"is_approved": true, "response_code": "00"}}"#,
+                r#"{"is_approved": true, "response_code": "00"}"#,
+                r#"{"is_approved": false, "response_code": "96"}"#,
+                r#", "controls": {"not_permitted": {"is_approved": false, "response_code": "57"}}"#,
+            ),
+            true,
         ),
         (
             "zero balance long response code",

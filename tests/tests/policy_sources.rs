@@ -210,6 +210,156 @@ async fn an_s3_policy_update_is_picked_up_and_an_invalid_one_is_refused() -> any
     Ok(())
 }
 
+/// A log writer the test reads back.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+#[tokio::test]
+async fn a_shadow_that_cannot_load_is_skipped_and_the_live_policy_answers() -> anyhow::Result<()> {
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (_moto, sdk, names) = Moto::start_with_resources().await?;
+    let s3 = shared::aws::s3_client(&sdk);
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let journal = DynamoJournal::new(ddb.clone(), &names.journal_table);
+    let pismo = Pismo::start().await?;
+    let approve_all = banking_policy("approve");
+    put(&s3, &names.bucket, KEY, &approve_all).await?;
+    // An invalid shadow object, marked so that the test sees whether its text is logged.
+    let invalid = json!({
+        "description": "do-not-log-this-document",
+        "banking_antifraud": {"default": {"decision": "maybe"}, "fallback": {"decision": "reject"}}
+    })
+    .to_string();
+    put(&s3, &names.bucket, "policies/invalid-shadow.json", &invalid).await?;
+
+    let mut id = 0;
+    for shadow_key in [
+        "policies/missing-shadow.json",
+        "policies/invalid-shadow.json",
+    ] {
+        let (emf, captured) = Emf::capture(WEBHOOKS_NAMESPACE);
+        // POLICY_URI names the live object; SHADOW_POLICY_URI one that cannot be loaded.
+        let settings = PolicySettings {
+            live: PolicySource::S3 {
+                bucket: names.bucket.clone(),
+                key: KEY.into(),
+            },
+            shadow: Some(PolicySource::S3 {
+                bucket: names.bucket.clone(),
+                key: shadow_key.into(),
+            }),
+            refresh: Some(std::time::Duration::from_secs(3600)),
+        };
+        let policies = settings.load(&s3, "banking-antifraud", &emf).await?;
+        assert!(
+            policies.shadow.is_none(),
+            "{shadow_key}: a shadow was loaded"
+        );
+        assert_eq!(
+            policies.reloaders.len(),
+            1,
+            "only the live policy is refreshed"
+        );
+        assert_eq!(policies.live.current().version, version_of(&approve_all));
+
+        // Counted once, as the shadow of this function.
+        let lines = captured.lines();
+        assert_eq!(lines.len(), 1, "{shadow_key}: {lines:?}");
+        assert_eq!(lines[0]["PolicySkipped"], 1);
+        assert_eq!(lines[0]["Function"], "banking-antifraud");
+        assert_eq!(lines[0]["Policy"], "shadow");
+
+        // The live policy answers, and its decisions record no shadow.
+        let runner = WebhookRunner::new(
+            PolicyWebhook::<BankingAntifraud>::new(policies.live.clone())
+                .with_shadow(policies.shadow.clone()),
+            pismo.verifier(),
+            Arc::new(journal.clone()),
+            config(),
+        );
+        id += 1;
+        let answer = pismo
+            .send(&runner, &banking(&format!("skip-{id}"))?)
+            .await?;
+        assert_eq!(answer.json(), json!({"decision": "approve"}));
+        let e = entry(&journal, &format!("banking-antifraud#skip-{id}")).await?;
+        assert_eq!(e.policy_version, version_of(&approve_all));
+        assert!(e.shadow.is_none());
+
+        // Logged as a warning naming the object, never its text.
+        let text = logs.text();
+        let warning = text
+            .lines()
+            .find(|l| l.contains("shadow policy skipped") && l.contains(shadow_key))
+            .ok_or_else(|| anyhow::anyhow!("no warning for {shadow_key} in {text}"))?;
+        let warning: Value = serde_json::from_str(warning)?;
+        assert_eq!(warning["level"], "WARN");
+        assert_eq!(warning["fields"]["policy"], "shadow");
+        assert_eq!(
+            warning["fields"]["source"],
+            format!("s3://{}/{shadow_key}", names.bucket)
+        );
+    }
+    assert!(!logs.text().contains("do-not-log-this-document"));
+
+    // The live policy still fails the start, naming itself, when it is the one missing.
+    let settings = PolicySettings {
+        live: PolicySource::S3 {
+            bucket: names.bucket.clone(),
+            key: "policies/missing-live.json".into(),
+        },
+        shadow: Some(PolicySource::S3 {
+            bucket: names.bucket.clone(),
+            key: KEY.into(),
+        }),
+        refresh: None,
+    };
+    match settings
+        .load(&s3, "banking-antifraud", &Emf::default())
+        .await
+    {
+        Ok(_) => anyhow::bail!("started without a live policy"),
+        Err(e) => {
+            let e = e.to_string();
+            let named = format!(
+                "the live policy (s3://{}/policies/missing-live.json) cannot be used: cannot read policy",
+                names.bucket
+            );
+            assert!(e.starts_with(&named), "{e}");
+        }
+    }
+    Ok(())
+}
+
 /// A shadowed runner and a plain one of the same webhook.
 fn pair<W: Webhook>(
     make: impl Fn(Option<PolicyHandle>) -> W,

@@ -53,7 +53,7 @@ pub const DEFAULT_POLICY: &str = include_str!("../../policy/default-policy.json"
 /// A policy that cannot be used. The message names the section, the rule and the problem.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
-    #[error("cannot read policy file {path}: {message}")]
+    #[error("cannot read policy {path}: {message}")]
     Read { path: String, message: String },
     #[error("policy is not valid JSON: {0}")]
     Syntax(String),
@@ -64,6 +64,13 @@ pub enum PolicyError {
         section: String,
         rule: String,
         problem: String,
+    },
+    /// The policy of a role (`live`) from a source (a file, an S3 object) cannot be used.
+    #[error("the {role} policy ({from}) cannot be used: {error}")]
+    Source {
+        role: &'static str,
+        from: String,
+        error: Box<PolicyError>,
     },
 }
 
@@ -201,6 +208,14 @@ fn compile_outcome<O: Outcome>(value: &Value, label: &str) -> Result<Decided<O>,
     })
 }
 
+/// [`compile_outcome`] of an outcome answered when no rule decided (the `fallback` and the
+/// `controls` outcomes), with the section's further checks of those ([`Outcome::check_fallback`]).
+fn compile_fallback<O: Outcome>(value: &Value, label: &str) -> Result<Decided<O>, String> {
+    let d = compile_outcome::<O>(value, label)?;
+    d.value.check_fallback()?;
+    Ok(d)
+}
+
 impl<R: PolicySubject, O: Outcome> Section<R, O> {
     fn compile(section: &str, value: Value) -> Result<Self, PolicyError> {
         let raw: RawSection = serde_json::from_value(value).map_err(|e| PolicyError::Section {
@@ -214,11 +229,11 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
         let default =
             compile_outcome(&raw.default, "default").map_err(|p| section_err("default", p))?;
         let fallback =
-            compile_outcome(&raw.fallback, "fallback").map_err(|p| section_err("fallback", p))?;
+            compile_fallback(&raw.fallback, "fallback").map_err(|p| section_err("fallback", p))?;
         let raw_controls = raw.controls.unwrap_or_default();
         let control = |v: &Option<Value>, name: &str| {
             v.as_ref()
-                .map(|v| compile_outcome(v, name))
+                .map(|v| compile_fallback(v, name))
                 .transpose()
                 .map_err(|p| section_err(&format!("controls.{name}"), p))
         };
@@ -530,6 +545,75 @@ mod tests {
         inputs.remove("original_network_data.de48.se75.sf1");
         let lookup = |p: &str| inputs.get(p).cloned().unwrap_or(Field::Absent);
         assert_eq!(&*section.decide_with(&lookup).label, "small");
+    }
+
+    /// A Zero balance section with `fallback` and `controls` as given, and one approving rule.
+    fn zero_balance_section(fallback: &str, controls: &str) -> String {
+        format!(
+            r#"{{"zero_balance": {{
+                "rules": [{{"name": "through", "when": [{{"field": "fields.mcc", "eq": "5411"}}],
+                            "then": {{"is_approved": true, "response_code": "00"}}}}],
+                "default": {{"is_approved": true, "response_code": "00"}},
+                "fallback": {fallback}{controls}}}}}"#
+        )
+    }
+
+    const DECLINE: &str = r#"{"is_approved": false, "response_code": "96"}"#;
+    const APPROVE: &str = r#"{"is_approved": true, "response_code": "00"}"#;
+
+    #[test]
+    fn zero_balance_refuses_an_outcome_that_approves_without_the_ledger() {
+        let mut cases = vec![(zero_balance_section(APPROVE, ""), "fallback".to_string())];
+        for name in schema::CONTROL_OUTCOMES {
+            let controls = format!(r#", "controls": {{"{name}": {APPROVE}}}"#);
+            cases.push((
+                zero_balance_section(DECLINE, &controls),
+                format!("controls.{name}"),
+            ));
+        }
+        for (text, outcome) in &cases {
+            match Policy::from_json(text) {
+                Err(e @ PolicyError::Section { .. }) => {
+                    let e = e.to_string();
+                    assert!(
+                        e.starts_with(&format!("policy zero_balance: {outcome}: approves")),
+                        "{outcome}: {e}"
+                    );
+                    assert!(e.contains("without the ledger"), "{outcome}: {e}");
+                }
+                Err(other) => panic!("{outcome}: wrong error kind: {other}"),
+                Ok(_) => panic!("{outcome}: an approving outcome was accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn zero_balance_declining_fallbacks_and_approving_rules_load() -> Result<(), PolicyError> {
+        let controls: Vec<String> = schema::CONTROL_OUTCOMES
+            .iter()
+            .map(|n| format!(r#""{n}": {DECLINE}"#))
+            .collect();
+        let text = zero_balance_section(
+            DECLINE,
+            &format!(r#", "controls": {{{}}}"#, controls.join(", ")),
+        );
+        let policy = Policy::from_json(&text)?;
+        // The approving rule and the approving default stay: they go on to the ledger.
+        assert!(policy.zero_balance.rules[0].outcome.value.approves());
+        assert!(policy.zero_balance.default_outcome().value.approves());
+        assert!(!policy.zero_balance.fallback().value.approves());
+        // Other sections may still approve in their fallback and controls (no ledger there).
+        let fb = r#"{"full_balance_antifraud": {"default": {"approve": true, "response_code": "00"},
+            "fallback": {"approve": true, "response_code": "00"},
+            "controls": {"not_permitted": {"approve": true, "response_code": "00"}}}}"#;
+        assert!(
+            Policy::from_json(fb)?
+                .full_balance_antifraud
+                .fallback()
+                .value
+                .approves()
+        );
+        Ok(())
     }
 
     #[test]

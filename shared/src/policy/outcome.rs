@@ -24,6 +24,12 @@ pub trait Outcome: DeserializeOwned + Serialize + Clone + Send + Sync + 'static 
 
     /// Whether the outcome approves (velocity counters count only approvals).
     fn approves(&self) -> bool;
+
+    /// Further checks of an outcome the section answers when no rule decided: its `fallback`
+    /// and its `controls` outcomes. Nothing more by default.
+    fn check_fallback(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 fn check_keys(value: &Value, allowed: &[&str], what: &str) -> Result<(), String> {
@@ -163,6 +169,22 @@ impl Outcome for FullBalanceResponse {
 impl Outcome for ZeroBalanceResponse {
     fn approves(&self) -> bool {
         self.is_approved == Some(true)
+    }
+
+    /// A Zero balance approval is the ledger's alone (it debits the account in the same
+    /// transaction that stores the answer). The fallback and the `controls` outcomes are
+    /// answered without the ledger, so an approving one would tell Pismo "approved" while
+    /// nothing is debited: they must decline.
+    fn check_fallback(&self) -> Result<(), String> {
+        if self.approves() {
+            return Err(
+                "approves (`is_approved: true`) but is answered without the ledger, so nothing \
+                 would be debited; it must decline (`is_approved: false`): only the ledger \
+                 approves a Zero balance request"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     const FIELDS: &'static [&'static str] = &[

@@ -233,9 +233,24 @@ fn outcome_def(section: &str) -> Value {
 
 fn section_defs<R: PolicySubject>(section: &str, defs: &mut serde_json::Map<String, Value>) {
     let outcome = reference(&format!("{section}_outcome"));
+    // The outcomes answered when no rule decided (`fallback`, `controls`): Zero balance
+    // answers them without the ledger, so they must decline (`Outcome::check_fallback`).
+    let fallback = if section == "zero_balance" {
+        let name = format!("{section}_declining_outcome");
+        defs.insert(
+            name.clone(),
+            json!({
+                "description": "answered without the ledger (fallback, controls), so it must decline: only the ledger approves a Zero balance request",
+                "allOf": [outcome, { "properties": { "is_approved": { "const": false } } }],
+            }),
+        );
+        reference(&name)
+    } else {
+        outcome.clone()
+    };
     let mut controls = serde_json::Map::new();
     for name in CONTROL_OUTCOMES {
-        controls.insert(name.into(), outcome.clone());
+        controls.insert(name.into(), fallback.clone());
     }
     defs.insert(
         section.into(),
@@ -246,7 +261,7 @@ fn section_defs<R: PolicySubject>(section: &str, defs: &mut serde_json::Map<Stri
             "properties": {
                 "rules": { "type": "array", "items": reference(&format!("{section}_rule")) },
                 "default": outcome,
-                "fallback": outcome,
+                "fallback": fallback,
                 "controls": {
                     "description": "outcomes for card controls and velocity limits",
                     "type": "object",

@@ -7,7 +7,15 @@
 //! | `POLICY_REFRESH_SECS` | 60; `0` reads an S3 policy once |
 //! | `SHADOW_POLICY_FILE`, `SHADOW_POLICY_URI` | a policy evaluated beside the live one, journaled, never answered |
 //!
-//! A policy that fails validation at start stops the function. Afterwards, each refresh is
+//! A live policy that cannot be read or fails validation at start stops the function (the
+//! error names the source: [`PolicyError::Source`]). A shadow policy never does: a shadow
+//! that cannot be loaded at start (missing object, unreadable, invalid; file or S3) is
+//! skipped, so the function runs without a shadow until its next cold start, with a warning
+//! (function, source and problem: no document) and the EMF metric `PolicySkipped` (dimension
+//! `Function`, and `Function` + `Policy` = `shadow`), counted once per container start. A
+//! skipped S3 shadow gets no refresh task: the webhooks hold their shadow from the start, so
+//! an object that appears later is picked up by the containers started after it appears.
+//! Afterwards, each refresh is
 //! one conditional `GetObject` (`If-None-Match` with the last ETag, so an unchanged object is
 //! a `304` without a body); a new version is validated and swapped in whole, while a version
 //! that fails validation is refused: the last good one keeps answering, a warning names the
@@ -173,9 +181,13 @@ impl PolicySettings {
         })
     }
 
-    /// Loads and validates the live and shadow policies (an invalid or unreadable one fails
-    /// the start) and, when a refresh interval is set, starts the refresh task of each S3
-    /// policy. `function` is the `Function` dimension of the refresh metrics.
+    /// Loads and validates the live and shadow policies and, when a refresh interval is set,
+    /// starts the refresh task of each S3 policy. `function` is the `Function` dimension of
+    /// the metrics.
+    ///
+    /// A live policy that cannot be read or is invalid fails the start
+    /// ([`PolicyError::Source`], naming it). A shadow that cannot be loaded never does: it is
+    /// skipped (`shadow` is `None`), with a warning and the metric `PolicySkipped`.
     pub async fn load(
         &self,
         s3: &aws_sdk_s3::Client,
@@ -198,14 +210,25 @@ impl PolicySettings {
                 }
             }
         };
-        let (live, r) = open(&self.live, "live").await?;
+        let (live, r) = open(&self.live, "live")
+            .await
+            .map_err(|error| PolicyError::Source {
+                role: "live",
+                from: self.live.to_string(),
+                error: Box::new(error),
+            })?;
         reloaders.extend(r);
         let shadow = match &self.shadow {
-            Some(s) => {
-                let (h, r) = open(s, "shadow").await?;
-                reloaders.extend(r);
-                Some(h)
-            }
+            Some(s) => match open(s, "shadow").await {
+                Ok((h, r)) => {
+                    reloaders.extend(r);
+                    Some(h)
+                }
+                Err(error) => {
+                    skip_shadow(s, &error, function, metrics);
+                    None
+                }
+            },
             None => None,
         };
         if let Some(every) = self.refresh {
@@ -219,6 +242,18 @@ impl PolicySettings {
             reloaders,
         })
     }
+}
+
+/// A shadow that could not be loaded at start: the function runs without it. The warning
+/// names the function, the source and the problem (a read error, or the section and rule of
+/// the issuer's own document), never the document.
+fn skip_shadow(source: &PolicySource, error: &PolicyError, function: &'static str, metrics: &Emf) {
+    tracing::warn!(function, policy = "shadow", source = %source, error = %error, "shadow policy skipped: it cannot be loaded, so the function runs without a shadow (live answers are unaffected)");
+    metrics.emit(
+        &[("Function", function), ("Policy", "shadow")],
+        &[&[0], &[0, 1]],
+        &[("PolicySkipped", Unit::Count, 1)],
+    );
 }
 
 /// The loaded policies of a function.
@@ -515,6 +550,89 @@ mod tests {
                 Err(e) => assert!(e.to_string().starts_with(names), "{e}"),
                 Ok(s) => panic!("accepted {bad:?}: {s:?}"),
             }
+        }
+        Ok(())
+    }
+
+    /// An S3 client that is never called (the sources here are files).
+    fn no_s3() -> aws_sdk_s3::Client {
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+                .build(),
+        )
+    }
+
+    fn temp_file(name: &str, text: &str) -> std::io::Result<PathBuf> {
+        let dir = std::env::temp_dir().join(format!("policy-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(name);
+        std::fs::write(&path, text)?;
+        Ok(path)
+    }
+
+    #[tokio::test]
+    async fn a_shadow_file_that_cannot_load_is_skipped_and_counted()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let invalid = temp_file(
+            "invalid-shadow.json",
+            r#"{"banking_antifraud": {"default": {"decision": "maybe"}, "fallback": {"decision": "reject"}}}"#,
+        )?;
+        let missing = invalid.with_file_name("missing-shadow.json");
+        let not_json = temp_file("not-json-shadow.json", "{")?;
+        for shadow in [invalid, missing, not_json] {
+            let (emf, captured) = Emf::capture(crate::metrics::WEBHOOKS_NAMESPACE);
+            let settings = PolicySettings {
+                live: PolicySource::Builtin,
+                shadow: Some(PolicySource::File(shadow.clone())),
+                refresh: None,
+            };
+            let policies = settings.load(&no_s3(), "banking-antifraud", &emf).await?;
+            assert!(policies.shadow.is_none(), "{}", shadow.display());
+            assert_eq!(
+                policies.live.current().version,
+                Policy::builtin()?.version,
+                "the live policy answers"
+            );
+            let lines = captured.lines();
+            assert_eq!(lines.len(), 1, "{}", shadow.display());
+            assert_eq!(lines[0]["PolicySkipped"], 1);
+            assert_eq!(lines[0]["Function"], "banking-antifraud");
+            assert_eq!(lines[0]["Policy"], "shadow");
+        }
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_live_policy_that_cannot_load_fails_the_start_naming_it()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let invalid = temp_file(
+            "invalid-live.json",
+            r#"{"zero_balance": {"default": {"is_approved": true, "response_code": "00"},
+                "fallback": {"is_approved": true, "response_code": "00"}}}"#,
+        )?;
+        let missing = invalid.with_file_name("missing-live.json");
+        for (live, problem) in [
+            (&invalid, "policy zero_balance: fallback: approves"),
+            (&missing, "cannot read policy"),
+        ] {
+            let (emf, captured) = Emf::capture(crate::metrics::WEBHOOKS_NAMESPACE);
+            let settings = PolicySettings {
+                live: PolicySource::File(live.clone()),
+                shadow: None,
+                refresh: None,
+            };
+            match settings.load(&no_s3(), "zero-balance", &emf).await {
+                Ok(_) => panic!("{} was loaded", live.display()),
+                Err(e) => {
+                    let e = e.to_string();
+                    let named = format!("the live policy ({}) cannot be used: ", live.display());
+                    assert!(e.starts_with(&named), "{e}");
+                    assert!(e.contains(problem), "{e}");
+                }
+            }
+            assert!(captured.lines().is_empty());
         }
         Ok(())
     }
