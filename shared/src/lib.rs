@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod models;
 pub mod pipeline;
 pub mod policy;
+pub mod reconcile;
 pub mod signature;
 pub mod telemetry;
 pub mod tls;

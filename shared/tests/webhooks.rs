@@ -423,6 +423,7 @@ async fn a_concurrent_duplicate_gets_the_winners_answer() -> TestResult {
         id: "card-tokenization#432:134142".into(),
         body_sha256: hash.clone(),
         fingerprint: hash,
+        decision_id: "other".into(),
         answer: first.into(),
         label: "default".into(),
         how: How::Policy,

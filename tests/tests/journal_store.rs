@@ -23,6 +23,7 @@ fn entry(id: &str, body: &str, money: Option<Money>) -> Entry {
         id: id.into(),
         body_sha256: body.into(),
         fingerprint: body.into(),
+        decision_id: String::new(),
         answer: r#"{"is_approved":true,"response_code":"00"}"#.into(),
         label: "approved".into(),
         how: How::Ledger,
@@ -48,7 +49,7 @@ fn debit(account: &str, amount: &str, moved: bool) -> Money {
         amount: dec(amount),
         direction: Direction::Debit,
         moved,
-        reverses: None,
+        transaction_id: None,
     }
 }
 

@@ -601,6 +601,18 @@ async fn message_table_one_row_one_case() -> anyhow::Result<()> {
                 reconcile: None,
             },
         ),
+        (
+            "advice with another amount under the same id: 422",
+            vec![msg("0120", "20.00"), msg("0400", "25.51")],
+            msg("0120", "10.00"),
+            Expect {
+                answer: None,
+                status: 422,
+                moved: "0",
+                held: Some("0"),
+                reconcile: None,
+            },
+        ),
     ];
     for (n, (name, prior, last, want)) in rows.into_iter().enumerate() {
         let account = 10_000 + i64::try_from(n)?;
@@ -659,7 +671,7 @@ async fn message_table_one_row_one_case() -> anyhow::Result<()> {
             );
         }
     }
-    // The 422 repeat is on the reconciliation list, and nothing else moved for it.
+    // The 422 repeats are on the reconciliation list, and nothing moved for them.
     let pending: Vec<String> = s
         .journal
         .pending()
@@ -667,12 +679,15 @@ async fn message_table_one_row_one_case() -> anyhow::Result<()> {
         .into_iter()
         .map(|e| e.id)
         .collect();
-    assert!(
-        pending
-            .iter()
-            .any(|p| p.starts_with("zero-balance#request#row-25#conflict#")),
-        "{pending:?}"
-    );
+    for prefix in [
+        "zero-balance#request#row-25#conflict#",
+        "zero-balance#advice#row-26#conflict#",
+    ] {
+        assert!(
+            pending.iter().any(|p| p.starts_with(prefix)),
+            "{prefix}: {pending:?}"
+        );
+    }
     Ok(())
 }
 

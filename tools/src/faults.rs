@@ -7,7 +7,8 @@
 //!                  └ answers, drops or holds ◄───────┘
 //! ```
 //!
-//! Faults, each at one chosen call:
+//! Faults, each at one chosen call ([`FaultProxy::arm`]), or several at several calls
+//! ([`FaultProxy::arm_schedule`], for combined faults):
 //! - [`Fault::Delay`]: the request is held until [`FaultProxy::release`], then forwarded (it
 //!   reaches the emulator after the client gave up: the worst case of a slow network);
 //! - [`Fault::CommitThenDrop`]: forwarded and applied, then the connection is closed without
@@ -60,8 +61,8 @@ impl Fault {
 struct Log {
     /// Operation names (`PutItem`, `TransactWriteItems`, ...) since the last `take_calls`.
     calls: Vec<String>,
-    /// The armed fault and the (1-based) index in `calls` it applies to.
-    plan: Option<(usize, Fault)>,
+    /// The armed faults and the (1-based) indexes in `calls` they apply to.
+    plan: Vec<(usize, Fault)>,
     held: Vec<oneshot::Sender<()>>,
 }
 
@@ -125,18 +126,29 @@ impl FaultProxy {
     pub fn arm(&self, fault: Fault, nth: usize) {
         let mut log = self.state.log();
         let at = log.calls.len() + nth.max(1);
-        log.plan = Some((at, fault));
+        log.plan = vec![(at, fault)];
+    }
+
+    /// Arms each `(nth, fault)`: `fault` for the `nth` call from now (1 = the next one); a
+    /// later pair for the same call wins.
+    pub fn arm_schedule(&self, schedule: &[(usize, Fault)]) {
+        let mut log = self.state.log();
+        let base = log.calls.len();
+        log.plan = schedule
+            .iter()
+            .map(|(nth, fault)| (base + (*nth).max(1), *fault))
+            .collect();
     }
 
     /// Disarms a fault that was not reached.
     pub fn disarm(&self) {
-        self.state.log().plan = None;
+        self.state.log().plan.clear();
     }
 
     /// The calls since the last `take_calls`, and starts a new log.
     pub fn take_calls(&self) -> Vec<String> {
         let mut log = self.state.log();
-        log.plan = None;
+        log.plan.clear();
         std::mem::take(&mut log.calls)
     }
 
@@ -196,13 +208,13 @@ async fn handle(
         let mut log = state.log();
         log.calls.push(operation);
         let index = log.calls.len();
-        let fault = match log.plan {
-            Some((at, f)) if at == index => {
-                log.plan = None;
-                Some(f)
-            }
-            _ => None,
-        };
+        let fault = log
+            .plan
+            .iter()
+            .rev()
+            .find(|(at, _)| *at == index)
+            .map(|(_, f)| *f);
+        log.plan.retain(|(at, _)| *at != index);
         let hold = (fault == Some(Fault::Delay)).then(|| {
             let (tx, rx) = oneshot::channel();
             log.held.push(tx);

@@ -154,6 +154,7 @@ pub(crate) fn to_item(e: &Entry) -> HashMap<String, AttributeValue> {
         ("id".to_string(), s(&e.id)),
         ("body_sha256".to_string(), s(&e.body_sha256)),
         ("fingerprint".to_string(), s(&e.fingerprint)),
+        ("decision_id".to_string(), s(&e.decision_id)),
         ("answer".to_string(), s(&e.answer)),
         ("label".to_string(), s(&e.label)),
         ("how".to_string(), s(e.how.as_str())),
@@ -188,8 +189,8 @@ pub(crate) fn to_item(e: &Entry) -> HashMap<String, AttributeValue> {
         item.insert("amount".into(), n(m.amount));
         item.insert("direction".into(), s(m.direction.as_str()));
         item.insert("moved".into(), AttributeValue::Bool(m.moved));
-        if let Some(r) = &m.reverses {
-            item.insert("reverses".into(), s(r));
+        if let Some(t) = &m.transaction_id {
+            item.insert("transaction_id".into(), s(t));
         }
     }
     if let Some(reason) = &e.reconcile {
@@ -266,13 +267,14 @@ pub(crate) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Entry,
                 _ => Direction::Debit,
             },
             moved: matches!(item.get("moved"), Some(AttributeValue::Bool(true))),
-            reverses: text("reverses"),
+            transaction_id: text("transaction_id"),
         }),
         _ => None,
     };
     let body_sha256 = text("body_sha256").ok_or_else(corrupt)?;
     Ok(Entry {
         fingerprint: text("fingerprint").unwrap_or_else(|| body_sha256.clone()),
+        decision_id: text("decision_id").unwrap_or_default(),
         body_sha256,
         answer: text("answer").ok_or_else(corrupt)?,
         label: text("label").unwrap_or_default(),
@@ -507,6 +509,7 @@ mod tests {
             id: "zero-balance#request#1".into(),
             body_sha256: "abc".into(),
             fingerprint: "def".into(),
+            decision_id: "d1".into(),
             answer: r#"{"is_approved":true}"#.into(),
             label: "approved".into(),
             how: How::Fallback(FallbackReason::OutcomeUnknown),
@@ -525,7 +528,7 @@ mod tests {
                 amount: Decimal::new(1050, 2),
                 direction: Direction::Debit,
                 moved: true,
-                reverses: None,
+                transaction_id: None,
             }),
             reconcile: Some("unknown_account".into()),
             shadow: Some(Shadow {

@@ -23,6 +23,7 @@
 //! | `id` | S | `<webhook>#<request key>`; Zero balance adds the message class: `zero-balance#request#<id>`, `zero-balance#advice#<id>`, `zero-balance#reversal#<id>`, ... |
 //! | `body_sha256` | S | SHA-256 (hex) of the raw request body |
 //! | `fingerprint` | S | what a repeat must match to get the stored answer: the body's SHA-256 for a policy webhook, the SHA-256 of the money fields for Zero balance (absent on older entries: `body_sha256`) |
+//! | `decision_id` | S | unique per invocation (which decision wrote the entry) |
 //! | `answer` | S | the response body, byte for byte |
 //! | `label` | S | the rule label or ledger outcome (`approved`, `insufficient_funds`, ...) |
 //! | `how` | S | `policy`, `ledger` or `fallback` |
@@ -32,7 +33,7 @@
 //! | `expiration` | N | epoch seconds, the table's TTL attribute (absent while awaiting reconciliation) |
 //! | `inputs` | M | what the decision read: amounts, currency, MCC, country, entry mode, ids, codes |
 //! | `account_id`, `amount`, `direction`, `moved` | S, N, S, BOOL | Zero balance: the money movement and whether it happened |
-//! | `reverses` | S | a reversal: the `id` of the entry it returns money to |
+//! | `transaction_id` | S | Zero balance: the transaction whose hold moved with this entry (requests and advices on a debit, reversals) |
 //! | `reconcile`, `reconcile_reason` | S, S | `PENDING` and why, for entries awaiting reconciliation (sparse GSI `reconcile-index`) |
 //! | `shadow_version`, `shadow_label`, `shadow_answer`, `shadow_differs` | S, S, S, BOOL | with a shadow policy: its version, rule label, would-be answer and whether it differs from the live one |
 //!
@@ -131,8 +132,9 @@ pub struct Money {
     pub direction: Direction,
     /// Whether the account changed with this entry.
     pub moved: bool,
-    /// For a reversal: the `id` of the entry whose money it returns.
-    pub reverses: Option<String>,
+    /// The Pismo transaction whose hold changed with this movement (requests and advices on a
+    /// debit, reversals); `None` for a credit or a refund, which hold nothing.
+    pub transaction_id: Option<String>,
 }
 
 /// One journal item.
@@ -144,6 +146,9 @@ pub struct Entry {
     /// webhook; for Zero balance the SHA-256 of the money fields (id, class, account, amount,
     /// currency, processing code), so a re-serialised retry still gets the first answer.
     pub fingerprint: String,
+    /// Unique per invocation: tells the reconciler whether a stored entry was written by the
+    /// decision it settles or by another one with the same key.
+    pub decision_id: String,
     pub answer: String,
     pub label: String,
     pub how: How,
@@ -388,6 +393,7 @@ mod tests {
             id: "zero-balance#request#1".into(),
             body_sha256: "ab".into(),
             fingerprint: "ab".into(),
+            decision_id: String::new(),
             answer: "{}".into(),
             label: "approved".into(),
             how: How::Ledger,

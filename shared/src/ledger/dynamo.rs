@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::get_item::GetItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -352,22 +353,133 @@ impl Ledger for DynamoLedger {
         }
     }
 
+    async fn compensate(
+        &self,
+        stored: &Entry,
+        given: &str,
+        timeout: Duration,
+    ) -> Result<bool, LedgerError> {
+        let Some(audit) = super::compensation_entry(stored, given, crate::journal::now_ms()) else {
+            return Ok(false);
+        };
+        let Some(m) = stored.money.as_ref() else {
+            return Ok(false);
+        };
+        let built =
+            |e: aws_sdk_dynamodb::error::BuildError| LedgerError::Unavailable(e.to_string());
+        let sign = match m.direction {
+            Direction::Debit => ("+", "-"),
+            Direction::Credit => ("-", "+"),
+        };
+        let amount = AttributeValue::N(m.amount.to_string());
+        let entry = Update::builder()
+            .table_name(&self.journal_table)
+            .key("id", AttributeValue::S(stored.id.clone()))
+            .update_expression(
+                "SET answer = :given, moved = :no, how = :how, fallback_reason = :reason, \
+                 compensated_by = :audit",
+            )
+            .condition_expression("answer = :stored AND moved = :yes")
+            .expression_attribute_values(":given", AttributeValue::S(given.into()))
+            .expression_attribute_values(":stored", AttributeValue::S(stored.answer.clone()))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":how", AttributeValue::S("fallback".into()))
+            .expression_attribute_values(":reason", AttributeValue::S("outcome_unknown".into()))
+            .expression_attribute_values(":audit", AttributeValue::S(audit.id.clone()))
+            .build()
+            .map_err(built)?;
+        let account = Update::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(account_pk(&m.account_id)))
+            .update_expression(format!(
+                "SET available = available {} :amount, updated_at = :now",
+                sign.0
+            ))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":amount", amount.clone())
+            .expression_attribute_values(":now", AttributeValue::S(now()))
+            .build()
+            .map_err(built)?;
+        let mut items = vec![
+            TransactWriteItem::builder().update(entry).build(),
+            TransactWriteItem::builder().update(account).build(),
+            TransactWriteItem::builder()
+                .put(entry_put(&self.journal_table, &audit).map_err(built)?)
+                .build(),
+        ];
+        if let Some(t) = &m.transaction_id {
+            let hold = Update::builder()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(hold_pk(t)))
+                .update_expression(format!(
+                    "SET held = held {} :amount, #version = #version + :one, updated_at = :now",
+                    sign.1
+                ))
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":amount", amount)
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .expression_attribute_values(":now", AttributeValue::S(now()))
+                .build()
+                .map_err(built)?;
+            items.push(TransactWriteItem::builder().update(hold).build());
+        }
+        let res = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(request_token(&audit))
+            .customize()
+            .config_override(dynamo_timeout(timeout))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let failed = sdk_failure(&e);
+                match e.into_service_error() {
+                    TransactWriteItemsError::TransactionCanceledException(_) => Ok(false),
+                    _ => Err(failed),
+                }
+            }
+        }
+    }
+
     async fn hold(
         &self,
         transaction_id: &str,
         timeout: Duration,
     ) -> Result<Option<Hold>, LedgerError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(hold_pk(transaction_id)))
-            .consistent_read(true)
-            .customize()
-            .config_override(dynamo_timeout(timeout))
-            .send()
-            .await
-            .map_err(|e| sdk_failure(&e))?;
+        // The ledger's own attempts, as for writes: a throttled read is tried again after a
+        // short jittered pause, not after the SDK's backoff, which can outlast the window.
+        let mut attempts = Attempts::default();
+        let out = attempt(
+            &mut attempts,
+            Instant::now() + timeout,
+            |e: &GetItemError| {
+                matches!(
+                    e,
+                    GetItemError::ProvisionedThroughputExceededException(_)
+                        | GetItemError::RequestLimitExceeded(_)
+                        | GetItemError::ThrottlingException(_)
+                        | GetItemError::InternalServerError(_)
+                )
+            },
+            |left| {
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", AttributeValue::S(hold_pk(transaction_id)))
+                    .consistent_read(true)
+                    .customize()
+                    .config_override(dynamo_call(left))
+                    .send()
+            },
+        )
+        .await
+        // A read changes nothing: whatever its attempts did, nothing moved.
+        .map_err(unavailable)?;
         let Some(item) = out.item() else {
             return Ok(None);
         };

@@ -111,6 +111,48 @@ impl Ledger for InMemoryLedger {
         Ok(applied)
     }
 
+    async fn compensate(
+        &self,
+        stored: &Entry,
+        given: &str,
+        _timeout: Duration,
+    ) -> Result<bool, LedgerError> {
+        let Some(audit) = super::compensation_entry(stored, given, crate::journal::now_ms()) else {
+            return Ok(false);
+        };
+        let mut books = self.lock()?;
+        let Books { accounts, holds } = &mut *books;
+        let done = self.journal.transact(|entries, _| {
+            let Some(current) = entries.get_mut(&stored.id) else {
+                return false;
+            };
+            let Some(m) = current.money.as_mut().filter(|m| m.moved) else {
+                return false;
+            };
+            if current.answer != stored.answer {
+                return false;
+            }
+            let Some(account) = accounts.get_mut(&m.account_id) else {
+                return false;
+            };
+            let back = match m.direction {
+                Direction::Debit => m.amount,
+                Direction::Credit => -m.amount,
+            };
+            account.available += back;
+            if let Some(h) = m.transaction_id.as_ref().and_then(|t| holds.get_mut(t)) {
+                h.held -= back;
+                h.version += 1;
+            }
+            m.moved = false;
+            current.answer = given.to_string();
+            current.how = audit.how;
+            entries.insert(audit.id.clone(), audit.clone());
+            true
+        })?;
+        Ok(done)
+    }
+
     async fn hold(
         &self,
         transaction_id: &str,

@@ -173,6 +173,17 @@ pub trait Ledger: Send + Sync {
         transaction_id: &str,
         timeout: Duration,
     ) -> Result<Option<Hold>, LedgerError>;
+    /// Undoes the movement of `stored` (a journal entry whose money moved) because the answer
+    /// given was `given` (a fallback that did not approve it): in one atomic step the entry
+    /// takes `given` as its answer and `moved = false`, the account gets the amount back, the
+    /// transaction's hold is restored, and a `<id>#compensation` entry records it. `false`
+    /// when the entry is no longer as `stored` says (compensated already, or changed).
+    async fn compensate(
+        &self,
+        stored: &Entry,
+        given: &str,
+        timeout: Duration,
+    ) -> Result<bool, LedgerError>;
     /// Creates or replaces an account (operations, tests).
     async fn put_account(&self, account: &Account) -> Result<(), LedgerError>;
     /// Adds `amount` (may be negative) to an existing account's balance (operations).
@@ -191,6 +202,30 @@ pub trait Ledger: Send + Sync {
 
 pub fn account_pk(account_id: &str) -> String {
     format!("ACCOUNT#{account_id}")
+}
+
+/// The entry that records a compensation of `stored`'s movement.
+pub fn compensation_entry(stored: &Entry, given: &str, at_ms: i64) -> Option<Entry> {
+    let m = stored.money.as_ref().filter(|m| m.moved)?;
+    Some(Entry {
+        id: format!("{}#compensation", stored.id),
+        answer: given.to_string(),
+        label: "compensation".into(),
+        how: crate::journal::How::Fallback(crate::journal::FallbackReason::OutcomeUnknown),
+        decided_at_ms: at_ms,
+        expiration: None,
+        inputs: Vec::new(),
+        money: Some(crate::journal::Money {
+            direction: match m.direction {
+                Direction::Debit => Direction::Credit,
+                Direction::Credit => Direction::Debit,
+            },
+            ..m.clone()
+        }),
+        reconcile: None,
+        shadow: None,
+        ..stored.clone()
+    })
 }
 
 pub fn hold_pk(transaction_id: &str) -> String {

@@ -39,6 +39,7 @@ pub use zero_balance::{
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
@@ -46,6 +47,7 @@ use crate::controls::{Counter, Refusal};
 use crate::journal::{
     Budget, Counted, Entry, FallbackReason, How, Input, Journal, Money, Recorded, StoreFailure,
 };
+use crate::reconcile::{ReconcileSink, UnsettledRecord};
 
 /// An answer: the exact response body and a label for logs and metrics (rule name, `default`,
 /// `fallback`, or a ledger outcome).
@@ -97,12 +99,16 @@ pub struct DecisionCtx<'a> {
     /// What a repeat must match to be answered from the stored entry
     /// ([`Webhook::fingerprint`]; the body's SHA-256 by default).
     pub fingerprint: String,
+    /// Unique per invocation ([`Entry::decision_id`]).
+    pub decision_id: String,
     pub budget: Budget,
     pub journal: &'a dyn Journal,
     /// Epoch milliseconds of this decision.
     pub decided_at_ms: i64,
     /// Lifetime of an entry that does not await reconciliation.
     pub ttl_secs: i64,
+    /// Where a decision the journal could not settle goes (`RECONCILE_QUEUE_URL`).
+    pub sink: Option<&'a dyn ReconcileSink>,
 }
 
 impl DecisionCtx<'_> {
@@ -120,6 +126,7 @@ impl DecisionCtx<'_> {
             id: self.id.clone(),
             body_sha256: self.body_sha256.clone(),
             fingerprint: self.fingerprint.clone(),
+            decision_id: self.decision_id.clone(),
             answer: decision.body.to_string(),
             label: decision.label.to_string(),
             how,
@@ -161,7 +168,7 @@ impl DecisionCtx<'_> {
                 self.budget.for_settle()
             };
             let Some(timeout) = timeout else {
-                return self.unjournaled(decision, &entry, "no time left");
+                return self.unjournaled(decision, &entry, "no time left").await;
             };
             match self.journal.record(&entry, timeout).await {
                 Ok(Recorded::New) => {
@@ -169,7 +176,7 @@ impl DecisionCtx<'_> {
                 }
                 Ok(Recorded::Exists(stored)) => return self.existing(&stored),
                 Err(StoreFailure::Unknown(_)) if tries == 0 => tries += 1,
-                Err(e) => return self.unjournaled(decision, &entry, &e.to_string()),
+                Err(e) => return self.unjournaled(decision, &entry, &e.to_string()).await,
             }
         }
     }
@@ -188,7 +195,7 @@ impl DecisionCtx<'_> {
     ) -> Answer {
         let Some(timeout) = self.budget.for_write() else {
             let (d, e) = fallback(FallbackReason::Deadline);
-            return self.unjournaled(d, &e, "no time left");
+            return self.unjournaled(d, &e, "no time left").await;
         };
         match self.journal.record_counted(&entry, counters, timeout).await {
             Ok(Counted::New) => Self::answered(decision, &entry, Journaled::Yes),
@@ -221,9 +228,37 @@ impl DecisionCtx<'_> {
         }
     }
 
-    fn unjournaled(&self, decision: Decision, entry: &Entry, error: &str) -> Answer {
+    /// Answers `decision` without a journal entry (`entry` is what it would have been); a
+    /// message the network approved goes to the reconciliation sink.
+    pub async fn not_journaled(&self, decision: Decision, entry: &Entry, error: &str) -> Answer {
+        self.unjournaled(decision, entry, error).await
+    }
+
+    async fn unjournaled(&self, decision: Decision, entry: &Entry, error: &str) -> Answer {
         tracing::warn!(id = %self.id, error, "journal write failed: answered, not journaled");
+        // A message the network approved leaves a durable trace even so.
+        if let Some(reason) = &entry.reconcile {
+            self.to_sink(entry, reason).await;
+        }
         Self::answered(decision, entry, Journaled::No)
+    }
+
+    /// Keeps `entry` (the answer given) in the reconciliation sink; the reconciler settles it
+    /// once the store answers again. It gets the time left, and at least [`SINK_MIN`]: a record
+    /// lost would leave money unexplained, an answer a few milliseconds late only risks
+    /// Pismo's own timeout, which declines as the fallback does.
+    async fn to_sink(&self, entry: &Entry, reason: &str) {
+        let Some(sink) = self.sink else {
+            tracing::error!(id = %self.id, reason, "no reconciliation sink: the decision is not kept");
+            return;
+        };
+        let timeout = self.budget.for_settle().unwrap_or_default().max(SINK_MIN);
+        match sink.put(&UnsettledRecord::of(entry, reason), timeout).await {
+            Ok(()) => tracing::warn!(id = %self.id, reason, "decision kept for the reconciler"),
+            Err(e) => {
+                tracing::error!(id = %self.id, reason, error = %e, "reconciliation sink failed")
+            }
+        }
     }
 
     /// Settles a money write whose outcome is unknown by writing `fallback` under the same
@@ -233,8 +268,18 @@ impl DecisionCtx<'_> {
     pub async fn fence(&self, decision: Decision, fallback: Entry) -> Answer {
         // Conflicts with the in-flight transaction and throttling are retried; three tries at
         // most, all within the time left.
+        let keep = if self.sink.is_some() {
+            SINK_MIN
+        } else {
+            Duration::ZERO
+        };
         for _ in 0..3 {
-            let Some(timeout) = self.budget.for_settle() else {
+            let Some(timeout) = self
+                .budget
+                .for_settle()
+                .and_then(|t| t.checked_sub(keep))
+                .filter(|t| !t.is_zero())
+            else {
                 break;
             };
             match self.journal.record(&fallback, timeout).await {
@@ -247,7 +292,8 @@ impl DecisionCtx<'_> {
                 }
             }
         }
-        tracing::error!(id = %self.id, "money write unsettled: answered the fallback; check the account");
+        tracing::error!(id = %self.id, "money write unsettled: answered the fallback; the reconciler settles it");
+        self.to_sink(&fallback, "unsettled").await;
         Answer::Decided {
             decision,
             how: fallback.how,
@@ -257,6 +303,9 @@ impl DecisionCtx<'_> {
         }
     }
 }
+
+/// The least time a record gets to reach the reconciliation sink.
+pub const SINK_MIN: Duration = Duration::from_millis(50);
 
 /// One decision webhook.
 pub trait Webhook: Send + Sync + 'static {

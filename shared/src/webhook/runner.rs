@@ -16,6 +16,7 @@ use crate::journal::{Budget, DynamoJournal, FallbackReason, Journal, now_ms};
 use crate::metrics::{Emf, Unit, WEBHOOKS_NAMESPACE};
 use crate::models::parse_json;
 use crate::policy::PolicyError;
+use crate::reconcile::{ReconcileSink, SqsSink};
 use crate::signature::{ConfigError, Verifier, VerifierConfig};
 
 /// Longest journal id (`<webhook>#<request key>`): the `reconcile-index` sort key's limit.
@@ -131,6 +132,7 @@ pub struct WebhookRunner<W: Webhook> {
     journal: Arc<dyn Journal>,
     config: RunnerConfig,
     metrics: Emf,
+    sink: Option<Arc<dyn ReconcileSink>>,
 }
 
 fn json_response(status: StatusCode, body: impl Into<String>) -> Response<Body> {
@@ -229,7 +231,14 @@ impl<W: Webhook> WebhookRunner<W> {
             journal,
             config,
             metrics: Emf::default(),
+            sink: None,
         }
+    }
+
+    /// Decisions the journal cannot settle go to `sink` (see [`crate::reconcile`]).
+    pub fn with_sink(mut self, sink: Option<Arc<dyn ReconcileSink>>) -> Self {
+        self.sink = sink;
+        self
     }
 
     /// Writes one EMF line per request (see [`Self::handle`]); off by default.
@@ -485,6 +494,9 @@ impl<W: Webhook> WebhookRunner<W> {
         let ctx = DecisionCtx {
             id,
             fingerprint: W::fingerprint(&request).unwrap_or_else(|| body_sha256.clone()),
+            // fastrand (in the tree through the SDK): unique enough to tell two invocations of
+            // one key apart; it is not a secret.
+            decision_id: format!("{:016x}", fastrand::u64(..)),
             body_sha256,
             budget: Budget {
                 deadline,
@@ -493,6 +505,7 @@ impl<W: Webhook> WebhookRunner<W> {
             journal: self.journal.as_ref(),
             decided_at_ms: now_ms(),
             ttl_secs: i64::try_from(self.config.journal_ttl.as_secs()).unwrap_or(i64::MAX / 4),
+            sink: self.sink.as_deref(),
         };
         Outcome::Answered(self.webhook.decide(&request, &ctx).await)
     }
@@ -513,6 +526,8 @@ pub struct RunnerParts {
     pub metrics: Emf,
     /// The shared SDK configuration (an S3 client for `POLICY_URI`).
     pub sdk: aws_config::SdkConfig,
+    /// `RECONCILE_QUEUE_URL`: the reconciliation sink (optional; the template sets it).
+    pub reconcile_queue: Option<String>,
 }
 
 /// Reads the [`RunnerParts`] from the environment.
@@ -521,6 +536,7 @@ pub async fn runner_parts() -> Result<RunnerParts, StartupError> {
     let verifier = Verifier::new(VerifierConfig::from_env()?);
     let journal_table = env_required("JOURNAL_TABLE")?;
     let controls_table = env_required("CONTROLS_TABLE").ok();
+    let reconcile_queue = env_required("RECONCILE_QUEUE_URL").ok();
     let warm = verifier.clone();
     tokio::spawn(async move {
         warm.warm_up().await;
@@ -534,6 +550,7 @@ pub async fn runner_parts() -> Result<RunnerParts, StartupError> {
         controls_table,
         metrics: Emf::from_env(WEBHOOKS_NAMESPACE),
         sdk,
+        reconcile_queue,
     })
 }
 
@@ -566,8 +583,13 @@ impl RunnerParts {
         if let Some(t) = self.controls_table {
             journal = journal.with_counters(t);
         }
+        let sink = self.reconcile_queue.map(|url| {
+            Arc::new(SqsSink::new(aws_sdk_sqs::Client::new(&self.sdk), url))
+                as Arc<dyn ReconcileSink>
+        });
         WebhookRunner::new(webhook, self.verifier, Arc::new(journal), self.config)
             .with_metrics(self.metrics)
+            .with_sink(sink)
     }
 }
 

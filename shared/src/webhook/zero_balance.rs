@@ -413,16 +413,12 @@ impl ZeroBalanceWebhook {
         }
     }
 
-    /// The answer when no time is left for the store: nothing was written.
-    fn out_of_time(&self, job: &Job<'_, '_>) -> Answer {
+    /// The answer when no time is left for the store: nothing was written. A notice's
+    /// acknowledgement still leaves a durable trace (the reconciliation sink).
+    async fn out_of_time(&self, job: &Job<'_, '_>) -> Answer {
         let (d, reconcile) = self.fallback_for(job);
-        Answer::Decided {
-            decision: d,
-            how: How::Fallback(FallbackReason::Deadline),
-            journaled: Journaled::No,
-            reconcile: reconcile.is_some(),
-            shadow_differs: false,
-        }
+        let entry = job.entry(&d, How::Fallback(FallbackReason::Deadline), None, reconcile);
+        job.ctx.not_journaled(d, &entry, "no time left").await
     }
 
     /// The answer when a read or write failed and surely moved nothing.
@@ -452,10 +448,10 @@ impl ZeroBalanceWebhook {
             amount: m.amount,
             direction: m.direction,
             moved,
-            reverses: None,
+            transaction_id: m.hold.as_ref().map(|h| h.transaction_id.clone()),
         };
         let Some(timeout) = job.ctx.budget.for_write() else {
-            return Ok(self.out_of_time(job));
+            return Ok(self.out_of_time(job).await);
         };
         let entry = job.entry(&approved, How::Ledger, Some(money(true)), reconcile);
         Ok(
@@ -524,7 +520,7 @@ impl ZeroBalanceWebhook {
 
     async fn balance_inquiry(&self, job: &Job<'_, '_>) -> Answer {
         let Some(timeout) = job.ctx.budget.for_write() else {
-            return self.out_of_time(job);
+            return self.out_of_time(job).await;
         };
         let decision = match self.ledger.account(&job.account_id(), timeout).await {
             Ok(None) => self.reply(false, &self.codes.unknown_account, "unknown_account"),
@@ -587,7 +583,7 @@ impl ZeroBalanceWebhook {
                 job.ctx.decided_at_ms,
             );
             let Some(timeout) = job.ctx.budget.for_write() else {
-                return self.out_of_time(job);
+                return self.out_of_time(job).await;
             };
             match store
                 .load(
@@ -716,7 +712,7 @@ impl ZeroBalanceWebhook {
     async fn adjust_hold(&self, class: MessageClass, job: &Job<'_, '_>, unit: MinorUnit) -> Answer {
         for _ in 0..HOLD_RETRIES {
             let Some(timeout) = job.ctx.budget.for_write() else {
-                return self.out_of_time(job);
+                return self.out_of_time(job).await;
             };
             let hold = match self.ledger.hold(&job.request.id, timeout).await {
                 Ok(h) => h,
@@ -765,9 +761,14 @@ impl ZeroBalanceWebhook {
                     currency_code: unit.currency_code,
                     hold: None,
                 };
-                self.move_money(job, movement, self.approve("advice_credited"), None, &[])
+                // A credit holds nothing, so no hold can change under it.
+                match self
+                    .move_money(job, movement, self.approve("advice_credited"), None, &[])
                     .await
-                    .unwrap_or_else(|()| self.out_of_time(job))
+                {
+                    Ok(a) => a,
+                    Err(()) => self.reconcile(job, "hold_contended").await,
+                }
             }
             "30" => {
                 self.settle(job, self.approve("advice_inquiry"), How::Ledger, None, None)

@@ -1,0 +1,585 @@
+//! Combined faults, generated: the card ledger's invariant under message sequences a network
+//! really sends and fault schedules of up to three faults per request.
+//!
+//! proptest generates, per transaction id, a sequence of messages (a `0100`, its repeats and
+//! re-serialised retries, advices the network approved or declined, partial and full
+//! reversals and their advices, concurrent duplicates), each with a fault schedule of up to
+//! three faults (delay past the deadline, commit then drop, 500 after commit, throttle,
+//! refused) at the first four DynamoDB calls of that request, across the ledger's own
+//! attempts. Every call goes through `tools::faults::FaultProxy` to moto. After each message
+//! the proxy is settled (every held write has landed) and the reconciler drains the sink (the
+//! invariant is restored "at rest"). From the answers and the final tables it asserts, for
+//! every transaction:
+//!
+//! - the money moved is what docs/zero-balance.md's table says for the answers given: a
+//!   request moved its amount iff it was approved; a notice moved what the table says of the
+//!   hold as it stood, or awaits reconciliation;
+//! - the account lost exactly what the transaction holds, and the hold is the table's;
+//! - every repeat (same money fields) got its first answer, byte for byte, and the journal
+//!   holds it;
+//! - every message the network approved has a journal entry (an entry of the sink is settled
+//!   into one by the reconciler).
+//!
+//! The seed is fixed and the case count bounded (`LEDGER_PROPERTY_CASES`, 12 in `make test`);
+//! `make bench-ledger-properties` runs a longer one (docs/benchmarks.md records its count).
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+use shared::journal::{DynamoJournal, Journal};
+use shared::ledger::{ACTIVE, Account, Direction, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
+use shared::policy::Policy;
+use shared::reconcile::{InMemorySink, ReconcileSink, Reconciler, Settlement};
+use shared::webhook::{
+    MessageClass, RunnerConfig, Webhook, WebhookRunner, ZeroBalanceCodes, ZeroBalanceWebhook,
+};
+use tools::faults::{Fault, FaultProxy};
+use tools::moto::Moto;
+use tools::testkit::{Answer, Pismo};
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// A new authorization (or, after the first, one under the same id).
+    Request(i64),
+    /// An advice; `true` when the network approved it.
+    Advice(i64, bool),
+    /// A reversal (`0400`), or its advice (`0420`) when the flag is set.
+    Reversal(i64, bool),
+    /// The message of an earlier step again (`0101`, `0121`, `0401`/`0421`, re-serialised).
+    Repeat(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Step {
+    kind: Kind,
+    faults: Vec<(usize, Fault)>,
+    /// Sent twice at once.
+    concurrent: bool,
+}
+
+fn fault() -> impl Strategy<Value = Fault> {
+    prop::sample::select(Fault::ALL.to_vec())
+}
+
+fn cents() -> impl Strategy<Value = i64> {
+    prop_oneof![Just(1000_i64), Just(2000), 1_i64..=6000]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let kind = prop_oneof![
+        3 => cents().prop_map(Kind::Request),
+        2 => (cents(), prop::bool::weighted(0.8)).prop_map(|(a, ok)| Kind::Advice(a, ok)),
+        2 => (cents(), any::<bool>()).prop_map(|(a, adv)| Kind::Reversal(a, adv)),
+        2 => (0_usize..6).prop_map(Kind::Repeat),
+    ];
+    let faults = prop::collection::vec((1_usize..=4, fault()), 0..=3);
+    (kind, faults, prop::bool::weighted(0.15)).prop_map(|(kind, faults, concurrent)| Step {
+        kind,
+        faults,
+        concurrent,
+    })
+}
+
+fn case() -> impl Strategy<Value = Vec<Step>> {
+    prop::collection::vec(step(), 1..=6)
+}
+
+/// A message as sent: its MTI and money fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Msg {
+    mti: &'static str,
+    amount: Decimal,
+    network_code: &'static str,
+}
+
+impl Msg {
+    fn class(&self) -> MessageClass {
+        MessageClass::of(self.mti)
+    }
+
+    /// Same class and money fields: a repeat of each other.
+    fn same_money(&self, other: &Msg) -> bool {
+        self.class() == other.class() && self.amount == other.amount
+    }
+
+    fn repeat(&self) -> Msg {
+        let mti = match self.mti {
+            "0100" | "0101" => "0101",
+            "0120" | "0121" => "0121",
+            "0400" => "0401",
+            _ => "0421",
+        };
+        Msg {
+            mti,
+            ..self.clone()
+        }
+    }
+
+    fn body(&self, id: &str, account: i64, salt: usize) -> Value {
+        json!({
+            "id": id, "entity": "transaction",
+            "fields": {
+                "mti": self.mti, "card_id": 1234, "account_id": account,
+                "amount_transaction": Value::from_str(&self.amount.to_string()).unwrap_or(Value::Null),
+                "amount_local": Value::from_str(&self.amount.to_string()).unwrap_or(Value::Null),
+                "amount_settlement": Value::from_str(&self.amount.to_string()).unwrap_or(Value::Null),
+                "transaction_timestamp": "2019-05-09 15:52:00",
+                "processing_code": "00", "currency": "986",
+                "authorization_code": "ABCD12", "response_code": self.network_code,
+                // Re-serialised retries differ outside the money fields.
+                "merchant_name": format!("STORE {salt}")
+            }
+        })
+    }
+
+    fn key(&self, id: &str) -> String {
+        match self.class() {
+            MessageClass::Reversal => {
+                format!("zero-balance#reversal#{id}#{}", self.amount.normalize())
+            }
+            c => format!("zero-balance#{}#{id}", c.key(self.mti)),
+        }
+    }
+}
+
+struct Stack {
+    _moto: Moto,
+    proxy: FaultProxy,
+    pismo: Pismo,
+    runner: WebhookRunner<ZeroBalanceWebhook>,
+    sink: Arc<InMemorySink>,
+    journal: DynamoJournal,
+    ledger: DynamoLedger,
+}
+
+async fn stack() -> anyhow::Result<Stack> {
+    let (moto, direct, names) = Moto::start_with_resources().await?;
+    let proxy = FaultProxy::start(&moto.endpoint()).await?;
+    let via_proxy =
+        aws_sdk_dynamodb::Client::new(&tools::moto::sdk_config_for(&proxy.endpoint()).await);
+    let direct = aws_sdk_dynamodb::Client::new(&direct);
+    let pismo = Pismo::start().await?;
+    let sink = Arc::new(InMemorySink::default());
+    let runner = WebhookRunner::new(
+        ZeroBalanceWebhook::new(
+            &Policy::builtin()?,
+            Arc::new(DynamoLedger::new(
+                via_proxy.clone(),
+                &names.ledger_table,
+                &names.journal_table,
+            )),
+            ZeroBalanceCodes::default(),
+        ),
+        pismo.verifier(),
+        Arc::new(DynamoJournal::new(via_proxy, &names.journal_table)),
+        RunnerConfig {
+            // Short, so a held request costs little; the test has no timing assertions.
+            deadline: Duration::from_millis(700),
+            settle_reserve: Duration::from_millis(300),
+            ..RunnerConfig::default()
+        },
+    )
+    .with_sink(Some(sink.clone() as Arc<dyn ReconcileSink>));
+    Ok(Stack {
+        _moto: moto,
+        proxy,
+        pismo,
+        runner,
+        sink,
+        journal: DynamoJournal::new(direct.clone(), &names.journal_table),
+        ledger: DynamoLedger::new(direct, &names.ledger_table, &names.journal_table),
+    })
+}
+
+fn approved(a: &Answer) -> bool {
+    a.status == 200 && a.json()["is_approved"] == json!(true)
+}
+
+/// Runs one generated case against a fresh account; `Err` names the broken property.
+async fn run_case(s: &Stack, n: usize, steps: &[Step]) -> anyhow::Result<()> {
+    let account = 50_000 + i64::try_from(n)?;
+    let id = format!("prop-{n}");
+    let opening = Decimal::new(10_000, 2);
+    s.ledger
+        .put_account(&Account {
+            account_id: account.to_string(),
+            available: opening,
+            currency_code: Some(986),
+            status: ACTIVE.into(),
+        })
+        .await?;
+    // Each message sent and its answers, in order.
+    let mut sent: Vec<(Msg, Vec<Answer>)> = Vec::new();
+    // Answers given in a window where the store never answered, to a message whose key already
+    // held another decision's entry: the reconciler found nothing moved for them.
+    let mut superseded: Vec<(String, String)> = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        let msg = match step.kind {
+            Kind::Request(c) => Msg {
+                mti: "0100",
+                amount: Decimal::new(c, 2),
+                network_code: "00",
+            },
+            Kind::Advice(c, ok) => Msg {
+                mti: "0120",
+                amount: Decimal::new(c, 2),
+                network_code: if ok { "00" } else { "05" },
+            },
+            Kind::Reversal(c, adv) => Msg {
+                mti: if adv { "0420" } else { "0400" },
+                amount: Decimal::new(c, 2),
+                network_code: "00",
+            },
+            Kind::Repeat(j) => match sent.get(j) {
+                Some((m, _)) => m.repeat(),
+                None => Msg {
+                    mti: "0100",
+                    amount: Decimal::new(1000, 2),
+                    network_code: "00",
+                },
+            },
+        };
+        s.proxy.take_calls();
+        s.proxy.arm_schedule(&step.faults);
+        let body = msg.body(&id, account, i);
+        let twin = msg.body(&id, account, i + 100);
+        let answers = if step.concurrent {
+            let (a, b) = tokio::join!(
+                s.pismo.send(&s.runner, &body),
+                s.pismo.send(&s.runner, &twin)
+            );
+            vec![a?, b?]
+        } else {
+            vec![s.pismo.send(&s.runner, &body).await?]
+        };
+        s.proxy.disarm();
+        s.proxy.settled().await;
+        // At rest: the reconciler settles what the window could not.
+        let reconciler = Reconciler {
+            journal: &s.journal as &dyn Journal,
+            ledger: &s.ledger as &dyn Ledger,
+            timeout: OPERATOR_TIMEOUT,
+        };
+        for record in s.sink.take() {
+            if reconciler.settle(&record).await? == Settlement::Superseded {
+                superseded.push((record.id.clone(), record.answer.clone()));
+            }
+        }
+        sent.push((msg, answers));
+    }
+    check(s, &id, &account.to_string(), opening, &sent, &superseded).await
+}
+
+async fn check(
+    s: &Stack,
+    id: &str,
+    account: &str,
+    opening: Decimal,
+    sent: &[(Msg, Vec<Answer>)],
+    superseded: &[(String, String)],
+) -> anyhow::Result<()> {
+    let was_superseded =
+        |key: &str, got: &Answer| superseded.iter().any(|(k, a)| k == key && *a == got.body);
+    let fail = |what: String| Err(anyhow::anyhow!("{what}; messages: {sent:?}"));
+    // The table, replayed over the answers given: what the transaction holds.
+    let mut held = Decimal::ZERO;
+    let mut firsts: Vec<(Msg, Answer)> = Vec::new();
+    for (msg, answers) in sent {
+        let first = firsts
+            .iter()
+            .find(|(m, _)| m.key(id) == msg.key(id))
+            .cloned();
+        if let Some((m, a)) = &first {
+            for got in answers {
+                if m.same_money(msg) {
+                    if got != a && !was_superseded(&msg.key(id), got) {
+                        return fail(format!(
+                            "{}: a repeat got {} after {}",
+                            msg.key(id),
+                            got.body,
+                            a.body
+                        ));
+                    }
+                } else if got.status != 422
+                    && (approved(got) && msg.class() == MessageClass::Request)
+                {
+                    // Under faults the key's entry may not be readable in time: a fallback (a
+                    // decline; an acknowledgement for a notice) is the other answer allowed,
+                    // and the balance check below shows nothing moved for it.
+                    return fail(format!(
+                        "{}: other money fields got {}",
+                        msg.key(id),
+                        got.body
+                    ));
+                }
+            }
+            continue;
+        }
+        let a = &answers[0];
+        if a.status != 200 {
+            return fail(format!("{}: status {} {}", msg.key(id), a.status, a.body));
+        }
+        for other in &answers[1..] {
+            if other != a {
+                return fail(format!(
+                    "{}: concurrent duplicates answered {} and {}",
+                    msg.key(id),
+                    a.body,
+                    other.body
+                ));
+            }
+        }
+        let Some(entry) = s.journal.get(&msg.key(id)).await? else {
+            return fail(format!(
+                "{}: answered {} but not journaled",
+                msg.key(id),
+                a.body
+            ));
+        };
+        if entry.answer != a.body {
+            return fail(format!(
+                "{}: journal {} but answered {}",
+                msg.key(id),
+                entry.answer,
+                a.body
+            ));
+        }
+        let moved = entry.money.as_ref().filter(|m| m.moved);
+        let signed = moved.map(|m| match m.direction {
+            Direction::Debit => m.amount,
+            Direction::Credit => -m.amount,
+        });
+        match msg.class() {
+            MessageClass::Request => {
+                if moved.is_some() != approved(a) {
+                    return fail(format!(
+                        "{}: moved {:?} but answered {}",
+                        msg.key(id),
+                        moved,
+                        a.body
+                    ));
+                }
+                if approved(a) {
+                    if signed != Some(msg.amount) || held != Decimal::ZERO {
+                        return fail(format!(
+                            "{}: a request moved {signed:?} over a hold of {held}",
+                            msg.key(id)
+                        ));
+                    }
+                    held = msg.amount;
+                }
+            }
+            MessageClass::Advice if msg.network_code != "00" => {
+                if moved.is_some() || approved(a) {
+                    return fail(format!(
+                        "{}: a declined advice moved or was approved",
+                        msg.key(id)
+                    ));
+                }
+            }
+            MessageClass::Advice => {
+                if !approved(a) {
+                    return fail(format!(
+                        "{}: an approved advice answered {}",
+                        msg.key(id),
+                        a.body
+                    ));
+                }
+                match signed {
+                    Some(d) if d == msg.amount - held => held = msg.amount,
+                    Some(d) => {
+                        return fail(format!(
+                            "{}: advice moved {d} over a hold of {held}",
+                            msg.key(id)
+                        ));
+                    }
+                    None if entry.reconcile.is_some() => {}
+                    None => {
+                        return fail(format!(
+                            "{}: advice neither moved nor reconciled",
+                            msg.key(id)
+                        ));
+                    }
+                }
+            }
+            _ => {
+                if !approved(a) {
+                    return fail(format!("{}: a reversal answered {}", msg.key(id), a.body));
+                }
+                let expected = msg.amount.min(held);
+                match signed {
+                    Some(d) if d == -expected && expected > Decimal::ZERO => held -= expected,
+                    Some(d) => {
+                        return fail(format!(
+                            "{}: reversal moved {d} over a hold of {held}",
+                            msg.key(id)
+                        ));
+                    }
+                    None if entry.reconcile.is_some() => {}
+                    None => {
+                        return fail(format!(
+                            "{}: reversal neither moved nor reconciled",
+                            msg.key(id)
+                        ));
+                    }
+                }
+            }
+        }
+        firsts.push((msg.clone(), a.clone()));
+    }
+    let balance = s
+        .ledger
+        .account(account, OPERATOR_TIMEOUT)
+        .await?
+        .map(|a| a.available)
+        .unwrap_or_default();
+    let hold = s
+        .ledger
+        .hold(id, OPERATOR_TIMEOUT)
+        .await?
+        .map_or(Decimal::ZERO, |h| h.held);
+    if opening - balance != held || hold != held {
+        return fail(format!(
+            "the table says {held} held; the account lost {}, the hold says {hold}",
+            opening - balance
+        ));
+    }
+    Ok(())
+}
+
+fn cases() -> usize {
+    std::env::var("LEDGER_PROPERTY_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12)
+}
+
+#[tokio::test]
+async fn money_matches_answers_under_generated_combined_faults() -> anyhow::Result<()> {
+    let s = stack().await?;
+    let mut runner = TestRunner::new_with_rng(
+        Config::default(),
+        TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),
+    );
+    let strategy = case();
+    let total = cases();
+    let mut faults = 0;
+    for n in 0..total {
+        let steps = strategy
+            .new_tree(&mut runner)
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .current();
+        faults += steps.iter().map(|s| s.faults.len()).sum::<usize>();
+        if let Err(e) = run_case(&s, n, &steps).await {
+            panic!("case {n}: {e}\nsteps: {steps:?}");
+        }
+    }
+    eprintln!("{total} generated cases, {faults} faults armed");
+    assert!(faults > 0);
+    Ok(())
+}
+
+/// The Webhook name this file's keys assume.
+#[test]
+fn keys_are_zero_balance_keys() {
+    assert_eq!(ZeroBalanceWebhook::NAME, "zero-balance");
+}
+
+/// Unsettled, then recovered: the store accepts the money write but answers 500, its retries
+/// are throttled, then it refuses every call to the end of the window (the fence too). The
+/// answer is the fallback, money moved, and the decision is kept in the sink; once the store
+/// answers again, one reconciler run returns the money, the entry takes the answer given, and
+/// a compensating entry records it. A retry then gets the first answer.
+#[tokio::test]
+async fn unsettled_then_recovered_by_one_reconciler_run() -> anyhow::Result<()> {
+    let s = stack().await?;
+    let opening = Decimal::new(10_000, 2);
+    s.ledger
+        .put_account(&Account {
+            account_id: "777".into(),
+            available: opening,
+            currency_code: Some(986),
+            status: ACTIVE.into(),
+        })
+        .await?;
+    let msg = Msg {
+        mti: "0100",
+        amount: Decimal::new(1500, 2),
+        network_code: "00",
+    };
+    let body = msg.body("unsettled-1", 777, 0);
+    let mut schedule = vec![
+        (1, Fault::ErrorAfterCommit),
+        (2, Fault::Throttle),
+        (3, Fault::Throttle),
+        (4, Fault::Throttle),
+    ];
+    schedule.extend((5..=40).map(|n| (n, Fault::Refuse)));
+    s.proxy.take_calls();
+    s.proxy.arm_schedule(&schedule);
+    let first = s.pismo.send(&s.runner, &body).await?;
+    s.proxy.disarm();
+    s.proxy.settled().await;
+    assert_eq!(first.json()["response_code"], "96", "{}", first.body);
+    let balance = |l: &DynamoLedger| {
+        let l = l.clone();
+        async move {
+            anyhow::Ok(
+                l.account("777", OPERATOR_TIMEOUT)
+                    .await?
+                    .map(|a| a.available)
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    // The write landed: money moved for an answer that declined, for now.
+    assert_eq!(balance(&s.ledger).await?, opening - msg.amount);
+    let records = s.sink.take();
+    assert_eq!(records.len(), 1, "the decision is kept in the sink");
+    assert_eq!(records[0].answer, first.body);
+    let reconciler = Reconciler {
+        journal: &s.journal as &dyn Journal,
+        ledger: &s.ledger as &dyn Ledger,
+        timeout: OPERATOR_TIMEOUT,
+    };
+    assert_eq!(
+        reconciler.settle(&records[0]).await?,
+        Settlement::Compensated
+    );
+    assert_eq!(balance(&s.ledger).await?, opening, "the money is back");
+    let key = msg.key("unsettled-1");
+    let entry = s.journal.get(&key).await?;
+    assert_eq!(
+        entry.as_ref().map(|e| e.answer.as_str()),
+        Some(first.body.as_str())
+    );
+    assert!(entry.and_then(|e| e.money).is_some_and(|m| !m.moved));
+    let audit = s.journal.get(&format!("{key}#compensation")).await?;
+    assert!(
+        audit
+            .and_then(|e| e.money)
+            .is_some_and(|m| m.moved && m.direction == Direction::Credit)
+    );
+    assert_eq!(
+        s.ledger
+            .hold("unsettled-1", OPERATOR_TIMEOUT)
+            .await?
+            .map(|h| h.held),
+        Some(Decimal::ZERO)
+    );
+    // Settling again changes nothing; a retry gets the first answer.
+    assert_eq!(reconciler.settle(&records[0]).await?, Settlement::Agreed);
+    assert_eq!(balance(&s.ledger).await?, opening);
+    let retry = s
+        .pismo
+        .send(&s.runner, &msg.repeat().body("unsettled-1", 777, 9))
+        .await?;
+    assert_eq!(retry, first);
+    Ok(())
+}
