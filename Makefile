@@ -19,9 +19,9 @@ export SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS := 1
 .PHONY: run test deps venv venv-checkov fmt lint unit cfn-lint sam-validate checkov checkov-skips \
 	template-checks template-resources-update build sam-build sizes validate-policy clean-venv
 
-# The seven Lambda functions (binary = package name).
+# The eight Lambda functions (binary = package name).
 FUNCTIONS := card-tokenization banking-antifraud full-balance-antifraud zero-balance \
-	aritma-events event-files event-stream
+	aritma-events event-files event-stream ledger-reconciler
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PY) -m venv $(VENV)

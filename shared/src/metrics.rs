@@ -62,6 +62,13 @@ pub const CATALOG: &[MetricSet] = &[
             "PolicySkipped",
         ],
     },
+    // One line per record of the reconciliation sink settled by ledger-reconciler
+    // (reconcile): Settlement = fenced, agreed, superseded, compensated, conflict, failed.
+    MetricSet {
+        namespace: "IssuerKit/Webhooks",
+        dimensions: &["Function", "Settlement"],
+        metrics: &["Settled", "UnsettledAge"],
+    },
     // One line per Aritma delivery (aritma::handler): Status = the HTTP status.
     MetricSet {
         namespace: "IssuerKit/Aritma",
@@ -119,6 +126,7 @@ pub fn in_catalog<'a>(
 pub enum Unit {
     Count,
     Microseconds,
+    Milliseconds,
 }
 
 impl Unit {
@@ -126,6 +134,7 @@ impl Unit {
         match self {
             Unit::Count => "Count",
             Unit::Microseconds => "Microseconds",
+            Unit::Milliseconds => "Milliseconds",
         }
     }
 }

@@ -299,3 +299,91 @@ impl Reconciler<'_> {
 pub fn age_ms(record: &UnsettledRecord, now_ms: i64) -> u64 {
     u64::try_from(now_ms.saturating_sub(record.decided_at_ms)).unwrap_or(0)
 }
+
+/// The `ledger-reconciler` function: the reconciliation queue's messages, each one record,
+/// settled one by one; a record that cannot be settled now (the store still down) comes back
+/// (`ReportBatchItemFailures`) and, after the queue's receive limit, moves to its dead-letter
+/// queue for an operator (`ledger pending`, `ledger reconcile`). One EMF line per record:
+/// `Settled` by `Settlement`, and `UnsettledAge`, how long it waited (milliseconds).
+pub struct SinkDrain {
+    pub journal: std::sync::Arc<dyn Journal>,
+    pub ledger: std::sync::Arc<dyn Ledger>,
+    pub metrics: crate::metrics::Emf,
+}
+
+/// The function name in logs and metrics.
+pub const RECONCILER: &str = "ledger-reconciler";
+
+impl SinkDrain {
+    /// From the environment: `JOURNAL_TABLE`, `LEDGER_TABLE`.
+    pub async fn from_env() -> Result<Self, crate::webhook::StartupError> {
+        let journal_table = crate::webhook::env_required("JOURNAL_TABLE")?;
+        let ledger_table = crate::webhook::env_required("LEDGER_TABLE")?;
+        let sdk = crate::aws::load_config().await;
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        Ok(Self {
+            journal: std::sync::Arc::new(crate::journal::DynamoJournal::new(
+                ddb.clone(),
+                &journal_table,
+            )),
+            ledger: std::sync::Arc::new(crate::ledger::DynamoLedger::new(
+                ddb,
+                ledger_table,
+                journal_table,
+            )),
+            metrics: crate::metrics::Emf::from_env(crate::metrics::WEBHOOKS_NAMESPACE),
+        })
+    }
+
+    /// Settles a batch; the response names the messages to retry.
+    pub async fn handle(
+        &self,
+        event: aws_lambda_events::sqs::SqsEvent,
+    ) -> aws_lambda_events::sqs::SqsBatchResponse {
+        use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
+        let mut response = SqsBatchResponse::default();
+        let reconciler = Reconciler {
+            journal: self.journal.as_ref(),
+            ledger: self.ledger.as_ref(),
+            timeout: crate::ledger::OPERATOR_TIMEOUT,
+        };
+        for message in &event.records {
+            let message_id = message.message_id.clone().unwrap_or_default();
+            let record: Result<UnsettledRecord, _> =
+                serde_json::from_str(message.body.as_deref().unwrap_or_default());
+            let (outcome, age) = match record {
+                Err(e) => {
+                    tracing::error!(message_id = %message_id, error = %e, "unreadable reconciliation record: left for the dead-letter queue");
+                    ("failed", 0)
+                }
+                Ok(record) => {
+                    let age = age_ms(&record, crate::journal::now_ms());
+                    match reconciler.settle(&record).await {
+                        Ok(s) => {
+                            tracing::info!(id = %record.id, settlement = s.as_str(), age_ms = age, "reconciled");
+                            (s.as_str(), age)
+                        }
+                        Err(e) => {
+                            tracing::warn!(id = %record.id, error = %e, "not settled yet: retried");
+                            ("failed", age)
+                        }
+                    }
+                }
+            };
+            self.metrics.emit(
+                &[("Function", RECONCILER), ("Settlement", outcome)],
+                &[&[0], &[0, 1]],
+                &[
+                    ("Settled", crate::metrics::Unit::Count, u64::from(outcome != "failed")),
+                    ("UnsettledAge", crate::metrics::Unit::Milliseconds, age),
+                ],
+            );
+            if outcome == "failed" {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = message_id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+}

@@ -1,5 +1,7 @@
-//! `ledger`: creates, funds, blocks and inspects Zero balance accounts in `LEDGER_TABLE`, and
-//! lists and resolves the journal entries awaiting reconciliation in `JOURNAL_TABLE`.
+//! `ledger`: creates, funds, blocks and inspects Zero balance accounts in `LEDGER_TABLE`; lists
+//! and resolves the journal entries awaiting reconciliation in `JOURNAL_TABLE`, and the
+//! decisions waiting in the reconciliation sink (`RECONCILE_QUEUE_URL`); drains the sink
+//! (`reconcile`), settling each decision as `shared::reconcile` describes.
 //!
 //! Uses the standard AWS settings (region, credentials, `AWS_ENDPOINT_URL`). The item format is
 //! documented in `shared::ledger` and docs/zero-balance.md.
@@ -11,6 +13,7 @@ use clap::{Parser, Subcommand};
 use rust_decimal::Decimal;
 use shared::journal::DynamoJournal;
 use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
+use shared::reconcile::{Reconciler, SqsSink, age_ms};
 
 #[derive(Parser)]
 #[command(about = "Administer Zero balance ledger accounts")]
@@ -21,6 +24,9 @@ struct Cli {
     /// The decision journal table (default: $JOURNAL_TABLE).
     #[arg(long, env = "JOURNAL_TABLE", default_value = "")]
     journal_table: String,
+    /// The reconciliation sink, an SQS queue URL (default: $RECONCILE_QUEUE_URL).
+    #[arg(long, env = "RECONCILE_QUEUE_URL", default_value = "")]
+    queue_url: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -63,6 +69,9 @@ enum Command {
     /// Lists the journal entries awaiting reconciliation (advices for unknown accounts,
     /// reversals without their original, unsettled fallbacks, ...).
     Pending,
+    /// Settles every decision waiting in the reconciliation sink (fence, agree, supersede or
+    /// compensate), deleting each once settled; safe to run again.
+    Reconcile,
     /// Marks a journal entry reconciled, once the account was corrected by hand.
     Resolve {
         /// The entry's id, e.g. `zero-balance#advice#123`.
@@ -101,6 +110,8 @@ async fn main() -> anyhow::Result<()> {
         }
         Ok(DynamoJournal::new(ddb.clone(), &cli.journal_table))
     };
+    let sink = (!cli.queue_url.is_empty())
+        .then(|| SqsSink::new(aws_sdk_sqs::Client::new(&config), &cli.queue_url));
     match cli.command {
         Command::Create {
             account,
@@ -144,6 +155,78 @@ async fn main() -> anyhow::Result<()> {
                     e.label,
                     shared::journal::rfc3339_ms(e.decided_at_ms)
                 );
+            }
+            match &sink {
+                // A look only: visibility 0 leaves every record for the reconciler.
+                Some(sink) => {
+                    for r in sink.receive(0).await? {
+                        match r.record {
+                            Ok(rec) => println!(
+                                "{} reason {} label {} decided {} (in the sink, unsettled)",
+                                rec.id,
+                                rec.reason,
+                                rec.label,
+                                shared::journal::rfc3339_ms(rec.decided_at_ms)
+                            ),
+                            Err(e) => println!("unreadable sink record: {e}"),
+                        }
+                    }
+                }
+                None => eprintln!("no --queue-url / RECONCILE_QUEUE_URL: the sink is not listed"),
+            }
+            Ok(())
+        }
+        Command::Reconcile => {
+            let Some(sink) = &sink else {
+                bail!("--queue-url or RECONCILE_QUEUE_URL is required");
+            };
+            let journal = journal()?;
+            let reconciler = Reconciler {
+                journal: &journal,
+                ledger: &ledger,
+                timeout: OPERATOR_TIMEOUT,
+            };
+            let mut settled = 0;
+            let mut failed = 0;
+            loop {
+                // Hidden for a minute while this run settles them.
+                let batch = sink.receive(60).await?;
+                if batch.is_empty() {
+                    break;
+                }
+                for r in batch {
+                    let record = match r.record {
+                        Ok(rec) => rec,
+                        Err(e) => {
+                            eprintln!("unreadable sink record left in the queue: {e}");
+                            failed += 1;
+                            continue;
+                        }
+                    };
+                    match reconciler.settle(&record).await {
+                        Ok(s) => {
+                            sink.delete(&r.receipt).await?;
+                            settled += 1;
+                            println!(
+                                "{} {} after {} ms",
+                                record.id,
+                                s.as_str(),
+                                age_ms(&record, shared::journal::now_ms())
+                            );
+                        }
+                        Err(e) => {
+                            eprintln!("{} not settled (left in the queue): {e}", record.id);
+                            failed += 1;
+                        }
+                    }
+                }
+                if failed > 0 {
+                    break;
+                }
+            }
+            println!("reconcile: {settled} settled, {failed} left");
+            if failed > 0 {
+                bail!("{failed} records could not be settled");
             }
             Ok(())
         }
