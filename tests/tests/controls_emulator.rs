@@ -461,6 +461,7 @@ fn journal_entry(id: &str) -> Entry {
     Entry {
         id: id.into(),
         body_sha256: "h".into(),
+        fingerprint: "h".into(),
         answer: r#"{"approve":true,"response_code":"00"}"#.into(),
         label: "default".into(),
         how: How::Policy,
