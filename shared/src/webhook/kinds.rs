@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::{Answer, Decision, DecisionCtx, Journaled, PolicyHandle, Webhook};
 use crate::controls::{ControlStore, Directory, Facts, Verdict, evaluate};
-use crate::journal::{FallbackReason, How, Shadow, all_inputs};
+use crate::journal::{FallbackReason, How, Input, Shadow, all_inputs};
 use crate::models::{
     BankingRequest, BankingResponse, FullBalanceRequest, FullBalanceResponse, TokenizationRequest,
     TokenizationResponse,
@@ -354,6 +354,19 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
                 ));
             }
         }
+        // A backtest fills the step-up values as this decision did: it needs which methods
+        // the directory could fill (names only; the values used are in the answer).
+        let directory_input = directory.as_ref().map(|dir| {
+            (
+                crate::backtest::DIRECTORY_METHODS.to_string(),
+                Input::List(crate::backtest::directory_methods(dir)),
+            )
+        });
+        let entry = |d: &Decision, how: How, shadow_d: Option<Decision>| {
+            let mut e = entry(d, how, shadow_d);
+            e.inputs.extend(directory_input.clone());
+            e
+        };
         let (d, approves) = Self::by_rules(section, request, directory.as_ref());
         let shadow_rules = shadow.map(|s| Self::by_rules(s, request, directory.as_ref()));
         let e = entry(

@@ -1,6 +1,8 @@
 //! `backtest`: decides the journaled decisions of a time range again with a candidate policy
 //! and prints, per webhook, approvals and declines before and after and which rules changed
-//! how many decisions (`shared::backtest`).
+//! how many decisions (`shared::backtest`). Only what the live path decided with its rules is
+//! decided again: Zero balance requests (not advices, reversals or other MTIs), never control
+//! refusals or fallbacks; the report counts the skipped entries by reason.
 //!
 //! ```sh
 //! backtest --policy candidate.json --from 2026-11-01T00:00:00Z --to 2026-11-30T23:59:59Z
@@ -11,8 +13,8 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
-use shared::backtest::{Report, compare};
-use shared::journal::{DynamoJournal, Entry};
+use shared::backtest::compare_all;
+use shared::journal::DynamoJournal;
 use shared::policy::Policy;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -51,49 +53,6 @@ fn epoch_ms(text: &str) -> anyhow::Result<i64> {
     Ok(i64::try_from(t.unix_timestamp_nanos() / 1_000_000)?)
 }
 
-/// The reports of every webhook for `entries`, with `candidate`.
-fn reports(candidate: &Policy, entries: &[Entry], only: Option<&str>) -> Vec<Report> {
-    let of = |name: &str| -> Vec<Entry> {
-        let prefix = format!("{name}#");
-        entries
-            .iter()
-            .filter(|e| e.id.starts_with(&prefix))
-            .cloned()
-            .collect()
-    };
-    let mut out = Vec::new();
-    let wanted = |name: &str| only.is_none_or(|w| w == name);
-    if wanted("card-tokenization") {
-        out.push(compare(
-            "card-tokenization",
-            &candidate.card_tokenization,
-            &of("card-tokenization"),
-        ));
-    }
-    if wanted("banking-antifraud") {
-        out.push(compare(
-            "banking-antifraud",
-            &candidate.banking_antifraud,
-            &of("banking-antifraud"),
-        ));
-    }
-    if wanted("full-balance-antifraud") {
-        out.push(compare(
-            "full-balance-antifraud",
-            &candidate.full_balance_antifraud,
-            &of("full-balance-antifraud"),
-        ));
-    }
-    if wanted("zero-balance") {
-        out.push(compare(
-            "zero-balance",
-            &candidate.zero_balance,
-            &of("zero-balance"),
-        ));
-    }
-    out
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -116,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
         .map(|w| format!("{w}#"))
         .unwrap_or_default();
     let entries = journal.decided_between(&prefix, from, to).await?;
-    let reports = reports(&candidate, &entries, cli.webhook.as_deref());
+    let reports = compare_all(&candidate, &entries, cli.webhook.as_deref());
     match cli.format {
         Format::Table => {
             for r in &reports {
