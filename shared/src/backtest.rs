@@ -460,6 +460,7 @@ mod tests {
             id: id.into(),
             body_sha256: "ab".into(),
             fingerprint: "ab".into(),
+            decision_id: String::new(),
             answer: answer.into(),
             label: label.into(),
             how,

@@ -374,7 +374,11 @@ impl SinkDrain {
                 &[("Function", RECONCILER), ("Settlement", outcome)],
                 &[&[0], &[0, 1]],
                 &[
-                    ("Settled", crate::metrics::Unit::Count, u64::from(outcome != "failed")),
+                    (
+                        "Settled",
+                        crate::metrics::Unit::Count,
+                        u64::from(outcome != "failed"),
+                    ),
                     ("UnsettledAge", crate::metrics::Unit::Milliseconds, age),
                 ],
             );
