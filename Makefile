@@ -17,7 +17,8 @@ export SAM_CLI_TELEMETRY := 0
 export SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS := 1
 
 .PHONY: run test deps venv venv-checkov fmt lint unit cfn-lint sam-validate checkov checkov-skips \
-	template-checks template-resources-update build sam-build sizes validate-policy clean-venv
+	template-checks template-resources-update build sam-build sizes validate-policy clean-venv \
+	bench-ledger-properties
 
 # The eight Lambda functions (binary = package name).
 FUNCTIONS := card-tokenization banking-antifraud full-balance-antifraud zero-balance \
@@ -99,6 +100,12 @@ template-checks: venv
 
 template-resources-update: venv
 	$(VENV)/bin/python tools/check_template_resources.py --write template.yaml tests/template_resources.txt
+
+# The ledger's generated combined-fault property test, longer than in `make test` (12 cases):
+# make bench-ledger-properties CASES=500 (docs/benchmarks.md records a run).
+bench-ledger-properties: venv
+	LEDGER_PROPERTY_CASES=$(or $(CASES),300) $(CARGO) test -p integration-tests \
+	  --test ledger_properties money_matches -- --nocapture
 
 # make validate-policy POLICY=my-policy.json
 validate-policy:

@@ -2,7 +2,7 @@
 //! path decided them with its rules.
 //!
 //! Each journal entry carries the fields its decision read (`inputs`, every rule-addressable
-//! field except [`crate::journal::NOT_JOURNALED`]). A candidate section decides each entry
+//! field except [`crate::policy::NOT_JOURNALED`]). A candidate section decides each entry
 //! again over those inputs ([`Section::decide_with`]); the report compares the answers.
 //!
 //! What is decided again, and what is skipped (counted in [`Report::skipped_by`], never
@@ -45,9 +45,7 @@ use crate::models::{ZeroBalanceRequest, ZeroBalanceResponse};
 use crate::policy::{Field, Outcome, Policy, Section};
 use crate::webhook::{BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind};
 
-/// The input naming the step-up methods the cardholder directory had a value for when the
-/// decision read it (a list, possibly empty); absent when no directory was read.
-pub const DIRECTORY_METHODS: &str = "directory.methods";
+pub use crate::controls::{DIRECTORY_METHODS, directory_methods};
 
 /// The step-up value a backtest gives a method the live answer did not use.
 pub const VALUE_NOT_JOURNALED: &str = "(not journaled)";
@@ -66,19 +64,6 @@ pub const BEFORE_RULES: &[&str] = &[
     "id_too_long",
     "unsupported_mti",
 ];
-
-/// The step-up methods a directory can fill, in the directory's order.
-const METHODS: &[&str] = &["OTPSMS", "OTPEMAIL", "OTPCALL", "OTPAPP"];
-
-/// The step-up methods `directory` has a value for: what a decision journals as
-/// [`DIRECTORY_METHODS`].
-pub fn directory_methods(directory: &Directory) -> Vec<String> {
-    METHODS
-        .iter()
-        .filter(|m| directory.value_for(m).is_some())
-        .map(|m| (*m).to_string())
-        .collect()
-}
 
 /// One rule's line: decisions it answered before and after, and how many changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

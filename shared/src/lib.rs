@@ -2,6 +2,7 @@
 pub mod aritma;
 pub mod aws;
 pub mod backtest;
+pub mod clock;
 pub mod cloudevents;
 pub mod controls;
 #[cfg(feature = "dev")]

@@ -35,7 +35,9 @@ use serde_json::{Value, json};
 use shared::journal::{DynamoJournal, Journal};
 use shared::ledger::{ACTIVE, Account, Direction, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::policy::Policy;
-use shared::reconcile::{InMemorySink, ReconcileSink, Reconciler, Settlement};
+use shared::reconcile::{
+    InMemorySink, ReconcileSink, Reconciler, Settlement, SinkDrain, SqsSink, UnsettledRecord,
+};
 use shared::webhook::{
     MessageClass, RunnerConfig, Webhook, WebhookRunner, ZeroBalanceCodes, ZeroBalanceWebhook,
 };
@@ -581,5 +583,91 @@ async fn unsettled_then_recovered_by_one_reconciler_run() -> anyhow::Result<()> 
         .send(&s.runner, &msg.repeat().body("unsettled-1", 777, 9))
         .await?;
     assert_eq!(retry, first);
+    Ok(())
+}
+
+/// The SQS sink on the emulator, and the `ledger-reconciler` handler over what it received: a
+/// record put by a decision is listed without being consumed, then settled (fenced: nothing
+/// had moved), counted, and a second delivery of the same record settles the same way.
+#[tokio::test]
+async fn the_sqs_sink_and_the_reconciler_function() -> anyhow::Result<()> {
+    let (moto, direct, names) = Moto::start_with_resources().await?;
+    let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name("reconcile")
+        .send()
+        .await?
+        .queue_url()
+        .unwrap_or_default()
+        .to_string();
+    let sink = SqsSink::new(sqs, &queue_url);
+    let ddb = aws_sdk_dynamodb::Client::new(&direct);
+    let journal = DynamoJournal::new(ddb.clone(), &names.journal_table);
+    let record = UnsettledRecord {
+        id: "zero-balance#request#sink-1".into(),
+        body_sha256: "b".into(),
+        fingerprint: "f".into(),
+        decision_id: "d".into(),
+        answer: r#"{"is_approved":false,"response_code":"96"}"#.into(),
+        label: "fallback".into(),
+        fallback_reason: Some("outcome_unknown".into()),
+        policy_version: "v".into(),
+        decided_at_ms: shared::journal::now_ms(),
+        reason: "unsettled".into(),
+    };
+    sink.put(&record, Duration::from_secs(5)).await?;
+    // A look leaves it in the queue.
+    assert_eq!(sink.receive(0).await?.len(), 1);
+    let received = sink.receive(30).await?;
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].record.as_ref().ok(), Some(&record));
+    let body = serde_json::to_string(&record)?;
+    let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(json!({
+        "Records": [
+            {"messageId": "m1", "receiptHandle": "h1", "body": body, "attributes": {},
+             "messageAttributes": {}, "md5OfBody": "0", "eventSource": "aws:sqs",
+             "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:reconcile", "awsRegion": "us-east-1"},
+            {"messageId": "m2", "receiptHandle": "h2", "body": "not a record", "attributes": {},
+             "messageAttributes": {}, "md5OfBody": "0", "eventSource": "aws:sqs",
+             "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:reconcile", "awsRegion": "us-east-1"}
+        ]
+    }))?;
+    let (metrics, captured) = shared::metrics::Emf::capture(shared::metrics::WEBHOOKS_NAMESPACE);
+    let drain = SinkDrain {
+        journal: Arc::new(journal.clone()),
+        ledger: Arc::new(DynamoLedger::new(
+            ddb,
+            &names.ledger_table,
+            &names.journal_table,
+        )),
+        metrics,
+    };
+    let response = drain.handle(event.clone()).await;
+    // The unreadable record comes back (and would end in the dead-letter queue).
+    let failed: Vec<String> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, vec!["m2"]);
+    let fence = journal.get(&record.id).await?;
+    assert_eq!(
+        fence.as_ref().map(|e| e.answer.as_str()),
+        Some(record.answer.as_str())
+    );
+    assert_eq!(
+        fence.and_then(|e| e.reconcile).as_deref(),
+        Some("unsettled")
+    );
+    let lines = captured.lines();
+    assert_eq!(lines[0]["Settlement"], "fenced");
+    assert_eq!(lines[0]["Settled"], 1);
+    // Delivered again: it finds its own fence.
+    let again = drain.handle(event).await;
+    assert_eq!(again.batch_item_failures.len(), 1);
+    assert_eq!(captured.lines()[2]["Settlement"], "agreed");
+    sink.delete(&received[0].receipt).await?;
+    assert!(sink.receive(0).await?.is_empty());
     Ok(())
 }

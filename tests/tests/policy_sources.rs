@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use shared::journal::{DynamoJournal, Entry, version_of};
+use shared::journal::{DynamoJournal, Entry};
 use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::metrics::{Captured, Emf, WEBHOOKS_NAMESPACE};
 use shared::policy::Policy;
+use shared::policy::version_of;
 use shared::webhook::{
     BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyHandle, PolicySettings,
     PolicySource, PolicyWebhook, Refresh, RunnerConfig, S3Policy, Webhook, WebhookRunner,

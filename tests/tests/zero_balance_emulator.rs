@@ -345,6 +345,25 @@ async fn one_request_per_authorization_and_per_repeat() -> anyhow::Result<()> {
     assert_eq!(repeat, declined);
     assert_eq!(s.proxy.take_calls(), vec!["TransactWriteItems"]);
     assert_eq!(balance(&s, "600").await?, dec("15.00"));
+    // An advice and a reversal read their transaction's hold, then write once; so do their
+    // repeats (the write is cancelled and the stored answer comes back).
+    let read_write = vec!["GetItem", "TransactWriteItems"];
+    s.proxy.take_calls();
+    send(&s, &request("count-1", 600, "0120", "00", "4.00")).await?;
+    assert_eq!(s.proxy.take_calls(), read_write, "an advice");
+    send(&s, &request("count-1", 600, "0121", "00", "4.00")).await?;
+    assert_eq!(s.proxy.take_calls(), read_write, "an advice's repeat");
+    send(&s, &request("count-1", 600, "0400", "00", "1.00")).await?;
+    assert_eq!(s.proxy.take_calls(), read_write, "a reversal");
+    send(&s, &request("count-1", 600, "0401", "00", "1.00")).await?;
+    assert_eq!(s.proxy.take_calls(), read_write, "a reversal's repeat");
+    send(&s, &request("count-9", 600, "0400", "00", "1.00")).await?;
+    assert_eq!(
+        s.proxy.take_calls(),
+        vec!["GetItem", "PutItem"],
+        "a reversal of nothing"
+    );
+    assert_eq!(balance(&s, "600").await?, dec("17.00"));
     Ok(())
 }
 

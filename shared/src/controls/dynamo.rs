@@ -71,7 +71,7 @@ impl DynamoControls {
             .item("doc", AttributeValue::S(doc.into()))
             .item(
                 "updated_at",
-                AttributeValue::S(crate::journal::rfc3339_ms(crate::journal::now_ms())),
+                AttributeValue::S(crate::clock::rfc3339_ms(crate::clock::now_ms())),
             )
             .send()
             .await

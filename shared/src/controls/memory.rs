@@ -59,3 +59,29 @@ impl ControlStore for InMemoryControls {
         })
     }
 }
+
+/// Velocity counters: count and amount per counter key (the in-memory journal's and ledger's).
+pub(crate) type Counters = HashMap<String, (u32, rust_decimal::Decimal)>;
+
+/// The limit the first counter over it would pass, if any.
+pub(crate) fn over_limit(counters: &Counters, wanted: &[super::Counter]) -> Option<super::Refusal> {
+    wanted.iter().find_map(|c| {
+        let (count, amount) = counters.get(&c.key).copied().unwrap_or_default();
+        if c.max_count.is_some_and(|m| count >= m) {
+            Some(super::Refusal::Count)
+        } else if c.max_amount.is_some_and(|m| amount + c.amount > m) {
+            Some(super::Refusal::Amount)
+        } else {
+            None
+        }
+    })
+}
+
+/// Adds one approval to each counter.
+pub(crate) fn add(counters: &mut Counters, wanted: &[super::Counter]) {
+    for c in wanted {
+        let e = counters.entry(c.key.clone()).or_default();
+        e.0 += 1;
+        e.1 += c.amount;
+    }
+}

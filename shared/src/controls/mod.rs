@@ -27,7 +27,7 @@
 //! any card's real rate.
 
 pub(crate) mod dynamo;
-mod memory;
+pub(crate) mod memory;
 
 pub use dynamo::DynamoControls;
 pub use memory::InMemoryControls;
@@ -646,6 +646,23 @@ pub trait ControlStore: Send + Sync {
     ) -> Result<Loaded, ControlsError>;
 }
 
+/// The input naming the step-up methods the cardholder directory had a value for when the
+/// decision read it (a list, possibly empty); absent when no directory was read.
+pub const DIRECTORY_METHODS: &str = "directory.methods";
+
+/// The step-up methods a directory can fill, in the directory's order.
+const METHODS: &[&str] = &["OTPSMS", "OTPEMAIL", "OTPCALL", "OTPAPP"];
+
+/// The step-up methods `directory` has a value for: what a decision journals as
+/// [`DIRECTORY_METHODS`].
+pub fn directory_methods(directory: &Directory) -> Vec<String> {
+    METHODS
+        .iter()
+        .filter(|m| directory.value_for(m).is_some())
+        .map(|m| (*m).to_string())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -852,7 +869,7 @@ mod tests {
             expires_at: 0,
         };
         let empty = Default::default();
-        let over = |c| crate::journal::memory::over_limit(&empty, &[c]);
+        let over = |c| memory::over_limit(&empty, &[c]);
         assert_eq!(over(counter(Some(0), None)), Some(Refusal::Count));
         assert_eq!(over(counter(None, Some("0"))), Some(Refusal::Amount));
         assert_eq!(over(counter(None, Some("0.99"))), Some(Refusal::Amount));

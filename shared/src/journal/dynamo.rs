@@ -10,11 +10,11 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use rust_decimal::Decimal;
 
+use super::Direction;
 use super::{
     Entry, FallbackReason, How, Input, Journal, Money, Recorded, Shadow, StoreFailure, rfc3339_ms,
 };
 use crate::aws::{Attempts, Sent, attempt, backoff, dynamo_call, sent_of};
-use crate::ledger::Direction;
 
 /// Value of `reconcile` on entries awaiting reconciliation (the `reconcile-index` key).
 pub const PENDING: &str = "PENDING";

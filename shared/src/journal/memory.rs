@@ -9,10 +9,8 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 
 use super::{Counted, Entry, Journal, Recorded, StoreFailure};
-use crate::controls::{Counter, Refusal};
-
-/// Velocity counters: count and amount per counter key.
-pub(crate) type Counters = HashMap<String, (u32, Decimal)>;
+use crate::controls::Counter;
+use crate::controls::memory::{Counters, add, over_limit};
 
 #[derive(Default)]
 struct State {
@@ -75,29 +73,6 @@ impl InMemoryJournal {
     /// A velocity counter's (count, amount).
     pub fn counter(&self, key: &str) -> Option<(u32, Decimal)> {
         self.lock().counters.get(key).copied()
-    }
-}
-
-/// The limit the first counter over it would pass, if any.
-pub(crate) fn over_limit(counters: &Counters, wanted: &[Counter]) -> Option<Refusal> {
-    wanted.iter().find_map(|c| {
-        let (count, amount) = counters.get(&c.key).copied().unwrap_or_default();
-        if c.max_count.is_some_and(|m| count >= m) {
-            Some(Refusal::Count)
-        } else if c.max_amount.is_some_and(|m| amount + c.amount > m) {
-            Some(Refusal::Amount)
-        } else {
-            None
-        }
-    })
-}
-
-/// Adds one approval to each counter.
-pub(crate) fn add(counters: &mut Counters, wanted: &[Counter]) {
-    for c in wanted {
-        let e = counters.entry(c.key.clone()).or_default();
-        e.0 += 1;
-        e.1 += c.amount;
     }
 }
 

@@ -52,8 +52,7 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use crate::ledger::Direction;
-use crate::policy::{Field, PolicySubject};
+pub use crate::clock::{now_ms, rfc3339_ms};
 
 /// How an answer was reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +121,22 @@ pub enum Input {
     Number(Decimal),
     Bool(bool),
     List(Vec<String>),
+}
+
+/// Which way a movement moves money.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Debit,
+    Credit,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Debit => "DEBIT",
+            Direction::Credit => "CREDIT",
+        }
+    }
 }
 
 /// The money side of a Zero balance entry.
@@ -269,81 +284,6 @@ impl Budget {
     fn left(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
-}
-
-/// SHA-256 (hex) of a document: the policy version.
-pub fn version_of(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
-
-/// Epoch milliseconds now.
-pub fn now_ms() -> i64 {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// RFC 3339 with milliseconds, UTC.
-pub fn rfc3339_ms(ms: i64) -> String {
-    let nanos = i128::from(ms) * 1_000_000;
-    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-            ))
-            .ok()
-        })
-        .unwrap_or_default()
-}
-
-/// Fields a rule may read that are never journaled: card numbers or parts of them, documents,
-/// names, postal codes. A rule on one of them cannot be backtested.
-pub const NOT_JOURNALED: &[&str] = &[
-    "card.bin",
-    "fields.bin",
-    "fields.last_four_digits",
-    "fields.cpf",
-    "fields.merchant_name",
-    "fields.postal_code",
-    "fields.cardholder_postal_code",
-    "fields.pos_postal_code",
-];
-
-/// Every field a rule may read ([`PolicySubject::FIELDS`]) except [`NOT_JOURNALED`], as
-/// decision inputs: what a backtest needs to decide the request again. Absent fields are
-/// left out.
-pub fn all_inputs<R: PolicySubject>(request: &R) -> Vec<(String, Input)> {
-    let mut out = Vec::with_capacity(R::FIELDS.len());
-    request.visit_fields(&mut |path, value| {
-        if NOT_JOURNALED.contains(&path) {
-            return;
-        }
-        if let Some(v) = input_of(value) {
-            out.push((path.to_string(), v));
-        }
-    });
-    out
-}
-
-fn input_of(value: Field<'_>) -> Option<Input> {
-    Some(match value {
-        Field::Absent => return None,
-        Field::Text(t) => Input::Text(t.into_owned()),
-        Field::Number(n) => Input::Number(n),
-        Field::Bool(b) => Input::Bool(b),
-        Field::List(l) => Input::List(l.into_iter().map(|s| s.into_owned()).collect()),
-    })
-}
-
-/// The named fields of a request, as decision inputs. Absent fields are left out; only
-/// paths in the caller's list are read, so nothing sensitive is journaled by accident.
-pub fn inputs_of<R: PolicySubject>(request: &R, paths: &[&str]) -> Vec<(String, Input)> {
-    paths
-        .iter()
-        .filter_map(|p| input_of(request.field(p)).map(|v| ((*p).to_string(), v)))
-        .collect()
 }
 
 /// The `ClientRequestToken` of a transaction: derived from the entry (id, body and decision

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 
 use super::{Account, Applied, Direction, Hold, Ledger, LedgerError, Movement};
 use crate::controls::Counter;
-use crate::journal::memory::{add, over_limit};
+use crate::controls::memory::{add, over_limit};
 use crate::journal::{Entry, InMemoryJournal};
 
 #[derive(Default)]

@@ -51,21 +51,7 @@ impl Account {
     }
 }
 
-/// Which way a hold moves money.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Debit,
-    Credit,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Direction::Debit => "DEBIT",
-            Direction::Credit => "CREDIT",
-        }
-    }
-}
+pub use crate::journal::Direction;
 
 /// What one transaction (a Pismo transaction `id`) holds on its account.
 #[derive(Debug, Clone, PartialEq, Eq)]

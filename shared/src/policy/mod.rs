@@ -21,6 +21,8 @@
 //! A section left out of the file is taken from the default policy shipped in the package
 //! (`shared/policy/default-policy.json`). See `docs/policy.md` for the reference.
 
+mod inputs;
+pub use inputs::{NOT_JOURNALED, all_inputs, inputs_of, version_of};
 mod condition;
 mod field;
 mod outcome;
@@ -415,7 +417,7 @@ impl Policy {
         let _ = raw.description;
         let mut defaults = None;
         Ok(Self {
-            version: crate::journal::version_of(text),
+            version: inputs::version_of(text),
             card_tokenization: Section::compile(
                 "card_tokenization",
                 section_value("card_tokenization", raw.card_tokenization, &mut defaults)?,

@@ -8,11 +8,12 @@ use serde::de::DeserializeOwned;
 
 use super::{Answer, Decision, DecisionCtx, Journaled, PolicyHandle, Webhook};
 use crate::controls::{ControlStore, Directory, Facts, Verdict, evaluate};
-use crate::journal::{FallbackReason, How, Input, Shadow, all_inputs};
+use crate::journal::{FallbackReason, How, Input, Shadow};
 use crate::models::{
     BankingRequest, BankingResponse, FullBalanceRequest, FullBalanceResponse, TokenizationRequest,
     TokenizationResponse,
 };
+use crate::policy::all_inputs;
 use crate::policy::{Decided, Outcome, Policy, PolicySubject, Section};
 
 /// Ties a webhook name to its request, response and policy section.
@@ -358,8 +359,8 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
         // the directory could fill (names only; the values used are in the answer).
         let directory_input = directory.as_ref().map(|dir| {
             (
-                crate::backtest::DIRECTORY_METHODS.to_string(),
-                Input::List(crate::backtest::directory_methods(dir)),
+                crate::controls::DIRECTORY_METHODS.to_string(),
+                Input::List(crate::controls::directory_methods(dir)),
             )
         });
         let entry = |d: &Decision, how: How, shadow_d: Option<Decision>| {

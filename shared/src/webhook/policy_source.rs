@@ -410,7 +410,7 @@ impl S3Policy {
                         Refresh::Updated { version }
                     }
                     Err(error) => {
-                        let version = crate::journal::version_of(&text);
+                        let version = crate::policy::version_of(&text);
                         seen.refused = Some(version.clone());
                         Refresh::Refused { version, error }
                     }

@@ -38,11 +38,12 @@ use sha2::{Digest, Sha256};
 use super::runner::{StartupError, env_required, runner_parts, serve};
 use super::{Answer, Decision, DecisionCtx, Journaled, PolicyHandle, PolicySettings, Webhook};
 use crate::controls::{ControlStore, Counter, Verdict, evaluate};
-use crate::journal::{FallbackReason, How, Input, Money, Shadow, all_inputs};
+use crate::journal::{FallbackReason, How, Input, Money, Shadow};
 use crate::ledger::{
     Applied, Direction, DynamoLedger, Hold, HoldChange, Ledger, LedgerError, Movement,
 };
 use crate::models::{AvailableCreditLimit, ZeroBalanceRequest, ZeroBalanceResponse};
+use crate::policy::all_inputs;
 use crate::policy::{Decided, Policy, Section};
 
 /// Longest transaction `id` a request may carry: its journal keys (at most
