@@ -166,3 +166,85 @@ where
 pub fn dynamo_call(timeout: std::time::Duration) -> aws_sdk_dynamodb::config::Builder {
     dynamo_timeout(timeout).retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
 }
+
+/// Transaction conflicts (another transaction on the same items at the same moment) are
+/// retried this many times, after a jittered backoff; they are normal under concurrency.
+pub const CONFLICT_RETRIES: u32 = 6;
+
+/// How a `TransactWriteItems` ended, when DynamoDB answered it.
+#[derive(Debug, Clone)]
+pub enum Transacted {
+    Committed,
+    /// Cancelled: the reasons, one per item in order (conflicts alone were retried first).
+    Cancelled(Vec<aws_sdk_dynamodb::types::CancellationReason>),
+}
+
+/// The transient errors of a `TransactWriteItems`: worth another attempt.
+fn transact_transient(
+    e: &aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError as E;
+    matches!(
+        e,
+        E::ProvisionedThroughputExceededException(_)
+            | E::RequestLimitExceeded(_)
+            | E::ThrottlingException(_)
+            | E::InternalServerError(_)
+    )
+}
+
+/// One money-path transaction: the write-once step every Zero balance movement, counted
+/// decision and compensation goes through. Each attempt is classified into `attempts` (see
+/// [`attempt`]); within one attempt series the `ClientRequestToken` stays (`<token>-<n>`), so
+/// a resent request that already committed is a no-op; a cancellation by conflicts alone is
+/// retried after a jittered backoff with the next token (the cancelled attempt wrote nothing).
+/// `Err` is the last SDK error: the caller classifies it by `attempts`, never by it alone.
+pub async fn transact(
+    client: &aws_sdk_dynamodb::Client,
+    items: &[aws_sdk_dynamodb::types::TransactWriteItem],
+    token: &str,
+    deadline: tokio::time::Instant,
+    attempts: &mut Attempts,
+) -> Result<
+    Transacted,
+    aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    >,
+> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    let mut conflicts = 0;
+    loop {
+        let this_token = format!("{token}-{conflicts}");
+        let res = attempt(attempts, deadline, transact_transient, |left| {
+            client
+                .transact_write_items()
+                .set_transact_items(Some(items.to_vec()))
+                .client_request_token(this_token.clone())
+                .customize()
+                .config_override(dynamo_call(left))
+                .send()
+        })
+        .await;
+        let err = match res {
+            Ok(_) => return Ok(Transacted::Committed),
+            Err(e) => e,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(c)) = err.as_service_error()
+        else {
+            return Err(err);
+        };
+        let reasons = c.cancellation_reasons().to_vec();
+        let code = |want: &str| reasons.iter().any(|r| r.code() == Some(want));
+        let pause = backoff(conflicts + 1);
+        if code("TransactionConflict")
+            && !code("ConditionalCheckFailed")
+            && conflicts < CONFLICT_RETRIES
+            && deadline.saturating_duration_since(tokio::time::Instant::now()) > pause
+        {
+            conflicts += 1;
+            tokio::time::sleep(pause).await;
+            continue;
+        }
+        return Ok(Transacted::Cancelled(reasons));
+    }
+}

@@ -632,3 +632,97 @@ async fn tokenizations_count_only_toward_limits_that_list_them() -> anyhow::Resu
     assert_eq!(refused["approve"], json!(false), "{refused}");
     Ok(())
 }
+
+/// Zero balance reads the card's controls before its rules (docs/controls.md): a card whose
+/// controls block an MCC that a rule also declines gets the control's code and label.
+#[tokio::test]
+async fn zero_balance_reads_its_controls_before_its_rules() -> anyhow::Result<()> {
+    let s = stack().await?;
+    open_account(&s, "100.00").await?;
+    let policy = Policy::from_json(
+        r#"{"zero_balance": {
+            "rules": [{"name": "grocery-rule",
+                       "when": [{"field": "fields.mcc", "eq": "5411"}],
+                       "then": {"is_approved": false, "response_code": "05"}}],
+            "default": {"is_approved": true, "response_code": "00"},
+            "fallback": {"is_approved": false, "response_code": "96"}}}"#,
+    )?;
+    let names = shared::devstack::ResourceNames::default();
+    let ddb =
+        aws_sdk_dynamodb::Client::new(&tools::moto::sdk_config_for(&s.proxy.endpoint()).await);
+    let store: Arc<dyn ControlStore> =
+        Arc::new(DynamoControls::new(ddb.clone(), &names.controls_table));
+    let runner = WebhookRunner::new(
+        ZeroBalanceWebhook::new(
+            &policy,
+            Arc::new(
+                DynamoLedger::new(ddb.clone(), &names.ledger_table, &names.journal_table)
+                    .with_counters(&names.controls_table),
+            ),
+            ZeroBalanceCodes::default(),
+        )
+        .with_controls(Some(store)),
+        s.pismo.verifier(),
+        Arc::new(DynamoJournal::new(ddb, &names.journal_table)),
+        config(),
+    );
+    // The rule alone declines it.
+    let a = s
+        .pismo
+        .send(&runner, &zero_balance("order-1", "1.00"))
+        .await?;
+    assert_eq!(a.json()["response_code"], "05");
+    // With the MCC blocked on the card, the control answers first.
+    s.controls
+        .set(
+            &Scope::Card("901".into()),
+            &Controls {
+                mcc: Some(Lists {
+                    block: Some(vec!["5411".into()]),
+                    allow: None,
+                }),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let a = s
+        .pismo
+        .send(&runner, &zero_balance("order-2", "1.00"))
+        .await?;
+    assert_eq!(a.json()["response_code"], "57", "{}", a.body);
+    let entry = s.journal.get("zero-balance#request#order-2").await?;
+    let label = entry.map(|e| e.label).unwrap_or_default();
+    assert!(label.starts_with("control_"), "{label}");
+    Ok(())
+}
+
+/// Policy webhooks under concurrency: conflicts on one counter are retried (with jittered
+/// backoff), and a count limit of five approves exactly five of twenty concurrent purchases.
+#[tokio::test]
+async fn twenty_concurrent_full_balance_purchases_against_a_limit_of_five() -> anyhow::Result<()> {
+    let s = stack().await?;
+    s.controls
+        .set(&Scope::Card("555".into()), &daily(Some(5), None))
+        .await?;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let body = full_balance(&format!("fb-cc-{i}"))?.to_string();
+        let token = s.pismo.signer.sign(body.as_bytes(), &Default::default())?;
+        let runner = s.full_balance.clone();
+        tasks.push(tokio::spawn(async move {
+            let headers = json!({"content-type": "application/json", "x-pismo-sign": token});
+            tools::testkit::send_raw(&runner, "POST", headers, &body).await
+        }));
+    }
+    let mut approved = 0;
+    for t in tasks {
+        let a = t.await??;
+        match a.json()["response_code"].as_str() {
+            Some("00") => approved += 1,
+            Some("65") => {}
+            other => panic!("unexpected {other:?}: {}", a.body),
+        }
+    }
+    assert_eq!(approved, 5);
+    Ok(())
+}

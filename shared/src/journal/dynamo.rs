@@ -14,7 +14,7 @@ use super::Direction;
 use super::{
     Entry, FallbackReason, How, Input, Journal, Money, Recorded, Shadow, StoreFailure, rfc3339_ms,
 };
-use crate::aws::{Attempts, Sent, attempt, backoff, dynamo_call, sent_of};
+use crate::aws::{Attempts, Sent, Transacted, attempt, dynamo_call, sent_of, transact};
 
 /// Value of `reconcile` on entries awaiting reconciliation (the `reconcile-index` key).
 pub const PENDING: &str = "PENDING";
@@ -339,10 +339,6 @@ pub(crate) fn failure_of<E: std::error::Error + 'static>(
     }
 }
 
-/// Conflicts of a counted write (another decision on the same counter) are retried this many
-/// times after a jittered backoff.
-const CONFLICT_RETRIES: u32 = 6;
-
 /// A failed SDK call as a [`StoreFailure`].
 pub(crate) fn failure<E: std::error::Error + 'static>(
     err: &aws_sdk_dynamodb::error::SdkError<E>,
@@ -363,7 +359,6 @@ impl Journal for DynamoJournal {
         timeout: Duration,
     ) -> Result<super::Counted, StoreFailure> {
         use super::Counted;
-        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
         use aws_sdk_dynamodb::types::TransactWriteItem;
         if counters.is_empty() {
             return Ok(match self.record(entry, timeout).await? {
@@ -384,73 +379,31 @@ impl Journal for DynamoJournal {
             let u = crate::controls::dynamo::counter_update(counters_table, c).map_err(built)?;
             items.push(TransactWriteItem::builder().update(u).build());
         }
-        let token = super::request_token(entry);
-        let deadline = tokio::time::Instant::now() + timeout;
         let mut attempts = Attempts::default();
-        let mut conflicts = 0;
-        loop {
-            let token = format!("{token}-{conflicts}");
-            let res = attempt(
-                &mut attempts,
-                deadline,
-                |e: &TransactWriteItemsError| {
-                    matches!(
-                        e,
-                        TransactWriteItemsError::ProvisionedThroughputExceededException(_)
-                            | TransactWriteItemsError::RequestLimitExceeded(_)
-                            | TransactWriteItemsError::ThrottlingException(_)
-                            | TransactWriteItemsError::InternalServerError(_)
-                    )
-                },
-                |left| {
-                    self.client
-                        .transact_write_items()
-                        .set_transact_items(Some(items.clone()))
-                        .client_request_token(token.clone())
-                        .customize()
-                        .config_override(dynamo_call(left))
-                        .send()
-                },
-            )
-            .await;
-            let err = match res {
-                Ok(_) => return Ok(Counted::New),
-                Err(e) => e,
-            };
-            let failed = failure_of(&attempts, &err);
-            let TransactWriteItemsError::TransactionCanceledException(c) = err.into_service_error()
-            else {
-                return Err(failed);
-            };
-            let reasons = c.cancellation_reasons();
-            let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-            if let Some(stored) = stored_entry(reasons, &entry.id)? {
-                return Ok(Counted::Exists(Box::new(stored)));
-            }
-            if let Some(i) = (1..=counters.len()).find(|i| code(*i) == "ConditionalCheckFailed") {
-                let old = reasons.get(i).and_then(|r| r.item());
-                return Ok(Counted::Limit(crate::controls::dynamo::refusal_of(
-                    &counters[i - 1],
-                    old,
-                )));
-            }
-            let conflict = (0..items.len()).any(|i| code(i) == "TransactionConflict");
-            let pause = backoff(conflicts + 1);
-            if conflict
-                && conflicts < CONFLICT_RETRIES
-                && deadline.saturating_duration_since(tokio::time::Instant::now()) > pause
-            {
-                conflicts += 1;
-                tokio::time::sleep(pause).await;
-                continue;
-            }
-            let text = format!("transaction cancelled: journal {}", code(0));
-            return Err(if attempts.maybe_applied {
-                StoreFailure::Unknown(text)
-            } else {
-                StoreFailure::NotWritten(text)
-            });
+        let deadline = tokio::time::Instant::now() + timeout;
+        let token = super::request_token(entry);
+        let reasons = match transact(&self.client, &items, &token, deadline, &mut attempts).await {
+            Ok(Transacted::Committed) => return Ok(Counted::New),
+            Ok(Transacted::Cancelled(reasons)) => reasons,
+            Err(e) => return Err(failure_of(&attempts, &e)),
+        };
+        let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+        if let Some(stored) = stored_entry(&reasons, &entry.id)? {
+            return Ok(Counted::Exists(Box::new(stored)));
         }
+        if let Some(i) = (1..=counters.len()).find(|i| code(*i) == "ConditionalCheckFailed") {
+            let old = reasons.get(i).and_then(|r| r.item());
+            return Ok(Counted::Limit(crate::controls::dynamo::refusal_of(
+                &counters[i - 1],
+                old,
+            )));
+        }
+        let text = format!("transaction cancelled: journal {}", code(0));
+        Err(if attempts.maybe_applied {
+            StoreFailure::Unknown(text)
+        } else {
+            StoreFailure::NotWritten(text)
+        })
     }
 
     async fn record(&self, entry: &Entry, timeout: Duration) -> Result<Recorded, StoreFailure> {

@@ -7,7 +7,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::get_item::GetItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -18,14 +17,10 @@ use tokio::time::Instant;
 use super::{
     ACTIVE, Account, Applied, Direction, Hold, Ledger, LedgerError, Movement, account_pk, hold_pk,
 };
-use crate::aws::{Attempts, Sent, attempt, backoff, dynamo_call, dynamo_timeout};
+use crate::aws::{Attempts, Sent, Transacted, attempt, dynamo_call, dynamo_timeout, transact};
 use crate::controls::Counter;
 use crate::journal::dynamo::{entry_put, failure, stored_entry};
 use crate::journal::{Entry, request_token};
-
-/// Transaction conflicts (another transaction on the same account at the same moment) are
-/// retried this many times, after a jittered backoff; they are normal under concurrency.
-const CONFLICT_RETRIES: u32 = 6;
 
 /// The ledger in a DynamoDB table keyed by `pk`, moving money together with entries of the
 /// journal table.
@@ -269,88 +264,43 @@ impl Ledger for DynamoLedger {
                 items.push(TransactWriteItem::builder().update(u).build());
             }
         }
-        let token = request_token(entry);
-        let deadline = Instant::now() + timeout;
         let mut attempts = Attempts::default();
-        let mut conflicts = 0;
-        loop {
-            // A new token per conflict retry: the cancelled attempt wrote nothing. Within one
-            // `attempt` the token stays, so a resent request that already committed is a no-op.
-            let token = format!("{token}-{conflicts}");
-            let res = attempt(
-                &mut attempts,
-                deadline,
-                |e: &TransactWriteItemsError| {
-                    matches!(
-                        e,
-                        TransactWriteItemsError::ProvisionedThroughputExceededException(_)
-                            | TransactWriteItemsError::RequestLimitExceeded(_)
-                            | TransactWriteItemsError::ThrottlingException(_)
-                            | TransactWriteItemsError::InternalServerError(_)
-                    )
-                },
-                |left| {
-                    self.client
-                        .transact_write_items()
-                        .set_transact_items(Some(items.clone()))
-                        .client_request_token(token.clone())
-                        .customize()
-                        .config_override(dynamo_call(left))
-                        .send()
-                },
-            )
-            .await;
-            let sdk_err = match res {
-                Ok(_) => return Ok(Applied::Done),
-                Err(e) => e,
-            };
-            let failed = failure_of(&attempts, &sdk_err);
-            let TransactWriteItemsError::TransactionCanceledException(cancelled) =
-                sdk_err.into_service_error()
-            else {
-                return Err(failed);
-            };
-            let reasons = cancelled.cancellation_reasons();
-            let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
-            if let Some(stored) = stored_entry(reasons, &entry.id)? {
-                return Ok(Applied::Exists(Box::new(stored)));
-            }
-            if code(1) == "ConditionalCheckFailed" {
-                return Self::classify(reasons.get(1).and_then(|r| r.item()), m);
-            }
-            if m.hold.is_some() && code(2) == "ConditionalCheckFailed" {
-                return Ok(Applied::HoldChanged);
-            }
-            if let Some(i) =
-                (first_counter..items.len()).find(|i| code(*i) == "ConditionalCheckFailed")
-            {
-                let c = &counters[i - first_counter];
-                let old = reasons.get(i).and_then(|r| r.item());
-                return Ok(Applied::Limit(crate::controls::dynamo::refusal_of(c, old)));
-            }
-            let conflict = (0..items.len()).any(|i| code(i) == "TransactionConflict");
-            let pause = backoff(conflicts + 1);
-            if conflict
-                && conflicts < CONFLICT_RETRIES
-                && deadline.saturating_duration_since(Instant::now()) > pause
-            {
-                conflicts += 1;
-                tokio::time::sleep(pause).await;
-                continue;
-            }
-            // Cancelled: this attempt wrote nothing; an earlier one may have.
-            let text = format!(
-                "transaction cancelled: journal {}, account {}, hold {}",
-                code(0),
-                code(1),
-                code(2)
-            );
-            return Err(if attempts.maybe_applied {
-                LedgerError::Unknown(text)
-            } else {
-                LedgerError::Unavailable(text)
-            });
+        let deadline = Instant::now() + timeout;
+        let token = request_token(entry);
+        let reasons = match transact(&self.client, &items, &token, deadline, &mut attempts).await {
+            Ok(Transacted::Committed) => return Ok(Applied::Done),
+            Ok(Transacted::Cancelled(reasons)) => reasons,
+            Err(e) => return Err(failure_of(&attempts, &e)),
+        };
+        let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+        if let Some(stored) = stored_entry(&reasons, &entry.id)? {
+            return Ok(Applied::Exists(Box::new(stored)));
         }
+        if code(1) == "ConditionalCheckFailed" {
+            return Self::classify(reasons.get(1).and_then(|r| r.item()), m);
+        }
+        if m.hold.is_some() && code(2) == "ConditionalCheckFailed" {
+            return Ok(Applied::HoldChanged);
+        }
+        if let Some(i) = (first_counter..items.len()).find(|i| code(*i) == "ConditionalCheckFailed")
+        {
+            let c = &counters[i - first_counter];
+            let old = reasons.get(i).and_then(|r| r.item());
+            return Ok(Applied::Limit(crate::controls::dynamo::refusal_of(c, old)));
+        }
+        // Cancelled (conflicts past their retries): this attempt wrote nothing; an earlier one
+        // may have.
+        let text = format!(
+            "transaction cancelled: journal {}, account {}, hold {}",
+            code(0),
+            code(1),
+            code(2)
+        );
+        Err(if attempts.maybe_applied {
+            LedgerError::Unknown(text)
+        } else {
+            LedgerError::Unavailable(text)
+        })
     }
 
     async fn compensate(
@@ -425,24 +375,20 @@ impl Ledger for DynamoLedger {
                 .map_err(built)?;
             items.push(TransactWriteItem::builder().update(hold).build());
         }
-        let res = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .client_request_token(request_token(&audit))
-            .customize()
-            .config_override(dynamo_timeout(timeout))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) => {
-                let failed = sdk_failure(&e);
-                match e.into_service_error() {
-                    TransactWriteItemsError::TransactionCanceledException(_) => Ok(false),
-                    _ => Err(failed),
-                }
-            }
+        let mut attempts = Attempts::default();
+        let deadline = Instant::now() + timeout;
+        match transact(
+            &self.client,
+            &items,
+            &request_token(&audit),
+            deadline,
+            &mut attempts,
+        )
+        .await
+        {
+            Ok(Transacted::Committed) => Ok(true),
+            Ok(Transacted::Cancelled(_)) => Ok(false),
+            Err(e) => Err(failure_of(&attempts, &e)),
         }
     }
 

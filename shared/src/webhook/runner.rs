@@ -619,3 +619,40 @@ pub async fn serve_policy_webhook<K: PolicyKind>() -> Result<(), lambda_http::Er
         .with_shadow(policies.shadow);
     serve(parts.runner(webhook)).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+
+    fn arrived_at(epoch_ms: i64) -> Request {
+        let mut ctx = aws_lambda_events::apigw::ApiGatewayProxyRequestContext::default();
+        ctx.request_time_epoch = epoch_ms;
+        Request::default().with_request_context(RequestContext::ApiGatewayV1(ctx))
+    }
+
+    #[test]
+    fn the_window_counts_from_the_arrival() {
+        let deadline = Duration::from_millis(1500);
+        let now = 1_700_000_000_000;
+        // A cold start took 400 ms before handle: they count.
+        assert_eq!(
+            waited(&arrived_at(now - 400), now, deadline),
+            Duration::from_millis(400)
+        );
+        // A clock ahead of ours counts as no wait; a stale one never counts for more than the
+        // whole window (the fallback is then answered at once).
+        assert_eq!(
+            waited(&arrived_at(now + 5_000), now, deadline),
+            Duration::ZERO
+        );
+        assert_eq!(waited(&arrived_at(now - 60_000), now, deadline), deadline);
+        // No request context (tests, cargo lambda invoke): the window starts at handle.
+        assert_eq!(waited(&Request::default(), now, deadline), Duration::ZERO);
+        let mut v2 = aws_lambda_events::apigw::ApiGatewayV2httpRequestContext::default();
+        v2.time_epoch = now - 250;
+        let req = Request::default().with_request_context(RequestContext::ApiGatewayV2(v2));
+        assert_eq!(waited(&req, now, deadline), Duration::from_millis(250));
+    }
+}
