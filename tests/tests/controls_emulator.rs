@@ -645,7 +645,8 @@ async fn zero_balance_reads_its_controls_before_its_rules() -> anyhow::Result<()
                        "when": [{"field": "fields.mcc", "eq": "5411"}],
                        "then": {"is_approved": false, "response_code": "05"}}],
             "default": {"is_approved": true, "response_code": "00"},
-            "fallback": {"is_approved": false, "response_code": "96"}}}"#,
+            "fallback": {"is_approved": false, "response_code": "96"},
+            "controls": {"not_permitted": {"is_approved": false, "response_code": "57"}}}}"#,
     )?;
     let names = shared::devstack::ResourceNames::default();
     let ddb =
