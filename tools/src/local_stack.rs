@@ -19,8 +19,8 @@ use tokio::process::{Child, Command};
 
 use crate::moto::Moto;
 
-/// The seven Lambda functions (binary = package name).
-pub const FUNCTIONS: [&str; 7] = [
+/// The eight Lambda functions (binary = package name).
+pub const FUNCTIONS: [&str; 8] = [
     "card-tokenization",
     "banking-antifraud",
     "full-balance-antifraud",
@@ -28,7 +28,11 @@ pub const FUNCTIONS: [&str; 7] = [
     "aritma-events",
     "event-files",
     "event-stream",
+    "ledger-reconciler",
 ];
+
+/// The reconciliation queue of the local stack (`RECONCILE_QUEUE_URL` of zero-balance).
+pub const RECONCILE_QUEUE: &str = "issuer-kit-reconcile";
 
 /// The signed webhooks: their samples are re-signed before they are sent.
 pub const SIGNED: [&str; 4] = [
@@ -52,6 +56,8 @@ pub fn function_of(sample: &str) -> Option<&'static str> {
         Some("event-files")
     } else if sample.starts_with("pipeline-sqs") {
         Some("event-stream")
+    } else if sample.starts_with("ledger-reconciler-") {
+        Some("ledger-reconciler")
     } else {
         None
     }
@@ -156,6 +162,16 @@ impl LocalStack {
         crate::pipeline_demo::upload_sample_files(&shared::aws::s3_client(&sdk), &names.bucket)
             .await?;
 
+        // The reconciliation queue zero-balance keeps unsettled decisions in.
+        let reconcile_queue = aws_sdk_sqs::Client::new(&sdk)
+            .create_queue()
+            .queue_name(RECONCILE_QUEUE)
+            .send()
+            .await
+            .context("creating the reconciliation queue")?
+            .queue_url()
+            .unwrap_or_default()
+            .to_string();
         let certs = CertServer::serve(&[&signer], Some(300)).await?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -180,6 +196,7 @@ impl LocalStack {
             ("QUARANTINE_URI", format!("s3://{bucket}/quarantine")),
             ("LARGE_EVENT_URI", format!("s3://{bucket}/large-events")),
             ("ALLOWED_SOURCE_BUCKETS", bucket.clone()),
+            ("RECONCILE_QUEUE_URL", reconcile_queue),
         ];
         let log = std::fs::File::create(work_dir.join("watch.log"))?;
         // cargo-lambda itself (not through `cargo`), so that stopping it stops its functions.

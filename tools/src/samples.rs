@@ -80,6 +80,13 @@ pub const EXPECTED: &[Expected] = &[
         status: None,
         body: r#"{"batchItemFailures":[]}"#,
     },
+    // A decision the window could not settle: the reconciler writes its fence (nothing had
+    // moved), and the batch has no failure.
+    Expected {
+        name: "ledger-reconciler-queue.json",
+        status: None,
+        body: r#"{"batchItemFailures":[]}"#,
+    },
     http(
         "banking-antifraud-approve.json",
         200,
