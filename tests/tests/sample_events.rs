@@ -85,6 +85,9 @@ async fn every_webhook_sample_gives_its_answer_and_logs_no_cardholder_data() -> 
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // A callsite another test thread hit first (no subscriber there) may have cached "never";
+    // ask every live dispatcher again, this one included.
+    tracing::callsite::rebuild_interest_cache();
 
     let pismo = Pismo::start().await?;
     let policy = Policy::builtin()?;
