@@ -1,6 +1,6 @@
 //! The whole product running locally: the AWS emulator (moto) with the tables, the bucket,
 //! demo ledger accounts and the sample event files; a certificate endpoint standing in for
-//! Pismo's; and all seven functions served by `cargo lambda watch`, pointed at the emulator
+//! Pismo's; and all eight functions served by `cargo lambda watch`, pointed at the emulator
 //! through the standard `AWS_ENDPOINT_URL`. Samples from `events/` are invoked with
 //! `cargo lambda invoke --data-file`, as an operator would.
 //!

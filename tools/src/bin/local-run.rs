@@ -4,7 +4,7 @@
 //!    sample event files under `main_stream/`.
 //! 2. Loads (or creates) the development signing key in `.dev-keys/` and serves its
 //!    certificate map on localhost, as Pismo's certificate endpoint would.
-//! 3. Serves all seven functions with `cargo lambda watch`, pointed at the emulator, and
+//! 3. Serves all eight functions with `cargo lambda watch`, pointed at the emulator, and
 //!    invokes every sample of `events/` with `cargo lambda invoke --data-file` (webhook
 //!    samples re-signed with the key into `.local/events/`), printing each answer and
 //!    whether it is the expected one. Then it shows a webhook retry (the stored answer), a
