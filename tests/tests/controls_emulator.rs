@@ -304,18 +304,18 @@ async fn a_count_limit_of_three_a_day_and_retries_count_once() -> anyhow::Result
     Ok(())
 }
 
-#[tokio::test]
-async fn thirty_concurrent_authorizations_against_a_limit_of_five() -> anyhow::Result<()> {
-    let s = stack().await?;
-    open_account(&s, "1000.00").await?;
-    s.controls
-        .set(&Scope::Card("901".into()), &daily(Some(5), None))
-        .await?;
+/// Sends every body at once (signed, each on its own task) and counts the approvals; every
+/// other answer must be the count limit's `65`.
+async fn approved_at_once<W: shared::webhook::Webhook>(
+    s: &Stack,
+    runner: &Arc<WebhookRunner<W>>,
+    bodies: Vec<Value>,
+) -> anyhow::Result<usize> {
     let mut tasks = Vec::new();
-    for i in 0..30 {
-        let body = zero_balance(&format!("cc-{i}"), "2.00").to_string();
+    for body in bodies {
+        let body = body.to_string();
         let token = s.pismo.signer.sign(body.as_bytes(), &Default::default())?;
-        let runner = s.zero_balance.clone();
+        let runner = runner.clone();
         tasks.push(tokio::spawn(async move {
             let headers = json!({"content-type": "application/json", "x-pismo-sign": token});
             tools::testkit::send_raw(&runner, "POST", headers, &body).await
@@ -330,7 +330,20 @@ async fn thirty_concurrent_authorizations_against_a_limit_of_five() -> anyhow::R
             other => panic!("unexpected {other:?}: {}", a.body),
         }
     }
-    assert_eq!(approved, 5);
+    Ok(approved)
+}
+
+#[tokio::test]
+async fn thirty_concurrent_authorizations_against_a_limit_of_five() -> anyhow::Result<()> {
+    let s = stack().await?;
+    open_account(&s, "1000.00").await?;
+    s.controls
+        .set(&Scope::Card("901".into()), &daily(Some(5), None))
+        .await?;
+    let bodies = (0..30)
+        .map(|i| zero_balance(&format!("cc-{i}"), "2.00"))
+        .collect();
+    assert_eq!(approved_at_once(&s, &s.zero_balance, bodies).await?, 5);
     let balance = s
         .ledger
         .account("902", OPERATOR_TIMEOUT)
@@ -705,25 +718,9 @@ async fn twenty_concurrent_full_balance_purchases_against_a_limit_of_five() -> a
     s.controls
         .set(&Scope::Card("555".into()), &daily(Some(5), None))
         .await?;
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let body = full_balance(&format!("fb-cc-{i}"))?.to_string();
-        let token = s.pismo.signer.sign(body.as_bytes(), &Default::default())?;
-        let runner = s.full_balance.clone();
-        tasks.push(tokio::spawn(async move {
-            let headers = json!({"content-type": "application/json", "x-pismo-sign": token});
-            tools::testkit::send_raw(&runner, "POST", headers, &body).await
-        }));
-    }
-    let mut approved = 0;
-    for t in tasks {
-        let a = t.await??;
-        match a.json()["response_code"].as_str() {
-            Some("00") => approved += 1,
-            Some("65") => {}
-            other => panic!("unexpected {other:?}: {}", a.body),
-        }
-    }
-    assert_eq!(approved, 5);
+    let bodies = (0..20)
+        .map(|i| full_balance(&format!("fb-cc-{i}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    assert_eq!(approved_at_once(&s, &s.full_balance, bodies).await?, 5);
     Ok(())
 }
