@@ -111,6 +111,12 @@ pub fn backoff(n: u32) -> std::time::Duration {
     std::time::Duration::from_millis(fastrand::u64(0..=cap))
 }
 
+/// Written by hand rather than through the SDK's retry strategy (still used by reads and
+/// operator calls): the SDK reports only its last attempt's error, and a money write must know
+/// whether *any* attempt may have been applied (a 500 after commit followed by throttled
+/// retries looks, from the last attempt alone, like "surely not written"). No interceptor
+/// hook exposes every attempt's outcome to the caller.
+///
 /// One logical DynamoDB write, attempted until it succeeds, fails for good, runs out of
 /// attempts or reaches `deadline`. `send(timeout)` makes one attempt with the SDK's retries off
 /// ([`dynamo_call`]); `transient` says which service errors are worth another attempt

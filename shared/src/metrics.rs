@@ -19,6 +19,9 @@ pub const WEBHOOKS_NAMESPACE: &str = "IssuerKit/Webhooks";
 /// Namespace of the Aritma endpoint's metrics unless `METRICS_NAMESPACE` says otherwise.
 pub const ARITMA_NAMESPACE: &str = "IssuerKit/Aritma";
 
+/// Namespace of the event pipeline's metrics unless `METRICS_NAMESPACE` says otherwise.
+pub const PIPELINE_NAMESPACE: &str = "IssuerKit/EventPipeline";
+
 /// One kind of EMF line: its default namespace, the names of its dimensions, and the metric
 /// names it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,13 +376,10 @@ mod tests {
     fn the_catalog_names_the_default_namespaces_and_its_lines() {
         let namespaces: std::collections::BTreeSet<_> =
             CATALOG.iter().map(|set| set.namespace).collect();
-        let expected: std::collections::BTreeSet<_> = [
-            WEBHOOKS_NAMESPACE,
-            ARITMA_NAMESPACE,
-            crate::pipeline::config::DEFAULT_METRICS_NAMESPACE,
-        ]
-        .into_iter()
-        .collect();
+        let expected: std::collections::BTreeSet<_> =
+            [WEBHOOKS_NAMESPACE, ARITMA_NAMESPACE, PIPELINE_NAMESPACE]
+                .into_iter()
+                .collect();
         assert_eq!(namespaces, expected);
         for set in CATALOG {
             assert_eq!(set.dimensions.first(), Some(&"Function"), "{set:?}");

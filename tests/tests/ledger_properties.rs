@@ -39,7 +39,7 @@ use shared::reconcile::{
     InMemorySink, ReconcileSink, Reconciler, Settlement, SinkDrain, SqsSink, UnsettledRecord,
 };
 use shared::webhook::{
-    MessageClass, RunnerConfig, Webhook, WebhookRunner, ZeroBalanceCodes, ZeroBalanceWebhook,
+    MessageClass, RunnerConfig, WebhookRunner, ZeroBalanceCodes, ZeroBalanceWebhook,
 };
 use tools::faults::{Fault, FaultProxy};
 use tools::moto::Moto;
@@ -485,12 +485,6 @@ async fn money_matches_answers_under_generated_combined_faults() -> anyhow::Resu
     eprintln!("{total} generated cases, {faults} faults armed");
     assert!(faults > 0);
     Ok(())
-}
-
-/// The Webhook name this file's keys assume.
-#[test]
-fn keys_are_zero_balance_keys() {
-    assert_eq!(ZeroBalanceWebhook::NAME, "zero-balance");
 }
 
 /// Unsettled, then recovered: the store accepts the money write but answers 500, its retries

@@ -332,7 +332,15 @@ pub(crate) fn failure_of<E: std::error::Error + 'static>(
     attempts: &Attempts,
     err: &aws_sdk_dynamodb::error::SdkError<E>,
 ) -> StoreFailure {
-    let text = aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string();
+    failed(
+        attempts,
+        aws_sdk_dynamodb::error::DisplayErrorContext(err).to_string(),
+    )
+}
+
+/// A write that failed with `text`, classified by every attempt it made: unknown once any
+/// attempt may have been applied.
+pub(crate) fn failed(attempts: &Attempts, text: String) -> StoreFailure {
     match attempts.failure_class() {
         Sent::No => StoreFailure::NotWritten(text),
         Sent::Maybe => StoreFailure::Unknown(text),
@@ -398,12 +406,10 @@ impl Journal for DynamoJournal {
                 old,
             )));
         }
-        let text = format!("transaction cancelled: journal {}", code(0));
-        Err(if attempts.maybe_applied {
-            StoreFailure::Unknown(text)
-        } else {
-            StoreFailure::NotWritten(text)
-        })
+        Err(failed(
+            &attempts,
+            format!("transaction cancelled: journal {}", code(0)),
+        ))
     }
 
     async fn record(&self, entry: &Entry, timeout: Duration) -> Result<Recorded, StoreFailure> {

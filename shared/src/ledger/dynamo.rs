@@ -17,9 +17,9 @@ use tokio::time::Instant;
 use super::{
     ACTIVE, Account, Applied, Direction, Hold, Ledger, LedgerError, Movement, account_pk, hold_pk,
 };
-use crate::aws::{Attempts, Sent, Transacted, attempt, dynamo_call, dynamo_timeout, transact};
+use crate::aws::{Attempts, Transacted, attempt, dynamo_call, transact};
 use crate::controls::Counter;
-use crate::journal::dynamo::{entry_put, failure, stored_entry};
+use crate::journal::dynamo::{entry_put, failed, failure_of as journal_failure, stored_entry};
 use crate::journal::{Entry, request_token};
 
 /// The ledger in a DynamoDB table keyed by `pk`, moving money together with entries of the
@@ -41,17 +41,15 @@ fn failure_of<E: std::error::Error + 'static>(
     attempts: &Attempts,
     e: &aws_sdk_dynamodb::error::SdkError<E>,
 ) -> LedgerError {
-    let text = aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string();
-    match attempts.failure_class() {
-        Sent::Maybe => LedgerError::Unknown(text),
-        Sent::No => LedgerError::Unavailable(text),
-    }
+    journal_failure(attempts, e).into()
 }
 
-fn sdk_failure<E: std::error::Error + 'static>(
-    e: &aws_sdk_dynamodb::error::SdkError<E>,
-) -> LedgerError {
-    failure(e).into()
+/// An exact decimal of an `N` attribute.
+fn decimal(v: &AttributeValue) -> Option<Decimal> {
+    let n = v.as_n().ok()?;
+    Decimal::from_str(n)
+        .or_else(|_| Decimal::from_scientific(n))
+        .ok()
 }
 
 fn now() -> String {
@@ -74,12 +72,7 @@ fn to_account(item: &HashMap<String, AttributeValue>) -> Result<Account, LedgerE
     };
     let available = item
         .get("available")
-        .and_then(|v| v.as_n().ok())
-        .and_then(|n| {
-            Decimal::from_str(n)
-                .or_else(|_| Decimal::from_scientific(n))
-                .ok()
-        })
+        .and_then(decimal)
         .ok_or_else(corrupt)?;
     let currency_code = match item.get("currency_code") {
         Some(AttributeValue::N(n)) | Some(AttributeValue::S(n)) => n.parse().ok(),
@@ -211,6 +204,44 @@ impl DynamoLedger {
         })
     }
 
+    /// One consistent read of a ledger item (an account, a hold), on the ledger's own attempts
+    /// as its writes are: a throttled read is tried again after a short jittered pause, not
+    /// after the SDK's backoff, which can outlast the window. A read changes nothing, so
+    /// whatever its attempts did, a failure is "unavailable".
+    async fn item(
+        &self,
+        pk: String,
+        timeout: Duration,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, LedgerError> {
+        let mut attempts = Attempts::default();
+        let out = attempt(
+            &mut attempts,
+            Instant::now() + timeout,
+            |e: &GetItemError| {
+                matches!(
+                    e,
+                    GetItemError::ProvisionedThroughputExceededException(_)
+                        | GetItemError::RequestLimitExceeded(_)
+                        | GetItemError::ThrottlingException(_)
+                        | GetItemError::InternalServerError(_)
+                )
+            },
+            |left| {
+                self.client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", AttributeValue::S(pk.clone()))
+                    .consistent_read(true)
+                    .customize()
+                    .config_override(dynamo_call(left))
+                    .send()
+            },
+        )
+        .await
+        .map_err(unavailable)?;
+        Ok(out.item)
+    }
+
     async fn update_account(
         &self,
         account_id: &str,
@@ -296,11 +327,7 @@ impl Ledger for DynamoLedger {
             code(1),
             code(2)
         );
-        Err(if attempts.maybe_applied {
-            LedgerError::Unknown(text)
-        } else {
-            LedgerError::Unavailable(text)
-        })
+        Err(failed(&attempts, text).into())
     }
 
     async fn compensate(
@@ -397,48 +424,11 @@ impl Ledger for DynamoLedger {
         transaction_id: &str,
         timeout: Duration,
     ) -> Result<Option<Hold>, LedgerError> {
-        // The ledger's own attempts, as for writes: a throttled read is tried again after a
-        // short jittered pause, not after the SDK's backoff, which can outlast the window.
-        let mut attempts = Attempts::default();
-        let out = attempt(
-            &mut attempts,
-            Instant::now() + timeout,
-            |e: &GetItemError| {
-                matches!(
-                    e,
-                    GetItemError::ProvisionedThroughputExceededException(_)
-                        | GetItemError::RequestLimitExceeded(_)
-                        | GetItemError::ThrottlingException(_)
-                        | GetItemError::InternalServerError(_)
-                )
-            },
-            |left| {
-                self.client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("pk", AttributeValue::S(hold_pk(transaction_id)))
-                    .consistent_read(true)
-                    .customize()
-                    .config_override(dynamo_call(left))
-                    .send()
-            },
-        )
-        .await
-        // A read changes nothing: whatever its attempts did, nothing moved.
-        .map_err(unavailable)?;
-        let Some(item) = out.item() else {
+        let Some(item) = self.item(hold_pk(transaction_id), timeout).await? else {
             return Ok(None);
         };
         let corrupt = || LedgerError::Corrupt(hold_pk(transaction_id));
-        let held = item
-            .get("held")
-            .and_then(|v| v.as_n().ok())
-            .and_then(|n| {
-                Decimal::from_str(n)
-                    .or_else(|_| Decimal::from_scientific(n))
-                    .ok()
-            })
-            .ok_or_else(corrupt)?;
+        let held = item.get("held").and_then(decimal).ok_or_else(corrupt)?;
         let version = item
             .get("version")
             .and_then(|v| v.as_n().ok())
@@ -461,18 +451,11 @@ impl Ledger for DynamoLedger {
         account_id: &str,
         timeout: Duration,
     ) -> Result<Option<Account>, LedgerError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(account_pk(account_id)))
-            .consistent_read(true)
-            .customize()
-            .config_override(dynamo_timeout(timeout))
-            .send()
-            .await
-            .map_err(|e| sdk_failure(&e))?;
-        out.item().map(to_account).transpose()
+        self.item(account_pk(account_id), timeout)
+            .await?
+            .as_ref()
+            .map(to_account)
+            .transpose()
     }
 
     async fn put_account(&self, a: &Account) -> Result<(), LedgerError> {

@@ -53,7 +53,7 @@ pub const ENV_PISMO_ROLE_ARN: &str = "PISMO_ROLE_ARN";
 pub const ENV_PISMO_ROLE_EXTERNAL_ID: &str = "PISMO_ROLE_EXTERNAL_ID";
 
 /// The default EMF namespace.
-pub const DEFAULT_METRICS_NAMESPACE: &str = "IssuerKit/EventPipeline";
+pub const DEFAULT_METRICS_NAMESPACE: &str = crate::metrics::PIPELINE_NAMESPACE;
 
 /// A setting is missing or malformed; the function does not start.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
