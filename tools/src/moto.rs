@@ -51,9 +51,18 @@ impl Moto {
         // A free port can be taken between probing and binding; try a few.
         for _ in 0..5 {
             let port = free_port()?;
+            // Names this server: the readiness probe accepts only its own answer.
+            let token = format!("{:016x}", fastrand::u64(..));
             let child = Command::new(&bin)
                 .arg(launcher())
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .args([
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "--token",
+                    &token,
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -63,7 +72,7 @@ impl Moto {
                 child: Some(child),
                 port,
             };
-            match moto.wait_ready(Duration::from_secs(30)) {
+            match moto.wait_ready(&token, Duration::from_secs(30)) {
                 Ok(()) => return Ok(moto),
                 Err(e) => {
                     moto.stop();
@@ -75,7 +84,7 @@ impl Moto {
     }
 
     /// Polls until the server answers an HTTP request, the process exits, or the limit passes.
-    fn wait_ready(&mut self, limit: Duration) -> anyhow::Result<()> {
+    fn wait_ready(&mut self, token: &str, limit: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         loop {
@@ -85,7 +94,7 @@ impl Moto {
                 bail!("moto_server exited early with {status}");
             }
             if let Ok(stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200))
-                && http_ok(stream)
+                && answers_token(stream, token)
             {
                 return Ok(());
             }
@@ -135,21 +144,24 @@ impl Drop for Moto {
     }
 }
 
-fn http_ok(mut stream: TcpStream) -> bool {
+/// Whether the server on `stream` is the moto this harness started: a free port probed here
+/// can be taken by another test's server (another moto, a certificate server answering every
+/// path with 200) before this moto binds it, so only the token it was started with counts.
+fn answers_token(mut stream: TcpStream, token: &str) -> bool {
     use std::io::{Read, Write};
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     if stream
-        .write_all(b"GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .write_all(b"GET /__moto-token HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         .is_err()
     {
         return false;
     }
-    // The answer must be moto's own dashboard: a free port probed here can be handed to another
-    // test's server (a certificate server answers every path with 200) before moto binds it.
     let mut answer = Vec::new();
     let _ = stream.take(64 * 1024).read_to_end(&mut answer);
-    const TITLE: &[u8] = b"<title>Moto</title>";
-    answer.starts_with(b"HTTP/1.") && answer.windows(TITLE.len()).any(|w| w == TITLE)
+    let body = format!("\r\n\r\n{token}");
+    answer.starts_with(b"HTTP/1.")
+        && answer.get(8..13) == Some(b" 200 ".as_slice())
+        && answer.ends_with(body.as_bytes())
 }
 
 /// An SDK config for an arbitrary endpoint with static test credentials, region us-east-1, and
