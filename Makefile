@@ -18,7 +18,7 @@ export SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS := 1
 
 .PHONY: run test deps venv venv-checkov fmt lint unit cfn-lint sam-validate checkov checkov-skips \
 	template-checks template-resources-update build sam-build sizes validate-policy clean-venv \
-	bench-ledger-properties
+	bench-ledger-properties bench
 
 # The eight Lambda functions (binary = package name).
 FUNCTIONS := card-tokenization banking-antifraud full-balance-antifraud zero-balance \
@@ -106,6 +106,21 @@ template-resources-update: venv
 bench-ledger-properties: venv
 	LEDGER_PROPERTY_CASES=$(or $(CASES),300) $(CARGO) test -p integration-tests \
 	  --test ledger_properties money_matches -- --nocapture
+
+# The speed figures of docs/benchmarks.md, on this machine's release build (the profile in
+# Cargo.toml): the webhooks in process (p50/p99, their floor, DynamoDB requests per decision on
+# moto), the event file's CPU path on a generated 10 MB gzip file (formats asserted), gunzip
+# alone for comparison, and each function's time to ready.
+BENCH_FILE ?= target/bench/events.gz
+bench: venv
+	$(CARGO) build --release -p tools --bin bench-webhooks --bin bench-pipeline --bin bench-init
+	$(CARGO) build --release $(addprefix -p ,$(FUNCTIONS))
+	target/release/bench-webhooks
+	mkdir -p $(dir $(BENCH_FILE))
+	test -f $(BENCH_FILE) || target/release/bench-pipeline generate --out $(BENCH_FILE)
+	target/release/bench-pipeline gunzip --file $(BENCH_FILE)
+	target/release/bench-pipeline cpu --file $(BENCH_FILE)
+	target/release/bench-init --dir target/release
 
 # make validate-policy POLICY=my-policy.json
 validate-policy:

@@ -454,7 +454,7 @@ mod tests {
             expiration: None,
             inputs: inputs
                 .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
+                .map(|(k, v)| (k.to_string().into(), v))
                 .collect(),
             money: None,
             reconcile: None,

@@ -27,7 +27,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{Entry, FallbackReason, How, Journal, Recorded, StoreFailure};
+use crate::journal::{Entry, FallbackReason, How, Inputs, Journal, Recorded, StoreFailure};
 use crate::ledger::{Ledger, LedgerError};
 
 /// One decision whose journal entry could not be settled inside the window.
@@ -91,7 +91,7 @@ impl UnsettledRecord {
             policy_version: self.policy_version.clone(),
             decided_at_ms: self.decided_at_ms,
             expiration: None,
-            inputs: Vec::new(),
+            inputs: Inputs::default(),
             money: None,
             reconcile: Some(self.reason.clone()),
             shadow: None,

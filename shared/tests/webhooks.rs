@@ -430,7 +430,7 @@ async fn a_concurrent_duplicate_gets_the_winners_answer() -> TestResult {
         policy_version: "other".into(),
         decided_at_ms: now_ms(),
         expiration: None,
-        inputs: vec![],
+        inputs: Default::default(),
         money: None,
         reconcile: None,
         shadow: None,

@@ -482,7 +482,7 @@ fn journal_entry(id: &str) -> Entry {
         policy_version: "v1".into(),
         decided_at_ms: now_ms(),
         expiration: Some(now_ms() / 1000 + 3600),
-        inputs: vec![],
+        inputs: Default::default(),
         money: None,
         reconcile: None,
         shadow: None,

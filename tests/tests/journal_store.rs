@@ -36,7 +36,8 @@ fn entry(id: &str, body: &str, money: Option<Money>) -> Entry {
                 Input::Number(dec("10.00")),
             ),
             ("fields.mcc".into(), Input::Text("5411".into())),
-        ],
+        ]
+        .into(),
         money,
         reconcile: None,
         shadow: None,

@@ -2,6 +2,10 @@
 
 use shared::webhook::{CardTokenization, serve_policy_webhook};
 
+/// The webhooks' allocator, by measurement (`shared::WebhookAllocator`).
+#[global_allocator]
+static ALLOCATOR: shared::WebhookAllocator = shared::WebhookAllocator;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     serve_policy_webhook::<CardTokenization>().await

@@ -12,7 +12,8 @@ use rust_decimal::Decimal;
 
 use super::Direction;
 use super::{
-    Entry, FallbackReason, How, Input, Journal, Money, Recorded, Shadow, StoreFailure, rfc3339_ms,
+    Entry, FallbackReason, How, Input, Inputs, Journal, Money, Recorded, Shadow, StoreFailure,
+    rfc3339_ms,
 };
 use crate::aws::{Attempts, Sent, Transacted, attempt, dynamo_call, sent_of, transact};
 
@@ -179,7 +180,7 @@ pub(crate) fn to_item(e: &Entry) -> HashMap<String, AttributeValue> {
                     Input::Bool(b) => AttributeValue::Bool(*b),
                     Input::List(l) => AttributeValue::L(l.iter().map(s).collect()),
                 };
-                (k.clone(), v)
+                (k.to_string(), v)
             })
             .collect();
         item.insert("inputs".into(), AttributeValue::M(inputs));
@@ -238,7 +239,7 @@ pub(crate) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Entry,
     };
     let inputs = match item.get("inputs") {
         Some(AttributeValue::M(m)) => {
-            let mut v: Vec<(String, Input)> = m
+            let mut v: Vec<(std::borrow::Cow<'static, str>, Input)> = m
                 .iter()
                 .filter_map(|(k, v)| {
                     let input = match v {
@@ -250,13 +251,13 @@ pub(crate) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Entry,
                         }
                         _ => return None,
                     };
-                    Some((k.clone(), input))
+                    Some((k.clone().into(), input))
                 })
                 .collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
-            v
+            v.into()
         }
-        _ => Vec::new(),
+        _ => Inputs::default(),
     };
     let money = match (text("account_id"), item.get("amount").and_then(decimal)) {
         (Some(account_id), Some(amount)) => Some(Money {
@@ -481,7 +482,8 @@ mod tests {
                     Input::Number(Decimal::new(1050, 2)),
                 ),
                 ("fields.mcc".into(), Input::Text("5411".into())),
-            ],
+            ]
+            .into(),
             money: Some(Money {
                 account_id: "42".into(),
                 amount: Decimal::new(1050, 2),

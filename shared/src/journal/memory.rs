@@ -49,6 +49,14 @@ impl InMemoryJournal {
     }
 
     /// Number of write attempts so far.
+    /// Forgets every entry and counter (a benchmark empties its store between rounds, as a
+    /// Lambda process keeps nothing between decisions).
+    pub fn clear(&self) {
+        let mut state = self.lock();
+        state.entries.clear();
+        state.counters.clear();
+    }
+
     pub fn writes(&self) -> usize {
         self.lock().writes
     }

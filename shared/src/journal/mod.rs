@@ -45,6 +45,7 @@ pub(crate) mod memory;
 pub use dynamo::{DynamoJournal, PENDING, RECONCILE_INDEX};
 pub use memory::InMemoryJournal;
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -114,6 +115,13 @@ impl FallbackReason {
     }
 }
 
+/// What a decision read: (field path, value) pairs in the order the request's fields are
+/// visited. Shared, not copied: the decision, its entry and an in-memory store hold the same
+/// list (about 70 pairs for Full balance; copying them twice cost 6 µs a decision, issue 23).
+/// A path is borrowed when it is a field of the request type ([`crate::policy::PolicySubject`]),
+/// owned when it was read back from a store.
+pub type Inputs = std::sync::Arc<[(Cow<'static, str>, Input)]>;
+
 /// One decision input, as the policy read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
@@ -172,7 +180,7 @@ pub struct Entry {
     pub decided_at_ms: i64,
     /// Epoch seconds (TTL); `None` keeps the entry (awaiting reconciliation).
     pub expiration: Option<i64>,
-    pub inputs: Vec<(String, Input)>,
+    pub inputs: Inputs,
     pub money: Option<Money>,
     /// Why the entry awaits reconciliation.
     pub reconcile: Option<String>,
@@ -340,7 +348,7 @@ mod tests {
             policy_version: "v".into(),
             decided_at_ms: 1,
             expiration: None,
-            inputs: vec![],
+            inputs: Inputs::default(),
             money: None,
             reconcile: None,
             shadow: None,

@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 
 use crate::controls::Counter;
-use crate::journal::{Entry, StoreFailure};
+use crate::journal::{Entry, Inputs, StoreFailure};
 
 /// Status value of an active account.
 pub const ACTIVE: &str = "ACTIVE";
@@ -200,7 +200,7 @@ pub fn compensation_entry(stored: &Entry, given: &str, at_ms: i64) -> Option<Ent
         how: crate::journal::How::Fallback(crate::journal::FallbackReason::OutcomeUnknown),
         decided_at_ms: at_ms,
         expiration: None,
-        inputs: Vec::new(),
+        inputs: Inputs::default(),
         money: Some(crate::journal::Money {
             direction: match m.direction {
                 Direction::Debit => Direction::Credit,

@@ -1,6 +1,8 @@
 //! What a decision read, as journal inputs: every field a rule may read except the ones never
 //! journaled. A backtest decides the request again from them.
 
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 
 use crate::journal::Input;
@@ -22,14 +24,14 @@ pub const NOT_JOURNALED: &[&str] = &[
 /// Every field a rule may read ([`PolicySubject::FIELDS`]) except [`NOT_JOURNALED`], as
 /// decision inputs: what a backtest needs to decide the request again. Absent fields are
 /// left out.
-pub fn all_inputs<R: PolicySubject>(request: &R) -> Vec<(String, Input)> {
+pub fn all_inputs<R: PolicySubject>(request: &R) -> Vec<(Cow<'static, str>, Input)> {
     let mut out = Vec::with_capacity(R::FIELDS.len());
     request.visit_fields(&mut |path, value| {
         if NOT_JOURNALED.contains(&path) {
             return;
         }
         if let Some(v) = input_of(value) {
-            out.push((path.to_string(), v));
+            out.push((Cow::Borrowed(path), v));
         }
     });
     out
@@ -47,10 +49,13 @@ fn input_of(value: Field<'_>) -> Option<Input> {
 
 /// The named fields of a request, as decision inputs. Absent fields are left out; only
 /// paths in the caller's list are read, so nothing sensitive is journaled by accident.
-pub fn inputs_of<R: PolicySubject>(request: &R, paths: &[&str]) -> Vec<(String, Input)> {
+pub fn inputs_of<R: PolicySubject>(
+    request: &R,
+    paths: &[&'static str],
+) -> Vec<(Cow<'static, str>, Input)> {
     paths
         .iter()
-        .filter_map(|p| input_of(request.field(p)).map(|v| ((*p).to_string(), v)))
+        .filter_map(|p| input_of(request.field(p)).map(|v| (Cow::Borrowed(*p), v)))
         .collect()
 }
 

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 
 use super::{Answer, Decision, DecisionCtx, Journaled, PolicyHandle, Webhook};
 use crate::controls::{ControlStore, Directory, Facts, Verdict, evaluate};
-use crate::journal::{FallbackReason, How, Input, Shadow};
+use crate::journal::{FallbackReason, How, Input, Inputs, Shadow};
 use crate::models::{
     BankingRequest, BankingResponse, FullBalanceRequest, FullBalanceResponse, TokenizationRequest,
     TokenizationResponse,
@@ -293,11 +293,14 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
         let shadow_policy = self.shadow.as_ref().map(PolicyHandle::current);
         let section = K::section(&live);
         let shadow = shadow_policy.as_deref().map(K::section);
-        let inputs = all_inputs(request);
-        let entry = |d: &Decision, how: How, shadow_d: Option<Decision>| {
+        let inputs: Inputs = all_inputs(request).into();
+        let entry_with = |d: &Decision, how: How, shadow_d: Option<Decision>, inputs: &Inputs| {
             let mut e = ctx.entry(d, how, &live.version, inputs.clone(), None, None);
             e.shadow = shadow_record(shadow_policy.as_deref(), shadow_d, d);
             e
+        };
+        let entry = |d: &Decision, how: How, shadow_d: Option<Decision>| {
+            entry_with(d, how, shadow_d, &inputs)
         };
         let fallback = |reason: FallbackReason| {
             let d = decision(section.fallback());
@@ -357,16 +360,19 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
         }
         // A backtest fills the step-up values as this decision did: it needs which methods
         // the directory could fill (names only; the values used are in the answer).
-        let directory_input = directory.as_ref().map(|dir| {
-            (
-                crate::controls::DIRECTORY_METHODS.to_string(),
-                Input::List(crate::controls::directory_methods(dir)),
-            )
-        });
+        let inputs = match &directory {
+            Some(dir) => inputs
+                .iter()
+                .cloned()
+                .chain(std::iter::once((
+                    crate::controls::DIRECTORY_METHODS.into(),
+                    Input::List(crate::controls::directory_methods(dir)),
+                )))
+                .collect(),
+            None => inputs.clone(),
+        };
         let entry = |d: &Decision, how: How, shadow_d: Option<Decision>| {
-            let mut e = entry(d, how, shadow_d);
-            e.inputs.extend(directory_input.clone());
-            e
+            entry_with(d, how, shadow_d, &inputs)
         };
         let (d, approves) = Self::by_rules(section, request, directory.as_ref());
         let shadow_rules = shadow.map(|s| Self::by_rules(s, request, directory.as_ref()));

@@ -45,7 +45,7 @@ use serde::de::DeserializeOwned;
 
 use crate::controls::{Counter, Refusal};
 use crate::journal::{
-    Budget, Counted, Entry, FallbackReason, How, Input, Journal, Money, Recorded, StoreFailure,
+    Budget, Counted, Entry, FallbackReason, How, Inputs, Journal, Money, Recorded, StoreFailure,
 };
 use crate::reconcile::{ReconcileSink, UnsettledRecord};
 
@@ -118,7 +118,7 @@ impl DecisionCtx<'_> {
         decision: &Decision,
         how: How,
         policy_version: &str,
-        inputs: Vec<(String, Input)>,
+        inputs: Inputs,
         money: Option<Money>,
         reconcile: Option<&str>,
     ) -> Entry {

@@ -38,7 +38,7 @@ use sha2::{Digest, Sha256};
 use super::runner::{StartupError, env_required, runner_parts, serve};
 use super::{Answer, Decision, DecisionCtx, Journaled, PolicyHandle, PolicySettings, Webhook};
 use crate::controls::{ControlStore, Counter, Verdict, evaluate};
-use crate::journal::{FallbackReason, How, Input, Money, Shadow};
+use crate::journal::{FallbackReason, How, Inputs, Money, Shadow};
 use crate::ledger::{
     Applied, Direction, DynamoLedger, Hold, HoldChange, Ledger, LedgerError, Movement,
 };
@@ -248,7 +248,7 @@ fn from_policy(d: &Decided<ZeroBalanceResponse>) -> Decision {
 struct Job<'a, 'c> {
     ctx: &'a DecisionCtx<'c>,
     request: &'a ZeroBalanceRequest,
-    inputs: Vec<(String, Input)>,
+    inputs: Inputs,
     notice: bool,
     /// The policy in force, read once for this decision.
     policy: Arc<Policy>,
@@ -919,7 +919,7 @@ impl Webhook for ZeroBalanceWebhook {
         let job = Job {
             ctx,
             request,
-            inputs: all_inputs(request),
+            inputs: all_inputs(request).into(),
             notice: class.is_notice(&f.mti),
             policy,
             shadow,

@@ -8,7 +8,8 @@
 //! (`cargo build --release -p card-tokenization -p ...`). Every function gets the settings it
 //! requires at start (fake tables, a closed certificate URL: nothing is fetched at init), so
 //! what is timed is process start, configuration, policy load and validation, SDK client
-//! set-up and the runtime's first poll.
+//! set-up and the runtime's first poll. `SSL_CERT_FILE` is set as template.yaml sets it (this
+//! machine's CA bundle); `--platform-cert-dirs` leaves it unset.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -31,6 +32,10 @@ struct Args {
     /// and an error when it holds none).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Leave `SSL_CERT_FILE` unset, as before template.yaml set it: the root certificates are
+    /// then read from the bundle and every file of the certificate directories.
+    #[arg(long)]
+    platform_cert_dirs: bool,
 }
 
 const FUNCTIONS: [&str; 8] = [
@@ -44,13 +49,32 @@ const FUNCTIONS: [&str; 8] = [
     "ledger-reconciler",
 ];
 
+/// The platform's CA bundle, as template.yaml hands it to every function (`SSL_CERT_FILE`:
+/// one file, no scan of the certificate directories): Amazon Linux's path, else Debian's.
+const CA_BUNDLES: [&str; 2] = [
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/certs/ca-certificates.crt",
+];
+
+/// Args that change what is timed.
+#[derive(Clone, Copy)]
+struct Start<'a> {
+    schemas: &'a str,
+    /// `SSL_CERT_FILE`, unless `--platform-cert-dirs`.
+    ca_bundle: Option<&'a str>,
+}
+
 /// One start: microseconds until the first `/next` request.
-fn time_to_ready(binary: &PathBuf, schemas: &str) -> anyhow::Result<u128> {
+fn time_to_ready(binary: &PathBuf, start: Start<'_>) -> anyhow::Result<u128> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let api = listener.local_addr()?.to_string();
     let started = Instant::now();
-    let mut child = Command::new(binary)
-        .env_clear()
+    let mut command = Command::new(binary);
+    command.env_clear();
+    if let Some(bundle) = start.ca_bundle {
+        command.env("SSL_CERT_FILE", bundle);
+    }
+    let mut child = command
         .env("AWS_LAMBDA_RUNTIME_API", &api)
         .env("AWS_LAMBDA_FUNCTION_NAME", "bench")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
@@ -64,7 +88,7 @@ fn time_to_ready(binary: &PathBuf, schemas: &str) -> anyhow::Result<u128> {
         .env("EVENTS_TABLE", "events")
         .env("PISMO_CERTS_URL", "http://127.0.0.1:9/certs")
         .env("ARITMA_AUTHORIZATION", "Bearer bench")
-        .env("SCHEMA_SOURCE", schemas)
+        .env("SCHEMA_SOURCE", start.schemas)
         .env("QUARANTINE_URI", "s3://bench/quarantine")
         .env("METRICS_NAMESPACE", "")
         .env("RUST_LOG", "off")
@@ -102,6 +126,20 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let schemas = root.join("shared/schemas").display().to_string();
+    let start = Start {
+        schemas: &schemas,
+        ca_bundle: if args.platform_cert_dirs {
+            None
+        } else {
+            CA_BUNDLES
+                .into_iter()
+                .find(|p| std::path::Path::new(p).is_file())
+        },
+    };
+    eprintln!(
+        "SSL_CERT_FILE: {}",
+        start.ca_bundle.unwrap_or("unset (--platform-cert-dirs)")
+    );
     println!("| function | binary size | time to ready p50 | min | max |\n|---|---|---|---|---|");
     let mut timed = 0;
     for function in FUNCTIONS {
@@ -118,7 +156,7 @@ fn main() -> anyhow::Result<()> {
             .len();
         let mut samples = Vec::with_capacity(args.runs);
         for _ in 0..args.runs.max(1) {
-            samples.push(time_to_ready(&binary, &schemas)?);
+            samples.push(time_to_ready(&binary, start)?);
         }
         samples.sort_unstable();
         let ms = |us: u128| format!("{:.1} ms", us as f64 / 1000.0);
