@@ -12,7 +12,8 @@ the diff. The API deployment's id ends in a hash of the API, so it is listed as
 `<Api>Deployment*`.
 
 Also checks what `sam build` needs of every function after expansion: Metadata BuildMethod
-rust-cargolambda and a BuildProperties Binary.
+rust-cargolambda and a BuildProperties Binary; that every parameter is in exactly one
+AWS::CloudFormation::Interface parameter group; and that no ARN hard-codes the `aws` partition.
 
 Usage: check_template_resources.py [--write] [template.yaml] [tests/template_resources.txt]
 """
@@ -68,6 +69,24 @@ def build_problems(template):
     return problems
 
 
+def parameter_problems(template, text):
+    problems = []
+    groups = (
+        (template.get("Metadata") or {}).get("AWS::CloudFormation::Interface") or {}
+    ).get("ParameterGroups") or []
+    grouped = [p for g in groups for p in g.get("Parameters") or []]
+    for name in template.get("Parameters") or {}:
+        count = grouped.count(name)
+        if count != 1:
+            problems.append(f"parameter {name} is in {count} parameter groups, not one")
+    for name in set(grouped) - set(template.get("Parameters") or {}):
+        problems.append(f"parameter group names {name}, which is no parameter")
+    for number, line in enumerate(text.splitlines(), 1):
+        if "arn:aws:" in line:
+            problems.append(f"line {number}: an ARN with the partition written out (use ${{AWS::Partition}})")
+    return problems
+
+
 def main(argv):
     write = "--write" in argv
     args = [a for a in argv if a != "--write"]
@@ -102,11 +121,16 @@ def main(argv):
                 f"resource {logical_id} is {found[logical_id]}, {list_path} says {listed[logical_id]}"
             )
     problems += build_problems(template)
+    with open(template_path, encoding="utf-8") as f:
+        problems += parameter_problems(template, f.read())
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
         return 1
-    print(f"{template_path}: the {len(found)} resources of {list_path}, functions buildable")
+    print(
+        f"{template_path}: the {len(found)} resources of {list_path}, functions buildable,"
+        " every parameter grouped, partition-correct ARNs"
+    )
     return 0
 
 
