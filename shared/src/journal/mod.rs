@@ -117,7 +117,8 @@ impl FallbackReason {
 
 /// What a decision read: (field path, value) pairs in the order the request's fields are
 /// visited. Shared, not copied: the decision, its entry and an in-memory store hold the same
-/// list (about 70 pairs for Full balance; copying them twice cost 6 µs a decision, issue 23).
+/// list (about 70 pairs for Full balance; copying them twice cost 6 µs a decision:
+/// docs/benchmarks.md, "Speed back").
 /// A path is borrowed when it is a field of the request type ([`crate::policy::PolicySubject`]),
 /// owned when it was read back from a store.
 pub type Inputs = std::sync::Arc<[(Cow<'static, str>, Input)]>;

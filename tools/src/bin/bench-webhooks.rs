@@ -15,7 +15,7 @@
 //! Beside them, `floor`: the same new requests, each timed again in the same round for the part
 //! no implementation can skip, the signature check (RS256 and the body's SHA-256, certificates
 //! cached) and the strict typed parse alone; the ratio of the webhook's p50 to the floor's is
-//! printed last (issue 23's goal for Full balance: at most 1.2).
+//! printed last (the goal for Full balance: at most 1.2).
 //!
 //! The in-memory store is emptied (untimed) at the start of every round, and replays retry the
 //! round's first request: a Lambda process keeps no decisions in memory, and a map grown to
