@@ -13,10 +13,15 @@ the diff. The API deployment's id ends in a hash of the API, so it is listed as
 
 Also checks what `sam build` needs of every function after expansion: Metadata BuildMethod
 rust-cargolambda and a BuildProperties Binary; that every parameter is in exactly one
-AWS::CloudFormation::Interface parameter group; and that no ARN hard-codes the `aws` partition.
+AWS::CloudFormation::Interface parameter group; that no ARN hard-codes the `aws` partition; and
+that no resource has a fixed physical name (BucketName, TableName, QueueName, ...: the property
+`<Type>Name`, or `Name` of the types in NAMED_BY_NAME) without a stack-unique part
+(${AWS::StackName} or AWS::StackId), so that a second stack can deploy in the same account and
+region.
 
 Usage: check_template_resources.py [--write] [template.yaml] [tests/template_resources.txt]
 """
+import json
 import re
 import sys
 
@@ -26,9 +31,65 @@ from expand_template import expanded, load, translated
 DEPLOYMENT = re.compile(r"^(?P<api>.+Deployment)[0-9a-f]{10}$")
 
 
-def resources(template):
+# Physical-name properties: `<last segment of the type>Name` (BucketName of AWS::S3::Bucket,
+# TableName, QueueName, TopicName, FunctionName, RoleName, StateMachineName, LogGroupName,
+# AlarmName, DashboardName, ...), and these.
+NAMED_BY_NAME = {
+    "AWS::ApiGateway::RestApi": "Name",
+    "AWS::ApiGatewayV2::Api": "Name",
+    "AWS::Events::Rule": "Name",
+    "AWS::Events::EventBus": "Name",
+    "AWS::Scheduler::Schedule": "Name",
+    "AWS::SecretsManager::Secret": "Name",
+    "AWS::SSM::Parameter": "Name",
+    "AWS::Kinesis::Stream": "Name",
+    "AWS::Lambda::LayerVersion": "LayerName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+}
+# Names inside a resource of this stack (an API's stages), unique with it.
+SCOPED = {"AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Stage"}
+STACK_UNIQUE = ("AWS::StackName", "AWS::StackId")
+
+
+def fixed_name_problems(deployed):
+    """Resources of the deployed template whose physical name is the same in every stack."""
+    problems = []
+    for logical_id, resource in (deployed.get("Resources") or {}).items():
+        kind = resource.get("Type", "")
+        if kind in SCOPED:
+            continue
+        properties = resource.get("Properties") or {}
+        names = {kind.rsplit("::", 1)[-1] + "Name", NAMED_BY_NAME.get(kind)}
+        for name in sorted(n for n in names if n and n in properties):
+            if not any(u in json.dumps(properties[name]) for u in STACK_UNIQUE):
+                problems.append(
+                    f"{logical_id}: {name} is fixed (include ${{AWS::StackName}} or a part of"
+                    " AWS::StackId, or leave it out for a generated name)"
+                )
+    return problems
+
+
+def _self_test():
+    """The fixed-name check finds what it must (it runs on every call: it cannot pass vacuously)."""
+    sample = {
+        "Resources": {
+            "Fixed": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "b"}},
+            "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": {"Fn::Sub": "a-${AWS::Region}"}}},
+            "Stack": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": {"Fn::Sub": "${AWS::StackName}-q"}}},
+            "Id": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]}}},
+            "Generated": {"Type": "AWS::DynamoDB::Table", "Properties": {}},
+        }
+    }
+    found = [p.split(":", 1)[0] for p in fixed_name_problems(sample)]
+    if found != ["Fixed", "Api"]:
+        raise ValueError(f"fixed-name self-test: found {found}, expected ['Fixed', 'Api']")
+
+
+def resources(template, deployed=None):
     found = {}
-    for logical_id, resource in translated(template)["Resources"].items():
+    if deployed is None:
+        deployed = translated(template)
+    for logical_id, resource in deployed["Resources"].items():
         kind = resource["Type"]
         if kind == "AWS::ApiGateway::Deployment":
             m = DEPLOYMENT.match(logical_id)
@@ -92,8 +153,10 @@ def main(argv):
     args = [a for a in argv if a != "--write"]
     template_path = args[0] if args else "template.yaml"
     list_path = args[1] if len(args) > 1 else "tests/template_resources.txt"
+    _self_test()
     template = load(template_path)
-    found = resources(template)
+    deployed = translated(template)
+    found = resources(template, deployed)
     if write:
         with open(list_path, "w", encoding="utf-8") as f:
             f.write(
@@ -121,6 +184,7 @@ def main(argv):
                 f"resource {logical_id} is {found[logical_id]}, {list_path} says {listed[logical_id]}"
             )
     problems += build_problems(template)
+    problems += fixed_name_problems(deployed)
     with open(template_path, encoding="utf-8") as f:
         problems += parameter_problems(template, f.read())
     for p in problems:
@@ -129,7 +193,7 @@ def main(argv):
         return 1
     print(
         f"{template_path}: the {len(found)} resources of {list_path}, functions buildable,"
-        " every parameter grouped, partition-correct ARNs"
+        " every parameter grouped, partition-correct ARNs, no fixed physical name"
     )
     return 0
 
