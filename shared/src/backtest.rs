@@ -5,7 +5,7 @@
 //! field except [`crate::policy::NOT_JOURNALED`]). A candidate section decides each entry
 //! again over those inputs ([`Section::decide_with`]); the report compares the answers.
 //!
-//! What is decided again, and what is skipped (counted in [`Report::skipped_by`], never
+//! What is decided again, and what is skipped (counted in [`Comparison::skipped_by`], never
 //! compared):
 //!
 //! | entry | backtest |
@@ -81,19 +81,19 @@ pub struct RuleRow {
 
 /// The comparison for one webhook.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Report {
+pub struct Comparison {
     pub webhook: String,
     /// Entries decided again and compared.
     pub decisions: usize,
     /// Entries not decided again (the live path ran no rules on them, or not the rules'
-    /// answer stands): the sum of [`Report::skipped_by`].
+    /// answer stands): the sum of [`Comparison::skipped_by`].
     pub skipped: usize,
     /// Skipped entries by reason: `fallback`, `control`, `unreadable`, `before_rules`,
     /// `advice`, `reversal`, `other_mti`, `conflict`.
     pub skipped_by: BTreeMap<String, usize>,
     pub approvals_before: usize,
     pub declines_before: usize,
-    /// Approvals after; Zero balance requests sent to the ledger ([`Report::to_ledger`]) are
+    /// Approvals after; Zero balance requests sent to the ledger ([`Comparison::to_ledger`]) are
     /// neither approvals nor declines.
     pub approvals_after: usize,
     pub declines_after: usize,
@@ -293,10 +293,10 @@ fn tally(
     webhook: &str,
     entries: &[Entry],
     redecide: impl Fn(&Entry) -> Result<Redecided, &'static str>,
-) -> Report {
-    let mut report = Report {
+) -> Comparison {
+    let mut report = Comparison {
         webhook: webhook.to_string(),
-        ..Report::default()
+        ..Comparison::default()
     };
     let mut rows: BTreeMap<String, RuleRow> = BTreeMap::new();
     for e in entries {
@@ -329,13 +329,13 @@ fn tally(
 }
 
 /// Decides the entries of the policy webhook `K` again with `candidate`'s section.
-pub fn compare_policy<K: PolicyKind>(candidate: &Policy, entries: &[Entry]) -> Report {
+pub fn compare_policy<K: PolicyKind>(candidate: &Policy, entries: &[Entry]) -> Comparison {
     let section = K::section(candidate);
     tally(K::NAME, entries, |e| redecide_policy::<K>(section, e))
 }
 
 /// Decides Zero balance entries again with `candidate`'s `zero_balance` rules: requests only.
-pub fn compare_zero_balance(candidate: &Policy, entries: &[Entry]) -> Report {
+pub fn compare_zero_balance(candidate: &Policy, entries: &[Entry]) -> Comparison {
     tally("zero-balance", entries, |e| {
         redecide_zero_balance(&candidate.zero_balance, e)
     })
@@ -351,7 +351,7 @@ pub const WEBHOOKS: &[&str] = &[
 
 /// The reports of every webhook (or only `only`) for `entries`, with `candidate`. Each entry
 /// goes to the webhook its id starts with.
-pub fn compare_all(candidate: &Policy, entries: &[Entry], only: Option<&str>) -> Vec<Report> {
+pub fn compare_all(candidate: &Policy, entries: &[Entry], only: Option<&str>) -> Vec<Comparison> {
     let of = |name: &str| -> Vec<Entry> {
         let prefix = format!("{name}#");
         entries
@@ -377,7 +377,7 @@ pub fn compare_all(candidate: &Policy, entries: &[Entry], only: Option<&str>) ->
         .collect()
 }
 
-impl Report {
+impl Comparison {
     /// A Markdown table.
     pub fn to_table(&self) -> String {
         let skipped = if self.skipped_by.is_empty() {

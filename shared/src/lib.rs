@@ -26,6 +26,7 @@ pub mod models;
 pub mod pipeline;
 pub mod policy;
 pub mod reconcile;
+pub mod settings;
 pub mod signature;
 pub mod telemetry;
 pub mod tls;

@@ -107,6 +107,13 @@ pub const CATALOG: &[MetricSet] = &[
     },
 ];
 
+/// The [`CATALOG`] entry of a pipeline report's counts ([`crate::pipeline::Report`]), in the
+/// order of its fields.
+pub const PIPELINE_COUNTS: usize = 4;
+/// The [`CATALOG`] entry of the schema registry's counts, in the order of
+/// [`crate::pipeline::schema::SchemaStats`]' fields.
+pub const SCHEMA_COUNTS: usize = 5;
+
 /// Whether some [`CATALOG`] entry has every one of `dimensions` and every one of `metrics`.
 pub fn in_catalog<'a>(
     dimensions: impl IntoIterator<Item = &'a str> + Clone,

@@ -346,59 +346,74 @@ impl SinkDrain {
         })
     }
 
-    /// Settles a batch; the response names the messages to retry.
+    /// Settles a batch; the response names the messages to retry
+    /// ([`each_message`](crate::pipeline::sources::batch::each_message)).
     pub async fn handle(
         &self,
         event: aws_lambda_events::sqs::SqsEvent,
-    ) -> aws_lambda_events::sqs::SqsBatchResponse {
-        use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
-        let mut response = SqsBatchResponse::default();
+    ) -> Result<aws_lambda_events::sqs::SqsBatchResponse, NotSettled> {
         let reconciler = Reconciler {
             journal: self.journal.as_ref(),
             ledger: self.ledger.as_ref(),
             timeout: crate::ledger::OPERATOR_TIMEOUT,
         };
+        let mut answer = crate::pipeline::sources::batch::BatchAnswer::default();
         for message in &event.records {
-            let message_id = message.message_id.clone().unwrap_or_default();
-            let record: Result<UnsettledRecord, _> =
-                serde_json::from_str(message.body.as_deref().unwrap_or_default());
-            let (outcome, age) = match record {
-                Err(e) => {
-                    tracing::error!(message_id = %message_id, error = %e, "unreadable reconciliation record: left for the dead-letter queue");
-                    ("failed", 0)
-                }
-                Ok(record) => {
-                    let age = age_ms(&record, crate::journal::now_ms());
-                    match reconciler.settle(&record).await {
-                        Ok(s) => {
-                            tracing::info!(id = %record.id, settlement = s.as_str(), age_ms = age, "reconciled");
-                            (s.as_str(), age)
-                        }
-                        Err(e) => {
-                            tracing::warn!(id = %record.id, error = %e, "not settled yet: retried");
-                            ("failed", age)
-                        }
+            let id = message.message_id.clone().unwrap_or_default();
+            answer.record(&id, self.settle_message(&reconciler, message).await)?;
+        }
+        Ok(answer.into_response())
+    }
+
+    /// One message: settles its record and emits its metrics.
+    async fn settle_message(
+        &self,
+        reconciler: &Reconciler<'_>,
+        message: &aws_lambda_events::sqs::SqsMessage,
+    ) -> Result<(), NotSettled> {
+        let record: Result<UnsettledRecord, _> =
+            serde_json::from_str(message.body.as_deref().unwrap_or_default());
+        let (outcome, age) = match record {
+            Err(e) => {
+                tracing::error!(message_id = ?message.message_id, error = %e, "unreadable reconciliation record: left for the dead-letter queue");
+                ("failed", 0)
+            }
+            Ok(record) => {
+                let age = age_ms(&record, crate::clock::now_ms());
+                match reconciler.settle(&record).await {
+                    Ok(s) => {
+                        tracing::info!(id = %record.id, settlement = s.as_str(), age_ms = age, "reconciled");
+                        (s.as_str(), age)
+                    }
+                    Err(e) => {
+                        tracing::warn!(id = %record.id, error = %e, "not settled yet: retried");
+                        ("failed", age)
                     }
                 }
-            };
-            self.metrics.emit(
-                &[("Function", RECONCILER), ("Settlement", outcome)],
-                &[&[0], &[0, 1]],
-                &[
-                    (
-                        "Settled",
-                        crate::metrics::Unit::Count,
-                        u64::from(outcome != "failed"),
-                    ),
-                    ("UnsettledAge", crate::metrics::Unit::Milliseconds, age),
-                ],
-            );
-            if outcome == "failed" {
-                let mut failure = BatchItemFailure::default();
-                failure.item_identifier = message_id;
-                response.batch_item_failures.push(failure);
             }
+        };
+        self.metrics.emit(
+            &[("Function", RECONCILER), ("Settlement", outcome)],
+            &[&[0], &[0, 1]],
+            &[
+                (
+                    "Settled",
+                    crate::metrics::Unit::Count,
+                    u64::from(outcome != "failed"),
+                ),
+                ("UnsettledAge", crate::metrics::Unit::Milliseconds, age),
+            ],
+        );
+        if outcome == "failed" {
+            Err(NotSettled)
+        } else {
+            Ok(())
         }
-        response
     }
 }
+
+/// A reconciliation message was not settled (it comes back from the queue, and after the
+/// receive limit goes to the dead-letter queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("not settled")]
+pub struct NotSettled;

@@ -645,10 +645,10 @@ async fn every_delivery_writes_one_emf_line() {
 fn setup_quarantined() -> (
     AritmaEvents,
     Arc<InMemoryEventStore>,
-    Arc<shared::pipeline::sink::MemoryBlobSink>,
+    Arc<shared::pipeline::store::blob::MemoryBlobSink>,
 ) {
     let (handler, store) = setup(|_| {});
-    let sink = Arc::new(shared::pipeline::sink::MemoryBlobSink::new());
+    let sink = Arc::new(shared::pipeline::store::blob::MemoryBlobSink::new());
     (handler.with_quarantine(sink.clone()), store, sink)
 }
 

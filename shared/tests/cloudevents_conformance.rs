@@ -259,7 +259,7 @@ async fn invalid_batches_with_a_quarantine_keep_their_valid_events() {
             .find(|(id, _, _)| *id == case.id)
             .unwrap_or_else(|| panic!("{}: add it to the table", case.id));
         let store = Arc::new(InMemoryEventStore::new());
-        let sink = Arc::new(shared::pipeline::sink::MemoryBlobSink::new());
+        let sink = Arc::new(shared::pipeline::store::blob::MemoryBlobSink::new());
         let handler = AritmaEvents::new(
             store.clone(),
             AritmaSettings::new(ExpectedAuthorization::new(AUTH).unwrap()),

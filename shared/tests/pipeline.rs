@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use shared::event_store::{InMemoryEventStore, pismo_pk};
+use shared::pipeline::Provenance;
 use shared::pipeline::check::MissingSchema;
-use shared::pipeline::record::Origin;
-use shared::pipeline::schema::{SchemaRegistry, SchemaSource};
-use shared::pipeline::sink::MemoryBlobSink;
+use shared::pipeline::schema::{SchemaLocation, SchemaRegistry};
+use shared::pipeline::store::blob::MemoryBlobSink;
 use shared::pipeline::{Pipeline, PipelineError, Report, Settings};
 
 fn root() -> PathBuf {
@@ -38,7 +38,7 @@ fn harness(settings: Settings) -> Harness {
     let store = Arc::new(InMemoryEventStore::new());
     let quarantine = Arc::new(MemoryBlobSink::new());
     let large = Arc::new(MemoryBlobSink::new());
-    let schemas = SchemaRegistry::new(SchemaSource::Local(root().join("schemas")));
+    let schemas = SchemaRegistry::new(SchemaLocation::Local(root().join("schemas")));
     let pipeline = Pipeline::new(
         store.clone(),
         Arc::new(schemas),
@@ -58,7 +58,7 @@ const KEY: &str = "main_stream/2020/4/1/23/pismo events+1";
 
 async fn ingest(h: &Harness, key: &str, data: Vec<u8>) -> Result<Report, PipelineError> {
     h.pipeline
-        .ingest_reader(Origin::file("pismo-bucket", key), Cursor::new(data))
+        .ingest_reader(Provenance::file("pismo-bucket", key), Cursor::new(data))
         .await
 }
 
@@ -334,7 +334,7 @@ async fn formats_are_asserted_unless_annotate() -> Result<(), Box<dyn std::error
         let pipeline = Pipeline::new(
             store.clone(),
             Arc::new(SchemaRegistry::with_formats(
-                SchemaSource::Local(schemas.clone()),
+                SchemaLocation::Local(schemas.clone()),
                 formats,
             )),
             quarantine.clone(),
@@ -347,7 +347,7 @@ async fn formats_are_asserted_unless_annotate() -> Result<(), Box<dyn std::error
         let file = file.clone();
         async move {
             let report = pipeline
-                .ingest_reader(Origin::file("b", KEY), Cursor::new(file.into_bytes()))
+                .ingest_reader(Provenance::file("b", KEY), Cursor::new(file.into_bytes()))
                 .await?;
             Ok::<_, PipelineError>((report, store, quarantine))
         }

@@ -11,10 +11,9 @@ use openssl::pkey::PKey;
 use openssl::rsa::Padding;
 use openssl::sign::{RsaPssSaltlen, Signer};
 use serde_json::{Value, json};
+use shared::settings::SettingError;
 use shared::signature::signer::{CannedResponse, CertServer, DevSigner, SignOptions};
-use shared::signature::{
-    ConfigError, ManualClock, Rejection, VerifiedClaims, Verifier, VerifierConfig,
-};
+use shared::signature::{ManualClock, Rejection, VerifiedClaims, Verifier, VerifierConfig};
 
 const ACCOUNT: i64 = 98_665_386;
 /// A Pismo-like body, byte for byte as sent.
@@ -932,14 +931,14 @@ fn config_from_env_lookup() {
     let err = VerifierConfig::from_lookup(lookup(&[])).unwrap_err();
     assert!(matches!(
         err,
-        ConfigError::Missing {
+        SettingError::Missing {
             var: "PISMO_CERTS_URL",
             ..
         }
     ));
     assert!(err.to_string().contains("PISMO_CERTS_URL is required"));
     let err = VerifierConfig::from_lookup(lookup(&[("PISMO_CERTS_URL", "  ")])).unwrap_err();
-    assert!(matches!(err, ConfigError::Missing { .. }));
+    assert!(matches!(err, SettingError::Missing { .. }));
     for (pairs, var) in [
         (
             &[("PISMO_CERTS_URL", "ftp://x/certs")][..],
@@ -1005,7 +1004,7 @@ fn config_from_env_lookup() {
     ] {
         let pairs: &'static [(&'static str, &'static str)] = pairs;
         match VerifierConfig::from_lookup(lookup(pairs)) {
-            Err(ConfigError::Invalid { var: v, .. }) => assert_eq!(v, var),
+            Err(SettingError::Invalid { var: v, .. }) => assert_eq!(v, var),
             other => panic!("{pairs:?}: expected Invalid({var}), got {other:?}"),
         }
     }
@@ -1047,7 +1046,7 @@ fn certs_url_must_be_https_unless_the_host_is_loopback() {
         "ftp://127.0.0.1/certs",
     ] {
         match config(refused) {
-            Err(ConfigError::Invalid { var, reason, .. }) => {
+            Err(SettingError::Invalid { var, reason, .. }) => {
                 assert_eq!(var, "PISMO_CERTS_URL");
                 assert!(reason.contains("https"), "{refused}: {reason}");
             }

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use shared::aritma::{AritmaEvents, AritmaSettings, ExpectedAuthorization};
 use shared::event_store::DynamoEventStore;
-use shared::pipeline::sink::{S3BlobSink, S3Uri};
+use shared::pipeline::store::blob::{S3BlobSink, S3Uri};
 use tools::moto::Moto;
 
 /// The local development value used by `events/aritma-*.json`.

@@ -11,11 +11,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sfn::types::ExecutionStatus;
 use serde_json::{Value, json};
 use shared::pipeline::Report;
-use shared::pipeline::files::IngestAnswer;
-use shared::pipeline::key::StreamHour;
-use shared::pipeline::notification::{FilesEvent, IngestObject, IngestRequest};
-use shared::pipeline::replay::Selection;
-use shared::pipeline::sink::S3Uri;
+use shared::pipeline::sources::files::IngestAnswer;
+use shared::pipeline::sources::key::StreamHour;
+use shared::pipeline::sources::notification::{FilesEvent, IngestObject, IngestRequest};
+use shared::pipeline::sources::replay::Selection;
+use shared::pipeline::store::blob::S3Uri;
 use tools::backfill::{self, BackfillInput};
 use tools::moto::Moto;
 

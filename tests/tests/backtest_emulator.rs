@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
-use shared::backtest::{LEDGER, Report, RuleRow, compare_all, compare_policy};
+use shared::backtest::{Comparison, LEDGER, RuleRow, compare_all, compare_policy};
 use shared::controls::{ControlStore, Controls, Directory, DynamoControls, Scope};
 use shared::journal::DynamoJournal;
 use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger};
@@ -151,7 +151,7 @@ fn code(a: &tools::testkit::Answer, field: &str) -> String {
     a.json()[field].as_str().unwrap_or("").to_string()
 }
 
-fn report<'a>(reports: &'a [Report], webhook: &str) -> anyhow::Result<&'a Report> {
+fn report<'a>(reports: &'a [Comparison], webhook: &str) -> anyhow::Result<&'a Comparison> {
     reports
         .iter()
         .find(|r| r.webhook == webhook)
@@ -333,7 +333,7 @@ async fn the_live_policy_against_its_own_journal_changes_nothing() -> anyhow::Re
         ),
         (5, 4, 1, 3)
     );
-    let row = |r: &Report, name: &str| r.rules.iter().find(|x| x.rule == name).cloned();
+    let row = |r: &Comparison, name: &str| r.rules.iter().find(|x| x.rule == name).cloned();
     assert_eq!(
         row(zb_report, "over-400"),
         Some(RuleRow {

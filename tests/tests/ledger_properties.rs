@@ -637,7 +637,7 @@ async fn the_sqs_sink_and_the_reconciler_function() -> anyhow::Result<()> {
         )),
         metrics,
     };
-    let response = drain.handle(event.clone()).await;
+    let response = drain.handle(event.clone()).await?;
     // The unreadable record comes back (and would end in the dead-letter queue).
     let failed: Vec<String> = response
         .batch_item_failures
@@ -658,7 +658,7 @@ async fn the_sqs_sink_and_the_reconciler_function() -> anyhow::Result<()> {
     assert_eq!(lines[0]["Settlement"], "fenced");
     assert_eq!(lines[0]["Settled"], 1);
     // Delivered again: it finds its own fence.
-    let again = drain.handle(event).await;
+    let again = drain.handle(event).await?;
     assert_eq!(again.batch_item_failures.len(), 1);
     assert_eq!(captured.lines()[2]["Settlement"], "agreed");
     sink.delete(&received[0].receipt).await?;

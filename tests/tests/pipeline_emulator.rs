@@ -10,10 +10,10 @@ use aws_lambda_events::sqs::SqsEvent;
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::{Value, json};
 use shared::devstack::{EVENTS_CID_INDEX, ResourceNames};
-use shared::pipeline::files::FilesResponse;
-use shared::pipeline::key::StreamHour;
-use shared::pipeline::replay::{Selection, replay};
-use shared::pipeline::sink::S3Uri;
+use shared::pipeline::sources::files::FilesResponse;
+use shared::pipeline::sources::key::StreamHour;
+use shared::pipeline::sources::replay::{Selection, replay};
+use shared::pipeline::store::blob::S3Uri;
 use shared::pipeline::{EventFiles, EventStream, PipelineConfig, Report, Runtime, Settings};
 use tools::moto::Moto;
 
@@ -952,7 +952,7 @@ fn item_processor_input(bucket: &str, listed: &aws_sdk_s3::types::Object) -> any
 
 #[tokio::test]
 async fn event_files_ingests_the_backfill_item_processor_input() -> anyhow::Result<()> {
-    use shared::pipeline::files::IngestAnswer;
+    use shared::pipeline::sources::files::IngestAnswer;
     let stack = Stack::start().await?;
     stack
         .put(&stack.names.bucket, PREVIOUS_KEY, fixture("previous.json"))

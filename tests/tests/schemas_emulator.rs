@@ -9,14 +9,15 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::{Value, json};
+use shared::clock::ManualClock;
 use shared::devstack::ResourceNames;
 use shared::event_store::{PENDING_SCHEMA, UNVERIFIED_INDEX};
+use shared::pipeline::Provenance;
 use shared::pipeline::config::pismo_s3_client;
-use shared::pipeline::record::Origin;
-use shared::pipeline::revalidate::{RevalidateSummary, revalidate};
-use shared::pipeline::schema::{Fetched, ManualClock, SchemaStats, SchemaVersion};
-use shared::pipeline::sink::S3Uri;
-use shared::pipeline::sync::{SyncPlan, sync};
+use shared::pipeline::schema::sync::{SyncPlan, sync};
+use shared::pipeline::schema::{Fetched, SchemaRevision, SchemaStats};
+use shared::pipeline::sources::revalidate::{RevalidateSummary, revalidate};
+use shared::pipeline::store::blob::S3Uri;
 use shared::pipeline::{PipelineConfig, Report, Runtime, Settings};
 use tools::moto::Moto;
 
@@ -133,7 +134,7 @@ impl Stack {
             .runtime
             .pipeline
             .ingest_reader(
-                Origin::file(&self.names.bucket, key),
+                Provenance::file(&self.names.bucket, key),
                 std::io::Cursor::new(body),
             )
             .await?;
@@ -252,13 +253,13 @@ async fn changed_schema_is_used_after_the_refresh_interval_and_not_before() -> a
         .key(path)
         .send()
         .await?;
-    let etag = SchemaVersion::ETag(head.e_tag.unwrap_or_default());
+    let etag = SchemaRevision::ETag(head.e_tag.unwrap_or_default());
     let source = stack.runtime.pipeline.schemas().source();
     assert_eq!(
         source.fetch_if_changed(path, Some(&etag)).await?,
         Fetched::Unchanged
     );
-    let stale = SchemaVersion::ETag("\"0123\"".into());
+    let stale = SchemaRevision::ETag("\"0123\"".into());
     assert!(matches!(
         source.fetch_if_changed(path, Some(&stale)).await?,
         Fetched::Found { .. }

@@ -15,10 +15,10 @@ use aws_sdk_sfn::types::ExecutionStatus;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use shared::pipeline::Report;
-use shared::pipeline::files::IngestAnswer;
-use shared::pipeline::notification::IngestRequest;
-use shared::pipeline::replay::Selection;
-use shared::pipeline::sink::S3Uri;
+use shared::pipeline::sources::files::IngestAnswer;
+use shared::pipeline::sources::notification::IngestRequest;
+use shared::pipeline::sources::replay::Selection;
+use shared::pipeline::store::blob::S3Uri;
 
 /// `BACKFILL_STATE_MACHINE_ARN`: the state machine (stack output `BackfillStateMachineArn`).
 pub const ENV_STATE_MACHINE_ARN: &str = "BACKFILL_STATE_MACHINE_ARN";

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use aws_sdk_s3::primitives::ByteStream;
 use serde_json::Value;
 use shared::devstack::ResourceNames;
-use shared::pipeline::sink::S3Uri;
+use shared::pipeline::store::blob::S3Uri;
 use shared::pipeline::{EventFiles, PipelineConfig, Settings};
 
 fn root() -> PathBuf {

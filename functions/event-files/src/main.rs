@@ -3,6 +3,10 @@
 //! S3's test event (skipped), and the backfill state machine's ingest input
 //! (`{"ingest":{"bucket":...,"key":...}}`, only for buckets in `INGEST_BUCKETS`).
 
+// The handler's future nests the whole pipeline (message → object → engine → S3 body); its
+// layout is computed past the compiler's default query depth (128). No runtime effect.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::pipeline::{EventFiles, PipelineConfig};
 

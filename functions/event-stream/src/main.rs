@@ -1,5 +1,9 @@
 //! SQS (Pismo's SNS topic) → `shared::pipeline::EventStream`, with partial batch failures.
 
+// The handler's future nests the whole pipeline (message → object → engine → S3 body); its
+// layout is computed past the compiler's default query depth (128). No runtime effect.
+#![recursion_limit = "256"]
+
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::pipeline::{EventStream, PipelineConfig};

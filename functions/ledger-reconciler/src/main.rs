@@ -9,7 +9,7 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let drain = &SinkDrain::from_env().await?;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(drain.handle(event.payload).await)
+        Ok::<_, Error>(drain.handle(event.payload).await?)
     }))
     .await
 }

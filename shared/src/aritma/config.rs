@@ -6,6 +6,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::settings::{Env, SettingError};
 use crate::webhook::StartupError;
 
 /// `EVENTS_TABLE`: the DynamoDB table of events (required).
@@ -149,7 +150,7 @@ impl AritmaSettings {
     pub async fn from_env(
         sdk: &aws_config::SdkConfig,
     ) -> Result<(Self, AuthorizationSource), StartupError> {
-        Self::from_lookup(sdk, env_optional).await
+        Self::from_lookup(sdk, |name| Env::process().optional(name)).await
     }
 
     /// [`AritmaSettings::from_env`] with the variables read through `lookup` (blank values
@@ -162,13 +163,12 @@ impl AritmaSettings {
         let arn = lookup(ENV_AUTHORIZATION_ARN);
         let (value, source) = match (direct, arn) {
             (Some(_), Some(_)) => {
-                return Err(StartupError::Invalid {
-                    name: ENV_AUTHORIZATION_ARN,
-                    value: "<set>".into(),
-                    problem: format!(
-                        "set either {ENV_AUTHORIZATION} or {ENV_AUTHORIZATION_ARN}, not both"
-                    ),
-                });
+                return Err(SettingError::invalid(
+                    ENV_AUTHORIZATION_ARN,
+                    "<set>",
+                    format!("set either {ENV_AUTHORIZATION} or {ENV_AUTHORIZATION_ARN}, not both"),
+                )
+                .into());
             }
             (Some(value), None) => (value, AuthorizationSource::Environment),
             (None, Some(arn)) => (
@@ -176,37 +176,40 @@ impl AritmaSettings {
                 AuthorizationSource::SecretsManager,
             ),
             (None, None) => {
-                return Err(StartupError::Missing {
-                    name: ENV_AUTHORIZATION,
-                });
+                return Err(SettingError::Missing {
+                    var: ENV_AUTHORIZATION,
+                    hint: "",
+                }
+                .into());
             }
         };
-        let authorization = ExpectedAuthorization::new(&value).ok_or(StartupError::Invalid {
-            name: ENV_AUTHORIZATION,
+        let authorization = ExpectedAuthorization::new(&value).ok_or(SettingError::Invalid {
+            var: ENV_AUTHORIZATION,
             value: String::new(),
-            problem: "must not be empty".into(),
+            reason: "must not be empty".into(),
         })?;
         let mut settings = Self::new(authorization);
         if let Some(list) = lookup(ENV_ALLOWED_ORIGINS) {
             settings.allowed_origins =
-                AllowedOrigins::parse(&list).map_err(|problem| StartupError::Invalid {
-                    name: ENV_ALLOWED_ORIGINS,
+                AllowedOrigins::parse(&list).map_err(|problem| SettingError::Invalid {
+                    var: ENV_ALLOWED_ORIGINS,
                     value: list.clone(),
-                    problem,
+                    reason: problem,
                 })?;
         }
         if let Some(raw) = lookup(ENV_MAX_BODY_BYTES) {
-            let bytes: usize = raw.trim().parse().map_err(|_| StartupError::Invalid {
-                name: ENV_MAX_BODY_BYTES,
+            let bytes: usize = raw.trim().parse().map_err(|_| SettingError::Invalid {
+                var: ENV_MAX_BODY_BYTES,
                 value: raw.clone(),
-                problem: "must be a whole number of bytes".into(),
+                reason: "must be a whole number of bytes".into(),
             })?;
             if bytes == 0 || bytes > MAX_BODY_LIMIT {
-                return Err(StartupError::Invalid {
-                    name: ENV_MAX_BODY_BYTES,
-                    value: raw,
-                    problem: format!("must be between 1 and {MAX_BODY_LIMIT}"),
-                });
+                return Err(SettingError::invalid(
+                    ENV_MAX_BODY_BYTES,
+                    raw,
+                    format!("must be between 1 and {MAX_BODY_LIMIT}"),
+                )
+                .into());
             }
             settings.max_body_bytes = bytes;
         }
@@ -230,26 +233,18 @@ impl AuthorizationSource {
     }
 }
 
-fn env_optional(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-/// A required environment variable.
-pub fn env_required(name: &'static str) -> Result<String, StartupError> {
-    env_optional(name).ok_or(StartupError::Missing { name })
-}
-
 /// `QUARANTINE_URI`, if set: an `s3://bucket[/prefix]` location.
-pub fn quarantine_uri_from_env() -> Result<Option<crate::pipeline::sink::S3Uri>, StartupError> {
-    let Some(raw) = env_optional(ENV_QUARANTINE_URI) else {
+pub fn quarantine_uri_from_env() -> Result<Option<crate::pipeline::store::blob::S3Uri>, SettingError>
+{
+    let Some(raw) = Env::process().optional(ENV_QUARANTINE_URI) else {
         return Ok(None);
     };
-    crate::pipeline::sink::S3Uri::parse(&raw)
+    crate::pipeline::store::blob::S3Uri::parse(&raw)
         .map(Some)
-        .ok_or(StartupError::Invalid {
-            name: ENV_QUARANTINE_URI,
+        .ok_or(SettingError::Invalid {
+            var: ENV_QUARANTINE_URI,
             value: raw,
-            problem: "must be s3://bucket[/prefix]".into(),
+            reason: "must be s3://bucket[/prefix]".into(),
         })
 }
 
@@ -257,11 +252,11 @@ pub fn quarantine_uri_from_env() -> Result<Option<crate::pipeline::sink::S3Uri>,
 ///
 /// SSM parameter ARNs are refused with a clear message: supporting them would add the SSM
 /// SDK, the largest AWS SDK crate, to every build for one call.
-async fn read_secret(sdk: &aws_config::SdkConfig, arn: &str) -> Result<String, StartupError> {
-    let invalid = |problem: String| StartupError::Invalid {
-        name: ENV_AUTHORIZATION_ARN,
+async fn read_secret(sdk: &aws_config::SdkConfig, arn: &str) -> Result<String, SettingError> {
+    let invalid = |problem: String| SettingError::Invalid {
+        var: ENV_AUTHORIZATION_ARN,
         value: arn.to_owned(),
-        problem,
+        reason: problem,
     };
     match arn.split(':').nth(2) {
         Some("secretsmanager") if arn.starts_with("arn:") => {}

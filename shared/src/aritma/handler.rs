@@ -20,7 +20,7 @@ use crate::event_store::{
 };
 use crate::metrics::{Emf, Unit};
 use crate::models::CloudEvent;
-use crate::pipeline::sink::{BlobSink, SinkError};
+use crate::pipeline::store::blob::{BlobSink, SinkError};
 
 /// Methods of the endpoint, for `Allow`.
 const ALLOW: &str = "POST, OPTIONS";
@@ -118,12 +118,6 @@ pub fn stored_event(event: &CloudEvent, received_at: &str) -> Result<StoredEvent
         stored.extra.insert("tid".into(), tid.to_owned());
     }
     Ok(stored)
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 impl AritmaEvents {
@@ -331,7 +325,7 @@ impl AritmaEvents {
                 }
             }
         };
-        let received_at = now_rfc3339();
+        let received_at = crate::clock::now_rfc3339();
         let batch = delivery.mode == Mode::Batch;
         let mut items = Vec::with_capacity(delivery.events.len());
         let mut invalid = delivery.invalid;

@@ -34,21 +34,21 @@ pub mod quarantine;
 pub use config::{
     AllowedOrigins, AritmaSettings, AuthorizationSource, ENV_ALLOWED_ORIGINS, ENV_AUTHORIZATION,
     ENV_AUTHORIZATION_ARN, ENV_EVENTS_TABLE, ENV_MAX_BODY_BYTES, ENV_QUARANTINE_URI,
-    ExpectedAuthorization, MAX_BODY_LIMIT, env_required, quarantine_uri_from_env,
+    ExpectedAuthorization, MAX_BODY_LIMIT, quarantine_uri_from_env,
 };
 pub use handler::{AritmaEvents, IngestError, Summary, serve, stored_event};
 
 use std::sync::Arc;
 
 use crate::event_store::DynamoEventStore;
-use crate::pipeline::sink::S3BlobSink;
+use crate::pipeline::store::blob::S3BlobSink;
 
 /// The whole `main` of the function: telemetry, settings (the secret is read here, once),
 /// the DynamoDB store on `EVENTS_TABLE`, then serve.
 pub async fn serve_from_env() -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     let sdk = crate::aws::load_config().await;
-    let table = env_required(ENV_EVENTS_TABLE)?;
+    let table = crate::settings::Env::process().required(ENV_EVENTS_TABLE)?;
     let (settings, source) = AritmaSettings::from_env(&sdk).await?;
     let quarantine = quarantine_uri_from_env()?;
     tracing::info!(

@@ -1,6 +1,6 @@
 //! Quarantine records of the invalid events of an Aritma batch.
 //!
-//! They go to the same kind of location as the pipeline's ([`BlobSink`](crate::pipeline::sink::BlobSink):
+//! They go to the same kind of location as the pipeline's ([`BlobSink`](crate::pipeline::store::blob::BlobSink):
 //! `S3BlobSink` on `QUARANTINE_URI` in Lambda, `MemoryBlobSink` in tests) and follow the
 //! pipeline's record layout (`reason`, `detail`, `source`, `position`, the event's ids when
 //! known, `fragment`, `complete`, `quarantined_at`), so one reader handles both.

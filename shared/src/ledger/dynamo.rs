@@ -52,12 +52,6 @@ fn decimal(v: &AttributeValue) -> Option<Decimal> {
         .ok()
 }
 
-fn now() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 fn to_account(item: &HashMap<String, AttributeValue>) -> Result<Account, LedgerError> {
     let pk = item
         .get("pk")
@@ -128,7 +122,7 @@ impl DynamoLedger {
                 "SET available = available {sign} :amount, updated_at = :now"
             ))
             .expression_attribute_values(":amount", AttributeValue::N(m.amount.to_string()))
-            .expression_attribute_values(":now", AttributeValue::S(now()))
+            .expression_attribute_values(":now", AttributeValue::S(crate::clock::now_rfc3339()))
             .expression_attribute_values(
                 ":currency",
                 AttributeValue::N(m.currency_code.to_string()),
@@ -165,7 +159,10 @@ impl DynamoLedger {
                 .expression_attribute_values(":held", AttributeValue::N(change.held.to_string()))
                 .expression_attribute_values(":account", AttributeValue::S(m.account_id.clone()))
                 .expression_attribute_values(":next", AttributeValue::N((version + 1).to_string()))
-                .expression_attribute_values(":now", AttributeValue::S(now()));
+                .expression_attribute_values(
+                    ":now",
+                    AttributeValue::S(crate::clock::now_rfc3339()),
+                );
             hold = match &change.expected {
                 None => hold.condition_expression("attribute_not_exists(pk)"),
                 Some(h) => hold
@@ -375,7 +372,7 @@ impl Ledger for DynamoLedger {
             ))
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":amount", amount.clone())
-            .expression_attribute_values(":now", AttributeValue::S(now()))
+            .expression_attribute_values(":now", AttributeValue::S(crate::clock::now_rfc3339()))
             .build()
             .map_err(built)?;
         let mut items = vec![
@@ -397,7 +394,7 @@ impl Ledger for DynamoLedger {
                 .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":amount", amount)
                 .expression_attribute_values(":one", AttributeValue::N("1".into()))
-                .expression_attribute_values(":now", AttributeValue::S(now()))
+                .expression_attribute_values(":now", AttributeValue::S(crate::clock::now_rfc3339()))
                 .build()
                 .map_err(built)?;
             items.push(TransactWriteItem::builder().update(hold).build());
@@ -467,7 +464,7 @@ impl Ledger for DynamoLedger {
             .item("account_id", AttributeValue::S(a.account_id.clone()))
             .item("available", AttributeValue::N(a.available.to_string()))
             .item("status", AttributeValue::S(a.status.clone()))
-            .item("updated_at", AttributeValue::S(now()));
+            .item("updated_at", AttributeValue::S(crate::clock::now_rfc3339()));
         if let Some(c) = a.currency_code {
             req = req.item("currency_code", AttributeValue::N(c.to_string()));
         }
@@ -485,7 +482,7 @@ impl Ledger for DynamoLedger {
             "SET available = available + :amount, updated_at = :now",
             vec![
                 (":amount", AttributeValue::N(amount.to_string())),
-                (":now", AttributeValue::S(now())),
+                (":now", AttributeValue::S(crate::clock::now_rfc3339())),
             ],
             vec![],
         )
@@ -502,7 +499,7 @@ impl Ledger for DynamoLedger {
             "SET #status = :status, updated_at = :now",
             vec![
                 (":status", AttributeValue::S(status.into())),
-                (":now", AttributeValue::S(now())),
+                (":now", AttributeValue::S(crate::clock::now_rfc3339())),
             ],
             vec![("#status", "status")],
         )

@@ -4,12 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::check::MissingSchema;
-use super::engine::{Pipeline, Settings};
-use super::report::Metrics;
-use super::schema::{Clock, SchemaFormats, SchemaRegistry, SchemaSource, SystemClock};
-use super::sink::{S3BlobSink, S3Uri};
+use crate::clock::{Clock, SystemClock};
 use crate::event_store::DynamoEventStore;
+use crate::pipeline::Pipeline;
+use crate::pipeline::check::MissingSchema;
+use crate::pipeline::report::Metrics;
+use crate::pipeline::schema::{SchemaFormats, SchemaLocation, SchemaRegistry};
+use crate::pipeline::store::blob::{S3BlobSink, S3Uri};
+use crate::settings::{Env, SettingError};
 
 /// `EVENTS_TABLE` (required): the DynamoDB table of events.
 pub const ENV_EVENTS_TABLE: &str = "EVENTS_TABLE";
@@ -55,18 +57,46 @@ pub const ENV_PISMO_ROLE_EXTERNAL_ID: &str = "PISMO_ROLE_EXTERNAL_ID";
 /// The default EMF namespace.
 pub const DEFAULT_METRICS_NAMESPACE: &str = crate::metrics::PIPELINE_NAMESPACE;
 
-/// A setting is missing or malformed; the function does not start.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{var}: {problem}")]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub problem: String,
+/// Tuning of the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// `MISSING_SCHEMA`.
+    pub missing_schema: MissingSchema,
+    /// `SCHEMA_FORMATS`: whether `format` is asserted. The schema registry applies it
+    /// ([`PipelineConfig::build`](super::PipelineConfig::build) builds it from this setting).
+    pub schema_formats: SchemaFormats,
+    /// `SCHEMA_REFRESH_SECS`: a cached schema is re-checked this long after it was read.
+    pub schema_refresh_secs: u64,
+    /// `STORE_CONCURRENCY`: writes in flight per object.
+    pub store_concurrency: usize,
+    /// `STORE_BYTES_IN_FLIGHT`: bytes that checked events may hold between the checking threads
+    /// and the end of their writes (see the engine's item weight); a checking thread waits for room
+    /// before it hands a batch on. One event heavier than this runs alone.
+    pub store_bytes_in_flight: usize,
+    /// `PIPELINE_WORKERS`: checking threads per object, the reading thread included (it checks
+    /// batches whenever the others are behind).
+    pub workers: usize,
+    /// `MAX_EVENT_BYTES`: longest fragment kept; longer ones are quarantined as oversized.
+    pub max_event_bytes: usize,
+    /// Events longer than this keep their `data` in S3 (a DynamoDB item holds 400 KB).
+    pub large_threshold: usize,
+    /// Decompressed bytes read at a time.
+    pub chunk_bytes: usize,
 }
 
-fn problem(var: &'static str, problem: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        problem: problem.into(),
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            missing_schema: MissingSchema::Accept,
+            schema_formats: SchemaFormats::Assert,
+            schema_refresh_secs: crate::pipeline::schema::DEFAULT_SCHEMA_REFRESH.as_secs(),
+            store_concurrency: 32,
+            store_bytes_in_flight: 32 * 1024 * 1024,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
+            max_event_bytes: 8 * 1024 * 1024,
+            large_threshold: 350 * 1024,
+            chunk_bytes: 128 * 1024,
+        }
     }
 }
 
@@ -90,26 +120,34 @@ pub struct PipelineConfig {
 
 impl PipelineConfig {
     /// Reads the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    pub fn from_env() -> Result<Self, SettingError> {
+        Self::from_settings(&Env::process())
     }
 
-    /// Reads settings through `get` (the environment, or a map in tests).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let value = |var: &'static str| {
-            get(var)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
+    /// Reads settings through `get` (a map in tests, a stack's configuration in tools).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        Self::from_settings(&Env::from_lookup(get))
+    }
+
+    /// Reads settings from `env`.
+    pub fn from_settings(env: &Env<'_>) -> Result<Self, SettingError> {
+        let value = |var: &'static str| env.optional(var);
+        let required = |var: &'static str| env.required(var);
+        // `value` is known here: each check below names it in its error.
+        let problem = |var: &'static str, reason: &str| {
+            SettingError::invalid(var, value(var).unwrap_or_default(), reason)
         };
-        let required =
-            |var: &'static str| value(var).ok_or_else(|| problem(var, "required, not set"));
         let number =
-            |var: &'static str, default: usize, max: usize| -> Result<usize, ConfigError> {
+            |var: &'static str, default: usize, max: usize| -> Result<usize, SettingError> {
                 match value(var) {
                     None => Ok(default),
                     Some(text) => match text.parse::<usize>() {
                         Ok(n) if (1..=max).contains(&n) => Ok(n),
-                        _ => Err(problem(var, format!("not a number from 1 to {max}"))),
+                        _ => Err(SettingError::invalid(
+                            var,
+                            text,
+                            format!("not a number from 1 to {max}"),
+                        )),
                     },
                 }
             };
@@ -140,12 +178,8 @@ impl PipelineConfig {
         };
         let schema_formats = match value(ENV_SCHEMA_FORMATS) {
             None => SchemaFormats::Assert,
-            Some(text) => SchemaFormats::parse(&text).ok_or_else(|| {
-                problem(
-                    ENV_SCHEMA_FORMATS,
-                    format!("{text:?} is neither assert nor annotate"),
-                )
-            })?,
+            Some(text) => SchemaFormats::parse(&text)
+                .ok_or_else(|| problem(ENV_SCHEMA_FORMATS, "neither assert nor annotate"))?,
         };
         let settings = Settings {
             missing_schema,
@@ -173,23 +207,12 @@ impl PipelineConfig {
             max_event_bytes: number(ENV_MAX_EVENT_BYTES, defaults.max_event_bytes, 64 << 20)?,
             ..defaults
         };
-        let metrics_namespace = match get(ENV_METRICS_NAMESPACE) {
+        let metrics_namespace = match env.raw(ENV_METRICS_NAMESPACE) {
             None => Some(DEFAULT_METRICS_NAMESPACE.to_owned()),
             Some(text) => Some(text.trim().to_owned()).filter(|t| !t.is_empty()),
         };
-        let list = |var: &'static str| -> Vec<String> {
-            value(var)
-                .map(|list| {
-                    list.split(',')
-                        .map(str::trim)
-                        .filter(|b| !b.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        let allowed_source_buckets = list(ENV_ALLOWED_SOURCE_BUCKETS);
-        let ingest_buckets = list(ENV_INGEST_BUCKETS);
+        let allowed_source_buckets = env.list(ENV_ALLOWED_SOURCE_BUCKETS);
+        let ingest_buckets = env.list(ENV_INGEST_BUCKETS);
         let pismo_role_arn = value(ENV_PISMO_ROLE_ARN);
         if let Some(arn) = &pismo_role_arn
             && !arn.starts_with("arn:")
@@ -213,24 +236,26 @@ impl PipelineConfig {
     /// Builds the clients and the pipeline (once per cold start). With `PISMO_ROLE_ARN`,
     /// Pismo's buckets (announced files and an S3 `SCHEMA_SOURCE`) are read through that role
     /// (STS AssumeRole, credentials refreshed by the SDK).
-    pub async fn build(&self, sdk: &aws_config::SdkConfig) -> Result<Runtime, ConfigError> {
+    pub async fn build(&self, sdk: &aws_config::SdkConfig) -> Result<Runtime, SettingError> {
         self.build_with_clock(sdk, Arc::new(SystemClock)).await
     }
 
     /// [`PipelineConfig::build`] with the clock that times schema refreshes (tests drive a
-    /// [`super::schema::ManualClock`]).
+    /// [`crate::pipeline::schema::ManualClock`]).
     pub async fn build_with_clock(
         &self,
         sdk: &aws_config::SdkConfig,
         clock: Arc<dyn Clock>,
-    ) -> Result<Runtime, ConfigError> {
+    ) -> Result<Runtime, SettingError> {
         let s3 = crate::aws::s3_client(sdk);
         let pismo_s3 = match &self.pismo_role_arn {
             None => s3.clone(),
             Some(arn) => pismo_s3_client(sdk, arn, self.pismo_role_external_id.as_deref()).await,
         };
-        let source = SchemaSource::parse(&self.schema_source, || pismo_s3.clone())
-            .ok_or_else(|| problem(ENV_SCHEMA_SOURCE, "not usable"))?;
+        let source =
+            SchemaLocation::parse(&self.schema_source, || pismo_s3.clone()).ok_or_else(|| {
+                SettingError::invalid(ENV_SCHEMA_SOURCE, &self.schema_source, "not usable")
+            })?;
         let ddb = aws_sdk_dynamodb::Client::new(sdk);
         let store = DynamoEventStore::new(ddb.clone(), &self.events_table);
         let schemas = SchemaRegistry::with_formats(source, self.settings.schema_formats)
@@ -360,7 +385,7 @@ mod tests {
     #[test]
     fn errors_name_the_variable() {
         let err = PipelineConfig::from_lookup(lookup(&BASE[..2])).unwrap_err();
-        assert_eq!(err.to_string(), "QUARANTINE_URI: required, not set");
+        assert_eq!(err.to_string(), "QUARANTINE_URI is required");
         for (var, bad) in [
             ("MISSING_SCHEMA", "drop"),
             ("SCHEMA_FORMATS", "strict"),
@@ -375,8 +400,10 @@ mod tests {
             let mut pairs = BASE.to_vec();
             pairs.retain(|(k, _)| *k != var);
             pairs.push((var, bad));
-            let err = PipelineConfig::from_lookup(lookup(&pairs)).unwrap_err();
-            assert_eq!(err.var, var);
+            match PipelineConfig::from_lookup(lookup(&pairs)) {
+                Err(SettingError::Invalid { var: named, .. }) => assert_eq!(named, var),
+                other => panic!("{var}: {other:?}"),
+            }
         }
     }
 }

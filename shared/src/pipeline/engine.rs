@@ -1,97 +1,44 @@
-//! The pipeline: read → check → store once or quarantine.
+//! The engine: the only place that spawns. It runs one file through read → check → store,
+//! three stages at the same time, joined by bounded channels, and bounds the bytes in flight.
 //!
-//! A file goes through three stages that run at the same time, joined by bounded channels:
+//! ```text
+//!  S3 body pump ─▶ reading thread ──batches──▶ checking threads (workers - 1) ──items──▶ storing
+//!  (tokio task)    gunzip + split   (bounded,   parse, envelope, schema         (tokio   (async:
+//!                  checks a batch   crossbeam)  (Handle::block_on for a schema   mpsc)   ≤ store_concurrency
+//!                  itself when the  ◀─recycled─ fetch and the byte budget)               writes in a JoinSet)
+//!                  queue is full       batches
+//! ```
 //!
-//! 1. a reading thread: gunzip and split ([`super::source::read_and_split`]); when the
-//!    other checking threads are behind, it checks a batch itself rather than wait;
-//! 2. `workers - 1` more checking threads: parse, envelope and schema checks
-//!    ([`super::check`]);
-//! 3. the async storing stage: at most `store_concurrency` conditional puts or quarantine
-//!    writes in flight.
+//! - The reading thread ([`super::read::decode`]) is also a checking thread: when the others
+//!   are behind (their queue is full) it checks a batch itself instead of waiting, so no core
+//!   idles whichever stage is slower.
+//! - Every batch takes its items' weight from `STORE_BYTES_IN_FLIGHT` (a semaphore) before it is
+//!   handed on; each item gives its share back when its write is done. Memory is bounded by the
+//!   budget and the channel capacities, not by the file.
+//! - The stages get what they need as arguments ([`Writer`], [`SchemaRegistry`], [`Settings`]);
+//!   none calls back into the engine.
 //!
-//! Memory is bounded by the channel capacities, not by the file. Any write that fails (after
-//! the SDK's own retries) fails the whole object, so the invocation is retried; every write
-//! is idempotent, so the retry completes the file without counting anything twice.
+//! Any write that fails (after the SDK's own retries) fails the whole object, so the
+//! invocation is retried; every write is idempotent, so the retry completes the file without
+//! counting anything twice.
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::sync::mpsc::{Receiver, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use aws_sdk_s3::error::DisplayErrorContext;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use sha2::{Digest, Sha256};
+use crossbeam_channel::{Receiver, TrySendError};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use super::check::{Accepted, Checked, MissingSchema, Reason, Rejected, parse_event, verify};
-use super::record::{Origin, Position, quarantine_body, quarantine_name};
+use super::PipelineError;
+use super::check::{Checked, MissingSchema, Reason, Rejected, parse_event, verify};
+use super::config::Settings;
+use super::read::decode::{Batch, PieceKind, ReadFailure, ReadLimits, read_and_split_with};
 use super::report::Report;
-use super::schema::{SchemaEntry, SchemaError, SchemaFormats, SchemaRegistry};
-use super::sink::{BlobSink, SinkError};
-use super::source::{Batch, ChannelReader, PieceKind, ReadLimits, read_and_split_with};
-use crate::event_store::{
-    EventKind, EventStore, EventStoreError, PutResult, StoredEvent, pismo_pk,
-};
-
-/// Tuning of the pipeline.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Settings {
-    /// `MISSING_SCHEMA`.
-    pub missing_schema: MissingSchema,
-    /// `SCHEMA_FORMATS`: whether `format` is asserted. The schema registry applies it
-    /// ([`PipelineConfig::build`](super::PipelineConfig::build) builds it from this setting).
-    pub schema_formats: SchemaFormats,
-    /// `SCHEMA_REFRESH_SECS`: a cached schema is re-checked this long after it was read.
-    pub schema_refresh_secs: u64,
-    /// `STORE_CONCURRENCY`: writes in flight per object.
-    pub store_concurrency: usize,
-    /// `STORE_BYTES_IN_FLIGHT`: bytes that checked events may hold between the checking threads
-    /// and the end of their writes (see [`Item::weight`]); a checking thread waits for room
-    /// before it hands a batch on. One event heavier than this runs alone.
-    pub store_bytes_in_flight: usize,
-    /// `PIPELINE_WORKERS`: checking threads per object, the reading thread included (it checks
-    /// batches whenever the others are behind).
-    pub workers: usize,
-    /// `MAX_EVENT_BYTES`: longest fragment kept; longer ones are quarantined as oversized.
-    pub max_event_bytes: usize,
-    /// Events longer than this keep their `data` in S3 (a DynamoDB item holds 400 KB).
-    pub large_threshold: usize,
-    /// Decompressed bytes read at a time.
-    pub chunk_bytes: usize,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            missing_schema: MissingSchema::Accept,
-            schema_formats: SchemaFormats::Assert,
-            schema_refresh_secs: super::schema::DEFAULT_SCHEMA_REFRESH.as_secs(),
-            store_concurrency: 32,
-            store_bytes_in_flight: 32 * 1024 * 1024,
-            workers: std::thread::available_parallelism().map_or(2, |n| n.get().min(4)),
-            max_event_bytes: 8 * 1024 * 1024,
-            large_threshold: 350 * 1024,
-            chunk_bytes: 128 * 1024,
-        }
-    }
-}
-
-/// Processing could not complete: the invocation fails and is retried.
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error(transparent)]
-    Store(#[from] EventStoreError),
-    #[error(transparent)]
-    Sink(#[from] SinkError),
-    #[error(transparent)]
-    Schema(#[from] SchemaError),
-    #[error("reading {source_uri} failed: {message}")]
-    Read { source_uri: String, message: String },
-    #[error("internal error: {0}")]
-    Internal(String),
-}
+use super::schema::{SchemaEntry, SchemaError, SchemaRegistry};
+use super::sources::{Position, Provenance};
+use super::store::Writer;
 
 /// One checked fragment on its way to the storing stage.
 #[derive(Debug)]
@@ -123,23 +70,20 @@ impl Item {
 
 enum WorkerMsg {
     Items(Vec<Item>),
-    /// Only counts (benchmarks of the CPU path): `read` fragments, `new` accepted,
-    /// `quarantined` rejected of which `invalid` for their content.
-    Counted(Report),
     Failed(SchemaError),
 }
 
 /// The running threads of one file.
 struct Stages {
     items: mpsc::Receiver<WorkerMsg>,
-    reading: tokio::task::JoinHandle<Result<u64, super::source::ReadFailure>>,
+    reading: tokio::task::JoinHandle<Result<u64, ReadFailure>>,
     checking: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Stages {
     /// Stops and joins the threads (closing the item channel first, so that they stop early
     /// if the consumer gave up); returns the decompressed size.
-    async fn join(self, origin: &Origin) -> Result<u64, PipelineError> {
+    async fn join(self, provenance: &Provenance) -> Result<u64, PipelineError> {
         drop(self.items);
         for worker in self.checking {
             worker
@@ -151,231 +95,128 @@ impl Stages {
             .await
             .map_err(|e| PipelineError::Internal(format!("reading thread: {e}")))?;
         size.map_err(|e| PipelineError::Read {
-            source_uri: origin.to_string(),
+            source_uri: provenance.to_string(),
             message: e.0,
         })
     }
 }
 
-/// The validate-and-store path shared by `event-files`, `event-stream` and replay.
-/// Cheap to clone.
-#[derive(Clone)]
-pub struct Pipeline {
-    store: Arc<dyn EventStore>,
-    schemas: Arc<SchemaRegistry>,
-    quarantine: Arc<dyn BlobSink>,
-    large: Arc<dyn BlobSink>,
-    settings: Settings,
+/// Ingests one version of `bucket`/`key` (the current one when `version_id` is `None`),
+/// streaming its body: the pump runs as a task until the reading thread is done with it.
+pub async fn ingest_s3(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    schemas: &Arc<SchemaRegistry>,
+    writer: &Writer,
+    settings: &Settings,
+) -> Result<Report, PipelineError> {
+    let (reader, pump) = super::read::s3::open(s3, bucket, key, version_id)
+        .await
+        .map_err(|message| PipelineError::Read {
+            source_uri: format!("s3://{bucket}/{key}"),
+            message,
+        })?;
+    let pump = tokio::spawn(pump);
+    let provenance = Provenance::file(bucket, key);
+    let result = ingest(provenance, reader, schemas, writer, settings).await;
+    pump.abort();
+    result
 }
 
-impl std::fmt::Debug for Pipeline {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pipeline")
-            .field("schemas", &self.schemas.source().describe())
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
-    }
+/// Ingests a file's content from any reader (plain or gzipped). The provenance names it in
+/// items and quarantine records.
+pub async fn ingest<R: Read + Send + 'static>(
+    provenance: Provenance,
+    reader: R,
+    schemas: &Arc<SchemaRegistry>,
+    writer: &Writer,
+    settings: &Settings,
+) -> Result<Report, PipelineError> {
+    let provenance = Arc::new(provenance);
+    let mut stages = start(reader, schemas, settings);
+    let stored = store_items(&provenance, &mut stages.items, writer, settings).await;
+    let size = stages.join(&provenance).await?;
+    let mut report = stored?;
+    report.bytes = size;
+    Ok(report)
 }
 
-/// The serialized quarantine record of a fragment.
-fn record_body(
-    origin: &Origin,
-    position: Option<Position>,
-    rejected: &Rejected,
-    fragment: &[u8],
-    complete: bool,
-) -> Result<Vec<u8>, PipelineError> {
-    quarantine_body(
-        origin,
-        position,
-        rejected,
-        fragment,
-        complete,
-        &now_rfc3339(),
-    )
-    .map_err(|e| PipelineError::Internal(format!("quarantine record: {e}")))
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-/// Bytes of an event id kept as they are in a large-event name: letters, digits, `-`, `_`
-/// and `~` (so a UUID is itself); anything else is percent-encoded, `/` and `.` included.
-const NAME_KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'~');
-
-/// The object name of a large event's `data` under the large-events location:
-/// `<event_id>/<SHA-256 of the data, hex>.json`. Two events with the same id but different
-/// data never share a name, so the second (a duplicate, which the conditional put refuses)
-/// cannot overwrite the blob the first one's item points to; the same data again (a re-run)
-/// rewrites the same bytes.
-pub fn large_name(event_id: &str, data: &[u8]) -> String {
-    format!(
-        "{}/{}.json",
-        utf8_percent_encode(event_id, NAME_KEEP),
-        hex::encode(Sha256::digest(data))
-    )
-}
-
-impl Pipeline {
-    pub fn new(
-        store: Arc<dyn EventStore>,
-        schemas: Arc<SchemaRegistry>,
-        quarantine: Arc<dyn BlobSink>,
-        large: Arc<dyn BlobSink>,
-        settings: Settings,
-    ) -> Self {
-        Self {
-            store,
-            schemas,
-            quarantine,
-            large,
-            settings,
-        }
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    pub fn schemas(&self) -> &SchemaRegistry {
-        &self.schemas
-    }
-
-    /// Ingests the object `bucket`/`key` (plain or gzipped), streaming its body.
-    pub async fn ingest_s3_object(
-        &self,
-        s3: &aws_sdk_s3::Client,
-        bucket: &str,
-        key: &str,
-    ) -> Result<Report, PipelineError> {
-        self.ingest_s3_version(s3, bucket, key, None).await
-    }
-
-    /// Ingests one version of `bucket`/`key` (the current one when `version_id` is `None`).
-    pub async fn ingest_s3_version(
-        &self,
-        s3: &aws_sdk_s3::Client,
-        bucket: &str,
-        key: &str,
-        version_id: Option<&str>,
-    ) -> Result<Report, PipelineError> {
-        let uri = format!("s3://{bucket}/{key}");
-        let output = s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .set_version_id(version_id.map(str::to_owned))
-            .send()
-            .await
-            .map_err(|e| PipelineError::Read {
-                source_uri: uri.clone(),
-                message: DisplayErrorContext(&e).to_string(),
-            })?;
-        let mut body = output.body;
-        let (tx, rx) = mpsc::channel::<Result<Vec<u8>, String>>(8);
-        let pump = tokio::spawn(async move {
-            loop {
-                let next = match body.try_next().await {
-                    Ok(Some(bytes)) => Ok(bytes.to_vec()),
-                    Ok(None) => break,
-                    Err(e) => Err(DisplayErrorContext(&e).to_string()),
-                };
-                let failed = next.is_err();
-                if tx.send(next).await.is_err() || failed {
-                    break;
+/// The CPU path only (gunzip, split, parse, envelope and schema checks, the byte budget), for
+/// benchmarks: the checked items are counted and dropped instead of written. Returns the
+/// counts (`new` = accepted, `quarantined` = rejected, `invalid` of those for their content)
+/// and the decompressed size.
+#[cfg(feature = "dev")]
+pub async fn check_only<R: Read + Send + 'static>(
+    reader: R,
+    schemas: &Arc<SchemaRegistry>,
+    settings: &Settings,
+) -> Result<Report, PipelineError> {
+    let provenance = Provenance::file("", "");
+    let mut stages = start(reader, schemas, settings);
+    let mut report = Report::default();
+    while let Some(msg) = stages.items.recv().await {
+        match msg {
+            WorkerMsg::Items(items) => {
+                for item in items {
+                    report.read += 1;
+                    match &item.checked {
+                        Checked::Accept(_) => report.new += 1,
+                        Checked::Reject(r) => {
+                            report.quarantined += 1;
+                            report.invalid += u64::from(r.reason.is_invalid());
+                        }
+                    }
                 }
             }
-        });
-        let result = self
-            .ingest_reader(Origin::file(bucket, key), ChannelReader::new(rx))
-            .await;
-        pump.abort();
-        result
-    }
-
-    /// Ingests a file's content from any reader (plain or gzipped). The origin names it in
-    /// items and quarantine records.
-    pub async fn ingest_reader<R: Read + Send + 'static>(
-        &self,
-        origin: Origin,
-        reader: R,
-    ) -> Result<Report, PipelineError> {
-        let origin = Arc::new(origin);
-        let mut stages = self.start_stages(reader, true);
-        let stored = self.store_items(&origin, &mut stages.items).await;
-        let size = stages.join(&origin).await?;
-        let mut report = stored?;
-        report.bytes = size;
-        Ok(report)
-    }
-
-    /// The CPU path only (gunzip, split, parse, envelope and schema checks), for
-    /// benchmarks: the checking threads count their results and drop them. Returns the counts
-    /// (`new` = accepted, `quarantined` = rejected, `invalid` of those for their content) and
-    /// the decompressed size.
-    pub async fn check_reader<R: Read + Send + 'static>(
-        &self,
-        reader: R,
-    ) -> Result<Report, PipelineError> {
-        let origin = Origin::file("", "");
-        let mut stages = self.start_stages(reader, false);
-        let mut report = Report::default();
-        while let Some(msg) = stages.items.recv().await {
-            match msg {
-                WorkerMsg::Counted(counted) => report += counted,
-                // Count-only workers send no items.
-                WorkerMsg::Items(_) => {}
-                WorkerMsg::Failed(e) => {
-                    stages.join(&origin).await?;
-                    return Err(e.into());
-                }
+            WorkerMsg::Failed(e) => {
+                stages.join(&provenance).await?;
+                return Err(e.into());
             }
         }
-        report.bytes = stages.join(&origin).await?;
-        Ok(report)
     }
+    report.bytes = stages.join(&provenance).await?;
+    Ok(report)
+}
 
-    /// Starts the reading thread and the checking threads (which send their items, or with
-    /// `keep_items` false only counts).
-    fn start_stages<R: Read + Send + 'static>(&self, reader: R, keep_items: bool) -> Stages {
-        // The reading thread is one of the checking threads.
-        let workers = self.settings.workers.max(1) - 1;
-        let limits = ReadLimits {
-            chunk_bytes: self.settings.chunk_bytes,
-            batch_bytes: self.settings.chunk_bytes,
-            max_fragment: self.settings.max_event_bytes,
-        };
-        let budget_bytes = self
-            .settings
-            .store_bytes_in_flight
-            .clamp(1, u32::MAX as usize);
-        let budget = Arc::new(Semaphore::new(budget_bytes));
-        let (batch_tx, batch_rx) = sync_channel::<Batch>(workers * 2);
-        let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Batch>();
-        let (item_tx, item_rx) = mpsc::channel::<WorkerMsg>(workers * 2 + 2);
-        let batch_rx = Arc::new(Mutex::new(batch_rx));
-        let worker = || Worker {
-            batches: batch_rx.clone(),
-            recycle: recycle_tx.clone(),
-            items: item_tx.clone(),
-            schemas: self.schemas.clone(),
-            handle: Handle::current(),
-            missing: self.settings.missing_schema,
-            large_threshold: self.settings.large_threshold,
-            cache: HashMap::new(),
-            keep_items,
-            budget: budget.clone(),
-            budget_bytes,
-            keep_batch_bytes: limits.batch_bytes + limits.chunk_bytes,
-        };
-        // The reading thread checks a batch itself whenever the other checking threads are
-        // behind (their queue is full) instead of waiting for them: with one thread per core,
-        // no core idles whichever stage is the slower one, and no thread waits for a core.
-        let mut helper = worker();
-        let reading = tokio::task::spawn_blocking(move || {
+/// Starts the reading thread and the checking threads.
+fn start<R: Read + Send + 'static>(
+    reader: R,
+    schemas: &Arc<SchemaRegistry>,
+    settings: &Settings,
+) -> Stages {
+    // The reading thread is one of the checking threads.
+    let workers = settings.workers.max(1) - 1;
+    let limits = ReadLimits {
+        chunk_bytes: settings.chunk_bytes,
+        batch_bytes: settings.chunk_bytes,
+        max_fragment: settings.max_event_bytes,
+    };
+    let budget_bytes = settings.store_bytes_in_flight.clamp(1, u32::MAX as usize);
+    let budget = Arc::new(Semaphore::new(budget_bytes));
+    let (batch_tx, batch_rx) = crossbeam_channel::bounded::<Batch>(workers * 2);
+    let (recycle_tx, recycle_rx) = std::sync::mpsc::channel::<Batch>();
+    let (item_tx, item_rx) = mpsc::channel::<WorkerMsg>(workers * 2 + 2);
+    let worker = || Worker {
+        batches: batch_rx.clone(),
+        recycle: recycle_tx.clone(),
+        items: item_tx.clone(),
+        schemas: schemas.clone(),
+        handle: Handle::current(),
+        missing: settings.missing_schema,
+        large_threshold: settings.large_threshold,
+        cache: HashMap::new(),
+        budget: budget.clone(),
+        budget_bytes,
+        keep_batch_bytes: limits.batch_bytes + limits.chunk_bytes,
+    };
+    // The reading thread checks a batch itself whenever the other checking threads are
+    // behind (their queue is full) instead of waiting for them: with one thread per core,
+    // no core idles whichever stage is the slower one, and no thread waits for a core.
+    let mut helper = worker();
+    let reading =
+        tokio::task::spawn_blocking(move || {
             read_and_split_with(reader, limits, &recycle_rx, &mut |batch| match batch_tx
                 .try_send(batch)
             {
@@ -384,229 +225,89 @@ impl Pipeline {
                 Err(TrySendError::Disconnected(_)) => false,
             })
         });
-        let checking = (0..workers)
-            .map(|_| {
-                let worker = worker();
-                tokio::task::spawn_blocking(move || worker.run())
-            })
-            .collect();
-        Stages {
-            items: item_rx,
-            reading,
-            checking,
-        }
+    let checking = (0..workers)
+        .map(|_| {
+            let worker = worker();
+            tokio::task::spawn_blocking(move || worker.run())
+        })
+        .collect();
+    Stages {
+        items: item_rx,
+        reading,
+        checking,
     }
+}
 
-    async fn store_items(
-        &self,
-        origin: &Arc<Origin>,
-        rx: &mut mpsc::Receiver<WorkerMsg>,
-    ) -> Result<Report, PipelineError> {
-        let received_at: Arc<str> = now_rfc3339().into();
-        let limit = self.settings.store_concurrency.max(1);
-        let mut report = Report::default();
-        let mut in_flight: JoinSet<Result<Report, PipelineError>> = JoinSet::new();
-        let joined = |result: Result<Result<Report, PipelineError>, tokio::task::JoinError>| {
-            result.map_err(|e| PipelineError::Internal(format!("store task: {e}")))?
+/// The storing stage: at most `store_concurrency` writes in flight.
+async fn store_items(
+    provenance: &Arc<Provenance>,
+    rx: &mut mpsc::Receiver<WorkerMsg>,
+    writer: &Writer,
+    settings: &Settings,
+) -> Result<Report, PipelineError> {
+    let received_at: Arc<str> = crate::clock::now_rfc3339().into();
+    let limit = settings.store_concurrency.max(1);
+    let mut report = Report::default();
+    let mut in_flight: JoinSet<Result<Report, PipelineError>> = JoinSet::new();
+    let joined = |result: Result<Result<Report, PipelineError>, tokio::task::JoinError>| {
+        result.map_err(|e| PipelineError::Internal(format!("store task: {e}")))?
+    };
+    while let Some(msg) = rx.recv().await {
+        let items = match msg {
+            WorkerMsg::Items(items) => items,
+            WorkerMsg::Failed(e) => return Err(e.into()),
         };
-        while let Some(msg) = rx.recv().await {
-            let items = match msg {
-                WorkerMsg::Items(items) => items,
-                WorkerMsg::Counted(counted) => {
-                    report += counted;
-                    continue;
+        for item in items {
+            report.read += 1;
+            while in_flight.len() >= limit {
+                if let Some(done) = in_flight.join_next().await {
+                    report += joined(done)?;
                 }
-                WorkerMsg::Failed(e) => return Err(e.into()),
-            };
-            for item in items {
-                report.read += 1;
-                while in_flight.len() >= limit {
-                    if let Some(done) = in_flight.join_next().await {
-                        report += joined(done)?;
-                    }
-                }
-                let this = self.clone();
-                let origin = origin.clone();
-                let received_at = received_at.clone();
-                in_flight.spawn(async move { this.handle_item(&origin, item, &received_at).await });
             }
+            let writer = writer.clone();
+            let provenance = provenance.clone();
+            let received_at = received_at.clone();
+            in_flight
+                .spawn(async move { write_item(&writer, &provenance, item, &received_at).await });
         }
-        while let Some(done) = in_flight.join_next().await {
-            report += joined(done)?;
-        }
-        Ok(report)
     }
+    while let Some(done) = in_flight.join_next().await {
+        report += joined(done)?;
+    }
+    Ok(report)
+}
 
-    async fn handle_item(
-        &self,
-        origin: &Origin,
-        item: Item,
-        received_at: &str,
-    ) -> Result<Report, PipelineError> {
-        // The item's share of the byte budget is given back when this returns.
-        let _permit = item.permit;
-        match item.checked {
-            Checked::Accept(accepted) => {
-                self.store_accepted(origin, Some(item.position), accepted, received_at)
-                    .await
-            }
-            Checked::Reject(rejected) => {
-                self.quarantine_owned(
-                    origin,
+/// One item's write; its share of the byte budget is given back when this returns.
+async fn write_item(
+    writer: &Writer,
+    provenance: &Provenance,
+    item: Item,
+    received_at: &str,
+) -> Result<Report, PipelineError> {
+    let _permit = item.permit;
+    match item.checked {
+        Checked::Accept(accepted) => {
+            writer
+                .store_accepted(provenance, Some(item.position), accepted, received_at)
+                .await
+        }
+        Checked::Reject(rejected) => {
+            writer
+                .quarantine_owned(
+                    provenance,
                     Some(item.position),
                     &rejected,
                     item.fragment,
                     item.complete,
                 )
                 .await
-            }
-        }
-    }
-
-    /// Step 3: one conditional put (after moving a large event's `data` to S3).
-    pub async fn store_accepted(
-        &self,
-        origin: &Origin,
-        position: Option<Position>,
-        accepted: Accepted,
-        received_at: &str,
-    ) -> Result<Report, PipelineError> {
-        let mut report = Report::default();
-        let Accepted {
-            ids,
-            payload,
-            large_data,
-            verified,
-        } = accepted;
-        let pending = (!verified).then(|| super::schema::schema_path(&ids.domain, &ids.event_type));
-        let mut event = StoredEvent::new(
-            EventKind::Pismo,
-            pismo_pk(&ids.event_id),
-            ids.event_id,
-            ids.event_type,
-            origin.channel(),
-            payload,
-            received_at,
-        );
-        event.cid = ids.cid;
-        event.occurred_at = Some(ids.timestamp);
-        let extra = &mut event.extra;
-        extra.insert("domain".into(), ids.domain);
-        extra.insert("org_id".into(), ids.org_id);
-        extra.insert("schema_version".into(), ids.schema_version);
-        let status = if verified { "valid" } else { "unverified" };
-        extra.insert("schema_status".into(), status.into());
-        if let Some(path) = pending {
-            // Keys the sparse `unverified-index`: only events awaiting their schema are in it.
-            extra.insert(crate::event_store::PENDING_SCHEMA.into(), path);
-        }
-        match origin {
-            Origin::File { bucket, key } => {
-                extra.insert("source_object".into(), format!("s3://{bucket}/{key}"));
-                if let Some(p) = position {
-                    extra.insert("source_offset".into(), p.offset.to_string());
-                    extra.insert("source_index".into(), p.index.to_string());
-                }
-            }
-            Origin::Message { message_id, .. } => {
-                extra.insert("source_message_id".into(), message_id.clone());
-            }
-        }
-        // The data first, so that no item ever points to a blob not yet written; its name is
-        // unique to this data, so a duplicate cannot overwrite the first event's blob.
-        let large = large_data.is_some();
-        if let Some(data) = large_data {
-            let name = large_name(&event.event_id, data.as_bytes());
-            let uri = self.large.put(&name, data.into_bytes()).await?;
-            event.extra.insert("data_ref".into(), uri);
-        }
-        // Counts describe what was stored: a duplicate is only a duplicate.
-        match self.store.put_once(&event).await? {
-            PutResult::New => {
-                report.new = 1;
-                report.large = u64::from(large);
-                report.unverified = u64::from(!verified);
-            }
-            PutResult::Duplicate => report.duplicate = 1,
-        }
-        Ok(report)
-    }
-
-    /// Step 4: the quarantine record (replaced, not added, when written again).
-    pub async fn quarantine(
-        &self,
-        origin: &Origin,
-        position: Option<Position>,
-        rejected: &Rejected,
-        fragment: &[u8],
-        complete: bool,
-    ) -> Result<Report, PipelineError> {
-        let body = record_body(origin, position, rejected, fragment, complete)?;
-        self.put_record(origin, position, rejected, body).await
-    }
-
-    /// [`Pipeline::quarantine`] of a fragment that is dropped once its record is serialized
-    /// (a fragment of several MiB is not held during the write).
-    async fn quarantine_owned(
-        &self,
-        origin: &Origin,
-        position: Option<Position>,
-        rejected: &Rejected,
-        fragment: Vec<u8>,
-        complete: bool,
-    ) -> Result<Report, PipelineError> {
-        let body = record_body(origin, position, rejected, &fragment, complete)?;
-        drop(fragment);
-        self.put_record(origin, position, rejected, body).await
-    }
-
-    async fn put_record(
-        &self,
-        origin: &Origin,
-        position: Option<Position>,
-        rejected: &Rejected,
-        body: Vec<u8>,
-    ) -> Result<Report, PipelineError> {
-        let name = quarantine_name(origin, position, rejected);
-        self.quarantine.put(&name, body).await?;
-        tracing::debug!(
-            source = %origin,
-            offset = position.map(|p| p.offset),
-            reason = rejected.reason.as_str(),
-            event_id = rejected.event_id.as_deref(),
-            "quarantined"
-        );
-        Ok(Report {
-            invalid: u64::from(rejected.reason.is_invalid()),
-            quarantined: 1,
-            ..Report::default()
-        })
-    }
-
-    /// Steps 1 and 2 for one event (the stream path): the schema is fetched asynchronously.
-    pub async fn check_event(&self, bytes: &[u8]) -> Result<Checked, PipelineError> {
-        match parse_event(bytes) {
-            Err(rejected) => Ok(Checked::Reject(rejected)),
-            Ok(parsed) => {
-                let schema = self
-                    .schemas
-                    .get(&parsed.ids.domain, &parsed.ids.event_type)
-                    .await?;
-                Ok(verify(
-                    parsed,
-                    bytes,
-                    &schema,
-                    self.settings.missing_schema,
-                    self.settings.large_threshold,
-                ))
-            }
         }
     }
 }
 
 /// A checking thread.
 struct Worker {
-    batches: Arc<Mutex<Receiver<Batch>>>,
+    batches: Receiver<Batch>,
     /// Empty batches go back to the reading thread.
     recycle: std::sync::mpsc::Sender<Batch>,
     items: mpsc::Sender<WorkerMsg>,
@@ -616,7 +317,6 @@ struct Worker {
     large_threshold: usize,
     /// Schemas this thread has used, by domain then event type.
     cache: HashMap<String, HashMap<String, Arc<SchemaEntry>>>,
-    keep_items: bool,
     /// `STORE_BYTES_IN_FLIGHT`, shared by the threads of one object and its store tasks.
     budget: Arc<Semaphore>,
     budget_bytes: usize,
@@ -627,11 +327,9 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         loop {
-            let batch = {
-                let rx = self.batches.lock().unwrap_or_else(|e| e.into_inner());
-                rx.recv()
+            let Ok(mut batch) = self.batches.recv() else {
+                return;
             };
-            let Ok(mut batch) = batch else { return };
             if !self.check_batch(&mut batch) {
                 return;
             }
@@ -689,49 +387,32 @@ impl Worker {
         }
         batch.clear_and_trim(self.keep_batch_bytes);
         let _ = self.recycle.send(std::mem::take(batch));
-        let msg = if self.keep_items {
-            // Room in the byte budget for the whole batch (at most the budget), then a share
-            // for each item.
-            let weights: Vec<usize> = items.iter().map(Item::weight).collect();
-            let wanted = weights.iter().sum::<usize>().clamp(1, self.budget_bytes);
-            let acquired = self.handle.block_on(
-                self.budget
-                    .clone()
-                    .acquire_many_owned(u32::try_from(wanted).unwrap_or(u32::MAX)),
-            );
-            let Ok(permit) = acquired else {
-                return false;
-            };
-            // Each item takes its share; the last one takes what is left.
-            let mut permit = Some(permit);
-            let count = items.len();
-            for (n, (item, weight)) in items.iter_mut().zip(weights).enumerate() {
-                item.permit = if n + 1 == count {
-                    permit.take()
-                } else {
-                    permit
-                        .as_mut()
-                        .and_then(|p| p.split(weight.min(p.num_permits())))
-                };
-            }
-            WorkerMsg::Items(items)
-        } else {
-            let mut counted = Report::default();
-            for item in &items {
-                counted.read += 1;
-                match &item.checked {
-                    Checked::Accept(_) => counted.new += 1,
-                    Checked::Reject(r) => {
-                        counted.quarantined += 1;
-                        counted.invalid += u64::from(r.reason.is_invalid());
-                    }
-                }
-            }
-            WorkerMsg::Counted(counted)
+        // Room in the byte budget for the whole batch (at most the budget), then a share for
+        // each item.
+        let weights: Vec<usize> = items.iter().map(Item::weight).collect();
+        let wanted = weights.iter().sum::<usize>().clamp(1, self.budget_bytes);
+        let acquired = self.handle.block_on(
+            self.budget
+                .clone()
+                .acquire_many_owned(u32::try_from(wanted).unwrap_or(u32::MAX)),
+        );
+        let Ok(permit) = acquired else {
+            return false;
         };
-        self.items.blocking_send(msg).is_ok()
+        // Each item takes its share; the last one takes what is left.
+        let mut permit = Some(permit);
+        let count = items.len();
+        for (n, (item, weight)) in items.iter_mut().zip(weights).enumerate() {
+            item.permit = if n + 1 == count {
+                permit.take()
+            } else {
+                permit
+                    .as_mut()
+                    .and_then(|p| p.split(weight.min(p.num_permits())))
+            };
+        }
+        self.items.blocking_send(WorkerMsg::Items(items)).is_ok()
     }
-
     fn check(&mut self, bytes: &[u8]) -> Result<Checked, SchemaError> {
         let parsed = match parse_event(bytes) {
             Ok(parsed) => parsed,
@@ -767,21 +448,13 @@ impl Worker {
     }
 }
 
-impl From<PipelineError> for lambda_runtime::Diagnostic {
-    fn from(error: PipelineError) -> Self {
-        Self {
-            error_type: "PipelineError".to_owned(),
-            error_message: error.to_string(),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::event_store::InMemoryEventStore;
-    use crate::pipeline::schema::SchemaSource;
-    use crate::pipeline::sink::MemoryBlobSink;
+    use crate::pipeline::Pipeline;
+    use crate::pipeline::schema::SchemaLocation;
+    use crate::pipeline::store::blob::MemoryBlobSink;
 
     /// The mixed fixture many times over, in small chunks, so that the reading thread checks
     /// some batches itself: every thread count gives the same counts and stores the same.
@@ -793,7 +466,7 @@ mod tests {
         // Without its truncated tail, so that the copies split alike.
         let cut = mixed.iter().rposition(|b| *b == b'\n').expect("lines");
         let input = mixed[..=cut].repeat(60);
-        let schemas = Arc::new(SchemaRegistry::new(SchemaSource::Local(
+        let schemas = Arc::new(SchemaRegistry::new(SchemaLocation::Local(
             root.join("schemas"),
         )));
         let mut results = Vec::new();
@@ -820,7 +493,7 @@ mod tests {
                 .expect("check");
             let stored = pipeline
                 .ingest_reader(
-                    Origin::file("b", "main_stream/k"),
+                    Provenance::file("b", "main_stream/k"),
                     std::io::Cursor::new(input.clone()),
                 )
                 .await

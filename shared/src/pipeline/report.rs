@@ -1,12 +1,15 @@
-//! Counts of one object, message batch or replay, their log line and their metrics.
+//! Counts of one object, message batch or replay, their one log line and their metrics: every
+//! source logs and emits through [`finish`].
 
 use std::ops::AddAssign;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::schema::SchemaStats;
-use crate::metrics::{Emf, Unit};
+use crate::metrics::{CATALOG, Emf, PIPELINE_COUNTS, SCHEMA_COUNTS, Unit as MetricUnit};
+use crate::pipeline::config::Runtime;
+use crate::pipeline::schema::SchemaStats;
 
 /// What happened to the fragments or messages of one unit of work.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,18 +50,6 @@ impl AddAssign for Report {
     }
 }
 
-/// Metric names of a report, in EMF order.
-const METRICS: [&str; 8] = [
-    "read",
-    "new",
-    "duplicate",
-    "invalid",
-    "quarantined",
-    "unverified",
-    "large",
-    "refused",
-];
-
 impl Report {
     fn values(&self) -> [u64; 8] {
         [
@@ -74,11 +65,12 @@ impl Report {
     }
 
     /// The counts as EMF metrics.
-    fn metrics(&self) -> Vec<(&'static str, Unit, u64)> {
-        METRICS
+    fn metrics(&self) -> Vec<(&'static str, MetricUnit, u64)> {
+        CATALOG[PIPELINE_COUNTS]
+            .metrics
             .iter()
             .zip(self.values())
-            .map(|(name, value)| (*name, Unit::Count, value))
+            .map(|(name, value)| (*name, MetricUnit::Count, value))
             .collect()
     }
 
@@ -125,22 +117,106 @@ impl Metrics {
 }
 
 /// The schema registry's counts as EMF metrics.
-pub fn schema_metrics(stats: &SchemaStats) -> [(&'static str, Unit, u64); 4] {
-    [
-        ("schema_refreshes", Unit::Count, stats.refreshes),
-        ("schema_changes", Unit::Count, stats.changes),
-        (
-            "schema_compile_failures",
-            Unit::Count,
-            stats.compile_failures,
+pub fn schema_metrics(stats: &SchemaStats) -> Vec<(&'static str, MetricUnit, u64)> {
+    let values = [
+        stats.refreshes,
+        stats.changes,
+        stats.compile_failures,
+        stats.misses,
+    ];
+    CATALOG[SCHEMA_COUNTS]
+        .metrics
+        .iter()
+        .zip(values)
+        .map(|(name, value)| (*name, MetricUnit::Count, value))
+        .collect()
+}
+
+/// What a report's log line is about.
+#[derive(Debug, Clone, Copy)]
+pub enum Unit<'a> {
+    /// One event file.
+    Object { bucket: &'a str, key: &'a str },
+    /// One SQS batch of the stream: its size and how many messages come back.
+    Messages { messages: usize, failed: usize },
+}
+
+/// The end of one unit of work: its one log line ([`log`]), its EMF line, and the schema
+/// registry's counts since the last one.
+pub fn finish(
+    runtime: &Runtime,
+    function: &str,
+    unit: Unit<'_>,
+    report: &Report,
+    started: Instant,
+) {
+    log(function, unit, report, started);
+    runtime.metrics.emit(function, report);
+    runtime
+        .metrics
+        .emit_schemas(function, &runtime.pipeline.schemas().take_stats());
+}
+
+/// The one log line of a unit of work: ids, keys and counts, never event data. A unit counted
+/// inside a larger one (a file a stream message announces) is logged alone and emitted with
+/// the larger one, so that its counts reach the metrics once.
+pub fn log(function: &str, unit: Unit<'_>, report: &Report, started: Instant) {
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let r = report;
+    match unit {
+        Unit::Object { bucket, key } => tracing::info!(
+            function,
+            bucket,
+            key,
+            read = r.read,
+            new = r.new,
+            duplicate = r.duplicate,
+            invalid = r.invalid,
+            quarantined = r.quarantined,
+            unverified = r.unverified,
+            large = r.large,
+            refused = r.refused,
+            bytes = r.bytes,
+            elapsed_ms,
+            "event file ingested"
         ),
-        ("schema_misses", Unit::Count, stats.misses),
-    ]
+        Unit::Messages { messages, failed } => tracing::info!(
+            function,
+            messages,
+            failed,
+            read = r.read,
+            new = r.new,
+            duplicate = r.duplicate,
+            invalid = r.invalid,
+            quarantined = r.quarantined,
+            unverified = r.unverified,
+            large = r.large,
+            refused = r.refused,
+            bytes = r.bytes,
+            elapsed_ms,
+            "message batch ingested"
+        ),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names come from the metric catalog by position: each entry names every field.
+    #[test]
+    fn the_catalog_names_every_count() {
+        assert_eq!(
+            CATALOG[PIPELINE_COUNTS].metrics.len(),
+            Report::default().values().len()
+        );
+        assert_eq!(CATALOG[PIPELINE_COUNTS].metrics[7], "refused");
+        assert_eq!(
+            schema_metrics(&SchemaStats::default()).len(),
+            CATALOG[SCHEMA_COUNTS].metrics.len()
+        );
+        assert_eq!(CATALOG[SCHEMA_COUNTS].metrics[0], "schema_refreshes");
+    }
 
     #[test]
     fn reports_add_and_render_emf() {

@@ -1,5 +1,6 @@
 //! Settings of the signature verifier, read from the environment.
 
+use crate::settings::{Env, SettingError};
 use std::time::Duration;
 
 /// Settings of a [`Verifier`](super::Verifier).
@@ -52,29 +53,6 @@ pub mod env {
     pub const JWT_MAX_AGE_SECS: &str = "PISMO_JWT_MAX_AGE_SECS";
 }
 
-/// A setting is missing or unusable.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable is unset or empty.
-    #[error("{var} is required: {hint}")]
-    Missing {
-        /// Variable name.
-        var: &'static str,
-        /// What it should contain.
-        hint: &'static str,
-    },
-    /// A variable has a value that cannot be used.
-    #[error("{var}={value:?} is invalid: {reason}")]
-    Invalid {
-        /// Variable name.
-        var: &'static str,
-        /// The value found.
-        value: String,
-        /// Why it was refused.
-        reason: String,
-    },
-}
-
 impl VerifierConfig {
     /// The default expected issuer.
     pub const DEFAULT_ISSUER: &'static str = "api.pismo.io";
@@ -110,18 +88,19 @@ impl VerifierConfig {
     }
 
     /// Reads the settings from the process environment (see [`env`]).
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    pub fn from_env() -> Result<Self, SettingError> {
+        Self::from_settings(&Env::process())
     }
 
     /// Reads the settings through `lookup` (variable name → value). Empty values count as unset.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let certs_url = get(env::CERTS_URL).ok_or(ConfigError::Missing {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        Self::from_settings(&Env::from_lookup(lookup))
+    }
+
+    /// Reads the settings from `env`.
+    pub fn from_settings(env_: &Env<'_>) -> Result<Self, SettingError> {
+        let get = |name: &str| env_.optional(name);
+        let certs_url = get(env::CERTS_URL).ok_or(SettingError::Missing {
             var: env::CERTS_URL,
             hint: "the https URL of Pismo's JSON map of kid to PEM X.509 certificate",
         })?;
@@ -175,8 +154,8 @@ impl VerifierConfig {
     }
 }
 
-fn validate_url(url: &str) -> Result<(), ConfigError> {
-    let invalid = |reason: &str| ConfigError::Invalid {
+fn validate_url(url: &str) -> Result<(), SettingError> {
+    let invalid = |reason: &str| SettingError::Invalid {
         var: env::CERTS_URL,
         value: url.to_owned(),
         reason: reason.to_owned(),
@@ -216,8 +195,8 @@ fn parse_int(
     min: u64,
     max: u64,
     unit: &str,
-) -> Result<u64, ConfigError> {
-    let invalid = || ConfigError::Invalid {
+) -> Result<u64, SettingError> {
+    let invalid = || SettingError::Invalid {
         var,
         value: value.to_owned(),
         reason: format!("expected a whole number of {unit} between {min} and {max}"),

@@ -28,7 +28,7 @@ use subtle::ConstantTimeEq as _;
 
 use cache::{CertCache, Lookup};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ConfigError, VerifierConfig, env};
+pub use config::{VerifierConfig, env};
 pub use rejection::Rejection;
 
 /// Header read first.

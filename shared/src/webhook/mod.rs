@@ -28,8 +28,8 @@ pub use policy_source::{
     MAX_POLICY_BYTES, Policies, PolicyHandle, PolicySettings, PolicySource, Refresh, S3Policy,
 };
 pub use runner::{
-    RunnerConfig, RunnerParts, StartupError, WebhookRunner, env_required, runner_from_env,
-    runner_parts, serve, serve_policy_webhook,
+    RunnerConfig, RunnerParts, StartupError, WebhookRunner, runner_from_env, runner_parts, serve,
+    serve_policy_webhook,
 };
 pub use zero_balance::{
     APPROVED_NETWORK_CODES, MAX_ID_BYTES, MessageClass, MinorUnit, ZeroBalanceCodes,

@@ -31,9 +31,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use super::runner::StartupError;
 use crate::metrics::{Emf, Unit};
 use crate::policy::{Policy, PolicyError};
+use crate::settings::{Env, SettingError};
 
 /// The largest policy object read from S3.
 pub const MAX_POLICY_BYTES: i64 = 1024 * 1024;
@@ -132,20 +132,20 @@ fn source(
     set: &impl Fn(&'static str) -> Option<String>,
     file_var: &'static str,
     uri_var: &'static str,
-) -> Result<Option<PolicySource>, StartupError> {
+) -> Result<Option<PolicySource>, SettingError> {
     match (set(file_var), set(uri_var)) {
-        (Some(_), Some(uri)) => Err(StartupError::Invalid {
-            name: uri_var,
+        (Some(_), Some(uri)) => Err(SettingError::Invalid {
+            var: uri_var,
             value: uri,
-            problem: format!("set either {file_var} or {uri_var}, not both"),
+            reason: format!("set either {file_var} or {uri_var}, not both"),
         }),
         (Some(path), None) => Ok(Some(PolicySource::File(PathBuf::from(path)))),
         (None, Some(uri)) => match PolicySource::parse_uri(&uri) {
             Some(s) => Ok(Some(s)),
-            None => Err(StartupError::Invalid {
-                name: uri_var,
+            None => Err(SettingError::Invalid {
+                var: uri_var,
                 value: uri,
-                problem: "must be s3://bucket/key (an object, not a prefix)".into(),
+                reason: "must be s3://bucket/key (an object, not a prefix)".into(),
             }),
         },
         (None, None) => Ok(None),
@@ -153,23 +153,28 @@ fn source(
 }
 
 impl PolicySettings {
-    pub fn from_env() -> Result<Self, StartupError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    pub fn from_env() -> Result<Self, SettingError> {
+        Self::from_settings(&Env::process())
     }
 
     /// From the settings `lookup` gives (blank values count as unset).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, StartupError> {
-        let set = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        Self::from_settings(&Env::from_lookup(lookup))
+    }
+
+    /// From the settings of `env`.
+    pub fn from_settings(env: &Env<'_>) -> Result<Self, SettingError> {
+        let set = |name: &'static str| env.optional(name);
         let refresh = match set("POLICY_REFRESH_SECS") {
             None => Some(Duration::from_secs(60)),
             Some(v) => match v.trim().parse::<u64>() {
                 Ok(0) => None,
                 Ok(s) if s <= 86_400 => Some(Duration::from_secs(s)),
                 _ => {
-                    return Err(StartupError::Invalid {
-                        name: "POLICY_REFRESH_SECS",
+                    return Err(SettingError::Invalid {
+                        var: "POLICY_REFRESH_SECS",
                         value: v,
-                        problem: "must be a number of seconds from 0 (no refresh) to 86400".into(),
+                        reason: "must be a number of seconds from 0 (no refresh) to 86400".into(),
                     });
                 }
             },
@@ -506,7 +511,7 @@ mod tests {
     }
 
     #[test]
-    fn settings_are_parsed_once_with_clear_errors() -> Result<(), StartupError> {
+    fn settings_are_parsed_once_with_clear_errors() -> Result<(), SettingError> {
         let d = PolicySettings::from_lookup(lookup(&[("POLICY_FILE", " ")]))?;
         assert_eq!(d.live, PolicySource::Builtin);
         assert_eq!(d.shadow, None);

@@ -17,7 +17,8 @@ use crate::metrics::{Emf, Unit, WEBHOOKS_NAMESPACE};
 use crate::models::parse_json;
 use crate::policy::PolicyError;
 use crate::reconcile::{ReconcileSink, SqsSink};
-use crate::signature::{ConfigError, Verifier, VerifierConfig};
+use crate::settings::{Env, SettingError};
+use crate::signature::{Verifier, VerifierConfig};
 
 /// Longest journal id (`<webhook>#<request key>`): the `reconcile-index` sort key's limit.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -48,78 +49,51 @@ impl Default for RunnerConfig {
     }
 }
 
-/// A function that cannot start; the message names the setting.
+/// A function that cannot start: a setting ([`SettingError`] names it) or a policy document.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("{name} is required")]
-    Missing { name: &'static str },
-    #[error("{name}={value:?} is invalid: {problem}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        problem: String,
-    },
     #[error(transparent)]
-    Signature(#[from] ConfigError),
+    Setting(#[from] SettingError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
 }
 
-fn env_number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, StartupError>
-where
-    T::Err: std::fmt::Display,
-{
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => {
-            v.trim().parse().map_err(|e: T::Err| StartupError::Invalid {
-                name,
-                value: v,
-                problem: e.to_string(),
-            })
-        }
-        _ => Ok(default),
-    }
-}
-
-/// A required environment variable.
-pub fn env_required(name: &'static str) -> Result<String, StartupError> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => Ok(v),
-        _ => Err(StartupError::Missing { name }),
-    }
-}
-
 impl RunnerConfig {
-    pub fn from_env() -> Result<Self, StartupError> {
+    pub fn from_env() -> Result<Self, SettingError> {
+        Self::from_settings(&Env::process())
+    }
+
+    /// Reads the settings from `env`.
+    pub fn from_settings(env: &Env<'_>) -> Result<Self, SettingError> {
         let d = Self::default();
-        let deadline_ms: u64 = env_number("DECISION_DEADLINE_MS", 1500)?;
+        let deadline_ms: u64 = env.parsed("DECISION_DEADLINE_MS", 1500)?;
         if deadline_ms == 0 || deadline_ms > 10_000 {
-            return Err(StartupError::Invalid {
-                name: "DECISION_DEADLINE_MS",
+            return Err(SettingError::Invalid {
+                var: "DECISION_DEADLINE_MS",
                 value: deadline_ms.to_string(),
-                problem: "must be between 1 and 10000".into(),
+                reason: "must be between 1 and 10000".into(),
             });
         }
-        let reserve_ms: u64 = env_number("SETTLE_RESERVE_MS", 300)?;
+        let reserve_ms: u64 = env.parsed("SETTLE_RESERVE_MS", 300)?;
         if reserve_ms == 0 || reserve_ms >= deadline_ms {
-            return Err(StartupError::Invalid {
-                name: "SETTLE_RESERVE_MS",
+            return Err(SettingError::Invalid {
+                var: "SETTLE_RESERVE_MS",
                 value: reserve_ms.to_string(),
-                problem: format!("must be between 1 and DECISION_DEADLINE_MS ({deadline_ms}) - 1"),
+                reason: format!("must be between 1 and DECISION_DEADLINE_MS ({deadline_ms}) - 1"),
             });
         }
-        let ttl: u64 = env_number("JOURNAL_TTL_SECS", d.journal_ttl.as_secs())?;
+        let ttl: u64 = env.parsed("JOURNAL_TTL_SECS", d.journal_ttl.as_secs())?;
         if ttl < 3600 {
-            return Err(StartupError::Invalid {
-                name: "JOURNAL_TTL_SECS",
+            return Err(SettingError::Invalid {
+                var: "JOURNAL_TTL_SECS",
                 value: ttl.to_string(),
-                problem: "must be at least 3600 (Pismo retries within minutes)".into(),
+                reason: "must be at least 3600 (Pismo retries within minutes)".into(),
             });
         }
         Ok(Self {
             deadline: Duration::from_millis(deadline_ms),
             settle_reserve: Duration::from_millis(reserve_ms),
-            max_body_bytes: env_number("MAX_BODY_BYTES", d.max_body_bytes)?,
+            max_body_bytes: env.parsed("MAX_BODY_BYTES", d.max_body_bytes)?,
             journal_ttl: Duration::from_secs(ttl),
         })
     }
@@ -534,9 +508,13 @@ pub struct RunnerParts {
 pub async fn runner_parts() -> Result<RunnerParts, StartupError> {
     let config = RunnerConfig::from_env()?;
     let verifier = Verifier::new(VerifierConfig::from_env()?);
-    let journal_table = env_required("JOURNAL_TABLE")?;
-    let controls_table = env_required("CONTROLS_TABLE").ok();
-    let reconcile_queue = env_required("RECONCILE_QUEUE_URL").ok();
+    let journal_table = crate::settings::Env::process().required("JOURNAL_TABLE")?;
+    let controls_table = crate::settings::Env::process()
+        .required("CONTROLS_TABLE")
+        .ok();
+    let reconcile_queue = crate::settings::Env::process()
+        .required("RECONCILE_QUEUE_URL")
+        .ok();
     let warm = verifier.clone();
     tokio::spawn(async move {
         warm.warm_up().await;

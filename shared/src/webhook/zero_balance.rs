@@ -35,7 +35,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
-use super::runner::{StartupError, env_required, runner_parts, serve};
+use super::runner::{StartupError, runner_parts, serve};
 use super::{Answer, Decision, DecisionCtx, Journaled, PolicyHandle, PolicySettings, Webhook};
 use crate::controls::{ControlStore, Counter, Verdict, evaluate};
 use crate::journal::{FallbackReason, How, Inputs, Money, Shadow};
@@ -45,6 +45,7 @@ use crate::ledger::{
 use crate::models::{AvailableCreditLimit, ZeroBalanceRequest, ZeroBalanceResponse};
 use crate::policy::all_inputs;
 use crate::policy::{Decided, Policy, Section};
+use crate::settings::SettingError;
 
 /// Longest transaction `id` a request may carry: its journal keys (at most
 /// `zero-balance#reversal#<id>#<amount>`) stay far below DynamoDB's 1,024-byte limit for the
@@ -92,16 +93,16 @@ impl Default for ZeroBalanceCodes {
     }
 }
 
-fn code_from_env(name: &'static str, default: String) -> Result<String, StartupError> {
+fn code_from_env(name: &'static str, default: String) -> Result<String, SettingError> {
     match std::env::var(name) {
         Ok(v) if !v.is_empty() => {
             if v.len() == 2 && v.chars().all(|c| c.is_ascii_alphanumeric()) {
                 Ok(v)
             } else {
-                Err(StartupError::Invalid {
-                    name,
+                Err(SettingError::Invalid {
+                    var: name,
                     value: v,
-                    problem: "a response code has two characters".into(),
+                    reason: "a response code has two characters".into(),
                 })
             }
         }
@@ -941,7 +942,7 @@ pub async fn serve_zero_balance() -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     let settings = PolicySettings::from_env()?;
     let codes = ZeroBalanceCodes::from_env()?;
-    let table = env_required("LEDGER_TABLE")?;
+    let table = crate::settings::Env::process().required("LEDGER_TABLE")?;
     let parts = runner_parts().await?;
     let policies = parts.policies(&settings, ZeroBalanceWebhook::NAME).await?;
     let mut ledger = DynamoLedger::new(parts.dynamo.clone(), table, parts.journal_table.clone());

@@ -28,8 +28,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use shared::event_store::{EventStore, EventStoreError, PutResult, StoredEvent};
-use shared::pipeline::schema::{SchemaFormats, SchemaRegistry, SchemaSource};
-use shared::pipeline::sink::{MemoryBlobSink, S3Uri};
+use shared::pipeline::schema::{SchemaFormats, SchemaLocation, SchemaRegistry};
+use shared::pipeline::store::blob::{MemoryBlobSink, S3Uri};
 use shared::pipeline::{EventFiles, Pipeline, PipelineConfig, Settings};
 
 #[derive(Parser, Debug)]
@@ -301,7 +301,7 @@ fn local_pipeline(settings: Settings, store: Arc<dyn EventStore>) -> Pipeline {
     Pipeline::new(
         store,
         Arc::new(SchemaRegistry::with_formats(
-            SchemaSource::Local(root().join("shared/schemas")),
+            SchemaLocation::Local(root().join("shared/schemas")),
             settings.schema_formats,
         )),
         Arc::new(MemoryBlobSink::new()),
@@ -383,7 +383,7 @@ async fn main() -> anyhow::Result<()> {
             let started = Instant::now();
             let r = pipeline
                 .ingest_reader(
-                    shared::pipeline::record::Origin::file("bench", "main_stream/2020/4/1/23/f"),
+                    shared::pipeline::Provenance::file("bench", "main_stream/2020/4/1/23/f"),
                     std::io::BufReader::with_capacity(64 * 1024, open(&file)?),
                 )
                 .await?;
@@ -402,7 +402,7 @@ async fn main() -> anyhow::Result<()> {
             bytes_in_flight,
         } => worst(events, write_ms, bytes_in_flight).await?,
         Mode::Read { file } => {
-            use shared::pipeline::source::{ReadLimits, read_and_split};
+            use shared::pipeline::read::decode::{ReadLimits, read_and_split};
             let settings = Settings::default();
             let limits = ReadLimits {
                 chunk_bytes: settings.chunk_bytes,
@@ -412,7 +412,7 @@ async fn main() -> anyhow::Result<()> {
             let (tx, rx) = std::sync::mpsc::sync_channel(4);
             let counter = std::thread::spawn(move || {
                 rx.iter()
-                    .map(|b: shared::pipeline::source::Batch| b.pieces.len())
+                    .map(|b: shared::pipeline::read::decode::Batch| b.pieces.len())
                     .sum::<usize>()
             });
             let started = Instant::now();
@@ -498,8 +498,8 @@ fn per_event(events: &[&[u8]], mut f: impl FnMut(&[u8])) -> f64 {
 }
 
 fn parts(file: &Path) -> anyhow::Result<serde_json::Value> {
+    use shared::pipeline::check::json::{DocValue, parse};
     use shared::pipeline::check::{MissingSchema, parse_event, verify};
-    use shared::pipeline::doc::{DocValue, parse};
     use shared::pipeline::schema::{SchemaEntry, compile, compile_with};
     let mut text = Vec::new();
     flate2::read::MultiGzDecoder::new(std::io::BufReader::new(open(file)?))
@@ -528,7 +528,7 @@ fn parts(file: &Path) -> anyhow::Result<serde_json::Value> {
     });
     let mut i = 0;
     let envelope = per_event(&events, |_| {
-        let ok = shared::pipeline::envelope::check_envelope(&docs[i]).is_ok();
+        let ok = shared::pipeline::check::envelope::check_envelope(&docs[i]).is_ok();
         std::hint::black_box(ok);
         i += 1;
     });
@@ -580,12 +580,12 @@ impl EventStore for SlowWrites {
 }
 
 #[async_trait]
-impl shared::pipeline::sink::BlobSink for SlowWrites {
+impl shared::pipeline::store::blob::BlobSink for SlowWrites {
     async fn put(
         &self,
         name: &str,
         body: Vec<u8>,
-    ) -> Result<String, shared::pipeline::sink::SinkError> {
+    ) -> Result<String, shared::pipeline::store::blob::SinkError> {
         tokio::time::sleep(self.latency).await;
         drop(body);
         Ok(format!("bench:{name}"))
@@ -678,7 +678,7 @@ async fn worst(
     });
     let pipeline = Pipeline::new(
         writes.clone(),
-        Arc::new(SchemaRegistry::new(SchemaSource::Local(
+        Arc::new(SchemaRegistry::new(SchemaLocation::Local(
             root().join("shared/schemas"),
         ))),
         writes.clone(),
@@ -690,7 +690,7 @@ async fn worst(
     let started = Instant::now();
     let r = pipeline
         .ingest_reader(
-            shared::pipeline::record::Origin::file("bench", "main_stream/2020/4/1/23/worst"),
+            shared::pipeline::Provenance::file("bench", "main_stream/2020/4/1/23/worst"),
             input,
         )
         .await?;

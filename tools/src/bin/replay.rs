@@ -33,9 +33,9 @@ use aws_sdk_sfn::types::ExecutionStatus;
 use clap::Parser;
 use serde_json::json;
 use shared::pipeline::PipelineConfig;
-use shared::pipeline::key::StreamHour;
-use shared::pipeline::replay::{Selection, replay};
-use shared::pipeline::sink::S3Uri;
+use shared::pipeline::sources::key::StreamHour;
+use shared::pipeline::sources::replay::{Selection, replay};
+use shared::pipeline::store::blob::S3Uri;
 use tools::backfill::{self, BackfillInput};
 
 #[derive(Debug, Parser)]

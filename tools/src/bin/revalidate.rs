@@ -8,7 +8,7 @@
 
 use serde_json::json;
 use shared::pipeline::PipelineConfig;
-use shared::pipeline::revalidate::revalidate;
+use shared::pipeline::sources::revalidate::revalidate;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -15,8 +15,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use serde_json::json;
 use shared::pipeline::config::pismo_s3_client;
-use shared::pipeline::sink::S3Uri;
-use shared::pipeline::sync::sync;
+use shared::pipeline::schema::sync::sync;
+use shared::pipeline::store::blob::S3Uri;
 
 #[derive(Debug, Parser)]
 #[command(about = "Pismo JSON Schemas: keep the issuer's copy current")]

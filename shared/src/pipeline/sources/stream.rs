@@ -15,17 +15,17 @@
 use std::borrow::Cow;
 use std::time::Instant;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::Deserialize;
 
-use super::check::{Accepted, Checked, EventIds, Reason, Rejected};
-use super::config::Runtime;
-use super::engine::PipelineError;
-use super::files::log_object;
-use super::key::is_main_stream;
-use super::record::Origin;
-use super::report::Report;
+use super::batch::BatchAnswer;
 use crate::models::envelope::{NewBucketObject, PismoEvent};
+use crate::pipeline::PipelineError;
+use crate::pipeline::Provenance;
+use crate::pipeline::check::{Accepted, Checked, EventIds, Reason, Rejected};
+use crate::pipeline::config::Runtime;
+use crate::pipeline::report::{Report, Unit, finish, log};
+use crate::pipeline::sources::key::is_main_stream;
 
 /// The SNS notification envelope (only the fields used).
 #[derive(Deserialize)]
@@ -75,49 +75,26 @@ impl EventStream {
     /// a failed message has no id to name.
     pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, PipelineError> {
         let started = Instant::now();
-        let mut response = SqsBatchResponse::default();
         let mut total = Report::default();
         let messages = event.records.len();
+        let mut answer = BatchAnswer::default();
         for message in &event.records {
             let id = message.message_id.clone().unwrap_or_default();
-            match self.handle_message(message).await {
-                Ok(report) => total += report,
-                Err(e) => {
-                    tracing::warn!(message_id = %id, error = %e, "message failed: it will be retried");
-                    if id.is_empty() {
-                        return Err(e);
-                    }
-                    let mut failure = BatchItemFailure::default();
-                    failure.item_identifier = id;
-                    response.batch_item_failures.push(failure);
-                }
+            if let Some(report) = answer.record(&id, self.handle_message(message).await)? {
+                total += report;
             }
         }
-        tracing::info!(
-            function = "event-stream",
+        let unit = Unit::Messages {
             messages,
-            failed = response.batch_item_failures.len(),
-            read = total.read,
-            new = total.new,
-            duplicate = total.duplicate,
-            invalid = total.invalid,
-            quarantined = total.quarantined,
-            unverified = total.unverified,
-            refused = total.refused,
-            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "message batch ingested"
-        );
-        self.runtime.metrics.emit("event-stream", &total);
-        self.runtime.metrics.emit_schemas(
-            "event-stream",
-            &self.runtime.pipeline.schemas().take_stats(),
-        );
-        Ok(response)
+            failed: answer.failed(),
+        };
+        finish(&self.runtime, "event-stream", unit, &total, started);
+        Ok(answer.into_response())
     }
 
     /// One message: its event, and the file it announces.
     pub async fn handle_message(&self, message: &SqsMessage) -> Result<Report, PipelineError> {
-        let origin = Origin::message(
+        let provenance = Provenance::message(
             message.message_id.clone().unwrap_or_default(),
             message.event_source_arn.clone(),
         );
@@ -132,13 +109,14 @@ impl EventStream {
             Checked::Accept(accepted) => accepted,
             Checked::Reject(rejected) => {
                 report += pipeline
-                    .quarantine(&origin, None, &rejected, text.as_bytes(), true)
+                    .writer()
+                    .quarantine(&provenance, None, &rejected, text.as_bytes(), true)
                     .await?;
                 return Ok(report);
             }
         };
         if !announces_file(&accepted.ids) {
-            report += self.store(&origin, accepted).await?;
+            report += self.store(&provenance, accepted).await?;
             return Ok(report);
         }
         let announced = match announced_object(&accepted) {
@@ -149,13 +127,14 @@ impl EventStream {
                 rejected.domain = Some(accepted.ids.domain.clone());
                 rejected.event_type = Some(accepted.ids.event_type.clone());
                 report += pipeline
-                    .quarantine(&origin, None, &rejected, text.as_bytes(), true)
+                    .writer()
+                    .quarantine(&provenance, None, &rejected, text.as_bytes(), true)
                     .await?;
                 return Ok(report);
             }
         };
         let event_id = accepted.ids.event_id.clone();
-        report += self.store(&origin, accepted).await?;
+        report += self.store(&provenance, accepted).await?;
 
         let allowed = self
             .runtime
@@ -171,7 +150,7 @@ impl EventStream {
                 )
             };
             tracing::warn!(
-                message_id = %origin_id(&origin),
+                message_id = %provenance_id(&provenance),
                 event_id = %event_id,
                 bucket = %announced.bucket_name,
                 key = %announced.object_name,
@@ -182,7 +161,8 @@ impl EventStream {
             rejected.domain = Some("dataplatform".into());
             rejected.event_type = Some("new_bucket_object".into());
             report += pipeline
-                .quarantine(&origin, None, &rejected, text.as_bytes(), true)
+                .writer()
+                .quarantine(&provenance, None, &rejected, text.as_bytes(), true)
                 .await?;
             report.refused += 1;
             return Ok(report);
@@ -196,11 +176,13 @@ impl EventStream {
                 &announced.object_name,
             )
             .await?;
-        log_object(
-            &self.runtime,
+        // Emitted with the batch's counts, which include it.
+        log(
             "event-stream",
-            &announced.bucket_name,
-            &announced.object_name,
+            Unit::Object {
+                bucket: &announced.bucket_name,
+                key: &announced.object_name,
+            },
             &file,
             started,
         );
@@ -208,21 +190,24 @@ impl EventStream {
         Ok(report)
     }
 
-    async fn store(&self, origin: &Origin, accepted: Accepted) -> Result<Report, PipelineError> {
-        let received_at = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+    async fn store(
+        &self,
+        provenance: &Provenance,
+        accepted: Accepted,
+    ) -> Result<Report, PipelineError> {
+        let received_at = crate::clock::now_rfc3339();
         self.runtime
             .pipeline
-            .store_accepted(origin, None, accepted, &received_at)
+            .writer()
+            .store_accepted(provenance, None, accepted, &received_at)
             .await
     }
 }
 
-fn origin_id(origin: &Origin) -> &str {
-    match origin {
-        Origin::Message { message_id, .. } => message_id,
-        Origin::File { key, .. } => key,
+fn provenance_id(provenance: &Provenance) -> &str {
+    match provenance {
+        Provenance::Message { message_id, .. } => message_id,
+        Provenance::File { key, .. } => key,
     }
 }
 

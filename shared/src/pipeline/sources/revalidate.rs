@@ -24,12 +24,12 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::check::{Checked, MissingSchema, Reason, parse_event, verify};
-use super::config::Runtime;
-use super::record::{Origin, Position};
-use super::schema::SchemaEntry;
 use crate::event_store::{PENDING_SCHEMA, UNVERIFIED_INDEX};
 use crate::models::envelope::PismoEvent;
+use crate::pipeline::check::{Checked, MissingSchema, Reason, parse_event, verify};
+use crate::pipeline::config::Runtime;
+use crate::pipeline::schema::SchemaEntry;
+use crate::pipeline::sources::{Position, Provenance};
 
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -73,12 +73,6 @@ fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a
     item.get(name)
         .and_then(|v| v.as_s().ok())
         .map(String::as_str)
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 /// Checks every event of the `unverified-index` against the schemas of `runtime` (one at a
@@ -158,7 +152,10 @@ async fn event_text(
 }
 
 /// Where the event came from, for its quarantine record.
-fn origin_of(item: &HashMap<String, AttributeValue>, length: usize) -> (Origin, Option<Position>) {
+fn provenance_of(
+    item: &HashMap<String, AttributeValue>,
+    length: usize,
+) -> (Provenance, Option<Position>) {
     if let Some((bucket, key)) = text(item, "source_object")
         .and_then(|uri| uri.strip_prefix("s3://"))
         .and_then(|rest| rest.split_once('/'))
@@ -169,10 +166,10 @@ fn origin_of(item: &HashMap<String, AttributeValue>, length: usize) -> (Origin, 
             offset,
             length: length as u64,
         });
-        return (Origin::file(bucket, key), position);
+        return (Provenance::file(bucket, key), position);
     }
     let message_id = text(item, "source_message_id").unwrap_or_default();
-    (Origin::message(message_id, None), None)
+    (Provenance::message(message_id, None), None)
 }
 
 async fn revalidate_one(runtime: &Runtime, pk: &str) -> Result<Outcome, String> {
@@ -211,10 +208,11 @@ async fn revalidate_one(runtime: &Runtime, pk: &str) -> Result<Outcome, String> 
         Checked::Accept(_) => Ok(Outcome::Unverified),
         Checked::Reject(rejected) if rejected.reason == Reason::Schema => {
             // The record first: if marking fails, the next run writes the same record again.
-            let (origin, position) = origin_of(&item, bytes.len());
+            let (provenance, position) = provenance_of(&item, bytes.len());
             runtime
                 .pipeline
-                .quarantine(&origin, position, &rejected, bytes, true)
+                .writer()
+                .quarantine(&provenance, position, &rejected, bytes, true)
                 .await
                 .map_err(|e| e.to_string())?;
             mark(runtime, pk, "invalid", Some(&rejected.detail)).await
@@ -249,7 +247,7 @@ async fn mark(
         .condition_expression("schema_status = :unverified")
         .expression_attribute_values(":status", s(status))
         .expression_attribute_values(":unverified", s("unverified"))
-        .expression_attribute_values(":at", s(&now_rfc3339()));
+        .expression_attribute_values(":at", s(&crate::clock::now_rfc3339()));
     if let Some(reason) = reason {
         set.push_str(", schema_reason = :reason");
         update = update.expression_attribute_values(":reason", s(reason));

@@ -1,14 +1,14 @@
-//! Reading a file: an S3 body (async) bridged to a blocking reader, gzip detected by its magic
-//! bytes, decompressed and split on a thread of its own, in bounded chunks.
+//! Reading a file on a thread of its own: gzip detected by its magic bytes, decompressed and
+//! split ([`super::split`]) in bounded chunks, handed on in [`Batch`]es.
 
 use std::io::{self, Cursor, Read};
 use std::ops::Range;
 use std::sync::mpsc::{Receiver, SyncSender};
 
+use super::s3::TransportError;
+pub use super::split::PieceKind;
+use super::split::{Fragment, Splitter};
 use flate2::bufread::MultiGzDecoder;
-use tokio::sync::mpsc;
-
-use super::split::{Fragment, FragmentKind, Splitter};
 
 /// The first two bytes of every gzip member.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -16,61 +16,6 @@ pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Whether `head` starts with the gzip magic bytes.
 pub fn is_gzip(head: &[u8]) -> bool {
     head.starts_with(&GZIP_MAGIC)
-}
-
-/// Marks an I/O error of the transport (not of the content): the read is retried.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TransportError(pub String);
-
-/// A blocking reader over chunks sent by an async task (an S3 body).
-#[derive(Debug)]
-pub struct ChannelReader {
-    rx: mpsc::Receiver<Result<Vec<u8>, String>>,
-    current: Vec<u8>,
-    at: usize,
-}
-
-impl ChannelReader {
-    pub fn new(rx: mpsc::Receiver<Result<Vec<u8>, String>>) -> Self {
-        Self {
-            rx,
-            current: Vec::new(),
-            at: 0,
-        }
-    }
-}
-
-impl Read for ChannelReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.at >= self.current.len() {
-            match self.rx.blocking_recv() {
-                None => return Ok(0),
-                Some(Ok(bytes)) => {
-                    self.current = bytes;
-                    self.at = 0;
-                }
-                Some(Err(message)) => return Err(io::Error::other(TransportError(message))),
-            }
-        }
-        let rest = &self.current[self.at..];
-        let n = buf.len().min(rest.len());
-        buf[..n].copy_from_slice(&rest[..n]);
-        self.at += n;
-        Ok(n)
-    }
-}
-
-/// What a fragment in a [`Batch`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PieceKind {
-    Object,
-    Stray,
-    Truncated,
-    /// Longer than the limit: only its beginning is in the batch.
-    Oversized,
-    /// The content is corrupt from here on; the bytes are the decoder's message.
-    Unreadable,
 }
 
 /// One fragment in a [`Batch`].
@@ -117,14 +62,8 @@ impl Batch {
     fn push(&mut self, fragment: Fragment<'_>) {
         let start = self.buf.len();
         self.buf.extend_from_slice(fragment.bytes);
-        let kind = match (fragment.kind, fragment.oversized) {
-            (_, true) => PieceKind::Oversized,
-            (FragmentKind::Object, false) => PieceKind::Object,
-            (FragmentKind::Stray, false) => PieceKind::Stray,
-            (FragmentKind::Truncated, false) => PieceKind::Truncated,
-        };
         self.pieces.push(Piece {
-            kind,
+            kind: fragment.kind,
             index: fragment.index,
             offset: fragment.offset,
             length: fragment.length,
@@ -267,7 +206,9 @@ pub fn read_and_split_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::read::s3::ChannelReader;
     use std::io::Write;
+    use tokio::sync::mpsc;
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

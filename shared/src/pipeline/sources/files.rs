@@ -20,15 +20,18 @@
 
 use std::time::Instant;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse};
+use aws_lambda_events::sqs::SqsBatchResponse;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::config::Runtime;
-use super::engine::PipelineError;
-use super::key::is_main_stream;
-use super::notification::{FilesEvent, IngestObject, Notice, ObjectRef, QueuedNotice};
-use super::report::Report;
+use super::batch::BatchAnswer;
+use crate::pipeline::PipelineError;
+use crate::pipeline::config::Runtime;
+use crate::pipeline::report::{Report, Unit, finish};
+use crate::pipeline::sources::key::is_main_stream;
+use crate::pipeline::sources::notification::{
+    FilesEvent, IngestObject, Notice, ObjectRef, QueuedNotice,
+};
 
 /// The result of one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -120,36 +123,6 @@ pub struct FilesError {
 #[derive(Debug, Clone)]
 pub struct EventFiles {
     runtime: Runtime,
-}
-
-/// Logs the one line of an object and emits its metrics.
-pub fn log_object(
-    runtime: &Runtime,
-    function: &str,
-    bucket: &str,
-    key: &str,
-    report: &Report,
-    started: Instant,
-) {
-    tracing::info!(
-        function,
-        bucket,
-        key,
-        read = report.read,
-        new = report.new,
-        duplicate = report.duplicate,
-        invalid = report.invalid,
-        quarantined = report.quarantined,
-        unverified = report.unverified,
-        large = report.large,
-        bytes = report.bytes,
-        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "event file ingested"
-    );
-    runtime.metrics.emit(function, report);
-    runtime
-        .metrics
-        .emit_schemas(function, &runtime.pipeline.schemas().take_stats());
 }
 
 impl EventFiles {
@@ -255,42 +228,36 @@ impl EventFiles {
         &self,
         messages: Vec<QueuedNotice>,
     ) -> Result<SqsBatchResponse, FilesError> {
-        let mut batch = SqsBatchResponse::default();
         let mut response = FilesResponse::default();
         let count = messages.len();
+        let mut batch = BatchAnswer::default();
         for message in messages {
-            let id = message.message_id;
             let failures = match message.notices {
                 Ok(notices) => self.apply_all(notices, &mut response).await,
                 Err(problem) => {
-                    tracing::error!(message_id = %id, problem = %problem, "message is not an S3 notification");
+                    tracing::error!(message_id = %message.message_id, problem = %problem, "message is not an S3 notification");
                     vec![problem]
                 }
             };
-            if failures.is_empty() {
-                continue;
-            }
-            tracing::warn!(message_id = %id, failures = failures.len(), "message failed: it will be retried");
-            if id.is_empty() {
-                return Err(FilesError {
+            let outcome = match failures.is_empty() {
+                true => Ok(()),
+                false => Err(FilesError {
                     total: count,
                     failures,
                     refused: false,
-                });
-            }
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            batch.batch_item_failures.push(failure);
+                }),
+            };
+            batch.record(&message.message_id, outcome)?;
         }
         tracing::info!(
             function = "event-files",
             messages = count,
-            failed = batch.batch_item_failures.len(),
+            failed = batch.failed(),
             objects = response.objects.len(),
             skipped = response.skipped,
             "notification batch handled"
         );
-        Ok(batch)
+        Ok(batch.into_response())
     }
 
     /// Ingests or skips each notice; returns the failures.
@@ -360,11 +327,13 @@ impl EventFiles {
             sequencer = object.sequencer.as_deref(),
             "object read"
         );
-        log_object(
+        finish(
             &self.runtime,
             "event-files",
-            &object.bucket,
-            &object.key,
+            Unit::Object {
+                bucket: &object.bucket,
+                key: &object.key,
+            },
             &report,
             started,
         );
@@ -379,7 +348,13 @@ impl EventFiles {
             .pipeline
             .ingest_s3_object(&self.runtime.s3, bucket, key)
             .await?;
-        log_object(&self.runtime, "event-files", bucket, key, &report, started);
+        finish(
+            &self.runtime,
+            "event-files",
+            Unit::Object { bucket, key },
+            &report,
+            started,
+        );
         Ok(report)
     }
 }

@@ -25,7 +25,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::key::{KeyError, decode_s3_key};
+use crate::pipeline::sources::key::{KeyError, decode_s3_key};
 
 /// One created object, as a notification names it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,15 +3,22 @@
 //! It is split in two so that both the file workers (threads, which may block on a schema
 //! fetch) and the stream handler (async) can fetch the schema between the halves:
 //! [`parse_event`] then [`verify`].
+//!
+//! - [`json`]: the one JSON parse of a fragment, kept as a document the schema validator reads
+//!   in place;
+//! - [`envelope`]: step 1 on that document.
 
 use std::fmt;
 
+pub mod envelope;
+pub mod json;
+
 use serde_json::value::RawValue;
 
-use super::doc::{DocValue, parse};
-use super::envelope::check_envelope;
-use super::schema::SchemaEntry;
 use crate::models::envelope::PismoEvent;
+use crate::pipeline::check::envelope::check_envelope;
+use crate::pipeline::check::json::{DocValue, parse};
+use crate::pipeline::schema::SchemaEntry;
 
 /// What to do with an event whose schema does not exist (`MISSING_SCHEMA`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -221,7 +228,7 @@ pub fn verify(
             MissingSchema::Quarantine => {
                 let detail = format!(
                     "no schema {}",
-                    super::schema::schema_path(&ids.domain, &ids.event_type)
+                    crate::pipeline::schema::schema_path(&ids.domain, &ids.event_type)
                 );
                 return Checked::Reject(Rejected::new(Reason::MissingSchema, detail).about(&ids));
             }

@@ -9,11 +9,10 @@ use std::time::Instant;
 
 use aws_sdk_s3::error::DisplayErrorContext;
 
-use super::config::Runtime;
-use super::engine::PipelineError;
-use super::files::log_object;
-use super::key::{StreamHour, prefixes_between};
-use super::report::Report;
+use crate::pipeline::PipelineError;
+use crate::pipeline::config::Runtime;
+use crate::pipeline::report::{Report, Unit, finish};
+use crate::pipeline::sources::key::{StreamHour, prefixes_between};
 
 /// Which objects to replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,7 +109,13 @@ pub async fn replay(
                 summary.objects += 1;
                 match result {
                     Ok(report) => {
-                        log_object(runtime, "replay", bucket, key, &report, started);
+                        finish(
+                            runtime,
+                            "replay",
+                            Unit::Object { bucket, key },
+                            &report,
+                            started,
+                        );
                         summary.total += report;
                     }
                     Err(e) => summary.failures.push(format!("s3://{bucket}/{key}: {e}")),

@@ -15,7 +15,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use serde::Serialize;
 
-use super::sink::S3Uri;
+use crate::pipeline::store::blob::S3Uri;
 
 /// The metadata key (`x-amz-meta-source-etag`) holding the source object's ETag.
 pub const SOURCE_ETAG: &str = "source-etag";

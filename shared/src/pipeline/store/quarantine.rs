@@ -1,82 +1,15 @@
-//! Where an event came from, and the quarantine record written for anything not stored.
-
-use std::fmt;
+//! Step 4: the quarantine record of anything not stored (its provenance, position, reason and
+//! bytes), its object name, and the write.
 
 use base64::Engine as _;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::check::Rejected;
-
-/// The source of a fragment or event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// An event file (`s3://bucket/key`).
-    File { bucket: String, key: String },
-    /// A real-time message (its SQS message id, and the queue ARN when known).
-    Message {
-        message_id: String,
-        queue: Option<String>,
-    },
-}
-
-impl Origin {
-    pub fn file(bucket: impl Into<String>, key: impl Into<String>) -> Self {
-        Self::File {
-            bucket: bucket.into(),
-            key: key.into(),
-        }
-    }
-
-    pub fn message(message_id: impl Into<String>, queue: Option<String>) -> Self {
-        Self::Message {
-            message_id: message_id.into(),
-            queue,
-        }
-    }
-
-    /// `file` or `stream`: the `source` attribute of stored items.
-    pub fn channel(&self) -> &'static str {
-        match self {
-            Origin::File { .. } => "file",
-            Origin::Message { .. } => "stream",
-        }
-    }
-
-    fn to_json(&self) -> Value {
-        match self {
-            Origin::File { bucket, key } => json!({"bucket": bucket, "key": key}),
-            Origin::Message { message_id, queue } => {
-                let mut source = Map::new();
-                source.insert("message_id".into(), json!(message_id));
-                if let Some(queue) = queue {
-                    source.insert("queue".into(), json!(queue));
-                }
-                Value::Object(source)
-            }
-        }
-    }
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::File { bucket, key } => write!(f, "s3://{bucket}/{key}"),
-            Origin::Message { message_id, .. } => write!(f, "message {message_id}"),
-        }
-    }
-}
-
-/// Where a fragment lies in a file's decompressed content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Position {
-    /// 0-based ordinal of the fragment.
-    pub index: u64,
-    /// Byte offset of its first byte.
-    pub offset: u64,
-    /// Its length in bytes.
-    pub length: u64,
-}
+use super::Writer;
+use crate::pipeline::PipelineError;
+use crate::pipeline::check::Rejected;
+use crate::pipeline::report::Report;
+use crate::pipeline::sources::{Position, Provenance};
 
 /// Longest name used as is; longer source keys are replaced by their SHA-256.
 const MAX_NAME_PART: usize = 700;
@@ -93,11 +26,15 @@ fn name_part(text: &str) -> String {
 /// run over the same source, so a retry replaces a record instead of adding one:
 /// `files/<bucket>/<key>/<offset>.json`, `files/<bucket>/<key>/<offset>.unreadable.json`
 /// or `stream/<message id>.json`.
-pub fn quarantine_name(origin: &Origin, position: Option<Position>, rejected: &Rejected) -> String {
-    match origin {
-        Origin::File { bucket, key } => {
+pub fn quarantine_name(
+    provenance: &Provenance,
+    position: Option<Position>,
+    rejected: &Rejected,
+) -> String {
+    match provenance {
+        Provenance::File { bucket, key } => {
             let offset = position.map_or(0, |p| p.offset);
-            let suffix = if rejected.reason == super::check::Reason::Unreadable {
+            let suffix = if rejected.reason == crate::pipeline::check::Reason::Unreadable {
                 ".unreadable"
             } else {
                 ""
@@ -108,7 +45,7 @@ pub fn quarantine_name(origin: &Origin, position: Option<Position>, rejected: &R
                 name_part(key)
             )
         }
-        Origin::Message { message_id, .. } => format!("stream/{}.json", name_part(message_id)),
+        Provenance::Message { message_id, .. } => format!("stream/{}.json", name_part(message_id)),
     }
 }
 
@@ -136,7 +73,7 @@ struct Record<'a> {
 }
 
 fn record<'a>(
-    origin: &Origin,
+    provenance: &Provenance,
     position: Option<Position>,
     rejected: &'a Rejected,
     fragment: &'a [u8],
@@ -147,7 +84,7 @@ fn record<'a>(
     Record {
         reason: rejected.reason.as_str(),
         detail: &rejected.detail,
-        source: origin.to_json(),
+        source: provenance.to_json(),
         position: position
             .map(|p| json!({"index": p.index, "offset": p.offset, "length": p.length})),
         event_id: rejected.event_id.as_deref(),
@@ -166,7 +103,7 @@ fn record<'a>(
 /// The JSON body of a quarantine record ([`quarantine_record`]), serialized straight from
 /// the fragment.
 pub fn quarantine_body(
-    origin: &Origin,
+    provenance: &Provenance,
     position: Option<Position>,
     rejected: &Rejected,
     fragment: &[u8],
@@ -174,7 +111,7 @@ pub fn quarantine_body(
     quarantined_at: &str,
 ) -> Result<Vec<u8>, serde_json::Error> {
     serde_json::to_vec(&record(
-        origin,
+        provenance,
         position,
         rejected,
         fragment,
@@ -187,7 +124,7 @@ pub fn quarantine_body(
 /// fragment itself (as text when it is UTF-8, else base64). `complete` is false when only
 /// the beginning of an oversized fragment is kept; the source and position locate the rest.
 pub fn quarantine_record(
-    origin: &Origin,
+    provenance: &Provenance,
     position: Option<Position>,
     rejected: &Rejected,
     fragment: &[u8],
@@ -195,7 +132,7 @@ pub fn quarantine_record(
     quarantined_at: &str,
 ) -> Value {
     let record = record(
-        origin,
+        provenance,
         position,
         rejected,
         fragment,
@@ -203,6 +140,78 @@ pub fn quarantine_record(
         quarantined_at,
     );
     serde_json::to_value(&record).unwrap_or(Value::Null)
+}
+
+impl Writer {
+    /// Step 4: the quarantine record (replaced, not added, when written again).
+    pub async fn quarantine(
+        &self,
+        provenance: &Provenance,
+        position: Option<Position>,
+        rejected: &Rejected,
+        fragment: &[u8],
+        complete: bool,
+    ) -> Result<Report, PipelineError> {
+        let body = record_body(provenance, position, rejected, fragment, complete)?;
+        self.put_record(provenance, position, rejected, body).await
+    }
+
+    /// [`Writer::quarantine`] of a fragment that is dropped once its record is serialized
+    /// (a fragment of several MiB is not held during the write).
+    pub async fn quarantine_owned(
+        &self,
+        provenance: &Provenance,
+        position: Option<Position>,
+        rejected: &Rejected,
+        fragment: Vec<u8>,
+        complete: bool,
+    ) -> Result<Report, PipelineError> {
+        let body = record_body(provenance, position, rejected, &fragment, complete)?;
+        drop(fragment);
+        self.put_record(provenance, position, rejected, body).await
+    }
+
+    async fn put_record(
+        &self,
+        provenance: &Provenance,
+        position: Option<Position>,
+        rejected: &Rejected,
+        body: Vec<u8>,
+    ) -> Result<Report, PipelineError> {
+        let name = quarantine_name(provenance, position, rejected);
+        self.quarantine.put(&name, body).await?;
+        tracing::debug!(
+            source = %provenance,
+            offset = position.map(|p| p.offset),
+            reason = rejected.reason.as_str(),
+            event_id = rejected.event_id.as_deref(),
+            "quarantined"
+        );
+        Ok(Report {
+            invalid: u64::from(rejected.reason.is_invalid()),
+            quarantined: 1,
+            ..Report::default()
+        })
+    }
+}
+
+/// The serialized quarantine record of a fragment, stamped now.
+fn record_body(
+    provenance: &Provenance,
+    position: Option<Position>,
+    rejected: &Rejected,
+    fragment: &[u8],
+    complete: bool,
+) -> Result<Vec<u8>, PipelineError> {
+    quarantine_body(
+        provenance,
+        position,
+        rejected,
+        fragment,
+        complete,
+        &crate::clock::now_rfc3339(),
+    )
+    .map_err(|e| PipelineError::Internal(format!("quarantine record: {e}")))
 }
 
 #[cfg(test)]
@@ -213,24 +222,24 @@ mod tests {
     #[test]
     fn names_are_stable_and_bounded() {
         let rejected = Rejected::new(Reason::InvalidJson, "x");
-        let origin = Origin::file("b", "main_stream/2020/4/1/23/a b");
+        let provenance = Provenance::file("b", "main_stream/2020/4/1/23/a b");
         let position = Position {
             index: 3,
             offset: 120,
             length: 9,
         };
         assert_eq!(
-            quarantine_name(&origin, Some(position), &rejected),
+            quarantine_name(&provenance, Some(position), &rejected),
             "files/b/main_stream/2020/4/1/23/a b/120.json"
         );
         let unreadable = Rejected::new(Reason::Unreadable, "x");
         assert_eq!(
-            quarantine_name(&origin, Some(position), &unreadable),
+            quarantine_name(&provenance, Some(position), &unreadable),
             "files/b/main_stream/2020/4/1/23/a b/120.unreadable.json"
         );
-        let long = Origin::file("b", "k".repeat(1000));
+        let long = Provenance::file("b", "k".repeat(1000));
         assert!(quarantine_name(&long, None, &rejected).len() < 200);
-        let message = Origin::message("m-1", None);
+        let message = Provenance::message("m-1", None);
         assert_eq!(
             quarantine_name(&message, None, &rejected),
             "stream/m-1.json"
@@ -242,7 +251,7 @@ mod tests {
         let mut rejected = Rejected::new(Reason::Envelope, "org_id: missing");
         rejected.event_id = Some("e-1".into());
         let record = quarantine_record(
-            &Origin::message("m-1", Some("arn:q".into())),
+            &Provenance::message("m-1", Some("arn:q".into())),
             None,
             &rejected,
             b"{}",
@@ -262,7 +271,7 @@ mod tests {
             })
         );
         let binary = quarantine_record(
-            &Origin::file("b", "k"),
+            &Provenance::file("b", "k"),
             Some(Position {
                 index: 0,
                 offset: 0,

@@ -7,7 +7,7 @@
 //! itself:
 //!
 //! - Bytes at the top level that do not start an object (`oops`, `42`) are a
-//!   [`FragmentKind::Stray`] fragment that runs until the next `{`.
+//!   [`PieceKind::Stray`] fragment that runs until the next `{`.
 //! - A raw newline inside a string cannot occur in valid JSON: the object is broken there (it
 //!   fails to parse), and its fragment runs on to the next `{` (the rest of a value that held
 //!   an unescaped newline is part of the same bad fragment, so it gives one quarantine record,
@@ -17,11 +17,11 @@
 //!   after `:`, after `[`, or after `,` inside an array is a nested value wherever it stands,
 //!   at the start of a line included: boundaries do not depend on columns, so pretty-printed
 //!   events whose nested objects open in column 0 stay whole.
-//! - An object still open at the end of the input is a [`FragmentKind::Truncated`] tail.
+//! - An object still open at the end of the input is a [`PieceKind::Truncated`] tail.
 //!
 //! Fragments are borrowed from the fed chunk when they lie inside it; only a fragment that
 //! spans chunks is copied, into a buffer of at most `max_fragment` bytes. A longer fragment
-//! is reported with its first `max_fragment` bytes and `oversized` set, so memory stays
+//! is reported with its first `max_fragment` bytes as [`PieceKind::Oversized`], so memory stays
 //! bounded whatever the input.
 
 use memchr::memchr;
@@ -33,15 +33,19 @@ fn splat(b: u8) -> u64 {
     ONES * u64::from(b)
 }
 
-/// What a fragment is.
+/// What a fragment is (the splitter's four; [`super::decode`] adds `Unreadable`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FragmentKind {
+pub enum PieceKind {
     /// Balanced braces: an object, if it parses.
     Object,
     /// Top-level bytes that are not an object.
     Stray,
     /// An object cut off by the end of the input.
     Truncated,
+    /// Longer than the splitter's limit: only its beginning is kept.
+    Oversized,
+    /// The decompressed content is corrupt from here on; the bytes are the decoder's message.
+    Unreadable,
 }
 
 /// One fragment of the stream.
@@ -51,13 +55,13 @@ pub struct Fragment<'a> {
     pub index: u64,
     /// Byte offset of its first byte in the stream.
     pub offset: u64,
-    /// Its length in the stream (more than `bytes.len()` when `oversized`).
+    /// Its length in the stream (more than `bytes.len()` when oversized).
     pub length: u64,
-    /// Its bytes (only the first `max_fragment` when `oversized`).
+    /// Its bytes (only the first `max_fragment` when oversized).
     pub bytes: &'a [u8],
-    pub kind: FragmentKind,
-    /// Longer than the splitter's limit: `bytes` is only its beginning.
-    pub oversized: bool,
+    /// [`PieceKind::Oversized`] whatever it would be otherwise, when it is longer than the
+    /// splitter's limit.
+    pub kind: PieceKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,7 +170,7 @@ impl Splitter {
                 Open::Object => match self.scan(chunk, i) {
                     Stop::End => i = len,
                     Stop::Close(j) => {
-                        self.close(chunk, start, j + 1, FragmentKind::Object, emit);
+                        self.close(chunk, start, j + 1, PieceKind::Object, emit);
                         i = j + 1;
                     }
                     Stop::Broken(j) => {
@@ -177,7 +181,7 @@ impl Splitter {
                     }
                     Stop::Restart(j) => {
                         // A new line starts a new object: the open one lacks its end.
-                        self.close(chunk, start, j, FragmentKind::Object, emit);
+                        self.close(chunk, start, j, PieceKind::Object, emit);
                         self.begin(Open::Object, base + j as u64);
                         start = j;
                         self.depth = 1;
@@ -189,9 +193,9 @@ impl Splitter {
                     Some(k) => {
                         let j = i + k;
                         let kind = if self.open == Open::Stray {
-                            FragmentKind::Stray
+                            PieceKind::Stray
                         } else {
-                            FragmentKind::Object
+                            PieceKind::Object
                         };
                         self.close(chunk, start, j, kind, emit);
                         // The `{` is handled at the top level.
@@ -303,9 +307,9 @@ impl Splitter {
     pub fn finish(&mut self, emit: &mut impl FnMut(Fragment<'_>)) {
         let kind = match self.open {
             Open::None => return,
-            Open::Object => FragmentKind::Truncated,
-            Open::Stray => FragmentKind::Stray,
-            Open::Broken => FragmentKind::Object,
+            Open::Object => PieceKind::Truncated,
+            Open::Stray => PieceKind::Stray,
+            Open::Broken => PieceKind::Object,
         };
         self.close(&[], 0, 0, kind, emit);
     }
@@ -349,7 +353,7 @@ impl Splitter {
         chunk: &[u8],
         start: usize,
         end: usize,
-        kind: FragmentKind,
+        kind: PieceKind,
         emit: &mut impl FnMut(Fragment<'_>),
     ) {
         let tail = &chunk[start..end];
@@ -359,6 +363,11 @@ impl Splitter {
         self.next_index += 1;
         let offset = self.open_offset;
         let oversized = length > self.max_fragment as u64;
+        let kind = if oversized {
+            PieceKind::Oversized
+        } else {
+            kind
+        };
         // A fragment ends before the whitespace that precedes the next one.
         let trim =
             |bytes: &[u8]| bytes.len() - bytes.iter().rev().take_while(|b| is_space(**b)).count();
@@ -378,7 +387,6 @@ impl Splitter {
                 length,
                 bytes: &carry[..kept],
                 kind,
-                oversized,
             });
             self.carry = carry;
             self.carry.clear();
@@ -391,7 +399,6 @@ impl Splitter {
                 length: if oversized { length } else { kept as u64 },
                 bytes: &tail[..shown],
                 kind,
-                oversized,
             });
         }
         self.open = Open::None;
@@ -412,8 +419,7 @@ mod tests {
         offset: u64,
         length: u64,
         text: String,
-        kind: FragmentKind,
-        oversized: bool,
+        kind: PieceKind,
     }
 
     fn split_chunks(chunks: &[&[u8]], max: usize) -> Vec<Owned> {
@@ -426,7 +432,6 @@ mod tests {
                 length: f.length,
                 text: String::from_utf8_lossy(f.bytes).into_owned(),
                 kind: f.kind,
-                oversized: f.oversized,
             })
         };
         for chunk in chunks {
@@ -450,14 +455,14 @@ mod tests {
         whole
     }
 
-    fn texts(fragments: &[Owned]) -> Vec<(&str, FragmentKind, u64)> {
+    fn texts(fragments: &[Owned]) -> Vec<(&str, PieceKind, u64)> {
         fragments
             .iter()
             .map(|f| (f.text.as_str(), f.kind, f.offset))
             .collect()
     }
 
-    use FragmentKind::*;
+    use PieceKind::*;
 
     #[test]
     fn back_to_back_with_and_without_newlines() {
@@ -605,10 +610,10 @@ mod tests {
             let out = split_chunks(&chunks, 8);
             assert_eq!(out.len(), 2);
             assert_eq!(out[0].text, "{\"a\":\"01");
-            assert!(out[0].oversized);
+            assert_eq!(out[0].kind, PieceKind::Oversized);
             assert_eq!(out[0].length, 18);
             assert_eq!(out[1].text, "{\"b\":1}");
-            assert!(!out[1].oversized);
+            assert_eq!(out[1].kind, PieceKind::Object);
             assert_eq!(out[1].offset, 18);
         }
     }

@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::doc::DocValue;
+use crate::pipeline::check::json::DocValue;
 
 /// The envelope of an event that passed [`check_envelope`], borrowed from the parsed event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +119,7 @@ pub fn check_envelope<'a>(event: &'a DocValue<'_>) -> Result<Envelope<'a>, Envel
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::doc::parse;
+    use crate::pipeline::check::json::parse;
     use serde_json::{Value, json};
 
     fn check(event: &Value) -> Result<String, EnvelopeError> {

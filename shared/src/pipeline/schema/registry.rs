@@ -19,178 +19,17 @@
 //! and 2020-12 specifications do by default.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
-use aws_sdk_s3::error::DisplayErrorContext;
-use aws_sdk_s3::operation::get_object::GetObjectError;
 use jsonschema::{Draft, Validator};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::doc::DocJson;
-use super::sink::S3Uri;
-
-/// Where schemas are read from.
-#[derive(Debug, Clone)]
-pub enum SchemaSource {
-    /// A folder holding `json_schemas/`.
-    Local(PathBuf),
-    /// A bucket (and prefix) holding `json_schemas/`.
-    S3 {
-        client: aws_sdk_s3::Client,
-        location: S3Uri,
-    },
-}
-
-/// Reading a schema failed for a reason other than its absence: the caller retries later.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("reading schema {path} failed: {message}")]
-pub struct SchemaError {
-    pub path: String,
-    pub message: String,
-}
-
-/// `json_schemas/<domain>/<event_type>.json`.
-pub fn schema_path(domain: &str, event_type: &str) -> String {
-    format!("json_schemas/{domain}/{event_type}.json")
-}
-
-/// What identifies the version of a schema document that was read: the S3 ETag or the
-/// file's modification time. A conditional read sends it back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SchemaVersion {
-    ETag(String),
-    Modified(SystemTime),
-}
-
-/// The answer of a conditional read ([`SchemaSource::fetch_if_changed`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fetched {
-    /// The document is still the version that was given.
-    Unchanged,
-    /// There is no such document.
-    Missing,
-    /// The document, and its version when the source names one.
-    Found {
-        document: Vec<u8>,
-        version: Option<SchemaVersion>,
-    },
-}
-
-impl SchemaSource {
-    /// `s3://...` is S3 (read with `client`), anything else a local folder.
-    pub fn parse(text: &str, client: impl FnOnce() -> aws_sdk_s3::Client) -> Option<Self> {
-        let text = text.trim();
-        if text.is_empty() {
-            return None;
-        }
-        if text.starts_with("s3://") {
-            let location = S3Uri::parse(text)?;
-            Some(Self::S3 {
-                client: client(),
-                location,
-            })
-        } else {
-            Some(Self::Local(PathBuf::from(text)))
-        }
-    }
-
-    /// For logs.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Local(path) => path.display().to_string(),
-            Self::S3 { location, .. } => location.to_string(),
-        }
-    }
-
-    /// The schema document, or `None` when it does not exist.
-    pub async fn fetch(&self, path: &str) -> Result<Option<Vec<u8>>, SchemaError> {
-        match self.fetch_if_changed(path, None).await? {
-            Fetched::Found { document, .. } => Ok(Some(document)),
-            Fetched::Missing | Fetched::Unchanged => Ok(None),
-        }
-    }
-
-    /// One read of the schema document, conditional on `known` (the version read before):
-    /// S3 `GetObject` with `If-None-Match` on the ETag (a 304 answer is [`Fetched::Unchanged`]),
-    /// or for a folder the file's modification time (the file is read only when it differs).
-    pub async fn fetch_if_changed(
-        &self,
-        path: &str,
-        known: Option<&SchemaVersion>,
-    ) -> Result<Fetched, SchemaError> {
-        let error = |message: String| SchemaError {
-            path: path.to_owned(),
-            message,
-        };
-        match self {
-            Self::Local(root) => {
-                let file = root.join(path);
-                let modified = match tokio::fs::metadata(&file).await {
-                    Ok(meta) => meta.modified().ok(),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Ok(Fetched::Missing);
-                    }
-                    Err(e) => return Err(error(e.to_string())),
-                };
-                let version = modified.map(SchemaVersion::Modified);
-                if version.is_some() && version.as_ref() == known {
-                    return Ok(Fetched::Unchanged);
-                }
-                match tokio::fs::read(&file).await {
-                    Ok(document) => Ok(Fetched::Found { document, version }),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Fetched::Missing),
-                    Err(e) => Err(error(e.to_string())),
-                }
-            }
-            Self::S3 { client, location } => {
-                let etag = match known {
-                    Some(SchemaVersion::ETag(etag)) => Some(etag.clone()),
-                    _ => None,
-                };
-                let result = client
-                    .get_object()
-                    .bucket(&location.bucket)
-                    .key(location.key(path))
-                    .set_if_none_match(etag)
-                    .send()
-                    .await;
-                match result {
-                    Ok(output) => {
-                        let version = output.e_tag.clone().map(SchemaVersion::ETag);
-                        let body = output
-                            .body
-                            .collect()
-                            .await
-                            .map_err(|e| error(e.to_string()))?;
-                        Ok(Fetched::Found {
-                            document: body.into_bytes().to_vec(),
-                            version,
-                        })
-                    }
-                    Err(e) => {
-                        // S3 answers a matching If-None-Match with 304 Not Modified and no
-                        // body; the SDK has no modelled error for it, only the status.
-                        let status = e.raw_response().map(|r| r.status().as_u16());
-                        if status == Some(304) {
-                            return Ok(Fetched::Unchanged);
-                        }
-                        let message = DisplayErrorContext(&e).to_string();
-                        match e.into_service_error() {
-                            GetObjectError::NoSuchKey(_) => Ok(Fetched::Missing),
-                            // A HEAD-like 404 without a modelled body (moto, some proxies).
-                            _ if status == Some(404) => Ok(Fetched::Missing),
-                            _ => Err(error(message)),
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
+use super::location::{Fetched, SchemaError, SchemaLocation, SchemaRevision, schema_path};
+use crate::clock::{Clock, SystemClock};
+use crate::pipeline::check::json::DocJson;
 
 /// Whether `format` keywords are checked (`SCHEMA_FORMATS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -234,7 +73,7 @@ fn is_uuid(text: &str) -> bool {
 /// A cached schema lookup.
 #[derive(Debug)]
 pub enum SchemaEntry {
-    /// The compiled schema (validating [`super::doc::DocValue`] instances).
+    /// The compiled schema (validating [`crate::pipeline::check::json::DocValue`] instances).
     Compiled(Box<Validator<DocJson>>),
     /// No schema exists for this domain and event type.
     Missing,
@@ -286,54 +125,6 @@ pub fn compile_with(document: &[u8], formats: SchemaFormats) -> SchemaEntry {
 /// most this long after it was last read.
 pub const DEFAULT_SCHEMA_REFRESH: Duration = Duration::from_secs(300);
 
-/// Time as the registry sees it. Lambda uses [`SystemClock`]; tests drive a [`ManualClock`].
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    fn now(&self) -> Instant;
-}
-
-/// The monotonic system clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
-
-/// A clock that moves only when told to ([`ManualClock::advance`]).
-#[derive(Debug)]
-pub struct ManualClock {
-    start: Instant,
-    offset: Mutex<Duration>,
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ManualClock {
-    pub fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            offset: Mutex::new(Duration::ZERO),
-        }
-    }
-
-    /// Moves the clock forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        *self.offset.lock().unwrap_or_else(|e| e.into_inner()) += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.start + *self.offset.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
 /// Counts of schema reads since the last [`SchemaRegistry::take_stats`] (EMF metrics).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SchemaStats {
@@ -371,7 +162,7 @@ fn bump(counter: &AtomicU64) {
 struct Slot {
     entry: Arc<SchemaEntry>,
     /// The version last read (sent back on the next conditional read).
-    version: Option<SchemaVersion>,
+    version: Option<SchemaRevision>,
     /// SHA-256 of the document last read: a new version with the same bytes is not
     /// recompiled.
     digest: Option<[u8; 32]>,
@@ -395,7 +186,7 @@ fn digest(document: &[u8]) -> [u8; 32] {
 /// interval.
 #[derive(Debug)]
 pub struct SchemaRegistry {
-    source: SchemaSource,
+    source: SchemaLocation,
     formats: SchemaFormats,
     refresh: Duration,
     clock: Arc<dyn Clock>,
@@ -405,13 +196,13 @@ pub struct SchemaRegistry {
 
 impl SchemaRegistry {
     /// A registry that asserts formats ([`SchemaFormats::Assert`]).
-    pub fn new(source: SchemaSource) -> Self {
+    pub fn new(source: SchemaLocation) -> Self {
         Self::with_formats(source, SchemaFormats::Assert)
     }
 
     /// A registry whose schemas treat `format` as `formats` says (refreshed every
     /// [`DEFAULT_SCHEMA_REFRESH`] by the system clock).
-    pub fn with_formats(source: SchemaSource, formats: SchemaFormats) -> Self {
+    pub fn with_formats(source: SchemaLocation, formats: SchemaFormats) -> Self {
         Self {
             source,
             formats,
@@ -433,7 +224,7 @@ impl SchemaRegistry {
         self.formats
     }
 
-    pub fn source(&self) -> &SchemaSource {
+    pub fn source(&self) -> &SchemaLocation {
         &self.source
     }
 
@@ -552,7 +343,7 @@ impl SchemaRegistry {
     async fn refresh_slot(
         &self,
         path: &str,
-        version: Option<SchemaVersion>,
+        version: Option<SchemaRevision>,
         now: Instant,
     ) -> Arc<SchemaEntry> {
         let fetched = self.source.fetch_if_changed(path, version.as_ref()).await;
@@ -629,7 +420,9 @@ impl SchemaRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::doc::parse;
+    use crate::clock::ManualClock;
+    use crate::pipeline::check::json::parse;
+    use std::time::SystemTime;
 
     fn valid(v: &Validator<DocJson>, instance: serde_json::Value) -> bool {
         let text = instance.to_string();
@@ -736,7 +529,7 @@ mod tests {
         let folder = dir.join("json_schemas/account");
         std::fs::create_dir_all(&folder).unwrap();
         std::fs::write(folder.join("x-1.json"), br#"{"type":"object"}"#).unwrap();
-        let registry = SchemaRegistry::new(SchemaSource::Local(dir.clone()));
+        let registry = SchemaRegistry::new(SchemaLocation::Local(dir.clone()));
         assert!(registry.cached("account", "x-1").is_none());
         let entry = registry.get("account", "x-1").await.unwrap();
         assert!(matches!(*entry, SchemaEntry::Compiled(_)));
@@ -768,7 +561,7 @@ mod tests {
         let file = folder.join("x-1.json");
         write_at(&file, br#"{"type":"object"}"#, 1_000);
         let clock = Arc::new(ManualClock::new());
-        let registry = SchemaRegistry::new(SchemaSource::Local(dir.clone()))
+        let registry = SchemaRegistry::new(SchemaLocation::Local(dir.clone()))
             .with_refresh(Duration::from_secs(60), clock.clone());
         let is_object = |entry: &SchemaEntry| match entry {
             SchemaEntry::Compiled(v) => valid(v, serde_json::json!({})),
