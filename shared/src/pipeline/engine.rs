@@ -293,7 +293,7 @@ async fn write_item(
         }
         Checked::Reject(rejected) => {
             writer
-                .quarantine_owned(
+                .quarantine(
                     provenance,
                     Some(item.position),
                     &rejected,

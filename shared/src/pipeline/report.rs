@@ -162,41 +162,38 @@ pub fn finish(
 /// the larger one, so that its counts reach the metrics once.
 pub fn log(function: &str, unit: Unit<'_>, report: &Report, started: Instant) {
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let (bucket, key, messages, failed, what) = match unit {
+        Unit::Object { bucket, key } => {
+            (Some(bucket), Some(key), None, None, "event file ingested")
+        }
+        Unit::Messages { messages, failed } => (
+            None,
+            None,
+            Some(messages),
+            Some(failed),
+            "message batch ingested",
+        ),
+    };
     let r = report;
-    match unit {
-        Unit::Object { bucket, key } => tracing::info!(
-            function,
-            bucket,
-            key,
-            read = r.read,
-            new = r.new,
-            duplicate = r.duplicate,
-            invalid = r.invalid,
-            quarantined = r.quarantined,
-            unverified = r.unverified,
-            large = r.large,
-            refused = r.refused,
-            bytes = r.bytes,
-            elapsed_ms,
-            "event file ingested"
-        ),
-        Unit::Messages { messages, failed } => tracing::info!(
-            function,
-            messages,
-            failed,
-            read = r.read,
-            new = r.new,
-            duplicate = r.duplicate,
-            invalid = r.invalid,
-            quarantined = r.quarantined,
-            unverified = r.unverified,
-            large = r.large,
-            refused = r.refused,
-            bytes = r.bytes,
-            elapsed_ms,
-            "message batch ingested"
-        ),
-    }
+    // Fields that are `None` are left out of the line.
+    tracing::info!(
+        function,
+        bucket,
+        key,
+        messages,
+        failed,
+        read = r.read,
+        new = r.new,
+        duplicate = r.duplicate,
+        invalid = r.invalid,
+        quarantined = r.quarantined,
+        unverified = r.unverified,
+        large = r.large,
+        refused = r.refused,
+        bytes = r.bytes,
+        elapsed_ms,
+        "{what}"
+    );
 }
 
 #[cfg(test)]

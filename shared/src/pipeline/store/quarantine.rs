@@ -143,30 +143,18 @@ pub fn quarantine_record(
 }
 
 impl Writer {
-    /// Step 4: the quarantine record (replaced, not added, when written again).
+    /// Step 4: the quarantine record (replaced, not added, when written again). An owned
+    /// fragment is dropped once its record is serialized (a fragment of several MiB is not
+    /// held during the write).
     pub async fn quarantine(
         &self,
         provenance: &Provenance,
         position: Option<Position>,
         rejected: &Rejected,
-        fragment: &[u8],
+        fragment: impl AsRef<[u8]>,
         complete: bool,
     ) -> Result<Report, PipelineError> {
-        let body = record_body(provenance, position, rejected, fragment, complete)?;
-        self.put_record(provenance, position, rejected, body).await
-    }
-
-    /// [`Writer::quarantine`] of a fragment that is dropped once its record is serialized
-    /// (a fragment of several MiB is not held during the write).
-    pub async fn quarantine_owned(
-        &self,
-        provenance: &Provenance,
-        position: Option<Position>,
-        rejected: &Rejected,
-        fragment: Vec<u8>,
-        complete: bool,
-    ) -> Result<Report, PipelineError> {
-        let body = record_body(provenance, position, rejected, &fragment, complete)?;
+        let body = record_body(provenance, position, rejected, fragment.as_ref(), complete)?;
         drop(fragment);
         self.put_record(provenance, position, rejected, body).await
     }
