@@ -215,10 +215,8 @@ impl Emf {
 
     /// From `METRICS_NAMESPACE`: unset means `default`, empty means off.
     pub fn from_env(default: &str) -> Self {
-        match std::env::var(ENV_METRICS_NAMESPACE) {
-            Ok(value) => Self::new(Some(value)),
-            Err(_) => Self::new(Some(default.to_owned())),
-        }
+        let namespace = crate::settings::Env::process().raw(ENV_METRICS_NAMESPACE);
+        Self::new(Some(namespace.unwrap_or_else(|| default.to_owned())))
     }
 
     /// Metrics under `namespace` kept in memory, for tests.

@@ -312,24 +312,15 @@ pub struct SinkDrain {
 }
 
 /// A setting the reconciler cannot start without.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0} is required")]
-pub struct MissingSetting(pub &'static str);
-
 /// The function name in logs and metrics.
 pub const RECONCILER: &str = "ledger-reconciler";
 
 impl SinkDrain {
     /// From the environment: `JOURNAL_TABLE`, `LEDGER_TABLE`.
-    pub async fn from_env() -> Result<Self, MissingSetting> {
-        let required = |name: &'static str| {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(MissingSetting(name))
-        };
-        let journal_table = required("JOURNAL_TABLE")?;
-        let ledger_table = required("LEDGER_TABLE")?;
+    pub async fn from_env() -> Result<Self, crate::settings::SettingError> {
+        let env = crate::settings::Env::process();
+        let journal_table = env.required("JOURNAL_TABLE")?;
+        let ledger_table = env.required("LEDGER_TABLE")?;
         let sdk = crate::aws::load_config().await;
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
         Ok(Self {

@@ -457,9 +457,9 @@ impl Policy {
 
     /// `POLICY_FILE` if set, else the shipped default.
     pub fn from_env() -> Result<Self, PolicyError> {
-        match std::env::var_os("POLICY_FILE") {
-            Some(p) if !p.is_empty() => Self::from_file(Path::new(&p)),
-            _ => Self::builtin(),
+        match crate::settings::Env::process().optional("POLICY_FILE") {
+            Some(p) => Self::from_file(Path::new(&p)),
+            None => Self::builtin(),
         }
     }
 }

@@ -35,7 +35,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 
-use super::runner::{StartupError, runner_parts, serve};
+use super::runner::{runner_parts, serve};
 use super::{Answer, Decision, DecisionCtx, Journaled, PolicyHandle, PolicySettings, Webhook};
 use crate::controls::{ControlStore, Counter, Verdict, evaluate};
 use crate::journal::{FallbackReason, How, Inputs, Money, Shadow};
@@ -45,7 +45,7 @@ use crate::ledger::{
 use crate::models::{AvailableCreditLimit, ZeroBalanceRequest, ZeroBalanceResponse};
 use crate::policy::all_inputs;
 use crate::policy::{Decided, Policy, Section};
-use crate::settings::SettingError;
+use crate::settings::{Env, SettingError};
 
 /// Longest transaction `id` a request may carry: its journal keys (at most
 /// `zero-balance#reversal#<id>#<amount>`) stay far below DynamoDB's 1,024-byte limit for the
@@ -93,33 +93,37 @@ impl Default for ZeroBalanceCodes {
     }
 }
 
-fn code_from_env(name: &'static str, default: String) -> Result<String, SettingError> {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => {
+fn code_from_env(
+    env: &Env<'_>,
+    var: &'static str,
+    default: String,
+) -> Result<String, SettingError> {
+    Ok(env
+        .parsed_with(var, |v| {
             if v.len() == 2 && v.chars().all(|c| c.is_ascii_alphanumeric()) {
-                Ok(v)
+                Ok(v.to_owned())
             } else {
-                Err(SettingError::Invalid {
-                    var: name,
-                    value: v,
-                    reason: "a response code has two characters".into(),
-                })
+                Err("a response code has two characters".into())
             }
-        }
-        _ => Ok(default),
-    }
+        })?
+        .unwrap_or(default))
 }
 
 impl ZeroBalanceCodes {
-    pub fn from_env() -> Result<Self, StartupError> {
+    pub fn from_env() -> Result<Self, SettingError> {
         let d = Self::default();
+        let env = Env::process();
         let codes = Self {
-            approved: code_from_env("ZB_CODE_APPROVED", d.approved)?,
-            insufficient_funds: code_from_env("ZB_CODE_INSUFFICIENT_FUNDS", d.insufficient_funds)?,
-            inactive: code_from_env("ZB_CODE_INACTIVE", d.inactive)?,
-            unknown_account: code_from_env("ZB_CODE_UNKNOWN_ACCOUNT", d.unknown_account)?,
-            unsupported: code_from_env("ZB_CODE_UNSUPPORTED", d.unsupported)?,
-            invalid_amount: code_from_env("ZB_CODE_INVALID_AMOUNT", d.invalid_amount)?,
+            approved: code_from_env(&env, "ZB_CODE_APPROVED", d.approved)?,
+            insufficient_funds: code_from_env(
+                &env,
+                "ZB_CODE_INSUFFICIENT_FUNDS",
+                d.insufficient_funds,
+            )?,
+            inactive: code_from_env(&env, "ZB_CODE_INACTIVE", d.inactive)?,
+            unknown_account: code_from_env(&env, "ZB_CODE_UNKNOWN_ACCOUNT", d.unknown_account)?,
+            unsupported: code_from_env(&env, "ZB_CODE_UNSUPPORTED", d.unsupported)?,
+            invalid_amount: code_from_env(&env, "ZB_CODE_INVALID_AMOUNT", d.invalid_amount)?,
         };
         Ok(codes)
     }
