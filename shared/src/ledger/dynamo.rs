@@ -333,7 +333,7 @@ impl Ledger for DynamoLedger {
         given: &str,
         timeout: Duration,
     ) -> Result<bool, LedgerError> {
-        let Some(audit) = super::compensation_entry(stored, given, crate::journal::now_ms()) else {
+        let Some(audit) = super::compensation_entry(stored, given, crate::clock::now_ms()) else {
             return Ok(false);
         };
         let Some(m) = stored.money.as_ref() else {

@@ -117,7 +117,7 @@ impl Ledger for InMemoryLedger {
         given: &str,
         _timeout: Duration,
     ) -> Result<bool, LedgerError> {
-        let Some(audit) = super::compensation_entry(stored, given, crate::journal::now_ms()) else {
+        let Some(audit) = super::compensation_entry(stored, given, crate::clock::now_ms()) else {
             return Ok(false);
         };
         let mut books = self.lock()?;

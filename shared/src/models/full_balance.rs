@@ -52,6 +52,13 @@ pub struct FullBalanceRequest {
 }
 
 /// `fields` of a [`FullBalanceRequest`].
+///
+/// Deliberately a copy: many members repeat [`crate::models::ZeroBalanceFields`]'s (and a few
+/// tokenization's and banking's). A common struct would need `#[serde(flatten)]`, which buffers
+/// every value and breaks on numbers with `arbitrary_precision` (see [`crate::models`]); and
+/// Pismo documents each webhook's members, requirement and types separately (they differ: the
+/// Full balance table gives `cvv_data` as a bool, Zero balance as a string). So each contract has
+/// its own struct, written from its own table; `duplicates` lists these pairs on purpose.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FullBalanceFields {
     /// Message type ID, e.g. `0100` authorization request, `0120` advice. (Req: Y)

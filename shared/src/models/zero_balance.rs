@@ -26,6 +26,9 @@ pub struct ZeroBalanceRequest {
 }
 
 /// `fields` of a [`ZeroBalanceRequest`].
+///
+/// Deliberately a copy of the members it shares with [`crate::models::FullBalanceFields`]: see
+/// there why the contracts do not share a struct.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ZeroBalanceFields {
     /// Message type ID, e.g. `0100` authorization request, `0120` advice. (Req: Y)

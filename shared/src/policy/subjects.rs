@@ -9,6 +9,11 @@ use crate::policy_subject;
 
 use super::field::Field;
 
+// The Full balance and Zero balance lists repeat most of their `fields.*` lines on purpose: the
+// two request types are separate structs (`models::FullBalanceFields` says why), so each field
+// is read from its own type, and a rule's path is checked against the webhook it is written
+// for.
+
 fn list<'a, T>(items: &'a Option<Vec<T>>, f: impl Fn(&'a T) -> &'a str) -> Field<'a> {
     match items {
         Some(v) => Field::List(v.iter().map(|i| std::borrow::Cow::Borrowed(f(i))).collect()),

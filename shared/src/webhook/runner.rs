@@ -12,7 +12,8 @@ use tokio::time::Instant;
 use super::{
     Answer, DecisionCtx, Journaled, Policies, PolicyKind, PolicySettings, PolicyWebhook, Webhook,
 };
-use crate::journal::{Budget, DynamoJournal, FallbackReason, Journal, now_ms};
+use crate::clock::now_ms;
+use crate::journal::{Budget, DynamoJournal, FallbackReason, Journal};
 use crate::metrics::{Emf, Unit, WEBHOOKS_NAMESPACE};
 use crate::models::parse_json;
 use crate::policy::PolicyError;
