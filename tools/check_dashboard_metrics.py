@@ -18,8 +18,8 @@ Usage: check_dashboard_metrics.py [template.yaml] [shared/src/metrics.rs]
 """
 import json
 import re
-import sys
 
+from check_report import report, run
 from expand_template import expanded, load
 
 # The AWS service metrics a dashboard may use (namespace, metric) -> dimension names.
@@ -178,17 +178,10 @@ def main(argv):
     found, count = problems(template, known, names, functions)
     if not count and not found:
         found.append(f"{template_path}: no dashboard metric found")
-    for p in found:
-        print(p, file=sys.stderr)
-    if found:
-        return 1
-    print(f"{template_path}: the dashboard's {count} metrics are all written by the functions or AWS")
-    return 0
+    return report(
+        found, f"{template_path}: the dashboard's {count} metrics are all written by the functions or AWS"
+    )
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except ValueError as e:  # an expansion or a catalog that cannot be read
-        print(f"{sys.argv[0]}: {e}", file=sys.stderr)
-        sys.exit(1)
+    run(main)

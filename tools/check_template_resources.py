@@ -23,8 +23,8 @@ Usage: check_template_resources.py [--write] [template.yaml] [tests/template_res
 """
 import json
 import re
-import sys
 
+from check_report import report, run
 from expand_template import expanded, load, translated
 
 # AWS::ApiGateway::Deployment ids end in 10 hex digits that change with the API's definition.
@@ -187,20 +187,12 @@ def main(argv):
     problems += fixed_name_problems(deployed)
     with open(template_path, encoding="utf-8") as f:
         problems += parameter_problems(template, f.read())
-    for p in problems:
-        print(p, file=sys.stderr)
-    if problems:
-        return 1
-    print(
+    return report(
+        problems,
         f"{template_path}: the {len(found)} resources of {list_path}, functions buildable,"
-        " every parameter grouped, partition-correct ARNs, no fixed physical name"
+        " every parameter grouped, partition-correct ARNs, no fixed physical name",
     )
-    return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except ValueError as e:  # an expansion or a catalog that cannot be read
-        print(f"{sys.argv[0]}: {e}", file=sys.stderr)
-        sys.exit(1)
+    run(main)

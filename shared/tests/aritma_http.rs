@@ -53,6 +53,11 @@ async fn send(handler: &AritmaEvents, event: &str) -> Response<Body> {
         .await
 }
 
+/// POSTs `body` with this content type and no other header; the status and the JSON answer.
+async fn post_json(handler: &AritmaEvents, content_type: &str, body: &str) -> (u16, Value) {
+    json_of(send(handler, &post(content_type, &[], body)).await)
+}
+
 fn json_of(res: Response<Body>) -> (u16, Value) {
     let status = res.status().as_u16();
     let body = match res.into_body() {
@@ -304,7 +309,7 @@ async fn structured_mode_with_and_without_charset() {
         "Application/CloudEvents+JSON;charset=\"UTF-8\"",
     ] {
         let (handler, store) = setup(|_| {});
-        let (status, body) = json_of(send(&handler, &post(content_type, &[], &event)).await);
+        let (status, body) = post_json(&handler, content_type, &event).await;
         assert_eq!(
             (status, body),
             (200, json!({"accepted": 1, "duplicates": 0, "invalid": 0})),
@@ -327,35 +332,23 @@ async fn structured_mode_with_and_without_charset() {
     assert!(store.get(&aritma_pk("#fragment", "s1")).is_some());
 
     let (handler, _) = setup(|_| {});
-    let (status, body) = json_of(
-        send(
-            &handler,
-            &post(
-                "application/cloudevents+json; charset=iso-8859-1",
-                &[],
-                &event,
-            ),
-        )
-        .await,
-    );
+    let (status, body) = post_json(
+        &handler,
+        "application/cloudevents+json; charset=iso-8859-1",
+        &event,
+    )
+    .await;
     assert_eq!(
         (status, body["error"].as_str()),
         (415, Some("unsupported_media_type"))
     );
     // Not JSON, and not an object.
-    let (status, body) = json_of(
-        send(
-            &handler,
-            &post("application/cloudevents+json", &[], "{\"id\":"),
-        )
-        .await,
-    );
+    let (status, body) = post_json(&handler, "application/cloudevents+json", "{\"id\":").await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("malformed_json"))
     );
-    let (status, body) =
-        json_of(send(&handler, &post("application/cloudevents+json", &[], "[]")).await);
+    let (status, body) = post_json(&handler, "application/cloudevents+json", "[]").await;
     assert_eq!(
         (status, body["error"].as_str()),
         (400, Some("invalid_event"))
@@ -379,8 +372,7 @@ async fn batch_content_type_and_plain_json_array() {
         "application/json; charset=utf-8",
     ] {
         let (handler, store) = setup(|_| {});
-        let (status, body) =
-            json_of(send(&handler, &post(content_type, &[], &two_events("2"))).await);
+        let (status, body) = post_json(&handler, content_type, &two_events("2")).await;
         assert_eq!(
             (status, body),
             (200, json!({"accepted": 2, "duplicates": 0, "invalid": 0})),
@@ -388,24 +380,19 @@ async fn batch_content_type_and_plain_json_array() {
         );
         assert_eq!(store.len(), 2);
         // Duplicates inside one batch are counted, not stored twice.
-        let (status, body) = json_of(
-            send(
-                &handler,
-                &post(
-                    content_type,
-                    &[],
-                    &two_events("3").replace("\"3\"", "\"1\""),
-                ),
-            )
-            .await,
-        );
+        let (status, body) = post_json(
+            &handler,
+            content_type,
+            &two_events("3").replace("\"3\"", "\"1\""),
+        )
+        .await;
         assert_eq!(
             (status, body),
             (200, json!({"accepted": 0, "duplicates": 2, "invalid": 0})),
             "{content_type}"
         );
         // The empty batch is valid.
-        let (status, body) = json_of(send(&handler, &post(content_type, &[], " [ ] ")).await);
+        let (status, body) = post_json(&handler, content_type, " [ ] ").await;
         assert_eq!(
             (status, body),
             (200, json!({"accepted": 0, "duplicates": 0, "invalid": 0})),
@@ -414,20 +401,14 @@ async fn batch_content_type_and_plain_json_array() {
     }
     // A batch media type with an object body is refused; so is an invalid element, whole.
     let (handler, store) = setup(|_| {});
-    let (status, _) = json_of(
-        send(
-            &handler,
-            &post("application/cloudevents-batch+json", &[], "{}"),
-        )
-        .await,
-    );
+    let (status, _) = post_json(&handler, "application/cloudevents-batch+json", "{}").await;
     assert_eq!(status, 400);
     let bad = json!([
         {"specversion": "1.0", "id": "ok", "source": "kx9", "type": "t"},
         {"specversion": "1.0", "id": "bad", "source": "kx9", "type": "t", "time": "lunchtime"}
     ])
     .to_string();
-    let (status, body) = json_of(send(&handler, &post("application/json", &[], &bad)).await);
+    let (status, body) = post_json(&handler, "application/json", &bad).await;
     assert_eq!(status, 400);
     assert_eq!(body["message"], "[1].time: must be an RFC 3339 timestamp");
     assert!(store.is_empty(), "nothing of an invalid batch is stored");
@@ -445,7 +426,7 @@ async fn unknown_formats_get_415() {
         "not a media type",
     ] {
         let (handler, store) = setup(|_| {});
-        let (status, body) = json_of(send(&handler, &post(content_type, &[], &event)).await);
+        let (status, body) = post_json(&handler, content_type, &event).await;
         assert_eq!(
             (status, body["error"].as_str()),
             (415, Some("unsupported_media_type")),
@@ -552,8 +533,7 @@ async fn options_handshake() {
 #[tokio::test]
 async fn size_method_and_store_outage() {
     let (handler, store) = setup(|s| s.max_body_bytes = 64);
-    let (status, body) =
-        json_of(send(&handler, &post("application/json", &[], &two_events("2"))).await);
+    let (status, body) = post_json(&handler, "application/json", &two_events("2")).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (413, Some("payload_too_large"))
@@ -591,7 +571,7 @@ async fn keys_of_sources_with_hash_do_not_collide() {
         {"specversion": "1.0", "id": "c", "source": "a#b", "type": "t"}
     ])
     .to_string();
-    let (status, body) = json_of(send(&handler, &post("application/json", &[], &batch)).await);
+    let (status, body) = post_json(&handler, "application/json", &batch).await;
     assert_eq!(
         (status, body),
         (200, json!({"accepted": 2, "duplicates": 0, "invalid": 0}))
@@ -757,13 +737,8 @@ async fn what_is_not_a_batch_of_objects_is_still_refused_whole() {
             "invalid_event",
         ),
     ] {
-        let (status, answer) = json_of(
-            send(
-                &handler,
-                &post("application/cloudevents-batch+json", &[], body),
-            )
-            .await,
-        );
+        let (status, answer) =
+            post_json(&handler, "application/cloudevents-batch+json", body).await;
         assert_eq!(
             (status, answer["error"].as_str()),
             (400, Some(error)),
@@ -771,23 +746,11 @@ async fn what_is_not_a_batch_of_objects_is_still_refused_whole() {
         );
     }
     // An object sent with the batch media type is no batch either.
-    let (status, _) = json_of(
-        send(
-            &handler,
-            &post("application/cloudevents-batch+json", &[], "{}"),
-        )
-        .await,
-    );
+    let (status, _) = post_json(&handler, "application/cloudevents-batch+json", "{}").await;
     assert_eq!(status, 400);
     // A single invalid event is refused as before, quarantine or not.
     let single = json!({"specversion": "1.0", "id": "x", "source": "kx9"}).to_string();
-    let (status, answer) = json_of(
-        send(
-            &handler,
-            &post("application/cloudevents+json", &[], &single),
-        )
-        .await,
-    );
+    let (status, answer) = post_json(&handler, "application/cloudevents+json", &single).await;
     assert_eq!((status, answer["attribute"].as_str()), (400, Some("type")));
     assert!(store.is_empty());
     assert!(sink.objects().is_empty());

@@ -53,6 +53,15 @@ struct Case {
     value: Value,
 }
 
+/// Where `INVALID_BATCH_AT` says the batch `id` goes wrong: the index and the attribute.
+fn invalid_batch_at(id: &str) -> (usize, &'static str) {
+    INVALID_BATCH_AT
+        .iter()
+        .find(|(name, _, _)| *name == id)
+        .map(|(_, index, attribute)| (*index, *attribute))
+        .unwrap_or_else(|| panic!("{id}: add it to the table"))
+}
+
 fn load(file: &str, member: &str, expected_type: &str) -> Vec<Case> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/cloudevents-conformance")
@@ -220,18 +229,15 @@ async fn valid_batches_are_accepted_and_deduplicated() {
 async fn invalid_batches_are_refused_whole() {
     let cases = load("invalid-batches.json", "batch", "InvalidBatch");
     for case in &cases {
-        let (_, index, attribute) = INVALID_BATCH_AT
-            .iter()
-            .find(|(id, _, _)| *id == case.id)
-            .unwrap_or_else(|| panic!("{}: add it to the table", case.id));
+        let (index, attribute) = invalid_batch_at(&case.id);
         let body = case.value.to_string();
         match parse_http(
             &headers("application/cloudevents-batch+json"),
             body.as_bytes(),
         ) {
             Err(BindingError::Invalid(e)) => {
-                assert_eq!(e.index, Some(*index), "{}: {e}", case.id);
-                assert_eq!(e.attribute, *attribute, "{}: {e}", case.id);
+                assert_eq!(e.index, Some(index), "{}: {e}", case.id);
+                assert_eq!(e.attribute, attribute, "{}: {e}", case.id);
             }
             other => panic!("{}: {other:?}", case.id),
         }
@@ -254,10 +260,7 @@ async fn invalid_batches_with_a_quarantine_keep_their_valid_events() {
     // of objects is still refused whole.
     let cases = load("invalid-batches.json", "batch", "InvalidBatch");
     for case in &cases {
-        let (_, index, attribute) = INVALID_BATCH_AT
-            .iter()
-            .find(|(id, _, _)| *id == case.id)
-            .unwrap_or_else(|| panic!("{}: add it to the table", case.id));
+        let (index, attribute) = invalid_batch_at(&case.id);
         let store = Arc::new(InMemoryEventStore::new());
         let sink = Arc::new(shared::pipeline::store::blob::MemoryBlobSink::new());
         let handler = AritmaEvents::new(

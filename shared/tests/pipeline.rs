@@ -281,47 +281,32 @@ async fn formats_are_asserted_unless_annotate() -> Result<(), Box<dyn std::error
         "updated_at": "2020-04-01T23:01:00-03:00", "birth_date": "1990-05-12", "email": "ana@example.com",
         "site": "https://example.com/a", "balance": "not a number"
     });
-    let with = |field: &str, value: &str| {
-        let mut data = good.clone();
-        data[field] = Value::String(value.to_owned());
-        data
-    };
-    let events = [
-        // (event, which field is bad)
+    // (event, which field is bad): the good one, a bad event id, then one bad data field each.
+    let mut events = vec![
         (
             profile_event("0f9e8d7c-6b5a-4321-8fed-cba987654321", good.clone()),
             None,
         ),
-        (profile_event("not-a-uuid", good.clone()), Some("/event_id")),
         (
-            profile_event(
-                "0f9e8d7c-6b5a-4321-8fed-cba987654322",
-                with("birth_date", "1990-13-45"),
-            ),
-            Some("/data/birth_date"),
-        ),
-        (
-            profile_event(
-                "0f9e8d7c-6b5a-4321-8fed-cba987654323",
-                with("email", "ana.example.com"),
-            ),
-            Some("/data/email"),
-        ),
-        (
-            profile_event(
-                "0f9e8d7c-6b5a-4321-8fed-cba987654324",
-                with("site", "not a uri"),
-            ),
-            Some("/data/site"),
-        ),
-        (
-            profile_event(
-                "0f9e8d7c-6b5a-4321-8fed-cba987654325",
-                with("updated_at", "2020-04-01 23:01"),
-            ),
-            Some("/data/updated_at"),
+            profile_event("not-a-uuid", good.clone()),
+            Some("/event_id".to_owned()),
         ),
     ];
+    let bad_fields = [
+        ("birth_date", "1990-13-45"),
+        ("email", "ana.example.com"),
+        ("site", "not a uri"),
+        ("updated_at", "2020-04-01 23:01"),
+    ];
+    for (n, (field, value)) in bad_fields.into_iter().enumerate() {
+        let mut data = good.clone();
+        data[field] = Value::String(value.to_owned());
+        let event_id = format!("0f9e8d7c-6b5a-4321-8fed-cba98765432{}", n + 2);
+        events.push((
+            profile_event(&event_id, data),
+            Some(format!("/data/{field}")),
+        ));
+    }
     let file = events
         .iter()
         .map(|(e, _)| e.as_str())
@@ -370,8 +355,8 @@ async fn formats_are_asserted_unless_annotate() -> Result<(), Box<dyn std::error
     paths.sort();
     let mut expected: Vec<(String, String)> = events
         .iter()
-        .filter_map(|(_, bad)| *bad)
-        .map(|path| ("schema".to_owned(), path.to_owned()))
+        .filter_map(|(_, bad)| bad.clone())
+        .map(|path| ("schema".to_owned(), path))
         .collect();
     expected.sort();
     assert_eq!(paths, expected);

@@ -18,8 +18,8 @@ use shared::signature::signer::{CertServer, DevSigner, SignOptions};
 use shared::signature::{Verifier, VerifierConfig};
 use shared::webhook::testing::send_raw;
 use shared::webhook::{
-    BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyWebhook, RunnerConfig, Webhook,
-    WebhookRunner, ZeroBalanceCodes, ZeroBalanceWebhook,
+    BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook,
+    RunnerConfig, Webhook, WebhookRunner, ZeroBalanceCodes, ZeroBalanceWebhook,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -145,7 +145,9 @@ impl Sender {
 }
 
 /// Variants every card authorization webhook (Zero and Full balance) must take.
-fn authorization_variants(mastercard: &Value, visa: &Value, extra: Vec<Variant>) -> Vec<Variant> {
+fn authorization_variants(extra: Vec<Variant>) -> Result<Vec<Variant>, Box<dyn std::error::Error>> {
+    let mastercard = fixture("original_network_data_mastercard.json")?;
+    let visa = fixture("original_network_data_visa.json")?;
     let mut variants = vec![
         variant("seed sample", json!({})),
         variant(
@@ -195,7 +197,31 @@ fn authorization_variants(mastercard: &Value, visa: &Value, extra: Vec<Variant>)
         ),
     ];
     variants.extend(extra);
-    variants
+    Ok(variants)
+}
+
+/// Makes each request new with the body's `id` `{prefix}-{n}`.
+fn numbered_ids(prefix: &'static str) -> impl Fn(&mut Value, usize) {
+    move |body, n| body["id"] = json!(format!("{prefix}-{n}"))
+}
+
+/// Sends every variant of the fixture `base` to the built-in policy's `K` webhook; each must
+/// get a decision (200).
+async fn assert_policy_decides<K: PolicyKind>(
+    base: &str,
+    variants: &[Variant],
+    unique: impl Fn(&mut Value, usize),
+) -> TestResult {
+    let sender = Sender::start().await?;
+    let runner = runner(
+        PolicyWebhook::<K>::new(&Policy::builtin()?),
+        &sender.verifier,
+    );
+    let failures = sender
+        .send_all(&runner, &fixture(base)?, variants, unique)
+        .await?;
+    assert!(failures.is_empty(), "{failures:#?}");
+    Ok(())
 }
 
 #[tokio::test]
@@ -216,28 +242,24 @@ async fn zero_balance_variants_get_a_decision() -> TestResult {
         &sender.verifier,
         ledger.journal().clone(),
     );
-    let variants = authorization_variants(
-        &fixture("original_network_data_mastercard.json")?,
-        &fixture("original_network_data_visa.json")?,
-        vec![
-            variant(
-                "cvv_data as a boolean",
-                json!({"fields": {"cvv_data": true}}),
-            ),
-            variant("advice", json!({"fields": {"mti": "0120"}})),
-            variant("refund", json!({"fields": {"processing_code": "20"}})),
-            variant(
-                "balance inquiry",
-                json!({"fields": {"processing_code": "30"}}),
-            ),
-        ],
-    );
+    let variants = authorization_variants(vec![
+        variant(
+            "cvv_data as a boolean",
+            json!({"fields": {"cvv_data": true}}),
+        ),
+        variant("advice", json!({"fields": {"mti": "0120"}})),
+        variant("refund", json!({"fields": {"processing_code": "20"}})),
+        variant(
+            "balance inquiry",
+            json!({"fields": {"processing_code": "30"}}),
+        ),
+    ])?;
     let failures = sender
         .send_all(
             &runner,
             &fixture("zero_balance_request.json")?,
             &variants,
-            |body, n| body["id"] = json!(format!("zb-real-{n}")),
+            numbered_ids("zb-real"),
         )
         .await?;
     assert!(failures.is_empty(), "{failures:#?}");
@@ -254,52 +276,34 @@ async fn zero_balance_variants_get_a_decision() -> TestResult {
 
 #[tokio::test]
 async fn full_balance_variants_get_a_decision() -> TestResult {
-    let sender = Sender::start().await?;
-    let runner = runner(
-        PolicyWebhook::<FullBalanceAntifraud>::new(&Policy::builtin()?),
-        &sender.verifier,
-    );
-    let variants = authorization_variants(
-        &fixture("original_network_data_mastercard.json")?,
-        &fixture("original_network_data_visa.json")?,
-        vec![
-            variant(
-                "no advice codes (an authorization request)",
-                json!({"fields": {"advice_detail_code": null, "advice_reason_code": null}}),
-            ),
-            variant(
-                "limits empty or as strings",
-                json!({"fields": {"available_limit": "", "total_limit": "5000", "max_credit_limit": "5000.00", "device_id_wallet": "1234"}}),
-            ),
-            variant(
-                "no 3-D Secure, empty referral data",
-                json!({"fields": {"three_domain_security": null, "last_referral_reason": "", "id_last_referral_reason": NULL}}),
-            ),
-            variant(
-                "cvv_data as a string",
-                json!({"fields": {"cvv_data": "CVV_PRESENT", "unlock_date": false}}),
-            ),
-        ],
-    );
-    let failures = sender
-        .send_all(
-            &runner,
-            &fixture("full_balance_request.json")?,
-            &variants,
-            |body, n| body["id"] = json!(format!("fb-real-{n}")),
-        )
-        .await?;
-    assert!(failures.is_empty(), "{failures:#?}");
-    Ok(())
+    let variants = authorization_variants(vec![
+        variant(
+            "no advice codes (an authorization request)",
+            json!({"fields": {"advice_detail_code": null, "advice_reason_code": null}}),
+        ),
+        variant(
+            "limits empty or as strings",
+            json!({"fields": {"available_limit": "", "total_limit": "5000", "max_credit_limit": "5000.00", "device_id_wallet": "1234"}}),
+        ),
+        variant(
+            "no 3-D Secure, empty referral data",
+            json!({"fields": {"three_domain_security": null, "last_referral_reason": "", "id_last_referral_reason": NULL}}),
+        ),
+        variant(
+            "cvv_data as a string",
+            json!({"fields": {"cvv_data": "CVV_PRESENT", "unlock_date": false}}),
+        ),
+    ])?;
+    assert_policy_decides::<FullBalanceAntifraud>(
+        "full_balance_request.json",
+        &variants,
+        numbered_ids("fb-real"),
+    )
+    .await
 }
 
 #[tokio::test]
 async fn tokenization_variants_get_a_decision() -> TestResult {
-    let sender = Sender::start().await?;
-    let runner = runner(
-        PolicyWebhook::<CardTokenization>::new(&Policy::builtin()?),
-        &sender.verifier,
-    );
     let variants = vec![
         variant("seed sample", json!({})),
         variant(
@@ -325,28 +329,19 @@ async fn tokenization_variants_get_a_decision() -> TestResult {
             json!({"new_member": [1, {"x": true}], "card": {"new_card_member": 42}}),
         ),
     ];
-    let base = fixture("tokenization_request.json")?;
     // The idempotency key is token_id:card.id; a string token id is the same key as the number.
-    let failures = sender
-        .send_all(&runner, &base, &variants, |body, n| {
-            body["token_id"] = if n % 2 == 0 {
-                json!(900_000 + n)
-            } else {
-                json!((900_000 + n).to_string())
-            }
-        })
-        .await?;
-    assert!(failures.is_empty(), "{failures:#?}");
-    Ok(())
+    assert_policy_decides::<CardTokenization>("tokenization_request.json", &variants, |body, n| {
+        body["token_id"] = if n % 2 == 0 {
+            json!(900_000 + n)
+        } else {
+            json!((900_000 + n).to_string())
+        }
+    })
+    .await
 }
 
 #[tokio::test]
 async fn banking_variants_get_a_decision() -> TestResult {
-    let sender = Sender::start().await?;
-    let runner = runner(
-        PolicyWebhook::<BankingAntifraud>::new(&Policy::builtin()?),
-        &sender.verifier,
-    );
     let variants = vec![
         variant("seed sample", json!({})),
         variant("account id as a string", json!({"account_id": "102334690"})),
@@ -363,14 +358,10 @@ async fn banking_variants_get_a_decision() -> TestResult {
             json!({"new_member": "x", "entities": {"merchant": {"name": "x"}}}),
         ),
     ];
-    let failures = sender
-        .send_all(
-            &runner,
-            &fixture("banking_request.json")?,
-            &variants,
-            |body, n| body["id"] = json!(format!("bk-real-{n}")),
-        )
-        .await?;
-    assert!(failures.is_empty(), "{failures:#?}");
-    Ok(())
+    assert_policy_decides::<BankingAntifraud>(
+        "banking_request.json",
+        &variants,
+        numbered_ids("bk-real"),
+    )
+    .await
 }

@@ -84,6 +84,11 @@ impl Fx {
         self.k.signer.sign(BODY, &opts).unwrap()
     }
 
+    /// A request signed with a token of these claims.
+    fn signed(&self, opts: SignOptions) -> Req {
+        Req::sign(&self.token_with(opts))
+    }
+
     fn claims(&self) -> Value {
         DevSigner::claims(BODY, &self.opts())
     }
@@ -198,7 +203,7 @@ fn cases() -> Vec<(&'static str, Build, Option<&'static str>)> {
                 let hash = DevSigner::body_hash(BODY);
                 assert!(hash.ends_with('='));
                 let hash = hash.trim_end_matches('=').to_owned();
-                Req::sign(&fx.token_with(fx.opts().claim("body-hash", hash)))
+                fx.signed(fx.opts().claim("body-hash", hash))
             },
             None,
         ),
@@ -210,49 +215,49 @@ fn cases() -> Vec<(&'static str, Build, Option<&'static str>)> {
         (
             "valid with x-account-id equal to string account-id",
             |fx| {
-                Req::sign(&fx.token_with(fx.opts().account_id(ACCOUNT.to_string())))
+                fx.signed(fx.opts().account_id(ACCOUNT.to_string()))
                     .h("x-account-id", &ACCOUNT.to_string())
             },
             None,
         ),
         (
             "valid with exp just inside the leeway",
-            |fx| Req::sign(&fx.token_with(fx.opts().iat(fx.now - 600).exp(fx.now - 30))),
+            |fx| fx.signed(fx.opts().iat(fx.now - 600).exp(fx.now - 30)),
             None,
         ),
         (
             "valid with iat just inside the leeway",
-            |fx| Req::sign(&fx.token_with(fx.opts().iat(fx.now + 30))),
+            |fx| fx.signed(fx.opts().iat(fx.now + 30)),
             None,
         ),
         (
             "valid with the lifetime of Pismo's sample token (exp - iat = 10 days)",
-            |fx| Req::sign(&fx.token_with(fx.opts().iat(fx.now).exp(fx.now + 864_000))),
+            |fx| fx.signed(fx.opts().iat(fx.now).exp(fx.now + 864_000)),
             None,
         ),
         (
             "lifetime one second over PISMO_JWT_MAX_AGE_SECS",
-            |fx| Req::sign(&fx.token_with(fx.opts().iat(fx.now - 10).exp(fx.now + 863_991))),
+            |fx| fx.signed(fx.opts().iat(fx.now - 10).exp(fx.now + 863_991)),
             Some("lifetime_too_long"),
         ),
         (
             "days-long token issued long ago, still unexpired",
-            |fx| Req::sign(&fx.token_with(fx.opts().iat(fx.now - 30 * 86_400).exp(fx.now + 60))),
+            |fx| fx.signed(fx.opts().iat(fx.now - 30 * 86_400).exp(fx.now + 60)),
             Some("lifetime_too_long"),
         ),
         (
             "no iat and exp further away than the maximum plus leeway",
-            |fx| Req::sign(&fx.token_with(fx.opts().without("iat").exp(fx.now + 864_000 + 61))),
+            |fx| fx.signed(fx.opts().without("iat").exp(fx.now + 864_000 + 61)),
             Some("lifetime_too_long"),
         ),
         (
             "no iat and exp within the maximum plus leeway",
-            |fx| Req::sign(&fx.token_with(fx.opts().without("iat").exp(fx.now + 864_000 + 59))),
+            |fx| fx.signed(fx.opts().without("iat").exp(fx.now + 864_000 + 59)),
             None,
         ),
         (
             "valid without iat",
-            |fx| Req::sign(&fx.token_with(fx.opts().without("iat"))),
+            |fx| fx.signed(fx.opts().without("iat")),
             None,
         ),
         (
@@ -417,7 +422,7 @@ fn cases() -> Vec<(&'static str, Build, Option<&'static str>)> {
         ),
         (
             "exp is a string",
-            |fx| Req::sign(&fx.token_with(fx.opts().claim("exp", (fx.now + 300).to_string()))),
+            |fx| fx.signed(fx.opts().claim("exp", (fx.now + 300).to_string())),
             Some("malformed_token"),
         ),
         // ---- algorithm confusion ----
@@ -635,48 +640,48 @@ fn cases() -> Vec<(&'static str, Build, Option<&'static str>)> {
         // ---- claims ----
         (
             "no iss",
-            |fx| Req::sign(&fx.token_with(fx.opts().without("iss"))),
+            |fx| fx.signed(fx.opts().without("iss")),
             Some("missing_issuer"),
         ),
         (
             "wrong issuer",
-            |fx| Req::sign(&fx.token_with(fx.opts().iss("evil.example"))),
+            |fx| fx.signed(fx.opts().iss("evil.example")),
             Some("wrong_issuer"),
         ),
         (
             "issuer differs in case",
-            |fx| Req::sign(&fx.token_with(fx.opts().iss("API.pismo.io"))),
+            |fx| fx.signed(fx.opts().iss("API.pismo.io")),
             Some("wrong_issuer"),
         ),
         (
             "no exp",
-            |fx| Req::sign(&fx.token_with(fx.opts().without("exp"))),
+            |fx| fx.signed(fx.opts().without("exp")),
             Some("missing_exp"),
         ),
         (
             "expired beyond the leeway",
-            |fx| Req::sign(&fx.token_with(fx.opts().iat(fx.now - 3600).exp(fx.now - 61))),
+            |fx| fx.signed(fx.opts().iat(fx.now - 3600).exp(fx.now - 61)),
             Some("expired"),
         ),
         (
             "expired long ago (the seed's sample dates)",
-            |fx| Req::sign(&fx.token_with(fx.opts().iat(1_651_672_630).exp(1_652_536_630))),
+            |fx| fx.signed(fx.opts().iat(1_651_672_630).exp(1_652_536_630)),
             Some("expired"),
         ),
         (
             "iat in the future beyond the leeway",
-            |fx| Req::sign(&fx.token_with(fx.opts().iat(fx.now + 120).exp(fx.now + 600))),
+            |fx| fx.signed(fx.opts().iat(fx.now + 120).exp(fx.now + 600)),
             Some("issued_in_future"),
         ),
         (
             "nbf in the future beyond the leeway",
-            |fx| Req::sign(&fx.token_with(fx.opts().claim("nbf", fx.now + 120))),
+            |fx| fx.signed(fx.opts().claim("nbf", fx.now + 120)),
             Some("not_yet_valid"),
         ),
         // ---- body ----
         (
             "no body-hash",
-            |fx| Req::sign(&fx.token_with(fx.opts().without("body-hash"))),
+            |fx| fx.signed(fx.opts().without("body-hash")),
             Some("body_hash_missing"),
         ),
         (
@@ -712,18 +717,19 @@ fn cases() -> Vec<(&'static str, Build, Option<&'static str>)> {
                 let url_safe = DevSigner::body_hash(&body)
                     .replace('+', "-")
                     .replace('/', "_");
-                Req::sign(&fx.token_with(fx.opts().claim("body-hash", url_safe))).body(&body)
+                fx.signed(fx.opts().claim("body-hash", url_safe))
+                    .body(&body)
             },
             Some("body_hash_mismatch"),
         ),
         (
             "body-hash is not base64",
-            |fx| Req::sign(&fx.token_with(fx.opts().claim("body-hash", "!!not base64!!"))),
+            |fx| fx.signed(fx.opts().claim("body-hash", "!!not base64!!")),
             Some("body_hash_mismatch"),
         ),
         (
             "body-hash of the empty body",
-            |fx| Req::sign(&fx.token_with(fx.opts().claim("body-hash", DevSigner::body_hash(b"")))),
+            |fx| fx.signed(fx.opts().claim("body-hash", DevSigner::body_hash(b""))),
             Some("body_hash_mismatch"),
         ),
         (
@@ -731,7 +737,7 @@ fn cases() -> Vec<(&'static str, Build, Option<&'static str>)> {
             |fx| {
                 let sha1 = openssl::hash::hash(MessageDigest::sha1(), BODY).unwrap();
                 let hash = base64::engine::general_purpose::STANDARD.encode(sha1);
-                Req::sign(&fx.token_with(fx.opts().claim("body-hash", hash)))
+                fx.signed(fx.opts().claim("body-hash", hash))
             },
             Some("body_hash_mismatch"),
         ),
@@ -744,7 +750,7 @@ fn cases() -> Vec<(&'static str, Build, Option<&'static str>)> {
         (
             "x-account-id differs from a string account-id",
             |fx| {
-                Req::sign(&fx.token_with(fx.opts().account_id("98665387")))
+                fx.signed(fx.opts().account_id("98665387"))
                     .h("x-account-id", &ACCOUNT.to_string())
             },
             Some("account_mismatch"),

@@ -14,13 +14,30 @@ pub struct Expected {
     pub body: &'static str,
 }
 
-const fn http(name: &'static str, status: u16, body: &'static str) -> Expected {
+/// An API Gateway answer with status 200.
+const fn ok(name: &'static str, body: &'static str) -> Expected {
     Expected {
         name,
-        status: Some(status),
+        status: Some(200),
         body,
     }
 }
+
+/// A function's response JSON (the S3 and SQS functions).
+const fn function(name: &'static str, body: &'static str) -> Expected {
+    Expected {
+        name,
+        status: None,
+        body,
+    }
+}
+
+/// An SQS batch answer with no failed message.
+const NO_BATCH_FAILURES: &str = r#"{"batchItemFailures":[]}"#;
+/// An Aritma delivery of one event already stored.
+const ONE_DUPLICATE: &str = r#"{"accepted":0,"duplicates":1,"invalid":0}"#;
+/// A Zero balance approval that tells no balance.
+const ZERO_BALANCE_APPROVED: &str = r#"{"is_approved":true,"response_code":"00"}"#;
 
 /// Every sample, by name. A sample without an entry fails the tests.
 ///
@@ -33,126 +50,76 @@ const fn http(name: &'static str, status: u16, body: &'static str) -> Expected {
 /// SQS batch holds a new event and a `new_bucket_object` for a bucket that is not allowed
 /// (refused and quarantined, not failed).
 pub const EXPECTED: &[Expected] = &[
-    http(
+    ok(
         "aritma-batch-json-array.json",
-        200,
         r#"{"accepted":2,"duplicates":0,"invalid":0}"#,
     ),
-    http(
+    ok(
         "aritma-batch.json",
-        200,
         r#"{"accepted":0,"duplicates":2,"invalid":0}"#,
     ),
-    http(
-        "aritma-binary.json",
-        200,
-        r#"{"accepted":0,"duplicates":1,"invalid":0}"#,
+    ok("aritma-binary.json", ONE_DUPLICATE),
+    ok("aritma-options-handshake.json", ""),
+    ok("aritma-structured.json", ONE_DUPLICATE),
+    function(
+        "pipeline-s3-main-stream.json",
+        r#"{"objects":[{"bucket":"issuer-kit-events","key":"main_stream/2020/4/1/23/pismo events+1","read":10,"new":5,"duplicate":1,"invalid":4,"quarantined":4,"unverified":1,"large":0,"refused":0,"bytes":6069}],"skipped":0}"#,
     ),
-    http("aritma-options-handshake.json", 200, ""),
-    http(
-        "aritma-structured.json",
-        200,
-        r#"{"accepted":0,"duplicates":1,"invalid":0}"#,
+    function(
+        "pipeline-s3-test-event.json",
+        r#"{"objects":[],"skipped":1}"#,
     ),
-    Expected {
-        name: "pipeline-s3-main-stream.json",
-        status: None,
-        body: r#"{"objects":[{"bucket":"issuer-kit-events","key":"main_stream/2020/4/1/23/pismo events+1","read":10,"new":5,"duplicate":1,"invalid":4,"quarantined":4,"unverified":1,"large":0,"refused":0,"bytes":6069}],"skipped":0}"#,
-    },
-    Expected {
-        name: "pipeline-s3-test-event.json",
-        status: None,
-        body: r#"{"objects":[],"skipped":1}"#,
-    },
     // The same object again, named by EventBridge (the key as it is, not URL-encoded).
-    Expected {
-        name: "pipeline-s3-through-eventbridge.json",
-        status: None,
-        body: r#"{"objects":[{"bucket":"issuer-kit-events","key":"main_stream/2020/4/1/23/pismo events+1","read":10,"new":0,"duplicate":6,"invalid":4,"quarantined":4,"unverified":0,"large":0,"refused":0,"bytes":6069}],"skipped":0}"#,
-    },
-    Expected {
-        name: "pipeline-s3-through-sqs.json",
-        status: None,
-        body: r#"{"batchItemFailures":[]}"#,
-    },
-    Expected {
-        name: "pipeline-sqs-batch.json",
-        status: None,
-        body: r#"{"batchItemFailures":[]}"#,
-    },
+    function(
+        "pipeline-s3-through-eventbridge.json",
+        r#"{"objects":[{"bucket":"issuer-kit-events","key":"main_stream/2020/4/1/23/pismo events+1","read":10,"new":0,"duplicate":6,"invalid":4,"quarantined":4,"unverified":0,"large":0,"refused":0,"bytes":6069}],"skipped":0}"#,
+    ),
+    function("pipeline-s3-through-sqs.json", NO_BATCH_FAILURES),
+    function("pipeline-sqs-batch.json", NO_BATCH_FAILURES),
     // A decision the window could not settle: the reconciler writes its fence (nothing had
     // moved), and the batch has no failure.
-    Expected {
-        name: "ledger-reconciler-queue.json",
-        status: None,
-        body: r#"{"batchItemFailures":[]}"#,
-    },
-    http(
+    function("ledger-reconciler-queue.json", NO_BATCH_FAILURES),
+    ok(
         "banking-antifraud-approve.json",
-        200,
         r#"{"decision":"approve","metadata":{}}"#,
     ),
-    http(
-        "banking-antifraud-reject.json",
-        200,
-        r#"{"decision":"reject"}"#,
-    ),
-    http(
+    ok("banking-antifraud-reject.json", r#"{"decision":"reject"}"#),
+    ok(
         "card-tokenization-approve.json",
-        200,
         r#"{"approve":true,"action_code":"00"}"#,
     ),
-    http(
+    ok(
         "card-tokenization-decline.json",
-        200,
         r#"{"approve":false,"action_code":"46"}"#,
     ),
-    http(
+    ok(
         "card-tokenization-step-up.json",
-        200,
         // The step-up values come from the demo directory item of card 134142.
         r#"{"approve":true,"action_code":"85","step_up_methods":[{"method":"OTPSMS","value":"+55*******4321"},{"method":"OTPAPP","value":"com.issuer.app","platform":"ANDROID"}]}"#,
     ),
-    http(
+    ok(
         "full-balance-antifraud-approve.json",
-        200,
         r#"{"approve":true,"response_code":"00"}"#,
     ),
-    http(
+    ok(
         "full-balance-antifraud-decline.json",
-        200,
         r#"{"approve":false,"response_code":"57"}"#,
     ),
-    http(
-        "zero-balance-advice.json",
-        200,
-        r#"{"is_approved":true,"response_code":"00"}"#,
-    ),
-    http(
+    ok("zero-balance-advice.json", ZERO_BALANCE_APPROVED),
+    ok(
         "zero-balance-balance-inquiry.json",
-        200,
         r#"{"is_approved":true,"response_code":"00","limit_amount":100.00,"available_credit_limit":{"amount":100.00,"currency_code":986}}"#,
     ),
-    http(
+    ok(
         "zero-balance-blocked-account.json",
-        200,
         r#"{"is_approved":false,"response_code":"57"}"#,
     ),
-    http(
-        "zero-balance-purchase-approve.json",
-        200,
-        r#"{"is_approved":true,"response_code":"00"}"#,
-    ),
-    http(
+    ok("zero-balance-purchase-approve.json", ZERO_BALANCE_APPROVED),
+    ok(
         "zero-balance-purchase-insufficient.json",
-        200,
         r#"{"is_approved":false,"response_code":"51"}"#,
     ),
-    http(
-        "zero-balance-refund.json",
-        200,
-        r#"{"is_approved":true,"response_code":"00"}"#,
-    ),
+    ok("zero-balance-refund.json", ZERO_BALANCE_APPROVED),
 ];
 
 /// The Zero balance accounts the samples expect: 1234 active with 100.00, 4321 blocked.

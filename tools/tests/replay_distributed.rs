@@ -6,7 +6,7 @@
 use std::process::Stdio;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader, Lines};
 use tools::moto::Moto;
 
 const RESULT_BUCKET: &str = "issuer-kit-events-123456789012-us-east-1";
@@ -56,6 +56,18 @@ fn replay(moto: &Moto, args: &[&str]) -> tokio::process::Command {
     command
 }
 
+/// The next line of the command's output, as JSON; `missing` is the error when there is none.
+async fn next_json<R: AsyncBufRead + Unpin>(
+    lines: &mut Lines<R>,
+    missing: &str,
+) -> anyhow::Result<Value> {
+    let line = lines
+        .next_line()
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("{missing}"))?;
+    Ok(serde_json::from_str(&line)?)
+}
+
 async fn input_of(sfn: &aws_sdk_sfn::Client, execution: &str) -> anyhow::Result<Value> {
     let described = sfn
         .describe_execution()
@@ -94,12 +106,7 @@ async fn distributed_replay_starts_follows_and_totals_an_execution() -> anyhow::
         .take()
         .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
     let mut lines = BufReader::new(stdout).lines();
-    let first: Value = serde_json::from_str(
-        &lines
-            .next_line()
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("replay printed nothing"))?,
-    )?;
+    let first = next_json(&mut lines, "replay printed nothing").await?;
     let execution = first["execution"]
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("no execution in {first}"))?
@@ -116,12 +123,7 @@ async fn distributed_replay_starts_follows_and_totals_an_execution() -> anyhow::
         .execution_arn(&execution)
         .send()
         .await?;
-    let last: Value = serde_json::from_str(
-        &lines
-            .next_line()
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("no totals line"))?,
-    )?;
+    let last = next_json(&mut lines, "no totals line").await?;
     let status = child.wait().await?;
     assert_eq!(status.code(), Some(1), "an aborted execution exits 1");
     assert_eq!(last["execution"], execution.as_str());

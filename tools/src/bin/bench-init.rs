@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use tools::local_stack::FUNCTIONS;
 
 #[derive(Parser)]
 struct Args {
@@ -37,17 +38,6 @@ struct Args {
     #[arg(long)]
     platform_cert_dirs: bool,
 }
-
-const FUNCTIONS: [&str; 8] = [
-    "card-tokenization",
-    "banking-antifraud",
-    "full-balance-antifraud",
-    "zero-balance",
-    "aritma-events",
-    "event-files",
-    "event-stream",
-    "ledger-reconciler",
-];
 
 /// The platform's CA bundle, as template.yaml hands it to every function (`SSL_CERT_FILE`:
 /// one file, no scan of the certificate directories): Amazon Linux's path, else Debian's.

@@ -126,6 +126,11 @@ async fn show(stack: &LocalStack, sample: &Sample, note: &str) -> anyhow::Result
     Ok(check != "UNEXPECTED" && check != "no expectation")
 }
 
+/// How many items a scan of `table` counts (one page: the local tables are small).
+async fn item_count(ddb: &aws_sdk_dynamodb::Client, table: &str) -> anyhow::Result<i32> {
+    Ok(ddb.scan().table_name(table).send().await?.count())
+}
+
 async fn replay(stack: &LocalStack) -> anyhow::Result<()> {
     let samples = stack.samples()?;
     let mut all_ok = true;
@@ -142,19 +147,9 @@ async fn replay(stack: &LocalStack) -> anyhow::Result<()> {
 
     let ddb = aws_sdk_dynamodb::Client::new(&stack.sdk);
     let names = &stack.names;
-    let records = ddb
-        .scan()
-        .table_name(&names.journal_table)
-        .send()
-        .await?
-        .count();
+    let records = item_count(&ddb, &names.journal_table).await?;
     println!("\ndecision journal entries stored: {records}");
-    let events = ddb
-        .scan()
-        .table_name(&names.events_table)
-        .send()
-        .await?
-        .count();
+    let events = item_count(&ddb, &names.events_table).await?;
     println!("events stored once each (Aritma and Pismo): {events}");
     let account = DynamoLedger::new(ddb.clone(), &names.ledger_table, &names.journal_table)
         .account("1234", shared::ledger::OPERATOR_TIMEOUT)

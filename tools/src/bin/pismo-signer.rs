@@ -52,13 +52,8 @@ enum Command {
     },
     /// Sign a body and print the header line.
     Sign {
-        /// The body, byte for byte as it will be sent (`-` for stdin).
-        #[arg(long)]
-        body: PathBuf,
         #[command(flatten)]
-        claims: ClaimArgs,
-        #[arg(long, value_enum, default_value_t = HeaderChoice::XPismoSign)]
-        header_name: HeaderChoice,
+        signed: SignArgs,
         /// Print the token alone.
         #[arg(long)]
         token_only: bool,
@@ -67,13 +62,8 @@ enum Command {
     Send {
         #[arg(long)]
         url: String,
-        /// The body, byte for byte as it will be sent (`-` for stdin).
-        #[arg(long)]
-        body: PathBuf,
         #[command(flatten)]
-        claims: ClaimArgs,
-        #[arg(long, value_enum, default_value_t = HeaderChoice::XPismoSign)]
-        header_name: HeaderChoice,
+        signed: SignArgs,
     },
     /// Re-sign an API Gateway proxy event file: rewrite its x-pismo-sign header for its body.
     SignEvent {
@@ -86,6 +76,27 @@ enum Command {
         #[command(flatten)]
         claims: ClaimArgs,
     },
+}
+
+/// What `sign` and `send` sign: a body, its claims, and the header that carries the token.
+#[derive(Args)]
+struct SignArgs {
+    /// The body, byte for byte as it will be sent (`-` for stdin).
+    #[arg(long)]
+    body: PathBuf,
+    #[command(flatten)]
+    claims: ClaimArgs,
+    #[arg(long, value_enum, default_value_t = HeaderChoice::XPismoSign)]
+    header_name: HeaderChoice,
+}
+
+impl SignArgs {
+    /// The body and a token for it (a 300-second lifetime unless `--exp-secs`).
+    fn sign(&self, dir: &Path) -> Result<(Vec<u8>, String)> {
+        let body = read_body(&self.body)?;
+        let token = signer(dir)?.sign(&body, &self.claims.options(300))?;
+        Ok((body, token))
+    }
 }
 
 #[derive(Args)]
@@ -206,39 +217,31 @@ async fn run(cli: Cli) -> Result<()> {
             println!("export PISMO_CERTS_URL={}", server.url());
             server.run_forever().await;
         }
-        Command::Sign {
-            body,
-            claims,
-            header_name,
-            token_only,
-        } => {
-            let body = read_body(&body)?;
-            let token = signer(&cli.dir)?.sign(&body, &claims.options(300))?;
+        Command::Sign { signed, token_only } => {
+            let (_, token) = signed.sign(&cli.dir)?;
             if token_only {
                 println!("{token}");
             } else {
-                println!("{}: {}", header_name.name(), header_name.value(&token));
-                if let Some(account_id) = &claims.account_id {
+                println!(
+                    "{}: {}",
+                    signed.header_name.name(),
+                    signed.header_name.value(&token)
+                );
+                if let Some(account_id) = &signed.claims.account_id {
                     println!("x-account-id: {account_id}");
                 }
             }
         }
-        Command::Send {
-            url,
-            body,
-            claims,
-            header_name,
-        } => {
-            let body = read_body(&body)?;
-            let token = signer(&cli.dir)?.sign(&body, &claims.options(300))?;
+        Command::Send { url, signed } => {
+            let (body, token) = signed.sign(&cli.dir)?;
             let client = shared::tls::reqwest_builder()?
                 .timeout(std::time::Duration::from_secs(30))
                 .build()?;
             let mut request = client
                 .post(&url)
                 .header("content-type", "application/json")
-                .header(header_name.name(), header_name.value(&token));
-            if let Some(account_id) = &claims.account_id {
+                .header(signed.header_name.name(), signed.header_name.value(&token));
+            if let Some(account_id) = &signed.claims.account_id {
                 request = request.header("x-account-id", account_id);
             }
             let response = request
