@@ -2,10 +2,10 @@
 //! delivered twice stores 2 items; with the emulator stopped the answer is 503 + Retry-After;
 //! a batch with invalid events stores the valid ones and quarantines the rest in S3.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::{events_dir, objects, post_event};
 use serde_json::{Value, json};
 use shared::aritma::{AritmaEvents, AritmaSettings, ExpectedAuthorization};
 use shared::event_store::DynamoEventStore;
@@ -16,9 +16,7 @@ use tools::moto::Moto;
 const AUTH: &str = "Bearer local-dev-aritma";
 
 fn sample(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../events")
-        .join(name);
+    let path = events_dir().join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -205,17 +203,7 @@ async fn authorization_is_read_once_from_secrets_manager() -> anyhow::Result<()>
 
 /// A proxy event carrying `body` as a plain JSON array, as Aritma batches.
 fn batch_event(body: &str) -> String {
-    json!({
-        "resource": "/aritma/events",
-        "path": "/aritma/events",
-        "httpMethod": "POST",
-        "headers": {"content-type": "application/json", "authorization": AUTH},
-        "requestContext": {"stage": "prod", "requestId": "t", "httpMethod": "POST",
-                           "resourcePath": "/aritma/events", "accountId": "1", "apiId": "a"},
-        "body": body,
-        "isBase64Encoded": false
-    })
-    .to_string()
+    post_event("/aritma/events", ("authorization", AUTH), body)
 }
 
 #[tokio::test]
@@ -271,18 +259,9 @@ async fn batch_with_two_invalid_events_stores_three_and_quarantines_two() -> any
     let quarantined = |s3: aws_sdk_s3::Client| {
         let bucket = names.bucket.clone();
         async move {
-            let listing = s3
-                .list_objects_v2()
-                .bucket(&bucket)
-                .prefix("quarantine/aritma/")
-                .send()
-                .await?;
             let mut records = Vec::new();
-            for object in listing.contents() {
-                let key = object.key().expect("key");
-                let body = s3.get_object().bucket(&bucket).key(key).send().await?;
-                let bytes = body.body.collect().await?.into_bytes();
-                records.push(serde_json::from_slice::<Value>(&bytes)?);
+            for bytes in objects(&s3, &bucket, "quarantine/aritma/").await?.values() {
+                records.push(serde_json::from_slice::<Value>(bytes)?);
             }
             records.sort_by_key(|r| r["position"]["index"].as_u64());
             anyhow::Ok(records)

@@ -7,8 +7,8 @@
 //! moto stores executions but runs none (a Distributed Map, its item reader, child executions,
 //! ListMapRuns and DescribeMapRun are not emulated): see docs/pipeline.md, Backfill.
 
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_sfn::types::ExecutionStatus;
+use integration_tests::put_object;
 use serde_json::{Value, json};
 use shared::pipeline::Report;
 use shared::pipeline::sources::files::IngestAnswer;
@@ -293,15 +293,7 @@ async fn distributed_replay_starts_an_execution_with_the_bucket_and_prefixes() -
 }
 
 async fn put_json(stack: &Sfn, key: &str, value: &Value) -> anyhow::Result<()> {
-    stack
-        .s3
-        .put_object()
-        .bucket(RESULT_BUCKET)
-        .key(key)
-        .body(ByteStream::from(value.to_string().into_bytes()))
-        .send()
-        .await?;
-    Ok(())
+    put_object(&stack.s3, RESULT_BUCKET, key, value.to_string()).await
 }
 
 /// A child execution as the result writer records it (Input and Output are JSON strings).

@@ -4,12 +4,13 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use integration_tests::{counting_journal, put_account, runner_config as config};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::backtest::{Comparison, LEDGER, RuleRow, compare_all, compare_policy};
 use shared::controls::{ControlStore, Controls, Directory, DynamoControls, Scope};
 use shared::journal::DynamoJournal;
-use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger};
+use shared::ledger::DynamoLedger;
 use shared::policy::{DEFAULT_POLICY, Policy};
 use shared::webhook::{
     BankingAntifraud, CardTokenization, PolicyWebhook, RunnerConfig, WebhookRunner,
@@ -91,13 +92,6 @@ async fn a_stricter_candidate_gives_the_hand_computed_counts() -> anyhow::Result
     assert_eq!(row("pismo-rejected").map(|r| r.after), Some(2));
     println!("{}", report.to_table());
     Ok(())
-}
-
-fn config() -> RunnerConfig {
-    RunnerConfig {
-        deadline: std::time::Duration::from_secs(5),
-        ..RunnerConfig::default()
-    }
 }
 
 /// The shipped policy with `zero_balance` rules (and, with `other_step_ups`, tokenization
@@ -182,22 +176,10 @@ async fn the_live_policy_against_its_own_journal_changes_nothing() -> anyhow::Re
     let controls = DynamoControls::new(ddb.clone(), &names.controls_table);
     let store: Arc<dyn ControlStore> =
         Arc::new(DynamoControls::new(ddb.clone(), &names.controls_table));
-    let journal = || {
-        Arc::new(
-            DynamoJournal::new(ddb.clone(), &names.journal_table)
-                .with_counters(&names.controls_table),
-        )
-    };
+    let journal = || Arc::new(counting_journal(&ddb, &names));
     let ledger = DynamoLedger::new(ddb.clone(), &names.ledger_table, &names.journal_table)
         .with_counters(&names.controls_table);
-    ledger
-        .put_account(&Account {
-            account_id: "902".into(),
-            available: Decimal::from(1000),
-            currency_code: Some(986),
-            status: ACTIVE.into(),
-        })
-        .await?;
+    put_account(&ledger, "902", Decimal::from(1000)).await?;
     let zero_balance = WebhookRunner::new(
         ZeroBalanceWebhook::new(&live, Arc::new(ledger), ZeroBalanceCodes::default())
             .with_controls(Some(store.clone())),

@@ -3,6 +3,9 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use integration_tests::{
+    counting_journal, put_account, response_code, runner_config as config, sample_body,
+};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::controls::{
@@ -10,11 +13,11 @@ use shared::controls::{
     Lists, Per, Period, Refusal, Scope, Velocity, VelocityWebhook,
 };
 use shared::journal::{Counted, DynamoJournal, Entry, How, InMemoryJournal, Journal, now_ms};
-use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
+use shared::ledger::{DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::policy::Policy;
 use shared::webhook::{
-    CardTokenization, FullBalanceAntifraud, PolicyWebhook, RunnerConfig, WebhookRunner,
-    ZeroBalanceCodes, ZeroBalanceWebhook,
+    CardTokenization, FullBalanceAntifraud, PolicyWebhook, WebhookRunner, ZeroBalanceCodes,
+    ZeroBalanceWebhook,
 };
 use tools::faults::FaultProxy;
 use tools::moto::Moto;
@@ -33,13 +36,6 @@ struct Stack {
     tokenization: WebhookRunner<PolicyWebhook<CardTokenization>>,
 }
 
-fn config() -> RunnerConfig {
-    RunnerConfig {
-        deadline: std::time::Duration::from_secs(5),
-        ..RunnerConfig::default()
-    }
-}
-
 async fn stack() -> anyhow::Result<Stack> {
     let (moto, direct, names) = Moto::start_with_resources().await?;
     let proxy = FaultProxy::start(&moto.endpoint()).await?;
@@ -49,12 +45,7 @@ async fn stack() -> anyhow::Result<Stack> {
     let policy = Policy::builtin()?;
     let store: Arc<dyn ControlStore> =
         Arc::new(DynamoControls::new(ddb.clone(), &names.controls_table));
-    let journal = || {
-        Arc::new(
-            DynamoJournal::new(ddb.clone(), &names.journal_table)
-                .with_counters(&names.controls_table),
-        )
-    };
+    let journal = || Arc::new(counting_journal(&ddb, &names));
     let full_balance = WebhookRunner::new(
         PolicyWebhook::<FullBalanceAntifraud>::new(&policy).with_controls(Some(store.clone())),
         pismo.verifier(),
@@ -78,8 +69,7 @@ async fn stack() -> anyhow::Result<Stack> {
     );
     Ok(Stack {
         _moto: moto,
-        journal: DynamoJournal::new(direct.clone(), &names.journal_table)
-            .with_counters(&names.controls_table),
+        journal: counting_journal(&direct, &names),
         proxy,
         pismo,
         controls: DynamoControls::new(direct.clone(), &names.controls_table),
@@ -88,16 +78,6 @@ async fn stack() -> anyhow::Result<Stack> {
         zero_balance: Arc::new(zero_balance),
         tokenization,
     })
-}
-
-fn sample_body(file: &str) -> anyhow::Result<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../events")
-        .join(file);
-    let event: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-    Ok(serde_json::from_str(
-        event["body"].as_str().unwrap_or("{}"),
-    )?)
 }
 
 /// A Full balance request on card 555 / account 777: MCC 5411, country BR, merchant M-1.
@@ -128,15 +108,7 @@ fn zero_balance(id: &str, amount: &str) -> Value {
 }
 
 async fn open_account(s: &Stack, balance: &str) -> anyhow::Result<()> {
-    s.ledger
-        .put_account(&Account {
-            account_id: "902".into(),
-            available: Decimal::from_str(balance)?,
-            currency_code: Some(986),
-            status: ACTIVE.into(),
-        })
-        .await?;
-    Ok(())
+    put_account(&s.ledger, "902", Decimal::from_str(balance)?).await
 }
 
 #[tokio::test]
@@ -254,13 +226,6 @@ fn daily(count: Option<u32>, amount: Option<&str>) -> Controls {
     }
 }
 
-fn code(a: &tools::testkit::Answer) -> String {
-    a.json()["response_code"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[tokio::test]
 async fn a_count_limit_of_three_a_day_and_retries_count_once() -> anyhow::Result<()> {
     let s = stack().await?;
@@ -275,20 +240,10 @@ async fn a_count_limit_of_three_a_day_and_retries_count_once() -> anyhow::Result
         // A retry of each gets the same answer and does not count again.
         let retry = s.pismo.send(&s.zero_balance, &body).await?;
         assert_eq!(retry, first);
-        codes.push(
-            first.json()["response_code"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        );
+        codes.push(response_code(&first));
     }
     assert_eq!(codes, ["00", "00", "00", "65"]);
-    let balance = s
-        .ledger
-        .account("902", OPERATOR_TIMEOUT)
-        .await?
-        .map(|a| a.available);
-    assert_eq!(balance, Some(Decimal::from_str("997.00")?));
+    assert_eq!(balance(&s).await?, Some(Decimal::from_str("997.00")?));
     // An approval under a limit is still one read and one write.
     s.controls
         .set(&Scope::Card("901".into()), &daily(Some(10), None))
@@ -344,12 +299,7 @@ async fn thirty_concurrent_authorizations_against_a_limit_of_five() -> anyhow::R
         .map(|i| zero_balance(&format!("cc-{i}"), "2.00"))
         .collect();
     assert_eq!(approved_at_once(&s, &s.zero_balance, bodies).await?, 5);
-    let balance = s
-        .ledger
-        .account("902", OPERATOR_TIMEOUT)
-        .await?
-        .map(|a| a.available);
-    assert_eq!(balance, Some(Decimal::from_str("990.00")?));
+    assert_eq!(balance(&s).await?, Some(Decimal::from_str("990.00")?));
     Ok(())
 }
 
@@ -366,20 +316,10 @@ async fn an_amount_limit_of_100_approves_three_purchases_of_33_33() -> anyhow::R
             .pismo
             .send(&s.zero_balance, &zero_balance(&format!("amt-{i}"), "33.33"))
             .await?;
-        codes.push(
-            a.json()["response_code"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-        );
+        codes.push(response_code(&a));
     }
     assert_eq!(codes, ["00", "00", "00", "61"]);
-    let balance = s
-        .ledger
-        .account("902", OPERATOR_TIMEOUT)
-        .await?
-        .map(|a| a.available);
-    assert_eq!(balance, Some(Decimal::from_str("900.01")?));
+    assert_eq!(balance(&s).await?, Some(Decimal::from_str("900.01")?));
     Ok(())
 }
 
@@ -444,7 +384,7 @@ async fn a_limit_of_nothing_refuses_the_first_request() -> anyhow::Result<()> {
             .pismo
             .send(&s.zero_balance, &zero_balance(&format!("z-{n}"), "1.00"))
             .await?;
-        assert_eq!(code(&a), want, "zero balance, {what}");
+        assert_eq!(response_code(&a), want, "zero balance, {what}");
         let a = s
             .pismo
             .send(&s.full_balance, &full_balance(&format!("f-{n}"))?)
@@ -464,7 +404,7 @@ async fn a_limit_of_nothing_refuses_the_first_request() -> anyhow::Result<()> {
             .pismo
             .send(&s.zero_balance, &zero_balance(&format!("one-{i}"), "1.00"))
             .await?;
-        codes.push(code(&a));
+        codes.push(response_code(&a));
     }
     assert_eq!(codes, ["00", "65"]);
     Ok(())
@@ -538,7 +478,7 @@ async fn one_limit_name_at_program_and_card_scope_enforces_both() -> anyhow::Res
             .pismo
             .send(&s.zero_balance, &zero_balance(&format!("ps-{i}"), amount))
             .await?;
-        codes.push(code(&a));
+        codes.push(response_code(&a));
     }
     // 1.50 passes the program's count (2 < 3) but not the card's amount (3.50 > 3.00); the
     // last 0.50 fits the card's amount (3.00) but is the program's fourth approval.
@@ -563,7 +503,7 @@ async fn one_limit_name_at_program_and_card_scope_enforces_both() -> anyhow::Res
         let mut body = zero_balance(&format!("sep-{i}"), "1.00");
         body["fields"]["card_id"] = json!(903);
         body["fields"]["mcc"] = json!(mcc);
-        codes.push(code(&s.pismo.send(&s.zero_balance, &body).await?));
+        codes.push(response_code(&s.pismo.send(&s.zero_balance, &body).await?));
     }
     assert_eq!(codes, ["00", "00", "00", "65"]);
 

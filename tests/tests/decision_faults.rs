@@ -19,10 +19,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use integration_tests::{put_account, sample_body};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::journal::{DynamoJournal, Journal};
-use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
+use shared::ledger::{DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::policy::Policy;
 use shared::webhook::{
     BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook,
@@ -134,16 +135,6 @@ impl Stack {
             .map(|a| a.available)
             .unwrap_or_default())
     }
-}
-
-fn sample_body(file: &str) -> anyhow::Result<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../events")
-        .join(file);
-    let event: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-    Ok(serde_json::from_str(
-        event["body"].as_str().unwrap_or("{}"),
-    )?)
 }
 
 fn scenario_label(fault: Fault, nth: usize, retries: bool) -> String {
@@ -261,14 +252,7 @@ async fn zero_balance_holds(retries: bool) -> anyhow::Result<()> {
                 n += 1;
                 let label = format!("{mti} {amount}: {}", scenario_label(fault, nth, retries));
                 let account = format!("{}", 5000 + n);
-                s.ledger
-                    .put_account(&Account {
-                        account_id: account.clone(),
-                        available: Decimal::from_str(opening)?,
-                        currency_code: Some(986),
-                        status: ACTIVE.into(),
-                    })
-                    .await?;
+                put_account(&s.ledger, &account, Decimal::from_str(opening)?).await?;
                 let id = format!("zb-fault-{n}");
                 let body = zero_balance(&id, 5000 + n, mti, amount);
                 let (first, retry) = s.faulted(&runner, &body, fault, nth).await?;
@@ -350,14 +334,7 @@ async fn request_counts_per_decision() -> anyhow::Result<()> {
     assert_eq!(s.proxy.take_calls(), vec!["PutItem"], "a repeat");
 
     let zb = s.zero_balance_runner()?;
-    s.ledger
-        .put_account(&Account {
-            account_id: "77".into(),
-            available: Decimal::from_str("100.00")?,
-            currency_code: Some(986),
-            status: ACTIVE.into(),
-        })
-        .await?;
+    put_account(&s.ledger, "77", Decimal::from_str("100.00")?).await?;
     let body = zero_balance("count-zb", 77, "0100", "10.00");
     s.proxy.take_calls();
     s.pismo.send(&zb, &body).await?;

@@ -2,6 +2,7 @@
 
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::{get_object, put_object};
 use tools::moto::Moto;
 
 #[derive(Debug, PartialEq)]
@@ -56,23 +57,10 @@ async fn s3_object_round_trip() -> anyhow::Result<()> {
     let (_moto, config, names) = Moto::start_with_resources().await?;
     let s3 = shared::aws::s3_client(&config);
     let body = b"{\"event_id\":\"e1\"}\n{\"event_id\":\"e2\"}\n".to_vec();
-    s3.put_object()
-        .bucket(&names.bucket)
-        .key("main_stream/2020/4/1/23/file one")
-        .body(body.clone().into())
-        .send()
-        .await?;
-    let got = s3
-        .get_object()
-        .bucket(&names.bucket)
-        .key("main_stream/2020/4/1/23/file one")
-        .send()
-        .await?
-        .body
-        .collect()
-        .await?
-        .into_bytes();
-    assert_eq!(got.as_ref(), body.as_slice());
+    let key = "main_stream/2020/4/1/23/file one";
+    put_object(&s3, &names.bucket, key, &body).await?;
+    let got = get_object(&s3, &names.bucket, key).await?;
+    assert_eq!(got, body);
     Ok(())
 }
 

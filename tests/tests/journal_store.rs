@@ -3,13 +3,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use integration_tests::put_account;
 use rust_decimal::Decimal;
 use shared::journal::{
     DynamoJournal, Entry, FallbackReason, How, Input, Journal, Money, Recorded, now_ms,
 };
-use shared::ledger::{
-    ACTIVE, Account, Applied, Direction, DynamoLedger, Hold, HoldChange, Ledger, Movement,
-};
+use shared::ledger::{Applied, Direction, DynamoLedger, Hold, HoldChange, Ledger, Movement};
 use tools::moto::Moto;
 
 const T: Duration = Duration::from_secs(5);
@@ -104,14 +103,7 @@ async fn money_moves_only_with_its_entry() -> anyhow::Result<()> {
     let ddb = aws_sdk_dynamodb::Client::new(&config);
     let ledger = DynamoLedger::new(ddb.clone(), &names.ledger_table, &names.journal_table);
     let journal = DynamoJournal::new(ddb, &names.journal_table);
-    ledger
-        .put_account(&Account {
-            account_id: "1".into(),
-            available: dec("15.00"),
-            currency_code: Some(986),
-            status: ACTIVE.into(),
-        })
-        .await?;
+    put_account(&ledger, "1", dec("15.00")).await?;
     let m = |amount: &str, direction: Direction, hold: Option<HoldChange>| Movement {
         account_id: "1".into(),
         amount: dec(amount),

@@ -27,13 +27,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use integration_tests::put_account;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::journal::{DynamoJournal, Journal};
-use shared::ledger::{ACTIVE, Account, Direction, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
+use shared::ledger::{Direction, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::policy::Policy;
 use shared::reconcile::{
     InMemorySink, ReconcileSink, Reconciler, Settlement, SinkDrain, SqsSink, UnsettledRecord,
@@ -208,14 +209,7 @@ async fn run_case(s: &Stack, n: usize, steps: &[Step]) -> anyhow::Result<()> {
     let account = 50_000 + i64::try_from(n)?;
     let id = format!("prop-{n}");
     let opening = Decimal::new(10_000, 2);
-    s.ledger
-        .put_account(&Account {
-            account_id: account.to_string(),
-            available: opening,
-            currency_code: Some(986),
-            status: ACTIVE.into(),
-        })
-        .await?;
+    put_account(&s.ledger, &account.to_string(), opening).await?;
     // Each message sent and its answers, in order.
     let mut sent: Vec<(Msg, Vec<Answer>)> = Vec::new();
     // Answers given in a window where the store never answered, to a message whose key already
@@ -496,14 +490,7 @@ async fn money_matches_answers_under_generated_combined_faults() -> anyhow::Resu
 async fn unsettled_then_recovered_by_one_reconciler_run() -> anyhow::Result<()> {
     let s = stack().await?;
     let opening = Decimal::new(10_000, 2);
-    s.ledger
-        .put_account(&Account {
-            account_id: "777".into(),
-            available: opening,
-            currency_code: Some(986),
-            status: ACTIVE.into(),
-        })
-        .await?;
+    put_account(&s.ledger, "777", opening).await?;
     let msg = Msg {
         mti: "0100",
         amount: Decimal::new(1500, 2),

@@ -7,13 +7,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use aws_lambda_events::sqs::SqsEvent;
-use aws_sdk_s3::primitives::ByteStream;
+use integration_tests::{pipeline_config, put_object};
 use serde_json::{Value, json};
 use shared::devstack::{EVENTS_CID_INDEX, ResourceNames};
 use shared::pipeline::sources::files::FilesResponse;
 use shared::pipeline::sources::key::StreamHour;
 use shared::pipeline::sources::replay::{Selection, replay};
-use shared::pipeline::store::blob::S3Uri;
 use shared::pipeline::{EventFiles, EventStream, PipelineConfig, Report, Runtime, Settings};
 use tools::moto::Moto;
 
@@ -73,30 +72,19 @@ impl Stack {
                     file.file_name().to_string_lossy()
                 );
                 let body = std::fs::read(file.path())?;
-                s3.put_object()
-                    .bucket(DOCS_BUCKET)
-                    .key(key)
-                    .body(ByteStream::from(body))
-                    .send()
-                    .await?;
+                put_object(&s3, DOCS_BUCKET, &key, body).await?;
             }
         }
-        let quarantine = S3Uri::parse(&format!("s3://{}/quarantine", names.bucket))
-            .ok_or_else(|| anyhow::anyhow!("quarantine uri"))?;
+        let settings = Settings {
+            store_concurrency: 8,
+            ..Settings::default()
+        };
         let config = PipelineConfig {
-            events_table: names.events_table.clone(),
-            schema_source: format!("s3://{DOCS_BUCKET}"),
-            large_events: quarantine.with_prefix("large-events"),
-            quarantine,
-            settings: Settings {
-                store_concurrency: 8,
-                ..Settings::default()
-            },
-            metrics_namespace: None,
             allowed_source_buckets: vec![PISMO_BUCKET.to_owned()],
             ingest_buckets: vec![names.bucket.clone()],
             pismo_role_arn: Some("arn:aws:iam::123456789012:role/pismo-file-delivery".into()),
             pismo_role_external_id: Some("issuer-kit-test".into()),
+            ..pipeline_config(&names, DOCS_BUCKET, settings)?
         };
         let runtime = config.build(&sdk).await?;
         Ok(Self {
@@ -110,14 +98,7 @@ impl Stack {
     }
 
     async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> anyhow::Result<()> {
-        self.s3
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await?;
-        Ok(())
+        put_object(&self.s3, bucket, key, body).await
     }
 
     async fn count(&self) -> anyhow::Result<i32> {

@@ -4,29 +4,23 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use integration_tests::{put_account, put_object as put, runner_config as config, sample_body};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::journal::{DynamoJournal, Entry};
-use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
+use shared::ledger::{DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::metrics::{Captured, Emf, WEBHOOKS_NAMESPACE};
 use shared::policy::Policy;
 use shared::policy::version_of;
 use shared::webhook::{
     BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyHandle, PolicySettings,
-    PolicySource, PolicyWebhook, Refresh, RunnerConfig, S3Policy, Webhook, WebhookRunner,
-    ZeroBalanceCodes, ZeroBalanceWebhook,
+    PolicySource, PolicyWebhook, Refresh, S3Policy, Webhook, WebhookRunner, ZeroBalanceCodes,
+    ZeroBalanceWebhook,
 };
 use tools::moto::Moto;
 use tools::testkit::Pismo;
 
 const KEY: &str = "policies/live.json";
-
-fn config() -> RunnerConfig {
-    RunnerConfig {
-        deadline: std::time::Duration::from_secs(5),
-        ..RunnerConfig::default()
-    }
-}
 
 /// A banking policy whose default is `decision`.
 fn banking_policy(decision: &str) -> String {
@@ -66,26 +60,6 @@ const DENY_ALL: &str = r#"{
     "fallback": {"is_approved": false, "response_code": "96"}
   }
 }"#;
-
-async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, text: &str) -> anyhow::Result<()> {
-    s3.put_object()
-        .bucket(bucket)
-        .key(key)
-        .body(text.as_bytes().to_vec().into())
-        .send()
-        .await?;
-    Ok(())
-}
-
-fn sample_body(file: &str) -> anyhow::Result<Value> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../events")
-        .join(file);
-    let event: Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-    Ok(serde_json::from_str(
-        event["body"].as_str().unwrap_or("{}"),
-    )?)
-}
 
 fn banking(id: &str) -> anyhow::Result<Value> {
     let mut body = sample_body("banking-antifraud-approve.json")?;
@@ -361,26 +335,54 @@ async fn a_shadow_that_cannot_load_is_skipped_and_the_live_policy_answers() -> a
     Ok(())
 }
 
-/// A shadowed runner and a plain one of the same webhook.
-fn pair<W: Webhook>(
-    make: impl Fn(Option<PolicyHandle>) -> W,
-    shadow: &PolicyHandle,
-    pismo: &Pismo,
-    journal: &DynamoJournal,
-    emf: &Emf,
-) -> (WebhookRunner<W>, WebhookRunner<W>) {
-    let runner = |shadow: Option<PolicyHandle>| {
-        WebhookRunner::new(
-            make(shadow),
-            pismo.verifier(),
-            Arc::new(journal.clone()),
-            config(),
+/// Where one test's shadowed runners send, journal and count.
+#[derive(Clone, Copy)]
+struct Bench<'a> {
+    shadow: &'a PolicyHandle,
+    pismo: &'a Pismo,
+    journal: &'a DynamoJournal,
+    emf: &'a Emf,
+}
+
+impl Bench<'_> {
+    /// A plain runner and one shadowed by `self.shadow`, of the same webhook.
+    fn pair<W: Webhook>(
+        &self,
+        make: impl Fn(Option<PolicyHandle>) -> W,
+    ) -> (WebhookRunner<W>, WebhookRunner<W>) {
+        let runner = |shadow: Option<PolicyHandle>| {
+            WebhookRunner::new(
+                make(shadow),
+                self.pismo.verifier(),
+                Arc::new(self.journal.clone()),
+                config(),
+            )
+        };
+        (
+            runner(None),
+            runner(Some(self.shadow.clone())).with_metrics(self.emf.clone()),
         )
-    };
-    (
-        runner(None),
-        runner(Some(shadow.clone())).with_metrics(emf.clone()),
-    )
+    }
+
+    /// `plain_body` through the plain runner and `shadowed_body` through the shadowed one
+    /// get the same answer, `live`; the shadowed decision's entry `id` records that the
+    /// shadow would have answered `would` (see `assert_shadow_declined`).
+    async fn shadow_declines<W: Webhook>(
+        &self,
+        make: impl Fn(Option<PolicyHandle>) -> W,
+        (plain_body, shadowed_body): (&Value, &Value),
+        live: Value,
+        id: &str,
+        would: Value,
+    ) -> anyhow::Result<()> {
+        let (plain, shadowed) = self.pair(make);
+        let a = self.pismo.send(&plain, plain_body).await?;
+        let b = self.pismo.send(&shadowed, shadowed_body).await?;
+        assert_eq!(a, b);
+        assert_eq!(b.json(), live);
+        let e = entry(self.journal, id).await?;
+        assert_shadow_declined(&e, &b.json(), &would)
+    }
 }
 
 fn assert_shadow_declined(e: &Entry, live: &Value, would: &Value) -> anyhow::Result<()> {
@@ -423,26 +425,26 @@ async fn a_shadow_that_declines_everything_changes_no_answer_and_is_journaled() 
     let live = policies.live.current();
     assert_eq!(live.version, Policy::builtin()?.version);
 
+    let bench = Bench {
+        shadow: &shadow,
+        pismo: &pismo,
+        journal: &journal,
+        emf: &emf,
+    };
+
     // Card tokenization.
-    let (plain, shadowed) = pair(
-        |s| PolicyWebhook::<CardTokenization>::new(policies.live.clone()).with_shadow(s),
-        &shadow,
-        &pismo,
-        &journal,
-        &emf,
-    );
-    let mut body = sample_body("card-tokenization-approve.json")?;
-    let a = pismo.send(&plain, &body).await?;
-    body["token_id"] = json!(2002);
-    let b = pismo.send(&shadowed, &body).await?;
-    assert_eq!(a, b);
-    assert_eq!(b.json(), json!({"approve": true, "action_code": "00"}));
-    let e = entry(&journal, "card-tokenization#2002:134142").await?;
-    assert_shadow_declined(
-        &e,
-        &b.json(),
-        &json!({"approve": false, "action_code": "05"}),
-    )?;
+    let mut first = sample_body("card-tokenization-approve.json")?;
+    let mut second = first.clone();
+    second["token_id"] = json!(2002);
+    bench
+        .shadow_declines(
+            |s| PolicyWebhook::<CardTokenization>::new(policies.live.clone()).with_shadow(s),
+            (&first, &second),
+            json!({"approve": true, "action_code": "00"}),
+            "card-tokenization#2002:134142",
+            json!({"approve": false, "action_code": "05"}),
+        )
+        .await?;
     assert!(
         entry(&journal, "card-tokenization#1001:134142")
             .await?
@@ -451,68 +453,44 @@ async fn a_shadow_that_declines_everything_changes_no_answer_and_is_journaled() 
     );
 
     // Banking.
-    let (plain, shadowed) = pair(
-        |s| PolicyWebhook::<BankingAntifraud>::new(policies.live.clone()).with_shadow(s),
-        &shadow,
-        &pismo,
-        &journal,
-        &emf,
-    );
-    let a = pismo.send(&plain, &banking("s-1")?).await?;
-    let b = pismo.send(&shadowed, &banking("s-2")?).await?;
-    assert_eq!(a, b);
-    assert_eq!(b.json(), json!({"decision": "approve", "metadata": {}}));
-    let e = entry(&journal, "banking-antifraud#s-2").await?;
-    assert_shadow_declined(&e, &b.json(), &json!({"decision": "reject"}))?;
+    bench
+        .shadow_declines(
+            |s| PolicyWebhook::<BankingAntifraud>::new(policies.live.clone()).with_shadow(s),
+            (&banking("s-1")?, &banking("s-2")?),
+            json!({"decision": "approve", "metadata": {}}),
+            "banking-antifraud#s-2",
+            json!({"decision": "reject"}),
+        )
+        .await?;
 
     // Full balance.
-    let (plain, shadowed) = pair(
-        |s| PolicyWebhook::<FullBalanceAntifraud>::new(policies.live.clone()).with_shadow(s),
-        &shadow,
-        &pismo,
-        &journal,
-        &emf,
-    );
-    let mut body = sample_body("full-balance-antifraud-approve.json")?;
-    body["id"] = json!("fb-1");
-    let a = pismo.send(&plain, &body).await?;
-    body["id"] = json!("fb-2");
-    let b = pismo.send(&shadowed, &body).await?;
-    assert_eq!(a, b);
-    assert_eq!(b.json(), json!({"approve": true, "response_code": "00"}));
-    let e = entry(&journal, "full-balance-antifraud#fb-2").await?;
-    assert_shadow_declined(
-        &e,
-        &b.json(),
-        &json!({"approve": false, "response_code": "05"}),
-    )?;
+    first = sample_body("full-balance-antifraud-approve.json")?;
+    first["id"] = json!("fb-1");
+    second = first.clone();
+    second["id"] = json!("fb-2");
+    bench
+        .shadow_declines(
+            |s| PolicyWebhook::<FullBalanceAntifraud>::new(policies.live.clone()).with_shadow(s),
+            (&first, &second),
+            json!({"approve": true, "response_code": "00"}),
+            "full-balance-antifraud#fb-2",
+            json!({"approve": false, "response_code": "05"}),
+        )
+        .await?;
 
     // Zero balance: the shadow's anti-fraud step would decline; the ledger still approves
     // and the money moves once.
     let ledger = DynamoLedger::new(ddb.clone(), &names.ledger_table, &names.journal_table);
-    ledger
-        .put_account(&Account {
-            account_id: "902".into(),
-            available: Decimal::from_str("100.00")?,
-            currency_code: Some(986),
-            status: ACTIVE.into(),
-        })
-        .await?;
+    put_account(&ledger, "902", Decimal::from_str("100.00")?).await?;
     let ledger = Arc::new(ledger);
-    let (_plain, shadowed) = pair(
-        |s| {
-            ZeroBalanceWebhook::new(
-                policies.live.clone(),
-                ledger.clone(),
-                ZeroBalanceCodes::default(),
-            )
-            .with_shadow(s)
-        },
-        &shadow,
-        &pismo,
-        &journal,
-        &emf,
-    );
+    let (_plain, shadowed) = bench.pair(|s| {
+        ZeroBalanceWebhook::new(
+            policies.live.clone(),
+            ledger.clone(),
+            ZeroBalanceCodes::default(),
+        )
+        .with_shadow(s)
+    });
     let zb = json!({
         "id": "zb-1", "entity": "transaction",
         "fields": {
@@ -548,13 +526,11 @@ async fn a_shadow_that_declines_everything_changes_no_answer_and_is_journaled() 
 
     // A shadow that agrees is journaled as such and not counted.
     let same = PolicyHandle::from(Policy::builtin()?);
-    let (_, agreeing) = pair(
-        |s| PolicyWebhook::<BankingAntifraud>::new(policies.live.clone()).with_shadow(s),
-        &same,
-        &pismo,
-        &journal,
-        &emf,
-    );
+    let (_, agreeing) = Bench {
+        shadow: &same,
+        ..bench
+    }
+    .pair(|s| PolicyWebhook::<BankingAntifraud>::new(policies.live.clone()).with_shadow(s));
     let c = pismo.send(&agreeing, &banking("s-3")?).await?;
     assert_eq!(c.json(), json!({"decision": "approve", "metadata": {}}));
     let e = entry(&journal, "banking-antifraud#s-3").await?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_s3::primitives::ByteStream;
+use integration_tests::{objects, pipeline_config, put_object};
 use serde_json::{Value, json};
 use shared::clock::ManualClock;
 use shared::devstack::ResourceNames;
@@ -77,25 +77,16 @@ impl Stack {
         let (moto, sdk, names) = Moto::start_with_resources().await?;
         let s3 = shared::aws::s3_client(&sdk);
         s3.create_bucket().bucket(DOCS_BUCKET).send().await?;
-        let quarantine = S3Uri::parse(&format!("s3://{}/quarantine", names.bucket))
-            .ok_or_else(|| anyhow::anyhow!("quarantine uri"))?;
+        let settings = Settings {
+            store_concurrency: 4,
+            // The test events stay in their items; a padded one keeps its data in S3.
+            large_threshold: 300,
+            schema_refresh_secs: REFRESH.as_secs(),
+            ..Settings::default()
+        };
         let config = PipelineConfig {
-            events_table: names.events_table.clone(),
-            schema_source: format!("s3://{DOCS_BUCKET}"),
-            large_events: quarantine.with_prefix("large-events"),
-            quarantine,
-            settings: Settings {
-                store_concurrency: 4,
-                // The test events stay in their items; a padded one keeps its data in S3.
-                large_threshold: 300,
-                schema_refresh_secs: REFRESH.as_secs(),
-                ..Settings::default()
-            },
-            metrics_namespace: None,
-            allowed_source_buckets: Vec::new(),
-            ingest_buckets: Vec::new(),
             pismo_role_arn: Some(ROLE.into()),
-            pismo_role_external_id: None,
+            ..pipeline_config(&names, DOCS_BUCKET, settings)?
         };
         let clock = Arc::new(ManualClock::new());
         let runtime = config.build_with_clock(&sdk, clock.clone()).await?;
@@ -112,14 +103,7 @@ impl Stack {
     }
 
     async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> anyhow::Result<()> {
-        self.s3
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await?;
-        Ok(())
+        put_object(&self.s3, bucket, key, body).await
     }
 
     async fn put_schema(&self, event_type: &str, body: Vec<u8>) -> anyhow::Result<()> {
@@ -347,27 +331,6 @@ async fn schema_that_stops_compiling_keeps_the_last_good_version() -> anyhow::Re
     assert_eq!((fixed.new, fixed.invalid), (1, 0));
     assert_eq!(stack.stats().changes, 1);
     Ok(())
-}
-
-/// Every object under `prefix` of `bucket`, by key.
-async fn objects(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    prefix: &str,
-) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
-    let listed = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .send()
-        .await?;
-    let mut all = BTreeMap::new();
-    for object in listed.contents() {
-        let key = object.key().unwrap_or_default().to_owned();
-        let body = s3.get_object().bucket(bucket).key(&key).send().await?;
-        all.insert(key, body.body.collect().await?.into_bytes().to_vec());
-    }
-    Ok(all)
 }
 
 #[tokio::test]

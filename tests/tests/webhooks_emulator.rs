@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use integration_tests::post_event;
 use serde_json::{Value, json};
 use shared::journal::DynamoJournal;
 use shared::policy::Policy;
@@ -12,17 +13,7 @@ use shared::webhook::{BankingAntifraud, PolicyWebhook, RunnerConfig, WebhookRunn
 use tools::moto::Moto;
 
 fn event(body: &str, token: &str) -> String {
-    json!({
-        "resource": "/webhooks/banking-antifraud",
-        "path": "/webhooks/banking-antifraud",
-        "httpMethod": "POST",
-        "headers": {"content-type": "application/json", "x-pismo-sign": token},
-        "requestContext": {"stage": "prod", "requestId": "r-1", "httpMethod": "POST",
-                           "resourcePath": "/webhooks/banking-antifraud", "accountId": "1", "apiId": "a"},
-        "body": body,
-        "isBase64Encoded": false
-    })
-    .to_string()
+    post_event("/webhooks/banking-antifraud", ("x-pismo-sign", token), body)
 }
 
 async fn send(

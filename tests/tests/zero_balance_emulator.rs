@@ -4,10 +4,11 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
+use integration_tests::{put_account_with_status, runner_config};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::journal::{DynamoJournal, Entry};
-use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
+use shared::ledger::{ACTIVE, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::policy::Policy;
 use shared::webhook::{
     MessageClass, RunnerConfig, WebhookRunner, ZeroBalanceCodes, ZeroBalanceWebhook,
@@ -44,11 +45,8 @@ async fn stack() -> anyhow::Result<Stack> {
         ),
         pismo.verifier(),
         Arc::new(DynamoJournal::new(ddb.clone(), &names.journal_table)),
-        RunnerConfig {
-            // Generous for a loaded CI machine; the outage test asserts the outcome only.
-            deadline: std::time::Duration::from_secs(5),
-            ..RunnerConfig::default()
-        },
+        // Generous for a loaded CI machine; the outage test asserts the outcome only.
+        runner_config(),
     );
     Ok(Stack {
         moto,
@@ -66,15 +64,7 @@ fn dec(s: &str) -> Decimal {
 }
 
 async fn open_account(s: &Stack, id: &str, balance: &str, status: &str) -> anyhow::Result<()> {
-    s.ledger
-        .put_account(&Account {
-            account_id: id.into(),
-            available: dec(balance),
-            currency_code: Some(986),
-            status: status.into(),
-        })
-        .await?;
-    Ok(())
+    put_account_with_status(s.ledger.as_ref(), id, dec(balance), status).await
 }
 
 fn request(id: &str, account: i64, mti: &str, processing_code: &str, amount: &str) -> Value {
