@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::devstack::ResourceNames;
-use shared::journal::DynamoJournal;
+use shared::journal::{DynamoJournal, Entry, How, now_ms};
 use shared::ledger::{ACTIVE, Account, Ledger};
 use shared::pipeline::store::blob::S3Uri;
 use shared::pipeline::{PipelineConfig, Settings};
@@ -158,4 +158,26 @@ pub fn pipeline_config(
 /// The journal of `names`, with velocity counters in the controls table.
 pub fn counting_journal(ddb: &aws_sdk_dynamodb::Client, names: &ResourceNames) -> DynamoJournal {
     DynamoJournal::new(ddb.clone(), &names.journal_table).with_counters(&names.controls_table)
+}
+
+/// A journal entry decided now at policy version v1, kept an hour: `answer` under
+/// `label`/`how`, for a body whose hash and fingerprint are `body`; no inputs, money,
+/// reconciliation or shadow.
+pub fn journal_entry(id: &str, body: &str, answer: &str, (label, how): (&str, How)) -> Entry {
+    Entry {
+        id: id.into(),
+        body_sha256: body.into(),
+        fingerprint: body.into(),
+        decision_id: String::new(),
+        answer: answer.into(),
+        label: label.into(),
+        how,
+        policy_version: "v1".into(),
+        decided_at_ms: now_ms(),
+        expiration: Some(now_ms() / 1000 + 3600),
+        inputs: Default::default(),
+        money: None,
+        reconcile: None,
+        shadow: None,
+    }
 }

@@ -411,22 +411,12 @@ async fn a_limit_of_nothing_refuses_the_first_request() -> anyhow::Result<()> {
 }
 
 fn journal_entry(id: &str) -> Entry {
-    Entry {
-        id: id.into(),
-        body_sha256: "h".into(),
-        fingerprint: "h".into(),
-        decision_id: String::new(),
-        answer: r#"{"approve":true,"response_code":"00"}"#.into(),
-        label: "default".into(),
-        how: How::Policy,
-        policy_version: "v1".into(),
-        decided_at_ms: now_ms(),
-        expiration: Some(now_ms() / 1000 + 3600),
-        inputs: Default::default(),
-        money: None,
-        reconcile: None,
-        shadow: None,
-    }
+    integration_tests::journal_entry(
+        id,
+        "h",
+        r#"{"approve":true,"response_code":"00"}"#,
+        ("default", How::Policy),
+    )
 }
 
 /// The stores themselves agree on a fresh counter (no item yet), whatever `evaluate` refuses

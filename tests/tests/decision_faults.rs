@@ -123,6 +123,23 @@ impl Stack {
         Ok((first, retry))
     }
 
+    /// Sends `body` as a new request (`what`) and then as a repeat: each makes the one
+    /// DynamoDB request `call`.
+    async fn calls_new_and_repeat<W: Webhook>(
+        &self,
+        runner: &WebhookRunner<W>,
+        body: &Value,
+        call: &str,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        self.proxy.take_calls();
+        self.pismo.send(runner, body).await?;
+        assert_eq!(self.proxy.take_calls(), vec![call], "{what}");
+        self.pismo.send(runner, body).await?;
+        assert_eq!(self.proxy.take_calls(), vec![call], "a repeat");
+        Ok(())
+    }
+
     async fn stored_answer(&self, id: &str) -> anyhow::Result<Option<String>> {
         Ok(self.journal.get(id).await?.map(|e| e.answer))
     }
@@ -323,28 +340,14 @@ async fn request_counts_per_decision() -> anyhow::Result<()> {
     let banking = s.policy_runner::<BankingAntifraud>()?;
     let mut body = sample_body("banking-antifraud-approve.json")?;
     body["id"] = json!("count-1");
-    s.proxy.take_calls();
-    s.pismo.send(&banking, &body).await?;
-    assert_eq!(
-        s.proxy.take_calls(),
-        vec!["PutItem"],
-        "a new policy decision"
-    );
-    s.pismo.send(&banking, &body).await?;
-    assert_eq!(s.proxy.take_calls(), vec!["PutItem"], "a repeat");
+    s.calls_new_and_repeat(&banking, &body, "PutItem", "a new policy decision")
+        .await?;
 
     let zb = s.zero_balance_runner()?;
     put_account(&s.ledger, "77", Decimal::from_str("100.00")?).await?;
     let body = zero_balance("count-zb", 77, "0100", "10.00");
-    s.proxy.take_calls();
-    s.pismo.send(&zb, &body).await?;
-    assert_eq!(
-        s.proxy.take_calls(),
-        vec!["TransactWriteItems"],
-        "a new authorization"
-    );
-    s.pismo.send(&zb, &body).await?;
-    assert_eq!(s.proxy.take_calls(), vec!["TransactWriteItems"], "a repeat");
+    s.calls_new_and_repeat(&zb, &body, "TransactWriteItems", "a new authorization")
+        .await?;
 
     // Held past the deadline: the fence is the second and last request.
     let body = zero_balance("count-fence", 77, "0100", "10.00");

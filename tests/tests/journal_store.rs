@@ -3,11 +3,9 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use integration_tests::put_account;
+use integration_tests::{journal_entry, put_account};
 use rust_decimal::Decimal;
-use shared::journal::{
-    DynamoJournal, Entry, FallbackReason, How, Input, Journal, Money, Recorded, now_ms,
-};
+use shared::journal::{DynamoJournal, Entry, FallbackReason, How, Input, Journal, Money, Recorded};
 use shared::ledger::{Applied, Direction, DynamoLedger, Hold, HoldChange, Ledger, Movement};
 use tools::moto::Moto;
 
@@ -19,16 +17,6 @@ fn dec(s: &str) -> Decimal {
 
 fn entry(id: &str, body: &str, money: Option<Money>) -> Entry {
     Entry {
-        id: id.into(),
-        body_sha256: body.into(),
-        fingerprint: body.into(),
-        decision_id: String::new(),
-        answer: r#"{"is_approved":true,"response_code":"00"}"#.into(),
-        label: "approved".into(),
-        how: How::Ledger,
-        policy_version: "v1".into(),
-        decided_at_ms: now_ms(),
-        expiration: Some(now_ms() / 1000 + 3600),
         inputs: vec![
             (
                 "fields.amount_transaction".into(),
@@ -38,8 +26,12 @@ fn entry(id: &str, body: &str, money: Option<Money>) -> Entry {
         ]
         .into(),
         money,
-        reconcile: None,
-        shadow: None,
+        ..journal_entry(
+            id,
+            body,
+            r#"{"is_approved":true,"response_code":"00"}"#,
+            ("approved", How::Ledger),
+        )
     }
 }
 
