@@ -54,7 +54,7 @@ pub const CATALOG: &[MetricSet] = &[
         ],
     },
     // One line per S3 policy refresh, and one per shadow policy skipped at start
-    // (webhook::policy_source): Policy = live, shadow.
+    // (webhook::policy_location): Policy = live, shadow.
     MetricSet {
         namespace: "IssuerKit/Webhooks",
         dimensions: &["Function", "Policy"],

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use shared::journal::{Entry, How, InMemoryJournal, Journal, Recorded, StoreFailure, now_ms};
+use shared::clock::now_ms;
+use shared::journal::{Entry, How, InMemoryJournal, Journal, Recorded, StoreFailure};
 use shared::policy::Policy;
 use shared::signature::signer::{CertServer, DevSigner, SignOptions};
 use shared::signature::{Verifier, VerifierConfig};

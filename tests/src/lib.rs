@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+use shared::clock::now_ms;
 use shared::devstack::ResourceNames;
-use shared::journal::{DynamoJournal, Entry, How, now_ms};
+use shared::journal::{DynamoJournal, Entry, How};
 use shared::ledger::{ACTIVE, Account, Ledger};
 use shared::pipeline::store::blob::S3Uri;
 use shared::pipeline::{PipelineConfig, Settings};

@@ -62,7 +62,7 @@ async fn a_stricter_candidate_gives_the_hand_computed_counts() -> anyhow::Result
         .to_string(),
     )?;
     let entries = journal
-        .decided_between("banking-antifraud#", 0, shared::journal::now_ms())
+        .decided_between("banking-antifraud#", 0, shared::clock::now_ms())
         .await?;
     assert_eq!(entries.len(), 10);
     let report = compare_policy::<BankingAntifraud>(&candidate, &entries);
@@ -254,7 +254,7 @@ async fn the_live_policy_against_its_own_journal_changes_nothing() -> anyhow::Re
     assert_eq!(code(&a, "action_code"), "00");
 
     let entries = DynamoJournal::new(ddb.clone(), &names.journal_table)
-        .decided_between("", 0, shared::journal::now_ms())
+        .decided_between("", 0, shared::clock::now_ms())
         .await?;
     assert_eq!(entries.len(), traffic.len() + 3);
 

@@ -8,11 +8,12 @@ use integration_tests::{
 };
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+use shared::clock::now_ms;
 use shared::controls::{
     ControlStore, Controls, ControlsError, Counter, Directory, DynamoControls, InvalidControls,
     Lists, Per, Period, Refusal, Scope, Velocity, VelocityWebhook,
 };
-use shared::journal::{Counted, DynamoJournal, Entry, How, InMemoryJournal, Journal, now_ms};
+use shared::journal::{Counted, DynamoJournal, Entry, How, InMemoryJournal, Journal};
 use shared::ledger::{DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::policy::Policy;
 use shared::webhook::{

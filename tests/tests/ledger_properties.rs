@@ -594,7 +594,7 @@ async fn the_sqs_sink_and_the_reconciler_function() -> anyhow::Result<()> {
         label: "fallback".into(),
         fallback_reason: Some("outcome_unknown".into()),
         policy_version: "v".into(),
-        decided_at_ms: shared::journal::now_ms(),
+        decided_at_ms: shared::clock::now_ms(),
         reason: "unsettled".into(),
     };
     sink.put(&record, Duration::from_secs(5)).await?;

@@ -13,9 +13,9 @@ use rust_decimal::Decimal;
 use super::Direction;
 use super::{
     Entry, FallbackReason, How, Input, Inputs, Journal, Money, Recorded, Shadow, StoreFailure,
-    rfc3339_ms,
 };
 use crate::aws::{Attempts, Sent, Transacted, attempt, dynamo_call, sent_of, transact};
+use crate::clock::{now_ms, rfc3339_ms};
 
 /// Value of `reconcile` on entries awaiting reconciliation (the `reconcile-index` key).
 pub const PENDING: &str = "PENDING";
@@ -72,7 +72,7 @@ impl DynamoJournal {
     /// Marks an entry reconciled: it leaves `reconcile-index` and gets its TTL. `false` when
     /// no entry with this id awaits reconciliation.
     pub async fn resolve(&self, id: &str, ttl: Duration) -> Result<bool, StoreFailure> {
-        let expires = super::now_ms() / 1000 + i64::try_from(ttl.as_secs()).unwrap_or(0);
+        let expires = now_ms() / 1000 + i64::try_from(ttl.as_secs()).unwrap_or(0);
         let res = self
             .client
             .update_item()
@@ -81,7 +81,7 @@ impl DynamoJournal {
             .update_expression("REMOVE reconcile SET reconciled_at = :now, expiration = :expires")
             .condition_expression("reconcile = :pending")
             .expression_attribute_values(":pending", s(PENDING))
-            .expression_attribute_values(":now", s(rfc3339_ms(super::now_ms())))
+            .expression_attribute_values(":now", s(rfc3339_ms(now_ms())))
             .expression_attribute_values(":expires", n(expires))
             .send()
             .await;

@@ -53,8 +53,6 @@ use rust_decimal::Decimal;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-pub use crate::clock::{now_ms, rfc3339_ms};
-
 /// How an answer was reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum How {
@@ -312,6 +310,7 @@ pub fn request_token(entry: &Entry) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::rfc3339_ms;
 
     #[test]
     fn budget_keeps_the_reserve_for_settling() {

@@ -15,7 +15,7 @@
 //! its fallback once it knows no money moved: always status 200, never a 5xx.
 
 mod kinds;
-mod policy_source;
+mod policy_location;
 mod runner;
 #[cfg(feature = "dev")]
 pub mod testing;
@@ -24,8 +24,8 @@ mod zero_balance;
 pub use kinds::{
     BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook,
 };
-pub use policy_source::{
-    MAX_POLICY_BYTES, Policies, PolicyHandle, PolicySettings, PolicySource, Refresh, S3Policy,
+pub use policy_location::{
+    MAX_POLICY_BYTES, Policies, PolicyHandle, PolicyLocation, PolicySettings, Refresh, S3Policy,
 };
 pub use runner::{
     RunnerConfig, RunnerParts, StartupError, WebhookRunner, runner_from_env, runner_parts, serve,

@@ -63,7 +63,7 @@ async fn main() -> anyhow::Result<()> {
         .as_deref()
         .map(epoch_ms)
         .transpose()?
-        .unwrap_or_else(shared::journal::now_ms);
+        .unwrap_or_else(shared::clock::now_ms);
     if from > to {
         bail!("--from is after --to");
     }

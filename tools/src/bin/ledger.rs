@@ -153,7 +153,7 @@ async fn main() -> anyhow::Result<()> {
                     e.id,
                     e.reconcile.as_deref().unwrap_or("-"),
                     e.label,
-                    shared::journal::rfc3339_ms(e.decided_at_ms)
+                    shared::clock::rfc3339_ms(e.decided_at_ms)
                 );
             }
             match &sink {
@@ -166,7 +166,7 @@ async fn main() -> anyhow::Result<()> {
                                 rec.id,
                                 rec.reason,
                                 rec.label,
-                                shared::journal::rfc3339_ms(rec.decided_at_ms)
+                                shared::clock::rfc3339_ms(rec.decided_at_ms)
                             ),
                             Err(e) => println!("unreadable sink record: {e}"),
                         }
@@ -211,7 +211,7 @@ async fn main() -> anyhow::Result<()> {
                                 "{} {} after {} ms",
                                 record.id,
                                 s.as_str(),
-                                age_ms(&record, shared::journal::now_ms())
+                                age_ms(&record, shared::clock::now_ms())
                             );
                         }
                         Err(e) => {

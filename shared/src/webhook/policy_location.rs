@@ -79,7 +79,7 @@ impl From<&Policy> for PolicyHandle {
 
 /// Where a policy is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PolicySource {
+pub enum PolicyLocation {
     /// The policy shipped in the package.
     Builtin,
     /// A file (read once: files in a Lambda package do not change).
@@ -88,7 +88,7 @@ pub enum PolicySource {
     S3 { bucket: String, key: String },
 }
 
-impl PolicySource {
+impl PolicyLocation {
     /// Parses `s3://bucket/key` (a key, not a prefix).
     pub fn parse_uri(text: &str) -> Option<Self> {
         let rest = text.trim().strip_prefix("s3://")?;
@@ -107,12 +107,12 @@ impl PolicySource {
     }
 }
 
-impl fmt::Display for PolicySource {
+impl fmt::Display for PolicyLocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PolicySource::Builtin => f.write_str("the shipped default"),
-            PolicySource::File(p) => write!(f, "{}", p.display()),
-            PolicySource::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
+            PolicyLocation::Builtin => f.write_str("the shipped default"),
+            PolicyLocation::File(p) => write!(f, "{}", p.display()),
+            PolicyLocation::S3 { bucket, key } => write!(f, "s3://{bucket}/{key}"),
         }
     }
 }
@@ -121,26 +121,26 @@ impl fmt::Display for PolicySource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicySettings {
     /// `POLICY_FILE` or `POLICY_URI`; the shipped default when neither is set.
-    pub live: PolicySource,
+    pub live: PolicyLocation,
     /// `SHADOW_POLICY_FILE` or `SHADOW_POLICY_URI`.
-    pub shadow: Option<PolicySource>,
+    pub shadow: Option<PolicyLocation>,
     /// `POLICY_REFRESH_SECS` (60): how often S3 policies are re-read; `None` (0): never.
     pub refresh: Option<Duration>,
 }
 
-fn source(
+fn location(
     set: &impl Fn(&'static str) -> Option<String>,
     file_var: &'static str,
     uri_var: &'static str,
-) -> Result<Option<PolicySource>, SettingError> {
+) -> Result<Option<PolicyLocation>, SettingError> {
     match (set(file_var), set(uri_var)) {
         (Some(_), Some(uri)) => Err(SettingError::Invalid {
             var: uri_var,
             value: uri,
             reason: format!("set either {file_var} or {uri_var}, not both"),
         }),
-        (Some(path), None) => Ok(Some(PolicySource::File(PathBuf::from(path)))),
-        (None, Some(uri)) => match PolicySource::parse_uri(&uri) {
+        (Some(path), None) => Ok(Some(PolicyLocation::File(PathBuf::from(path)))),
+        (None, Some(uri)) => match PolicyLocation::parse_uri(&uri) {
             Some(s) => Ok(Some(s)),
             None => Err(SettingError::Invalid {
                 var: uri_var,
@@ -180,8 +180,8 @@ impl PolicySettings {
             },
         };
         Ok(Self {
-            live: source(&set, "POLICY_FILE", "POLICY_URI")?.unwrap_or(PolicySource::Builtin),
-            shadow: source(&set, "SHADOW_POLICY_FILE", "SHADOW_POLICY_URI")?,
+            live: location(&set, "POLICY_FILE", "POLICY_URI")?.unwrap_or(PolicyLocation::Builtin),
+            shadow: location(&set, "SHADOW_POLICY_FILE", "SHADOW_POLICY_URI")?,
             refresh,
         })
     }
@@ -200,15 +200,17 @@ impl PolicySettings {
         metrics: &Emf,
     ) -> Result<Policies, PolicyError> {
         let mut reloaders = Vec::new();
-        let open = |source: &PolicySource, role: &'static str| {
+        let open = |source: &PolicyLocation, role: &'static str| {
             let s3 = s3.clone();
             let metrics = metrics.clone();
             let source = source.clone();
             async move {
                 match source {
-                    PolicySource::Builtin => Ok((PolicyHandle::new(Policy::builtin()?), None)),
-                    PolicySource::File(p) => Ok((PolicyHandle::new(Policy::from_file(&p)?), None)),
-                    PolicySource::S3 { bucket, key } => {
+                    PolicyLocation::Builtin => Ok((PolicyHandle::new(Policy::builtin()?), None)),
+                    PolicyLocation::File(p) => {
+                        Ok((PolicyHandle::new(Policy::from_file(&p)?), None))
+                    }
+                    PolicyLocation::S3 { bucket, key } => {
                         let r = S3Policy::load(s3, bucket, key, role, function, metrics).await?;
                         Ok::<_, PolicyError>((r.handle(), Some(Arc::new(r))))
                     }
@@ -252,7 +254,12 @@ impl PolicySettings {
 /// A shadow that could not be loaded at start: the function runs without it. The warning
 /// names the function, the source and the problem (a read error, or the section and rule of
 /// the issuer's own document), never the document.
-fn skip_shadow(source: &PolicySource, error: &PolicyError, function: &'static str, metrics: &Emf) {
+fn skip_shadow(
+    source: &PolicyLocation,
+    error: &PolicyError,
+    function: &'static str,
+    metrics: &Emf,
+) {
     tracing::warn!(function, policy = "shadow", source = %source, error = %error, "shadow policy skipped: it cannot be loaded, so the function runs without a shadow (live answers are unaffected)");
     metrics.emit(
         &[("Function", function), ("Policy", "shadow")],
@@ -484,8 +491,8 @@ mod tests {
     #[test]
     fn uris_name_an_object() {
         assert_eq!(
-            PolicySource::parse_uri("s3://my-bucket/policies/live.json"),
-            Some(PolicySource::S3 {
+            PolicyLocation::parse_uri("s3://my-bucket/policies/live.json"),
+            Some(PolicyLocation::S3 {
                 bucket: "my-bucket".into(),
                 key: "policies/live.json".into()
             })
@@ -497,7 +504,7 @@ mod tests {
             "https://my-bucket/x.json",
             "s3://My_Bucket/x.json",
         ] {
-            assert_eq!(PolicySource::parse_uri(bad), None, "{bad}");
+            assert_eq!(PolicyLocation::parse_uri(bad), None, "{bad}");
         }
     }
 
@@ -513,7 +520,7 @@ mod tests {
     #[test]
     fn settings_are_parsed_once_with_clear_errors() -> Result<(), SettingError> {
         let d = PolicySettings::from_lookup(lookup(&[("POLICY_FILE", " ")]))?;
-        assert_eq!(d.live, PolicySource::Builtin);
+        assert_eq!(d.live, PolicyLocation::Builtin);
         assert_eq!(d.shadow, None);
         assert_eq!(d.refresh, Some(Duration::from_secs(60)));
         let s = PolicySettings::from_lookup(lookup(&[
@@ -523,14 +530,14 @@ mod tests {
         ]))?;
         assert_eq!(
             s.live,
-            PolicySource::S3 {
+            PolicyLocation::S3 {
                 bucket: "b-1".into(),
                 key: "live.json".into()
             }
         );
         assert_eq!(
             s.shadow,
-            Some(PolicySource::File("/opt/shadow.json".into()))
+            Some(PolicyLocation::File("/opt/shadow.json".into()))
         );
         assert_eq!(s.refresh, None);
         for (bad, names) in [
@@ -589,8 +596,8 @@ mod tests {
         for shadow in [invalid, missing, not_json] {
             let (emf, captured) = Emf::capture(crate::metrics::WEBHOOKS_NAMESPACE);
             let settings = PolicySettings {
-                live: PolicySource::Builtin,
-                shadow: Some(PolicySource::File(shadow.clone())),
+                live: PolicyLocation::Builtin,
+                shadow: Some(PolicyLocation::File(shadow.clone())),
                 refresh: None,
             };
             let policies = settings.load(&no_s3(), "banking-antifraud", &emf).await?;
@@ -624,7 +631,7 @@ mod tests {
         ] {
             let (emf, captured) = Emf::capture(crate::metrics::WEBHOOKS_NAMESPACE);
             let settings = PolicySettings {
-                live: PolicySource::File(live.clone()),
+                live: PolicyLocation::File(live.clone()),
                 shadow: None,
                 refresh: None,
             };

@@ -13,8 +13,8 @@ use shared::metrics::{Captured, Emf, WEBHOOKS_NAMESPACE};
 use shared::policy::Policy;
 use shared::policy::version_of;
 use shared::webhook::{
-    BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyHandle, PolicySettings,
-    PolicySource, PolicyWebhook, Refresh, S3Policy, Webhook, WebhookRunner, ZeroBalanceCodes,
+    BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyHandle, PolicyLocation,
+    PolicySettings, PolicyWebhook, Refresh, S3Policy, Webhook, WebhookRunner, ZeroBalanceCodes,
     ZeroBalanceWebhook,
 };
 use tools::moto::Moto;
@@ -164,7 +164,7 @@ async fn an_s3_policy_update_is_picked_up_and_an_invalid_one_is_refused() -> any
     );
     // Nor on a missing one.
     let missing = PolicySettings {
-        live: PolicySource::S3 {
+        live: PolicyLocation::S3 {
             bucket: names.bucket.clone(),
             key: "policies/missing.json".into(),
         },
@@ -244,11 +244,11 @@ async fn a_shadow_that_cannot_load_is_skipped_and_the_live_policy_answers() -> a
         let (emf, captured) = Emf::capture(WEBHOOKS_NAMESPACE);
         // POLICY_URI names the live object; SHADOW_POLICY_URI one that cannot be loaded.
         let settings = PolicySettings {
-            live: PolicySource::S3 {
+            live: PolicyLocation::S3 {
                 bucket: names.bucket.clone(),
                 key: KEY.into(),
             },
-            shadow: Some(PolicySource::S3 {
+            shadow: Some(PolicyLocation::S3 {
                 bucket: names.bucket.clone(),
                 key: shadow_key.into(),
             }),
@@ -308,11 +308,11 @@ async fn a_shadow_that_cannot_load_is_skipped_and_the_live_policy_answers() -> a
 
     // The live policy still fails the start, naming itself, when it is the one missing.
     let settings = PolicySettings {
-        live: PolicySource::S3 {
+        live: PolicyLocation::S3 {
             bucket: names.bucket.clone(),
             key: "policies/missing-live.json".into(),
         },
-        shadow: Some(PolicySource::S3 {
+        shadow: Some(PolicyLocation::S3 {
             bucket: names.bucket.clone(),
             key: KEY.into(),
         }),
@@ -411,8 +411,8 @@ async fn a_shadow_that_declines_everything_changes_no_answer_and_is_journaled() 
     // The shadow comes from S3 (SHADOW_POLICY_URI); the live policy is the shipped default.
     put(&s3, &names.bucket, "policies/shadow.json", DENY_ALL).await?;
     let settings = PolicySettings {
-        live: PolicySource::Builtin,
-        shadow: Some(PolicySource::S3 {
+        live: PolicyLocation::Builtin,
+        shadow: Some(PolicyLocation::S3 {
             bucket: names.bucket.clone(),
             key: "policies/shadow.json".into(),
         }),
