@@ -100,8 +100,10 @@ fn record<'a>(
     }
 }
 
-/// The JSON body of a quarantine record ([`quarantine_record`]), serialized straight from
-/// the fragment.
+/// The JSON body of a quarantine record, serialized straight from the fragment: provenance
+/// (`source`), position, reason, the event's ids when known, and the fragment itself (as text
+/// when it is UTF-8, else base64). `complete` is false when only the beginning of an oversized
+/// fragment is kept; the provenance and position locate the rest.
 pub fn quarantine_body(
     provenance: &Provenance,
     position: Option<Position>,
@@ -118,28 +120,6 @@ pub fn quarantine_body(
         complete,
         quarantined_at,
     ))
-}
-
-/// A quarantine record: source, position, reason, the event's ids when known, and the
-/// fragment itself (as text when it is UTF-8, else base64). `complete` is false when only
-/// the beginning of an oversized fragment is kept; the source and position locate the rest.
-pub fn quarantine_record(
-    provenance: &Provenance,
-    position: Option<Position>,
-    rejected: &Rejected,
-    fragment: &[u8],
-    complete: bool,
-    quarantined_at: &str,
-) -> Value {
-    let record = record(
-        provenance,
-        position,
-        rejected,
-        fragment,
-        complete,
-        quarantined_at,
-    );
-    serde_json::to_value(&record).unwrap_or(Value::Null)
 }
 
 impl Writer {
@@ -205,6 +185,11 @@ fn record_body(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The record as JSON.
+    fn json(body: Result<Vec<u8>, serde_json::Error>) -> Value {
+        serde_json::from_slice(&body.expect("serializes")).expect("JSON")
+    }
     use crate::pipeline::check::Reason;
 
     #[test]
@@ -238,14 +223,14 @@ mod tests {
     fn records_carry_source_position_reason_and_fragment() {
         let mut rejected = Rejected::new(Reason::Envelope, "org_id: missing");
         rejected.event_id = Some("e-1".into());
-        let record = quarantine_record(
+        let record = json(quarantine_body(
             &Provenance::message("m-1", Some("arn:q".into())),
             None,
             &rejected,
             b"{}",
             true,
             "2026-01-01T00:00:00Z",
-        );
+        ));
         assert_eq!(
             record,
             json!({
@@ -258,7 +243,7 @@ mod tests {
                 "quarantined_at": "2026-01-01T00:00:00Z"
             })
         );
-        let binary = quarantine_record(
+        let binary = json(quarantine_body(
             &Provenance::file("b", "k"),
             Some(Position {
                 index: 0,
@@ -269,7 +254,7 @@ mod tests {
             &[0xff, 0xfe],
             false,
             "t",
-        );
+        ));
         assert_eq!(binary["fragment_base64"], "//4=");
         assert_eq!(binary["position"]["length"], 2);
     }
