@@ -10,6 +10,8 @@ use aws_lambda_events::sqs::SqsEvent;
 use integration_tests::{pipeline_config, put_object};
 use serde_json::{Value, json};
 use shared::devstack::{EVENTS_CID_INDEX, ResourceNames};
+use shared::metrics::PIPELINE_NAMESPACE;
+use shared::pipeline::report::Metrics;
 use shared::pipeline::sources::files::FilesResponse;
 use shared::pipeline::sources::key::StreamHour;
 use shared::pipeline::sources::replay::{Selection, replay};
@@ -521,8 +523,25 @@ async fn new_bucket_object_is_ingested_only_from_allowed_buckets() -> anyhow::Re
             )),
         ),
     ]);
-    let response = stack.stream().handle(batch).await?;
+    let (metrics, captured) = Metrics::capture(PIPELINE_NAMESPACE);
+    let mut runtime = stack.runtime.clone();
+    runtime.metrics = metrics;
+    let response = EventStream::new(runtime).handle(batch).await?;
     assert!(response.batch_item_failures.is_empty());
+    // One EMF line of counts for the batch, the announced file's events included once: the
+    // file is logged on its own but not emitted on its own (its counts would reach the
+    // metrics twice).
+    let counts: Vec<Value> = captured
+        .lines()
+        .into_iter()
+        .filter(|line| line.get("read").is_some())
+        .collect();
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!(
+        (&counts[0]["read"], &counts[0]["new"], &counts[0]["refused"]),
+        (&json!(4), &json!(4), &json!(1))
+    );
+    assert_eq!(counts[0]["Function"], "event-stream");
     // The allowed announcement and its two events; the refused announcement itself (a valid
     // event), but nothing of the file it names.
     assert!(

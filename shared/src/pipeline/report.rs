@@ -98,6 +98,12 @@ impl Metrics {
         Self(Emf::new(namespace))
     }
 
+    /// Metrics kept in memory under `namespace`, for tests.
+    pub fn capture(namespace: &str) -> (Self, crate::metrics::Captured) {
+        let (emf, captured) = Emf::capture(namespace);
+        (Self(emf), captured)
+    }
+
     /// Writes the EMF line of `report` (Lambda sends stdout to CloudWatch Logs, which turns
     /// it into metrics).
     pub fn emit(&self, function: &str, report: &Report) {
