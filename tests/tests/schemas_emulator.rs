@@ -102,13 +102,9 @@ impl Stack {
         })
     }
 
-    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>) -> anyhow::Result<()> {
-        put_object(&self.s3, bucket, key, body).await
-    }
-
     async fn put_schema(&self, event_type: &str, body: Vec<u8>) -> anyhow::Result<()> {
         let key = format!("json_schemas/account/{event_type}.json");
-        self.put(DOCS_BUCKET, &key, body).await
+        put_object(&self.s3, DOCS_BUCKET, &key, body).await
     }
 
     /// Ingests `events` as one event file (the worker threads' path).
@@ -343,27 +339,31 @@ async fn schemas_sync_copies_updates_and_removes_and_dry_run_changes_nothing() -
         ("account/new-1.json", schema(2)),
         ("card/changed-1.json", schema(3)),
     ] {
-        stack
-            .put(DOCS_BUCKET, &format!("json_schemas/{name}"), body)
-            .await?;
+        put_object(
+            &stack.s3,
+            DOCS_BUCKET,
+            &format!("json_schemas/{name}"),
+            body,
+        )
+        .await?;
     }
     // Not part of the tree.
-    stack
-        .put(DOCS_BUCKET, "other/readme.txt", b"x".to_vec())
-        .await?;
+    put_object(&stack.s3, DOCS_BUCKET, "other/readme.txt", b"x".to_vec()).await?;
     for (name, body) in [
         ("account/same-1.json", schema(1)),
         ("card/changed-1.json", schema(30)),
         ("card/gone-1.json", schema(4)),
     ] {
-        stack
-            .put(COPY_BUCKET, &format!("pismo/json_schemas/{name}"), body)
-            .await?;
+        put_object(
+            &stack.s3,
+            COPY_BUCKET,
+            &format!("pismo/json_schemas/{name}"),
+            body,
+        )
+        .await?;
     }
     // Outside the copy's prefix: never touched.
-    stack
-        .put(COPY_BUCKET, "keep/me.json", b"{}".to_vec())
-        .await?;
+    put_object(&stack.s3, COPY_BUCKET, "keep/me.json", b"{}".to_vec()).await?;
 
     let from = S3Uri::parse(&format!("s3://{DOCS_BUCKET}/json_schemas"))
         .ok_or_else(|| anyhow::anyhow!("from"))?;
