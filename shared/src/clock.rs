@@ -1,9 +1,10 @@
-//! Clocks: epoch milliseconds and their RFC 3339 text (the journal, the controls, the
-//! pipeline's `received_at`), and the monotonic [`Clock`] that caches expire by (the schema
-//! registry; tests drive a [`ManualClock`]).
+//! Time: epoch milliseconds and their RFC 3339 text (the journal, the controls, the pipeline's
+//! `received_at`), and the injectable [`Clock`] that token checks and caches read (the
+//! signature verifier's `exp`/`iat` and certificate cache, the schema registry's refresh), so
+//! that tests move time with a [`ManualClock`] instead of sleeping.
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Epoch milliseconds now.
 pub fn now_ms() -> i64 {
@@ -35,50 +36,71 @@ pub fn now_rfc3339() -> String {
         .unwrap_or_default()
 }
 
-/// Monotonic time as a cache sees it. Lambda uses [`SystemClock`]; tests drive a [`ManualClock`].
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    fn now(&self) -> Instant;
+/// A source of wall-clock time, in milliseconds since the Unix epoch.
+pub trait Clock: Send + Sync + std::fmt::Debug + 'static {
+    /// Milliseconds since the Unix epoch (negative before it).
+    fn now_millis(&self) -> i64;
 }
 
-/// The monotonic system clock.
-#[derive(Debug, Clone, Copy, Default)]
+/// The real wall clock.
+#[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
+    fn now_millis(&self) -> i64 {
+        system_now_millis()
     }
 }
 
-/// A clock that moves only when told to ([`ManualClock::advance`]).
+pub(crate) fn system_now_millis() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+    }
+}
+
+/// A clock that only moves when told to. For tests.
 #[derive(Debug)]
 pub struct ManualClock {
-    start: Instant,
-    offset: Mutex<Duration>,
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self::new()
-    }
+    millis: AtomicI64,
 }
 
 impl ManualClock {
-    pub fn new() -> Self {
+    /// A clock frozen at `unix_millis`.
+    pub fn new(unix_millis: i64) -> Self {
         Self {
-            start: Instant::now(),
-            offset: Mutex::new(Duration::ZERO),
+            millis: AtomicI64::new(unix_millis),
         }
     }
 
-    /// Moves the clock forward by `by`.
+    /// A clock frozen at the current wall-clock time.
+    pub fn starting_now() -> Self {
+        Self::new(system_now_millis())
+    }
+
+    /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
-        *self.offset.lock().unwrap_or_else(|e| e.into_inner()) += by;
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.millis
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |v| {
+                Some(v.saturating_add(ms))
+            })
+            .ok();
+    }
+
+    /// Sets the clock to `unix_millis`.
+    pub fn set_millis(&self, unix_millis: i64) {
+        self.millis.store(unix_millis, Ordering::SeqCst);
+    }
+
+    /// The current time of this clock in whole seconds since the Unix epoch.
+    pub fn now_secs(&self) -> i64 {
+        self.now_millis().div_euclid(1000)
     }
 }
 
 impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.start + *self.offset.lock().unwrap_or_else(|e| e.into_inner())
+    fn now_millis(&self) -> i64 {
+        self.millis.load(Ordering::SeqCst)
     }
 }

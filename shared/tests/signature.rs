@@ -11,9 +11,10 @@ use openssl::pkey::PKey;
 use openssl::rsa::Padding;
 use openssl::sign::{RsaPssSaltlen, Signer};
 use serde_json::{Value, json};
+use shared::clock::ManualClock;
 use shared::settings::SettingError;
 use shared::signature::signer::{CannedResponse, CertServer, DevSigner, SignOptions};
-use shared::signature::{ManualClock, Rejection, VerifiedClaims, Verifier, VerifierConfig};
+use shared::signature::{Rejection, VerifiedClaims, Verifier, VerifierConfig};
 
 const ACCOUNT: i64 = 98_665_386;
 /// A Pismo-like body, byte for byte as sent.

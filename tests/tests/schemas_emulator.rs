@@ -88,7 +88,7 @@ impl Stack {
             pismo_role_arn: Some(ROLE.into()),
             ..pipeline_config(&names, DOCS_BUCKET, settings)?
         };
-        let clock = Arc::new(ManualClock::new());
+        let clock = Arc::new(ManualClock::starting_now());
         let runtime = config.build_with_clock(&sdk, clock.clone()).await?;
         Ok(Self {
             _moto: moto,

@@ -19,9 +19,9 @@ use std::time::Duration;
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
 use openssl::x509::X509;
 
-use super::clock::Clock;
 use super::config::VerifierConfig;
 use super::rs256::Rs256Key;
+use crate::clock::Clock;
 
 /// Largest certificate map accepted.
 const MAX_CERTS_BODY: usize = 256 * 1024;

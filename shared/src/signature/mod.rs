@@ -8,13 +8,13 @@
 //! Nothing from the request (token, body, claims) is logged; only the kid and reason codes.
 
 mod cache;
-mod clock;
 mod config;
 mod rejection;
 mod rs256;
 #[cfg(feature = "dev")]
 pub mod signer;
 
+use crate::clock::{Clock, SystemClock};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -27,7 +27,6 @@ use serde_json::value::RawValue;
 use subtle::ConstantTimeEq as _;
 
 use cache::{CertCache, Lookup};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{VerifierConfig, env};
 pub use rejection::Rejection;
 

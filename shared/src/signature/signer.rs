@@ -28,7 +28,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::VerifierConfig;
-use super::clock::system_now_millis;
+use crate::clock::system_now_millis;
 
 /// File name of the private key inside the key folder.
 pub const KEY_FILE: &str = "dev-key.pem";

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonschema::{Draft, Validator};
 use serde_json::Value;
@@ -166,9 +166,9 @@ struct Slot {
     /// SHA-256 of the document last read: a new version with the same bytes is not
     /// recompiled.
     digest: Option<[u8; 32]>,
-    checked_at: Instant,
+    checked_at: i64,
     /// When a caller started the refresh that is in flight; others keep the entry meanwhile.
-    refreshing_since: Option<Instant>,
+    refreshing_since: Option<i64>,
 }
 
 fn digest(document: &[u8]) -> [u8; 32] {
@@ -252,11 +252,13 @@ impl SchemaRegistry {
     }
 
     /// Whether `slot` is to be re-read now (and nobody else is doing it).
-    fn due(&self, slot: &Slot, now: Instant) -> bool {
+    fn due(&self, slot: &Slot, now: i64) -> bool {
+        // Epoch milliseconds: a wall clock set back only delays a refresh.
+        let since = |at: i64| Duration::from_millis(u64::try_from(now - at).unwrap_or(0));
         let in_flight = slot
             .refreshing_since
-            .is_some_and(|since| now.saturating_duration_since(since) < self.refresh);
-        !in_flight && now.saturating_duration_since(slot.checked_at) >= self.refresh
+            .is_some_and(|at| since(at) < self.refresh);
+        !in_flight && since(slot.checked_at) >= self.refresh
     }
 
     /// The cached entry, if this schema was looked up before (however old).
@@ -268,7 +270,7 @@ impl SchemaRegistry {
 
     /// The cached entry unless it is due for a refresh (then [`SchemaRegistry::get`] reads it).
     pub fn current(&self, domain: &str, event_type: &str) -> Option<Arc<SchemaEntry>> {
-        let now = self.clock.now();
+        let now = self.clock.now_millis();
         self.read()
             .get(&schema_path(domain, event_type))
             .filter(|slot| !self.due(slot, now))
@@ -287,7 +289,7 @@ impl SchemaRegistry {
             return Ok(entry);
         }
         let path = schema_path(domain, event_type);
-        let now = self.clock.now();
+        let now = self.clock.now_millis();
         let known = {
             let mut cache = self.write();
             match cache.get_mut(&path) {
@@ -308,7 +310,7 @@ impl SchemaRegistry {
     }
 
     /// First read.
-    async fn load(&self, path: String, now: Instant) -> Result<Arc<SchemaEntry>, SchemaError> {
+    async fn load(&self, path: String, now: i64) -> Result<Arc<SchemaEntry>, SchemaError> {
         let (entry, version, digest) = match self.source.fetch_if_changed(&path, None).await? {
             Fetched::Found { document, version } => {
                 let entry = compile_with(&document, self.formats);
@@ -344,7 +346,7 @@ impl SchemaRegistry {
         &self,
         path: &str,
         version: Option<SchemaRevision>,
-        now: Instant,
+        now: i64,
     ) -> Arc<SchemaEntry> {
         let fetched = self.source.fetch_if_changed(path, version.as_ref()).await;
         bump(&self.counters.refreshes);
@@ -560,7 +562,7 @@ mod tests {
         std::fs::create_dir_all(&folder).unwrap();
         let file = folder.join("x-1.json");
         write_at(&file, br#"{"type":"object"}"#, 1_000);
-        let clock = Arc::new(ManualClock::new());
+        let clock = Arc::new(ManualClock::starting_now());
         let registry = SchemaRegistry::new(SchemaLocation::Local(dir.clone()))
             .with_refresh(Duration::from_secs(60), clock.clone());
         let is_object = |entry: &SchemaEntry| match entry {
