@@ -366,7 +366,7 @@ impl SinkDrain {
             serde_json::from_str(message.body.as_deref().unwrap_or_default());
         let (outcome, age) = match record {
             Err(e) => {
-                tracing::error!(message_id = ?message.message_id, error = %e, "unreadable reconciliation record: left for the dead-letter queue");
+                tracing::error!(message_id = message.message_id.as_deref().unwrap_or_default(), error = %e, "unreadable reconciliation record: left for the dead-letter queue");
                 ("failed", 0)
             }
             Ok(record) => {

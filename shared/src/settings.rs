@@ -5,6 +5,10 @@
 //! - [`Env::process`] reads the process environment (Lambda's configuration); [`Env::from_pairs`]
 //!   and [`Env::from_lookup`] serve tests and tools that hold a function's settings elsewhere.
 //! - A value that is empty or only whitespace counts as unset, everywhere.
+//! - Written here rather than with `envy` or `config`: those deserialize a whole struct and
+//!   report serde's message, while each setting here has its own range or shape check whose
+//!   error must name the variable and the value (and a few take a blank value to mean
+//!   something); the reader is the 60 lines of lookups that those checks sit on.
 //! - Each typed setting struct (`RunnerConfig`, `VerifierConfig`, `PipelineConfig`,
 //!   `AritmaConfig`, the policy sources) is parsed once at start from an [`Env`].
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::metrics::{CATALOG, Emf, PIPELINE_COUNTS, SCHEMA_COUNTS, Unit as MetricUnit};
+use crate::metrics::{CATALOG, Emf, PIPELINE_COUNTS, SCHEMA_COUNTS, Unit};
 use crate::pipeline::config::Runtime;
 use crate::pipeline::schema::SchemaStats;
 
@@ -65,12 +65,12 @@ impl Report {
     }
 
     /// The counts as EMF metrics.
-    fn metrics(&self) -> Vec<(&'static str, MetricUnit, u64)> {
+    fn metrics(&self) -> Vec<(&'static str, Unit, u64)> {
         CATALOG[PIPELINE_COUNTS]
             .metrics
             .iter()
             .zip(self.values())
-            .map(|(name, value)| (*name, MetricUnit::Count, value))
+            .map(|(name, value)| (*name, Unit::Count, value))
             .collect()
     }
 
@@ -123,7 +123,7 @@ impl Metrics {
 }
 
 /// The schema registry's counts as EMF metrics.
-pub fn schema_metrics(stats: &SchemaStats) -> Vec<(&'static str, MetricUnit, u64)> {
+pub fn schema_metrics(stats: &SchemaStats) -> Vec<(&'static str, Unit, u64)> {
     let values = [
         stats.refreshes,
         stats.changes,
@@ -134,13 +134,13 @@ pub fn schema_metrics(stats: &SchemaStats) -> Vec<(&'static str, MetricUnit, u64
         .metrics
         .iter()
         .zip(values)
-        .map(|(name, value)| (*name, MetricUnit::Count, value))
+        .map(|(name, value)| (*name, Unit::Count, value))
         .collect()
 }
 
 /// What a report's log line is about.
 #[derive(Debug, Clone, Copy)]
-pub enum Unit<'a> {
+pub enum Ingested<'a> {
     /// One event file.
     Object { bucket: &'a str, key: &'a str },
     /// One SQS batch of the stream: its size and how many messages come back.
@@ -152,7 +152,7 @@ pub enum Unit<'a> {
 pub fn finish(
     runtime: &Runtime,
     function: &str,
-    unit: Unit<'_>,
+    unit: Ingested<'_>,
     report: &Report,
     started: Instant,
 ) {
@@ -166,13 +166,13 @@ pub fn finish(
 /// The one log line of a unit of work: ids, keys and counts, never event data. A unit counted
 /// inside a larger one (a file a stream message announces) is logged alone and emitted with
 /// the larger one, so that its counts reach the metrics once.
-pub fn log(function: &str, unit: Unit<'_>, report: &Report, started: Instant) {
+pub fn log(function: &str, unit: Ingested<'_>, report: &Report, started: Instant) {
     let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let (bucket, key, messages, failed, what) = match unit {
-        Unit::Object { bucket, key } => {
+        Ingested::Object { bucket, key } => {
             (Some(bucket), Some(key), None, None, "event file ingested")
         }
-        Unit::Messages { messages, failed } => (
+        Ingested::Messages { messages, failed } => (
             None,
             None,
             Some(messages),

@@ -14,7 +14,8 @@
 //! Ok(answer.into_response())
 //! ```
 //!
-//! (A loop rather than a runner taking an async closure: the closure's future nests the whole
+//! Written here: `aws_lambda_events` has the response types but nothing that fills them, and
+//! the rule about unnamed messages is ours. (A loop rather than a runner taking an async closure: the closure's future nests the whole
 //! ingest path and overflows the compiler's layout depth limit in the functions.)
 
 use std::fmt::Display;

@@ -27,7 +27,7 @@ use serde_json::Value;
 use super::batch::BatchAnswer;
 use crate::pipeline::PipelineError;
 use crate::pipeline::config::Runtime;
-use crate::pipeline::report::{Report, Unit, finish};
+use crate::pipeline::report::{Ingested, Report, finish};
 use crate::pipeline::sources::key::is_main_stream;
 use crate::pipeline::sources::notification::{
     FilesEvent, IngestObject, Notice, ObjectRef, QueuedNotice,
@@ -239,13 +239,14 @@ impl EventFiles {
                     vec![problem]
                 }
             };
-            let outcome = match failures.is_empty() {
-                true => Ok(()),
-                false => Err(FilesError {
+            let outcome = if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(FilesError {
                     total: count,
                     failures,
                     refused: false,
-                }),
+                })
             };
             batch.record(&message.message_id, outcome)?;
         }
@@ -330,7 +331,7 @@ impl EventFiles {
         finish(
             &self.runtime,
             "event-files",
-            Unit::Object {
+            Ingested::Object {
                 bucket: &object.bucket,
                 key: &object.key,
             },
@@ -351,7 +352,7 @@ impl EventFiles {
         finish(
             &self.runtime,
             "event-files",
-            Unit::Object { bucket, key },
+            Ingested::Object { bucket, key },
             &report,
             started,
         );

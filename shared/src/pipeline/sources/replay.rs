@@ -11,7 +11,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 
 use crate::pipeline::PipelineError;
 use crate::pipeline::config::Runtime;
-use crate::pipeline::report::{Report, Unit, finish};
+use crate::pipeline::report::{Ingested, Report, finish};
 use crate::pipeline::sources::key::{StreamHour, prefixes_between};
 
 /// Which objects to replay.
@@ -112,7 +112,7 @@ pub async fn replay(
                         finish(
                             runtime,
                             "replay",
-                            Unit::Object { bucket, key },
+                            Ingested::Object { bucket, key },
                             &report,
                             started,
                         );

@@ -24,7 +24,7 @@ use crate::pipeline::PipelineError;
 use crate::pipeline::Provenance;
 use crate::pipeline::check::{Accepted, Checked, EventIds, Reason, Rejected};
 use crate::pipeline::config::Runtime;
-use crate::pipeline::report::{Report, Unit, finish, log};
+use crate::pipeline::report::{Ingested, Report, finish, log};
 use crate::pipeline::sources::key::is_main_stream;
 
 /// The SNS notification envelope (only the fields used).
@@ -84,7 +84,7 @@ impl EventStream {
                 total += report;
             }
         }
-        let unit = Unit::Messages {
+        let unit = Ingested::Messages {
             messages,
             failed: answer.failed(),
         };
@@ -179,7 +179,7 @@ impl EventStream {
         // Emitted with the batch's counts, which include it.
         log(
             "event-stream",
-            Unit::Object {
+            Ingested::Object {
                 bucket: &announced.bucket_name,
                 key: &announced.object_name,
             },

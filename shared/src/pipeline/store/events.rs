@@ -31,7 +31,7 @@ pub fn large_name(event_id: &str, data: &[u8]) -> String {
 }
 
 /// The item of an accepted event: its ids, payload, schema status and provenance.
-pub fn stored_event(
+fn stored_event(
     provenance: &Provenance,
     position: Option<Position>,
     ids: EventIds,
