@@ -18,7 +18,7 @@ export SAM_CLI_ENABLE_LANGUAGE_EXTENSIONS := 1
 
 .PHONY: run test deps venv venv-checkov fmt lint unit cfn-lint sam-validate checkov checkov-skips \
 	template-checks template-resources-update build sam-build sizes validate-policy clean-venv \
-	bench-ledger-properties bench
+	bench-ledger-properties bench browser
 
 # The eight Lambda functions (binary = package name).
 FUNCTIONS := card-tokenization banking-antifraud full-balance-antifraud zero-balance \
@@ -46,7 +46,12 @@ venv-checkov: $(CKV_VENV)/.installed
 run: venv
 	ONCE=$(ONCE) STAY=$(STAY) $(CARGO) run --quiet -p tools --bin local-run
 
-test: venv fmt lint deps unit cfn-lint sam-validate checkov checkov-skips template-checks
+test: venv browser fmt lint deps unit cfn-lint sam-validate checkov checkov-skips template-checks
+
+# Headless Chromium for tests/tests/labels_report.rs (it renders the HTML rule report), from
+# Debian's packages when missing (needs root).
+browser:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y --no-install-recommends chromium)
 
 fmt:
 	$(CARGO) fmt --all -- --check

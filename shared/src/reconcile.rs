@@ -95,6 +95,7 @@ impl UnsettledRecord {
             money: None,
             reconcile: Some(self.reason.clone()),
             shadow: None,
+            signals_update: None,
         }
     }
 }
@@ -316,23 +317,23 @@ pub struct SinkDrain {
 pub const RECONCILER: &str = "ledger-reconciler";
 
 impl SinkDrain {
-    /// From the environment: `JOURNAL_TABLE`, `LEDGER_TABLE`.
+    /// From the environment: `JOURNAL_TABLE`, `LEDGER_TABLE`, and `CONTROLS_TABLE` when set (a
+    /// compensation takes its approval back from the card's signals there).
     pub async fn from_env() -> Result<Self, crate::settings::SettingError> {
         let env = crate::settings::Env::process();
         let journal_table = env.required("JOURNAL_TABLE")?;
         let ledger_table = env.required("LEDGER_TABLE")?;
+        let controls_table = env.optional("CONTROLS_TABLE");
         let sdk = crate::aws::load_config().await;
         let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let mut ledger =
+            crate::ledger::DynamoLedger::new(ddb.clone(), ledger_table, &journal_table);
+        if let Some(table) = controls_table {
+            ledger = ledger.with_counters(table);
+        }
         Ok(Self {
-            journal: std::sync::Arc::new(crate::journal::DynamoJournal::new(
-                ddb.clone(),
-                &journal_table,
-            )),
-            ledger: std::sync::Arc::new(crate::ledger::DynamoLedger::new(
-                ddb,
-                ledger_table,
-                journal_table,
-            )),
+            journal: std::sync::Arc::new(crate::journal::DynamoJournal::new(ddb, &journal_table)),
+            ledger: std::sync::Arc::new(ledger),
             metrics: crate::metrics::Emf::from_env(crate::metrics::WEBHOOKS_NAMESPACE),
         })
     }

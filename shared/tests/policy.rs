@@ -1126,3 +1126,198 @@ fn the_schema_describes_an_optional_controls_object_per_section() {
         }
     }
 }
+
+// ---- members Pismo added after the seed ----
+
+/// Each of `paths` reads as absent in `request`.
+fn assert_absent<R: PolicySubject>(request: &R, paths: &[&str]) {
+    for path in paths {
+        assert_eq!(request.field(path), Field::Absent, "{path}");
+    }
+}
+
+#[test]
+fn zero_balance_address_verification_fields_are_rule_addressable() {
+    let text = zb(
+        r#"{"name": "address", "when": [{"field": "fields.match_address", "eq": false}],
+            "then": {"is_approved": false, "response_code": "05"}},
+           {"name": "postal", "when": [{"field": "fields.match_postal_code", "eq": false}],
+            "then": {"is_approved": false, "response_code": "05"}},
+           {"name": "no-address", "when": [{"field": "fields.no_address_data", "eq": true}],
+            "then": {"is_approved": false, "response_code": "05"}},
+           {"name": "unverified", "when": [{"field": "fields.match_address", "present": false}],
+            "then": {"is_approved": false, "response_code": "05"}}"#,
+    );
+    let policy = Policy::from_json(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let decide = |edit: &dyn Fn(&mut Value)| {
+        let request: ZeroBalanceRequest = edited(ZERO_BALANCE_PLAIN, edit);
+        policy.zero_balance.decide(&request).label.to_string()
+    };
+    let set = |address: Value, postal: Value, none: Value| {
+        move |v: &mut Value| {
+            v["fields"]["match_address"] = address.clone();
+            v["fields"]["match_postal_code"] = postal.clone();
+            v["fields"]["no_address_data"] = none.clone();
+        }
+    };
+    // (match_address, match_postal_code, no_address_data) → the rule that decides.
+    let cases: [((Value, Value, Value), &str); 7] = [
+        ((true.into(), true.into(), false.into()), "default"),
+        ((false.into(), true.into(), false.into()), "address"),
+        ((true.into(), false.into(), false.into()), "postal"),
+        ((true.into(), true.into(), true.into()), "no-address"),
+        // The JSON type is undocumented: "true" / "false" strings read as the flag.
+        (("FALSE".into(), "true".into(), "false".into()), "address"),
+        (("true".into(), "True".into(), "TRUE".into()), "no-address"),
+        // Any other string is accepted on the wire but is no flag: absent to rules.
+        (("Y".into(), "true".into(), "false".into()), "unverified"),
+    ];
+    for ((address, postal, none), want) in cases {
+        let what = format!("{address} {postal} {none}");
+        assert_eq!(decide(&set(address, postal, none)), want, "{what}");
+    }
+
+    // A request without them (the seed's shape) sees them absent.
+    let plain: ZeroBalanceRequest = serde_json::from_str(ZERO_BALANCE_PLAIN).expect("fixture");
+    assert_absent(
+        &plain,
+        &[
+            "fields.match_address",
+            "fields.match_postal_code",
+            "fields.no_address_data",
+        ],
+    );
+    assert_eq!(&*policy.zero_balance.decide(&plain).label, "unverified");
+
+    // Present ones are read, and written back in the form they came in.
+    let sent: ZeroBalanceRequest = edited(
+        ZERO_BALANCE_PLAIN,
+        set(true.into(), "false".into(), Value::Null),
+    );
+    assert_eq!(sent.field("fields.match_address"), Field::Bool(true));
+    assert_eq!(sent.field("fields.match_postal_code"), Field::Bool(false));
+    assert_eq!(
+        sent.field("fields.no_address_data"),
+        Field::Absent,
+        "null is absent"
+    );
+    let back = serde_json::to_value(&sent).expect("serialize");
+    assert_eq!(back["fields"]["match_address"], true);
+    assert_eq!(back["fields"]["match_postal_code"], "false");
+    assert!(back["fields"].get("no_address_data").is_none());
+}
+
+#[test]
+fn full_balance_card_mode_pin_and_merchant_denial_fields_are_rule_addressable() {
+    let policy = full_balance_policy(
+        r#"{"name": "debit", "when": [{"field": "fields.card_mode_type", "eq": "DEBIT"}],
+            "then": {"approve": false, "response_code": "57"}},
+           {"name": "pin", "when": [{"field": "fields.pin_validated", "eq": false}],
+            "then": {"approve": false, "response_code": "55"}},
+           {"name": "merchant", "when": [{"field": "fields.merchant_denial_code", "in": ["02", "5"]}],
+            "then": {"approve": false, "response_code": "05"}}"#,
+    );
+    let with = |mode: Value, pin: Value, denial: Value| {
+        full_balance(|v| {
+            v["fields"]["card_mode_type"] = mode;
+            v["fields"]["pin_validated"] = pin;
+            v["fields"]["merchant_denial_code"] = denial;
+        })
+    };
+    // (card_mode_type, pin_validated, merchant_denial_code) → the rule that decides.
+    let cases: [((Value, Value, Value), &str); 7] = [
+        (("CREDIT".into(), true.into(), "00".into()), "default"),
+        (("DEBIT".into(), true.into(), "00".into()), "debit"),
+        (("CREDIT".into(), false.into(), "00".into()), "pin"),
+        (("CREDIT".into(), "false".into(), "00".into()), "pin"),
+        (("CREDIT".into(), "true".into(), "02".into()), "merchant"),
+        // A code sent as a JSON number is its text.
+        (("CREDIT".into(), true.into(), 5.into()), "merchant"),
+        (("CREDIT".into(), "unknown".into(), "00".into()), "default"),
+    ];
+    for ((mode, pin, denial), want) in cases {
+        let what = format!("{mode} {pin} {denial}");
+        assert_eq!(label(&policy, &with(mode, pin, denial)), want, "{what}");
+    }
+    let sent = with("DEBIT".into(), "true".into(), 2.into());
+    assert_eq!(
+        sent.field("fields.card_mode_type"),
+        Field::Text("DEBIT".into())
+    );
+    assert_eq!(sent.field("fields.pin_validated"), Field::Bool(true));
+    assert_eq!(
+        sent.field("fields.merchant_denial_code"),
+        Field::Text("2".into())
+    );
+
+    // A request without them (the seed's shape) sees them absent.
+    let plain = full_balance(|_| {});
+    assert_absent(
+        &plain,
+        &[
+            "fields.card_mode_type",
+            "fields.pin_validated",
+            "fields.merchant_denial_code",
+        ],
+    );
+    assert_eq!(label(&policy, &plain), "default");
+    let absent = full_balance_policy(
+        r#"{"name": "none", "when": [{"field": "fields.card_mode_type", "present": false},
+                                    {"field": "fields.pin_validated", "present": false},
+                                    {"field": "fields.merchant_denial_code", "present": false}],
+            "then": {"approve": false, "response_code": "57"}}"#,
+    );
+    assert_eq!(label(&absent, &plain), "none");
+}
+
+#[test]
+fn tokenization_network_call_method_is_rule_addressable() {
+    let text = tokenization_rule(
+        r#"{"name": "binding", "when": [{"field": "network_call_method", "eq": "VTS_DEVICE_BINDING"}],
+            "then": {"approve": false, "action_code": "05"}},
+           {"name": "vts", "when": [{"field": "network_call_method", "prefix": "VTS_"}],
+            "then": {"approve": false, "action_code": "57"}},
+           {"name": "unknown", "when": [{"field": "network_call_method", "present": false}],
+            "then": {"approve": false, "action_code": "96"}}"#,
+    );
+    let policy = Policy::from_json(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    let decide = |method: Value| {
+        let request: TokenizationRequest =
+            edited(TOKENIZATION_PLAIN, |v| v["network_call_method"] = method);
+        policy.card_tokenization.decide(&request).label.to_string()
+    };
+    assert_eq!(decide("VTS_DEVICE_BINDING".into()), "binding");
+    assert_eq!(decide("VTS_APPROVE_PROVSIONING".into()), "vts");
+    assert_eq!(decide("TA".into()), "default");
+    assert_eq!(decide(Value::Null), "unknown", "null is absent");
+
+    let plain: TokenizationRequest = serde_json::from_str(TOKENIZATION_PLAIN).expect("fixture");
+    assert_absent(&plain, &["network_call_method"]);
+    assert_eq!(&*policy.card_tokenization.decide(&plain).label, "unknown");
+}
+
+#[test]
+fn unknown_members_beside_the_new_ones_are_still_accepted() {
+    let extra = serde_json::json!({"nested": [1, 2.5, "x"], "flag": true});
+    let full: FullBalanceRequest = full_balance(|v| {
+        v["fields"]["a_member_pismo_adds_later"] = extra.clone();
+        v["fields"]["pin_validated"] = true.into();
+    });
+    assert_eq!(full.field("fields.pin_validated"), Field::Bool(true));
+    let zero: ZeroBalanceRequest = edited(ZERO_BALANCE_PLAIN, |v| {
+        v["fields"]["a_member_pismo_adds_later"] = extra.clone();
+        v["fields"]["match_address"] = true.into();
+    });
+    assert_eq!(zero.field("fields.match_address"), Field::Bool(true));
+    let token: TokenizationRequest = edited(TOKENIZATION_PLAIN, |v| {
+        v["a_member_pismo_adds_later"] = extra.clone();
+        v["network_call_method"] = "TA".into();
+    });
+    assert_eq!(token.field("network_call_method"), Field::Text("TA".into()));
+    // Unknown members are dropped, not kept: rules cannot name them.
+    assert!(
+        serde_json::to_value(&full).expect("serialize")["fields"]
+            .get("a_member_pismo_adds_later")
+            .is_none()
+    );
+}

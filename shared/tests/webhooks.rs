@@ -435,6 +435,7 @@ async fn a_concurrent_duplicate_gets_the_winners_answer() -> TestResult {
         money: None,
         reconcile: None,
         shadow: None,
+        signals_update: None,
     };
     assert_eq!(
         store.record(&winner, Duration::from_secs(1)).await?,

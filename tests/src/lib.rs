@@ -180,5 +180,6 @@ pub fn journal_entry(id: &str, body: &str, answer: &str, (label, how): (&str, Ho
         money: None,
         reconcile: None,
         shadow: None,
+        signals_update: None,
     }
 }

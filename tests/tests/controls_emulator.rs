@@ -198,13 +198,17 @@ async fn each_control_declines_with_its_code_and_clearing_lets_the_next_through(
     let a = s.pismo.send(&s.full_balance, &other).await?;
     assert_eq!(a.json(), not_permitted, "any other card");
 
-    // One read of the controls and one write per decision.
+    // One read of the controls (and the card's signals) and one write per decision: the
+    // entry and the signals update in one transaction.
     s.controls.clear(&Scope::Program, false).await?;
     s.proxy.take_calls();
     s.pismo
         .send(&s.full_balance, &full_balance("c-count")?)
         .await?;
-    assert_eq!(s.proxy.take_calls(), vec!["BatchGetItem", "PutItem"]);
+    assert_eq!(
+        s.proxy.take_calls(),
+        vec!["BatchGetItem", "TransactWriteItems"]
+    );
     Ok(())
 }
 

@@ -20,6 +20,9 @@
 //! - every message the network approved has a journal entry (an entry of the sink is settled
 //!   into one by the reconciler).
 //!
+//! - the card's behavioural signals (read with the controls, updated in the same transaction)
+//!   counted exactly the requests whose money moved.
+//!
 //! The seed is fixed and the case count bounded (`LEDGER_PROPERTY_CASES`, 12 in `make test`);
 //! `make bench-ledger-properties` runs a longer one (docs/benchmarks.md records its count).
 
@@ -33,6 +36,7 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+use shared::controls::{ControlStore, DynamoControls, Wanted};
 use shared::journal::{DynamoJournal, Journal};
 use shared::ledger::{Direction, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::policy::Policy;
@@ -128,7 +132,7 @@ impl Msg {
         json!({
             "id": id, "entity": "transaction",
             "fields": {
-                "mti": self.mti, "card_id": 1234, "account_id": account,
+                "mti": self.mti, "card_id": account, "account_id": account,
                 "amount_transaction": Value::from_str(&self.amount.to_string()).unwrap_or(Value::Null),
                 "amount_local": Value::from_str(&self.amount.to_string()).unwrap_or(Value::Null),
                 "amount_settlement": Value::from_str(&self.amount.to_string()).unwrap_or(Value::Null),
@@ -159,9 +163,17 @@ struct Stack {
     sink: Arc<InMemorySink>,
     journal: DynamoJournal,
     ledger: DynamoLedger,
+    /// Straight to moto: the cards' signals, when the stack reads controls.
+    controls: Option<DynamoControls>,
 }
 
 async fn stack() -> anyhow::Result<Stack> {
+    stack_with(false).await
+}
+
+/// With `controls`, each request also reads the card's controls and signals first (one more
+/// call for the faults to hit) and its transaction carries the signals update.
+async fn stack_with(controls: bool) -> anyhow::Result<Stack> {
     let (moto, direct, names) = Moto::start_with_resources().await?;
     let proxy = FaultProxy::start(&moto.endpoint()).await?;
     let via_proxy =
@@ -169,18 +181,28 @@ async fn stack() -> anyhow::Result<Stack> {
     let direct = aws_sdk_dynamodb::Client::new(&direct);
     let pismo = Pismo::start().await?;
     let sink = Arc::new(InMemorySink::default());
+    let mut ledger =
+        DynamoLedger::new(via_proxy.clone(), &names.ledger_table, &names.journal_table);
+    let mut store = None;
+    if controls {
+        ledger = ledger.with_counters(&names.controls_table);
+        store = Some(Arc::new(DynamoControls::new(
+            via_proxy.clone(),
+            &names.controls_table,
+        )) as Arc<dyn ControlStore>);
+    }
     let runner = WebhookRunner::new(
         ZeroBalanceWebhook::new(
             &Policy::builtin()?,
-            Arc::new(DynamoLedger::new(
-                via_proxy.clone(),
-                &names.ledger_table,
-                &names.journal_table,
-            )),
+            Arc::new(ledger),
             ZeroBalanceCodes::default(),
-        ),
+        )
+        .with_controls(store),
         pismo.verifier(),
-        Arc::new(DynamoJournal::new(via_proxy, &names.journal_table)),
+        Arc::new(
+            DynamoJournal::new(via_proxy, &names.journal_table)
+                .with_counters(&names.controls_table),
+        ),
         RunnerConfig {
             // Short, so a held request costs little; the test has no timing assertions.
             deadline: Duration::from_millis(700),
@@ -196,7 +218,10 @@ async fn stack() -> anyhow::Result<Stack> {
         runner,
         sink,
         journal: DynamoJournal::new(direct.clone(), &names.journal_table),
-        ledger: DynamoLedger::new(direct, &names.ledger_table, &names.journal_table),
+        // The reconciler's ledger: with the controls table, as the function has it.
+        ledger: DynamoLedger::new(direct.clone(), &names.ledger_table, &names.journal_table)
+            .with_counters(&names.controls_table),
+        controls: controls.then(|| DynamoControls::new(direct, &names.controls_table)),
     })
 }
 
@@ -446,6 +471,41 @@ async fn check(
             opening - balance
         ));
     }
+    // The card's signals counted exactly the requests whose money moved (the entry and the
+    // update are one write, so a fenced or retried request counts once or not at all).
+    if let Some(controls) = &s.controls {
+        let (mut approvals, mut sum) = (0_u64, Decimal::ZERO);
+        for (msg, _) in firsts
+            .iter()
+            .filter(|(m, _)| m.class() == MessageClass::Request)
+        {
+            let moved = s
+                .journal
+                .get(&msg.key(id))
+                .await?
+                .and_then(|e| e.money)
+                .filter(|m| m.moved);
+            if let Some(m) = moved {
+                approvals += 1;
+                sum += m.amount;
+            }
+        }
+        let wanted = Wanted {
+            directory: false,
+            signals: true,
+        };
+        let state = controls
+            .load(Some(account), None, wanted, OPERATOR_TIMEOUT)
+            .await?
+            .signals
+            .unwrap_or_default();
+        if (state.approvals, state.sum) != (approvals, sum) {
+            return fail(format!(
+                "the signals count {} approvals of {}; the journal moved money for {approvals} of {sum}",
+                state.approvals, state.sum
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -458,7 +518,7 @@ fn cases() -> usize {
 
 #[tokio::test]
 async fn money_matches_answers_under_generated_combined_faults() -> anyhow::Result<()> {
-    let s = stack().await?;
+    let s = stack_with(true).await?;
     let mut runner = TestRunner::new_with_rng(
         Config::default(),
         TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]),

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
-use super::{ControlStore, Controls, ControlsError, Directory, Loaded, Scope};
+use super::{ControlStore, Controls, ControlsError, Directory, Loaded, Scope, Wanted};
 use crate::aws::dynamo_timeout;
 
 /// The controls table, keyed by `pk`.
@@ -169,9 +169,13 @@ impl ControlStore for DynamoControls {
         &self,
         card: Option<&str>,
         account: Option<&str>,
-        directory: bool,
+        wanted: Wanted,
         timeout: Duration,
     ) -> Result<Loaded, ControlsError> {
+        let directory = wanted.directory;
+        let signals_pk = card
+            .filter(|_| wanted.signals)
+            .map(crate::signals::dynamo::pk);
         let card = card.map(|c| Scope::Card(c.to_string()));
         let account = account.map(|a| Scope::Account(a.to_string()));
         let mut pks = vec![Scope::Program.pk()];
@@ -181,7 +185,20 @@ impl ControlStore for DynamoControls {
             pks.extend(card.iter().map(directory_pk));
             pks.extend(account.iter().map(directory_pk));
         }
+        pks.extend(signals_pk.iter().cloned());
         let items = self.load_keys(pks, timeout).await?.unwrap_or_default();
+        let signals = match &signals_pk {
+            Some(pk) => items
+                .iter()
+                .find(|i| i.get("pk").and_then(|v| v.as_s().ok()) == Some(pk))
+                .map(crate::signals::dynamo::state_of)
+                .transpose()
+                .map_err(|problem| ControlsError::Corrupt {
+                    pk: pk.clone(),
+                    problem,
+                })?,
+            None => None,
+        };
         Ok(Loaded {
             program: doc(&items, &Scope::Program.pk())?,
             card: match &card {
@@ -200,6 +217,7 @@ impl ControlStore for DynamoControls {
                 (Some(a), true) => doc(&items, &directory_pk(a))?,
                 _ => None,
             },
+            signals,
         })
     }
 }

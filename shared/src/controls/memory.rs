@@ -1,20 +1,30 @@
 //! In-memory controls, for unit tests and benchmarks.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{ControlStore, Controls, ControlsError, Directory, Loaded, Scope};
+use super::{ControlStore, Controls, ControlsError, Directory, Loaded, Scope, Wanted};
+use crate::journal::InMemoryJournal;
 
 #[derive(Default)]
 pub struct InMemoryControls {
     controls: Mutex<HashMap<String, Controls>>,
     directories: Mutex<HashMap<String, Directory>>,
+    /// The journal whose entries' signal updates are the cards' signals (as the decision's
+    /// write updates them in DynamoDB); none: every card is new.
+    signals_from: Option<Arc<InMemoryJournal>>,
 }
 
 impl InMemoryControls {
+    /// Cards' signals are those `journal`'s entries recorded.
+    pub fn with_signals_from(mut self, journal: Arc<InMemoryJournal>) -> Self {
+        self.signals_from = Some(journal);
+        self
+    }
+
     pub fn set(&self, scope: &Scope, controls: Controls) {
         if let Ok(mut m) = self.controls.lock() {
             m.insert(scope.pk(), controls);
@@ -34,9 +44,14 @@ impl ControlStore for InMemoryControls {
         &self,
         card: Option<&str>,
         account: Option<&str>,
-        directory: bool,
+        wanted: Wanted,
         _timeout: Duration,
     ) -> Result<Loaded, ControlsError> {
+        let directory = wanted.directory;
+        let signals = match (card, &self.signals_from, wanted.signals) {
+            (Some(card), Some(journal), true) => journal.signals(card),
+            _ => None,
+        };
         let poisoned = || ControlsError::Unavailable("in-memory controls poisoned".into());
         let c = self.controls.lock().map_err(|_| poisoned())?;
         let d = self.directories.lock().map_err(|_| poisoned())?;
@@ -56,6 +71,7 @@ impl ControlStore for InMemoryControls {
             account: get(&account),
             card_directory: dir(&card),
             account_directory: dir(&account),
+            signals,
         })
     }
 }

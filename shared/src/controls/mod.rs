@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!  decision ──► one BatchGetItem: CARD#<card>, ACCOUNT#<account>, PROGRAM [, DIRECTORY#...]
+//!                                 [, SIG#CARD#<card> (purchases: crate::signals)]
 //!           ──► evaluate (pure): program, then account, then card; a card in a scope's
 //!               `exclude_cards` skips that scope
 //!                 ├─ a control refuses ........ the policy section's `controls` outcome
@@ -18,6 +19,7 @@
 //! | `PROGRAM`, `ACCOUNT#<id>`, `CARD#<id>` | `doc` (S): a [`Controls`] document as JSON; `updated_at` (S) |
 //! | `DIRECTORY#CARD#<id>`, `DIRECTORY#ACCOUNT#<id>` | `doc` (S): a [`Directory`] document (step-up values) |
 //! | `VEL#<scope>#<limit>#<card or account>:<id>#<window start>` | `count` (N), `amount` (N), `expiration` (N, TTL); `<scope>` is `program`, `account` or `card`, the scope whose document holds the limit |
+//! | `SIG#CARD#<id>` | the card's behavioural signals ([`crate::signals`] lists the attributes) |
 //!
 //! Counters live in fixed windows: a calendar day, ISO week or month (UTC), or `minutes` /
 //! `hours` windows aligned to the epoch. At a window's edge the count starts again, so up to
@@ -337,6 +339,8 @@ pub struct Loaded {
     pub card: Option<Controls>,
     pub card_directory: Option<Directory>,
     pub account_directory: Option<Directory>,
+    /// The card's behavioural signals item ([`crate::signals`]), when asked for and present.
+    pub signals: Option<crate::signals::State>,
 }
 
 /// The facts of a transaction the controls read.
@@ -635,15 +639,24 @@ pub enum ControlsError {
 /// The narrow store a decision depends on.
 #[async_trait]
 pub trait ControlStore: Send + Sync {
-    /// One read of the card's, account's and program's controls, and (with `directory`) the
-    /// card's and account's directory items.
+    /// One read of the card's, account's and program's controls, with (`wanted`) the card's
+    /// and account's directory items and the card's signals item.
     async fn load(
         &self,
         card: Option<&str>,
         account: Option<&str>,
-        directory: bool,
+        wanted: Wanted,
         timeout: Duration,
     ) -> Result<Loaded, ControlsError>;
+}
+
+/// What a decision reads beside the controls documents, in the same request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// The cardholder directory (card tokenization's step-up values).
+    pub directory: bool,
+    /// The card's behavioural signals (purchases).
+    pub signals: bool,
 }
 
 /// The input naming the step-up methods the cardholder directory had a value for when the

@@ -194,6 +194,15 @@ pub(crate) fn to_item(e: &Entry) -> HashMap<String, AttributeValue> {
             item.insert("transaction_id".into(), s(t));
         }
     }
+    // An approval counted in the card's signals: a compensation must take it back.
+    if let Some((card, a)) = e
+        .signals_update
+        .as_ref()
+        .and_then(|u| u.approval.as_ref().map(|a| (&u.card_id, a)))
+    {
+        item.insert("signals_card".into(), s(card));
+        item.insert("signals_amount".into(), n(a.amount));
+    }
     if let Some(reason) = &e.reconcile {
         item.insert("reconcile".into(), s(PENDING));
         item.insert("reconcile_reason".into(), s(reason));
@@ -292,6 +301,17 @@ pub(crate) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Entry,
             answer: text("shadow_answer"),
             differs: matches!(item.get("shadow_differs"), Some(AttributeValue::Bool(true))),
         }),
+        signals_update: match (
+            text("signals_card"),
+            item.get("signals_amount").and_then(decimal),
+        ) {
+            (Some(card_id), Some(amount)) => Some(crate::signals::Update::counted(
+                card_id,
+                number("decided_at_ms").unwrap_or_default(),
+                amount,
+            )),
+            _ => None,
+        },
         id,
     })
 }
@@ -369,8 +389,12 @@ impl Journal for DynamoJournal {
     ) -> Result<super::Counted, StoreFailure> {
         use super::Counted;
         use aws_sdk_dynamodb::types::TransactWriteItem;
-        if counters.is_empty() {
-            return Ok(match self.record(entry, timeout).await? {
+        let signals = entry
+            .signals_update
+            .as_ref()
+            .filter(|_| self.counters_table.is_some());
+        if counters.is_empty() && signals.is_none() {
+            return Ok(match self.put(entry, timeout).await? {
                 Recorded::New => Counted::New,
                 Recorded::Exists(e) => Counted::Exists(e),
             });
@@ -386,6 +410,11 @@ impl Journal for DynamoJournal {
         let mut items = vec![TransactWriteItem::builder().put(put).build()];
         for c in counters {
             let u = crate::controls::dynamo::counter_update(counters_table, c).map_err(built)?;
+            items.push(TransactWriteItem::builder().update(u).build());
+        }
+        // Last, after the counters (a counter's index is its position + 1).
+        if let Some(u) = signals {
+            let u = crate::signals::dynamo::update(counters_table, u).map_err(built)?;
             items.push(TransactWriteItem::builder().update(u).build());
         }
         let mut attempts = Attempts::default();
@@ -413,7 +442,26 @@ impl Journal for DynamoJournal {
         ))
     }
 
+    /// A decision with a signals update writes it in the same request: a transaction of the
+    /// put and the update ([`Journal::record_counted`] with no counters).
     async fn record(&self, entry: &Entry, timeout: Duration) -> Result<Recorded, StoreFailure> {
+        if entry.signals_update.is_none() || self.counters_table.is_none() {
+            return self.put(entry, timeout).await;
+        }
+        match self.record_counted(entry, &[], timeout).await? {
+            super::Counted::New => Ok(Recorded::New),
+            super::Counted::Exists(e) => Ok(Recorded::Exists(e)),
+            // No counter was written, so none can be over its limit.
+            super::Counted::Limit(_) => Err(StoreFailure::NotWritten(
+                "a limit refused a write with no counters".into(),
+            )),
+        }
+    }
+}
+
+impl DynamoJournal {
+    /// The entry alone: one conditional `PutItem`.
+    async fn put(&self, entry: &Entry, timeout: Duration) -> Result<Recorded, StoreFailure> {
         let item = to_item(entry);
         let mut attempts = Attempts::default();
         let res = attempt(
@@ -498,6 +546,7 @@ mod tests {
                 answer: Some(r#"{"is_approved":false,"response_code":"05"}"#.into()),
                 differs: true,
             }),
+            signals_update: None,
         };
         let item = to_item(&e);
         assert_eq!(item.get("amount"), Some(&AttributeValue::N("10.50".into())));

@@ -12,10 +12,39 @@ use super::{Counted, Entry, Journal, Recorded, StoreFailure};
 use crate::controls::Counter;
 use crate::controls::memory::{Counters, add, over_limit};
 
+/// What one in-memory write may change, under the journal's lock.
+#[derive(Default)]
+pub(crate) struct Tables {
+    pub(crate) entries: HashMap<String, Entry>,
+    pub(crate) counters: Counters,
+    /// Cards' signals, as the entries' updates made them.
+    signals: HashMap<String, crate::signals::State>,
+}
+
+impl Tables {
+    /// Stores `entry` with the signals update it carries (as the store writes both in one
+    /// request).
+    pub(crate) fn insert(&mut self, entry: &Entry) {
+        if let Some(u) = &entry.signals_update {
+            self.signals.entry(u.card_id.clone()).or_default().apply(u);
+        }
+        self.entries.insert(entry.id.clone(), entry.clone());
+    }
+
+    /// Takes back the approval `stored` counted in its card's signals (a compensation).
+    pub(crate) fn take_back(&mut self, stored: &Entry) {
+        let Some(u) = &stored.signals_update else {
+            return;
+        };
+        if let (Some(a), Some(s)) = (&u.approval, self.signals.get_mut(&u.card_id)) {
+            s.take_back(a);
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
-    entries: HashMap<String, Entry>,
-    counters: Counters,
+    tables: Tables,
     /// When set, every write fails with it (an outage in unit tests).
     failure: Option<StoreFailure>,
     writes: usize,
@@ -40,21 +69,19 @@ impl InMemoryJournal {
 
     /// The entry stored under `id`.
     pub fn get(&self, id: &str) -> Option<Entry> {
-        self.lock().entries.get(id).cloned()
+        self.lock().tables.entries.get(id).cloned()
     }
 
     /// Every stored entry.
     pub fn entries(&self) -> Vec<Entry> {
-        self.lock().entries.values().cloned().collect()
+        self.lock().tables.entries.values().cloned().collect()
     }
 
     /// Number of write attempts so far.
     /// Forgets every entry and counter (a benchmark empties its store between rounds, as a
     /// Lambda process keeps nothing between decisions).
     pub fn clear(&self) {
-        let mut state = self.lock();
-        state.entries.clear();
-        state.counters.clear();
+        self.lock().tables = Tables::default();
     }
 
     pub fn writes(&self) -> usize {
@@ -63,34 +90,33 @@ impl InMemoryJournal {
 
     /// Runs `f` on the entries under the lock, unless the store is failing. The in-memory
     /// ledger uses it to write an entry and move money in one step.
-    pub(crate) fn transact<R>(
-        &self,
-        f: impl FnOnce(&mut HashMap<String, Entry>, &mut Counters) -> R,
-    ) -> Result<R, StoreFailure> {
+    pub(crate) fn transact<R>(&self, f: impl FnOnce(&mut Tables) -> R) -> Result<R, StoreFailure> {
         let mut state = self.lock();
         state.writes += 1;
         if let Some(f) = &state.failure {
             return Err(f.clone());
         }
-        let State {
-            entries, counters, ..
-        } = &mut *state;
-        Ok(f(entries, counters))
+        Ok(f(&mut state.tables))
+    }
+
+    /// A card's signals as the stored entries' updates made them (`None`: none did).
+    pub fn signals(&self, card_id: &str) -> Option<crate::signals::State> {
+        self.lock().tables.signals.get(card_id).cloned()
     }
 
     /// A velocity counter's (count, amount).
     pub fn counter(&self, key: &str) -> Option<(u32, Decimal)> {
-        self.lock().counters.get(key).copied()
+        self.lock().tables.counters.get(key).copied()
     }
 }
 
 #[async_trait]
 impl Journal for InMemoryJournal {
     async fn record(&self, entry: &Entry, _timeout: Duration) -> Result<Recorded, StoreFailure> {
-        self.transact(|entries, _| match entries.get(&entry.id) {
+        self.transact(|t| match t.entries.get(&entry.id) {
             Some(existing) => Recorded::Exists(Box::new(existing.clone())),
             None => {
-                entries.insert(entry.id.clone(), entry.clone());
+                t.insert(entry);
                 Recorded::New
             }
         })
@@ -102,15 +128,15 @@ impl Journal for InMemoryJournal {
         wanted: &[Counter],
         _timeout: Duration,
     ) -> Result<Counted, StoreFailure> {
-        self.transact(|entries, counters| {
-            if let Some(existing) = entries.get(&entry.id) {
+        self.transact(|t| {
+            if let Some(existing) = t.entries.get(&entry.id) {
                 return Counted::Exists(Box::new(existing.clone()));
             }
-            if let Some(i) = over_limit(counters, wanted) {
+            if let Some(i) = over_limit(&t.counters, wanted) {
                 return Counted::Limit(i);
             }
-            add(counters, wanted);
-            entries.insert(entry.id.clone(), entry.clone());
+            add(&mut t.counters, wanted);
+            t.insert(entry);
             Counted::New
         })
     }

@@ -36,6 +36,11 @@
 //! | `transaction_id` | S | Zero balance: the transaction whose hold moved with this entry (requests and advices on a debit, reversals) |
 //! | `reconcile`, `reconcile_reason` | S, S | `PENDING` and why, for entries awaiting reconciliation (sparse GSI `reconcile-index`) |
 //! | `shadow_version`, `shadow_label`, `shadow_answer`, `shadow_differs` | S, S, S, BOOL | with a shadow policy: its version, rule label, would-be answer and whether it differs from the live one |
+//! | `signals_card`, `signals_amount` | S, N | an approval counted in the card's signals: the card and amount a compensation takes back |
+//!
+//! A purchase decision's card signals ([`crate::signals`]) are updated in the same request as
+//! its entry: the `PutItem` becomes a `TransactWriteItems` of the put and the signals update
+//! (still one request), and the Zero balance transaction carries the update as one more item.
 //!
 //! No card numbers, CVV, names, document numbers, phones or addresses are ever stored.
 
@@ -185,6 +190,12 @@ pub struct Entry {
     pub reconcile: Option<String>,
     /// What the shadow policy would have answered (`SHADOW_POLICY_FILE`), when one is set.
     pub shadow: Option<Shadow>,
+    /// The change this decision makes to its card's signals ([`crate::signals`]), written in
+    /// the same request as the entry and only with it (a retry that finds the entry changes
+    /// nothing). `None` for fallbacks and decisions that keep no signals. Of an approval the
+    /// entry keeps the card and amount (`signals_card`, `signals_amount`), read back as
+    /// [`crate::signals::Update::counted`]: the reconciler's compensation takes it back.
+    pub signals_update: Option<crate::signals::Update>,
 }
 
 /// The shadow policy's would-be decision, journaled next to the live one. It never changes
@@ -352,6 +363,7 @@ mod tests {
             money: None,
             reconcile: None,
             shadow: None,
+            signals_update: None,
         };
         let t = request_token(&e);
         assert_eq!(t.len(), 32);

@@ -292,6 +292,13 @@ impl Ledger for DynamoLedger {
                 items.push(TransactWriteItem::builder().update(u).build());
             }
         }
+        let after_counters = items.len();
+        // The card's signals, last; unconditional (the entry's condition guards it).
+        if let (Some(u), Some(table)) = (&entry.signals_update, &self.counters_table) {
+            let u = crate::signals::dynamo::update(table, u)
+                .map_err(|e| LedgerError::Unavailable(e.to_string()))?;
+            items.push(TransactWriteItem::builder().update(u).build());
+        }
         let mut attempts = Attempts::default();
         let deadline = Instant::now() + timeout;
         let token = request_token(entry);
@@ -310,7 +317,8 @@ impl Ledger for DynamoLedger {
         if m.hold.is_some() && code(2) == "ConditionalCheckFailed" {
             return Ok(Applied::HoldChanged);
         }
-        if let Some(i) = (first_counter..items.len()).find(|i| code(*i) == "ConditionalCheckFailed")
+        if let Some(i) =
+            (first_counter..after_counters).find(|i| code(*i) == "ConditionalCheckFailed")
         {
             let c = &counters[i - first_counter];
             let old = reasons.get(i).and_then(|r| r.item());
@@ -398,6 +406,17 @@ impl Ledger for DynamoLedger {
                 .build()
                 .map_err(built)?;
             items.push(TransactWriteItem::builder().update(hold).build());
+        }
+        // The approval the card's signals counted goes back with the money.
+        if let (Some((card, a)), Some(table)) = (
+            stored
+                .signals_update
+                .as_ref()
+                .and_then(|u| u.approval.as_ref().map(|a| (&u.card_id, a))),
+            &self.counters_table,
+        ) {
+            let u = crate::signals::dynamo::take_back(table, card, a.amount).map_err(built)?;
+            items.push(TransactWriteItem::builder().update(u).build());
         }
         let mut attempts = Attempts::default();
         let deadline = Instant::now() + timeout;

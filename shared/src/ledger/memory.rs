@@ -63,8 +63,8 @@ impl Ledger for InMemoryLedger {
     ) -> Result<Applied, LedgerError> {
         let mut books = self.lock()?;
         let Books { accounts, holds } = &mut *books;
-        let applied = self.journal.transact(|entries, counters| {
-            if let Some(existing) = entries.get(&entry.id) {
+        let applied = self.journal.transact(|t| {
+            if let Some(existing) = t.entries.get(&entry.id) {
                 return Applied::Exists(Box::new(existing.clone()));
             }
             let Some(account) = accounts.get_mut(&m.account_id) else {
@@ -86,7 +86,7 @@ impl Ledger for InMemoryLedger {
             {
                 return Applied::HoldChanged;
             }
-            if let Some(i) = over_limit(counters, wanted) {
+            if let Some(i) = over_limit(&t.counters, wanted) {
                 return Applied::Limit(i);
             }
             match m.direction {
@@ -104,8 +104,8 @@ impl Ledger for InMemoryLedger {
                     },
                 );
             }
-            add(counters, wanted);
-            entries.insert(entry.id.clone(), entry.clone());
+            add(&mut t.counters, wanted);
+            t.insert(entry);
             Applied::Done
         })?;
         Ok(applied)
@@ -122,8 +122,8 @@ impl Ledger for InMemoryLedger {
         };
         let mut books = self.lock()?;
         let Books { accounts, holds } = &mut *books;
-        let done = self.journal.transact(|entries, _| {
-            let Some(current) = entries.get_mut(&stored.id) else {
+        let done = self.journal.transact(|t| {
+            let Some(current) = t.entries.get_mut(&stored.id) else {
                 return false;
             };
             let Some(m) = current.money.as_mut().filter(|m| m.moved) else {
@@ -145,9 +145,11 @@ impl Ledger for InMemoryLedger {
                 h.version += 1;
             }
             m.moved = false;
+            let counted = current.clone();
             current.answer = given.to_string();
             current.how = audit.how;
-            entries.insert(audit.id.clone(), audit.clone());
+            t.take_back(&counted);
+            t.insert(&audit);
             true
         })?;
         Ok(done)

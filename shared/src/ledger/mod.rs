@@ -210,6 +210,7 @@ pub fn compensation_entry(stored: &Entry, given: &str, at_ms: i64) -> Option<Ent
         }),
         reconcile: None,
         shadow: None,
+        signals_update: None,
         ..stored.clone()
     })
 }

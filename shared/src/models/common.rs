@@ -89,8 +89,9 @@ impl<'de> Deserialize<'de> for StringOrNumber {
 
 /// A JSON value the seed documents both as a string and as a boolean (Full balance
 /// `cvv_data` is listed twice, as "string" and as "bool", and its sample sends `true`;
-/// `unlock_date` is "bool" in the table and `"string"` in the sample). Re-serializes in the
-/// form it came in.
+/// `unlock_date` is "bool" in the table and `"string"` in the sample), and flags Pismo added
+/// after the seed without a documented JSON type (`pin_validated`, `match_address`, ...; read
+/// through [`StringOrBool::as_bool`]). Re-serializes in the form it came in.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum StringOrBool {
     /// It came as a JSON string.
@@ -106,6 +107,18 @@ impl StringOrBool {
             Self::String(value) => value,
             Self::Bool(true) => "true",
             Self::Bool(false) => "false",
+        }
+    }
+
+    /// The value as a boolean, for members whose plausible type is a flag but whose JSON type
+    /// is not documented (`match_address`, `pin_validated`, ...): a JSON boolean, or the
+    /// string `"true"` / `"false"` in any ASCII case; `None` for any other string.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Self::Bool(value) => Some(*value),
+            Self::String(value) if value.eq_ignore_ascii_case("true") => Some(true),
+            Self::String(value) if value.eq_ignore_ascii_case("false") => Some(false),
+            Self::String(_) => None,
         }
     }
 }

@@ -337,6 +337,31 @@ pub struct FullBalanceFields {
     /// Three domain security information. (Req: N)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub three_domain_security: Option<ThreeDomainSecurity>,
+    /// Card mode type (presumably the card's payment mode, e.g. credit or debit, as
+    /// `transaction_mode` is the transaction's). Added by Pismo after the seed: neither the
+    /// seed nor the Pismo documentation found lists it, so its values are unknown; kept as
+    /// text, and a JSON number is kept as its text. (Req: N)
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_text"
+    )]
+    pub card_mode_type: Option<String>,
+    /// Whether the PIN was validated (online; the offline flag is `pin_validated_offline`).
+    /// Added after the seed and undocumented where searched: assumed a flag, but a string is
+    /// accepted too (rules read `"true"` / `"false"` in any case as the flag). (Req: N)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_validated: Option<StringOrBool>,
+    /// Denial code toward the merchant. Added after the seed and not in the webhook tables
+    /// found; Pismo's "Validation codes for authorization events" table has a "Merchant Denial
+    /// Code" column of two-digit codes (`02`, `03`, ...) per custom code, which this
+    /// presumably carries. Kept as text; a JSON number is kept as its text. (Req: N)
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient::opt_text"
+    )]
+    pub merchant_denial_code: Option<String>,
 }
 
 /// `fields.three_domain_security` of a [`FullBalanceRequest`].

@@ -139,6 +139,17 @@ pub struct TokenizationRequest {
     pub token_id: i64,
     /// `vts` or `mdes` (Req: Yes).
     pub network_brand: NetworkBrand,
+    /// The network's call that started this tokenization check. Not in the seed; Pismo's
+    /// "Client anti-fraud webhook for card tokenization" table
+    /// (developers.pismo.io/pismo-docs/docs/client-anti-fraud-webhook-for-card-tokenization)
+    /// lists it as an enum string, Req Yes, with `VTS_DEVICE_BINDING`, `TA`,
+    /// `VTS_APPROVE_PROVSIONING` and `VTS_APPROVE_PROVISIONG_ISO` (spelt so there); the
+    /// tokenization notification event documents the same member as the "network outbound
+    /// method identifier" with more values (`VTS_APPROVE_PROVISIONING`, `TC`, ...). Kept as
+    /// the text received, and optional: requests shaped like the seed's, without it, are
+    /// still accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_call_method: Option<String>,
     /// The card. The seed leaves the Req column of the object itself blank (only its members
     /// are marked), so it is optional; when present, `id` and `type` are required.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -241,6 +241,24 @@ pub struct ZeroBalanceFields {
         deserialize_with = "lenient::opt_text"
     )]
     pub wallet_id: Option<String>,
+    /// Whether the address sent with the transaction matches the cardholder's address on
+    /// file (address verification). Added by Pismo after the seed: neither the seed nor the
+    /// Pismo documentation found (developers.pismo.io "Client webhooks for card transaction
+    /// authorization" / "Zero balance anti-fraud and validations integration") lists it, so
+    /// its meaning is taken from its name and its type is assumed: a flag, but a string is
+    /// accepted too (rules read `"true"` / `"false"` in any case as the flag). (Req: N)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_address: Option<StringOrBool>,
+    /// Whether the postal code sent with the transaction matches the cardholder's on file
+    /// (address verification). Added after the seed and undocumented where searched, like
+    /// `match_address`: assumed a flag, a string accepted too. (Req: N)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_postal_code: Option<StringOrBool>,
+    /// Whether the transaction carried no address data to verify (so `match_address` /
+    /// `match_postal_code` say nothing). Added after the seed and undocumented where
+    /// searched, like `match_address`: assumed a flag, a string accepted too. (Req: N)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_address_data: Option<StringOrBool>,
 }
 
 /// Response body of the Zero balance validations webhook. Every member is optional (Req `N`).

@@ -66,6 +66,9 @@ pub trait PolicySubject {
     /// Whether the request carries `original_network_data`, so that rules may name
     /// `original_network_data.<member>...` paths.
     const NETWORK_DATA: bool = false;
+    /// Whether rules may name the card's behavioural signals (`signals.*`,
+    /// [`crate::signals::FIELDS`]): the purchase webhooks.
+    const SIGNALS: bool = false;
 
     /// The value at `path` (one of [`Self::FIELDS`], or a network data path); `Absent` when
     /// not sent. A network data path parses the raw network data on each call; a policy
@@ -91,6 +94,11 @@ pub trait PolicySubject {
             .find(|(p, _)| *p == path)
             .map(|(_, k)| *k)
             .or_else(|| (Self::NETWORK_DATA && is_network_path(path)).then_some(FieldKind::Network))
+            .or_else(|| {
+                Self::SIGNALS
+                    .then(|| crate::signals::kind_of(path))
+                    .flatten()
+            })
     }
 }
 
@@ -269,17 +277,21 @@ impl<'a, T: IntoField<'a>> IntoField<'a> for Option<T> {
 /// `Option<&RawJson>` network data, which makes `original_network_data.*` paths addressable.
 #[macro_export]
 macro_rules! policy_subject {
+    ($ty:ty, signals, network = |$n:ident| $net:expr, |$r:ident| { $($path:literal : $kind:ident => $expr:expr),+ $(,)? }) => {
+        $crate::policy_subject!(@impl $ty, true, true, |$n| $net, |$r| { $($path : $kind => $expr),+ });
+    };
     ($ty:ty, network = |$n:ident| $net:expr, |$r:ident| { $($path:literal : $kind:ident => $expr:expr),+ $(,)? }) => {
-        $crate::policy_subject!(@impl $ty, true, |$n| $net, |$r| { $($path : $kind => $expr),+ });
+        $crate::policy_subject!(@impl $ty, true, false, |$n| $net, |$r| { $($path : $kind => $expr),+ });
     };
     ($ty:ty, |$r:ident| { $($path:literal : $kind:ident => $expr:expr),+ $(,)? }) => {
-        $crate::policy_subject!(@impl $ty, false, |_r| None, |$r| { $($path : $kind => $expr),+ });
+        $crate::policy_subject!(@impl $ty, false, false, |_r| None, |$r| { $($path : $kind => $expr),+ });
     };
-    (@impl $ty:ty, $has:literal, |$n:ident| $net:expr, |$r:ident| { $($path:literal : $kind:ident => $expr:expr),+ }) => {
+    (@impl $ty:ty, $has:literal, $signals:literal, |$n:ident| $net:expr, |$r:ident| { $($path:literal : $kind:ident => $expr:expr),+ }) => {
         impl $crate::policy::PolicySubject for $ty {
             const FIELDS: &'static [(&'static str, $crate::policy::FieldKind)] =
                 &[$(($path, $crate::policy::FieldKind::$kind)),+];
             const NETWORK_DATA: bool = $has;
+            const SIGNALS: bool = $signals;
 
             fn field(&self, path: &str) -> $crate::policy::Field<'_> {
                 #[allow(unused_imports)]

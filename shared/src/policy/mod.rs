@@ -44,6 +44,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::signals::Signals;
+
 use crate::models::{
     BankingRequest, BankingResponse, FullBalanceRequest, FullBalanceResponse, TokenizationRequest,
     TokenizationResponse, ZeroBalanceRequest, ZeroBalanceResponse,
@@ -107,6 +109,8 @@ pub struct Section<R, O> {
     rules: Vec<Rule<O>>,
     /// Whether a rule names an `original_network_data.*` field.
     network: bool,
+    /// Whether a rule names a `signals.*` field.
+    signals: bool,
     default: Decided<O>,
     fallback: Decided<O>,
     controls: ControlOutcomes<O>,
@@ -139,6 +143,7 @@ impl<R, O: Clone> Clone for Section<R, O> {
         Self {
             rules: self.rules.clone(),
             network: self.network,
+            signals: self.signals,
             default: self.default.clone(),
             fallback: self.fallback.clone(),
             controls: self.controls.clone(),
@@ -270,13 +275,17 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
                 outcome,
             });
         }
-        let mut network = false;
+        let (mut network, mut signals) = (false, false);
         for c in rules.iter().flat_map(|r: &Rule<O>| &r.conditions) {
-            c.visit_fields(&mut |f| network |= f.starts_with(NETWORK_DATA_PREFIX));
+            c.visit_fields(&mut |f| {
+                network |= f.starts_with(NETWORK_DATA_PREFIX);
+                signals |= f.starts_with(crate::signals::PREFIX);
+            });
         }
         Ok(Self {
             rules,
             network,
+            signals,
             default,
             fallback,
             controls,
@@ -293,8 +302,29 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
     /// `original_network_data` is parsed only when a rule names one of its members, and
     /// then at most once.
     pub fn first_match(&self, request: &R) -> Option<&Decided<O>> {
+        self.first_match_signals(request, None)
+    }
+
+    /// [`Section::decide`] with the card's behavioural signals (`signals.*` paths; absent
+    /// when `signals` is `None`).
+    pub fn decide_signals(&self, request: &R, signals: Option<&Signals>) -> &Decided<O> {
+        self.first_match_signals(request, signals)
+            .unwrap_or(&self.default)
+    }
+
+    /// [`Section::first_match`] with the card's behavioural signals.
+    pub fn first_match_signals(
+        &self,
+        request: &R,
+        signals: Option<&Signals>,
+    ) -> Option<&Decided<O>> {
+        let base = |p: &str| match (p.strip_prefix(crate::signals::PREFIX), signals) {
+            (Some(_), Some(s)) => s.field(p),
+            (Some(_), None) => Field::Absent,
+            (None, _) => request.field(p),
+        };
         if !self.network {
-            return self.first_match_by(&|p: &str| request.field(p));
+            return self.first_match_by(&base);
         }
         let parsed: OnceCell<Option<Value>> = OnceCell::new();
         self.first_match_by(&|p: &str| match p.strip_prefix(NETWORK_DATA_PREFIX) {
@@ -302,8 +332,13 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
                 .get_or_init(|| request.network_data().and_then(|raw| raw.to_value().ok()))
                 .as_ref()
                 .map_or(Field::Absent, |data| network_field(data, rest)),
-            None => request.field(p),
+            None => base(p),
         })
+    }
+
+    /// Whether a rule names a behavioural signal (`signals.*`).
+    pub fn reads_signals(&self) -> bool {
+        self.signals
     }
 
     /// [`Section::decide`] over any field lookup, for example the journaled inputs of a

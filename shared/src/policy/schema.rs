@@ -35,9 +35,17 @@ fn reference(name: &str) -> Value {
     json!({ "$ref": format!("#/$defs/{name}") })
 }
 
+/// The request's fields of `kind`, then the card's signals of that kind where rules may name
+/// them ([`PolicySubject::SIGNALS`]).
 fn paths<R: PolicySubject>(kind: FieldKind) -> Vec<&'static str> {
+    let signals: &[(&str, FieldKind)] = if R::SIGNALS {
+        crate::signals::FIELDS
+    } else {
+        &[]
+    };
     R::FIELDS
         .iter()
+        .chain(signals)
         .filter(|(_, k)| *k == kind)
         .map(|(p, _)| *p)
         .collect()

@@ -24,6 +24,7 @@ fn list<'a, T>(items: &'a Option<Vec<T>>, f: impl Fn(&'a T) -> &'a str) -> Field
 policy_subject!(TokenizationRequest, network = |r| r.original_network_data.as_ref(), |r| {
     "token_id": Number => r.token_id,
     "network_brand": Text => r.network_brand.as_str(),
+    "network_call_method": Text => r.network_call_method.as_deref(),
     "custom_codes": List => list(&r.custom_codes, |c| c.as_str()),
     "card.id": Number => r.card.as_ref().map(|c| c.id),
     "card.type": Text => r.card.as_ref().map(|c| c.card_type.as_str()),
@@ -49,7 +50,7 @@ policy_subject!(BankingRequest, |r| {
     "entities.account.phone.country": Text => r.entities.as_ref().and_then(|e| e.account.as_ref()).and_then(|a| a.phone.as_ref()).and_then(|p| p.country.as_deref()),
 });
 
-policy_subject!(ZeroBalanceRequest, network = |r| r.fields.original_network_data.as_ref(), |r| {
+policy_subject!(ZeroBalanceRequest, signals, network = |r| r.fields.original_network_data.as_ref(), |r| {
     "id": Text => r.id.as_str(),
     "entity": Text => r.entity.as_str(),
         "fields.mti": Text => r.fields.mti.as_str(),
@@ -109,9 +110,12 @@ policy_subject!(ZeroBalanceRequest, network = |r| r.fields.original_network_data
         "fields.program_id": Number => r.fields.program_id,
         "fields.token_id": Number => r.fields.token_id,
         "fields.wallet_id": Text => r.fields.wallet_id.as_deref(),
+        "fields.match_address": Bool => r.fields.match_address.as_ref().and_then(|v| v.as_bool()),
+        "fields.match_postal_code": Bool => r.fields.match_postal_code.as_ref().and_then(|v| v.as_bool()),
+        "fields.no_address_data": Bool => r.fields.no_address_data.as_ref().and_then(|v| v.as_bool()),
 });
 
-policy_subject!(FullBalanceRequest, network = |r| r.fields.original_network_data.as_ref(), |r| {
+policy_subject!(FullBalanceRequest, signals, network = |r| r.fields.original_network_data.as_ref(), |r| {
     "id": Text => r.id.as_str(),
     "entity": Text => r.entity.as_str(),
         "fields.mti": Text => r.fields.mti.as_str(),
@@ -182,6 +186,9 @@ policy_subject!(FullBalanceRequest, network = |r| r.fields.original_network_data
         "fields.pin_validation_offline": Bool => r.fields.pin_validation_offline,
         "fields.pin_validated_offline": Bool => r.fields.pin_validated_offline,
         "fields.transaction_mode": Text => r.fields.transaction_mode.as_deref(),
+        "fields.card_mode_type": Text => r.fields.card_mode_type.as_deref(),
+        "fields.pin_validated": Bool => r.fields.pin_validated.as_ref().and_then(|v| v.as_bool()),
+        "fields.merchant_denial_code": Text => r.fields.merchant_denial_code.as_deref(),
     "fields.three_domain_security.service_indicator": Text => r.fields.three_domain_security.as_ref().and_then(|t| t.service_indicator.as_deref()),
     "fields.three_domain_security.electronic_commerce_indicator": Text => r.fields.three_domain_security.as_ref().and_then(|t| t.electronic_commerce_indicator.as_deref()),
     "fields.three_domain_security.cardholder_authentication": Text => r.fields.three_domain_security.as_ref().and_then(|t| t.cardholder_authentication.as_deref()),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 
 use super::{Answer, Decision, DecisionCtx, Journaled, PolicyHandle, Webhook};
-use crate::controls::{ControlStore, Directory, Facts, Verdict, evaluate};
+use crate::controls::{ControlStore, Directory, Facts, Verdict, Wanted, evaluate};
 use crate::journal::{FallbackReason, How, Input, Inputs, Shadow};
 use crate::models::{
     BankingRequest, BankingResponse, FullBalanceRequest, FullBalanceResponse, TokenizationRequest,
@@ -15,6 +15,7 @@ use crate::models::{
 };
 use crate::policy::all_inputs;
 use crate::policy::{Decided, Outcome, Policy, PolicySubject, Section};
+use crate::signals::{Seen, Signals, State as SignalState, Update as SignalUpdate};
 
 /// Ties a webhook name to its request, response and policy section.
 pub trait PolicyKind: Send + Sync + 'static {
@@ -234,8 +235,9 @@ impl<K: PolicyKind> PolicyWebhook<K> {
         section: &Section<K::Request, K::Response>,
         request: &K::Request,
         directory: Option<&Directory>,
+        signals: Option<&Signals>,
     ) -> (Decision, bool) {
-        let decided = section.decide(request);
+        let decided = section.decide_signals(request, signals);
         let approves = decided.value.approves();
         let d = match directory {
             Some(dir) => match K::with_directory(&decided.value, dir) {
@@ -313,6 +315,9 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
         };
         let mut counters = Vec::new();
         let mut directory = None;
+        // The card's signals as read, and what this purchase brings to them.
+        let mut signals: Option<(Option<SignalState>, Seen, Signals)> = None;
+        let mut inputs = inputs.clone();
         let facts = K::facts(request, ctx.decided_at_ms).map(|f| f.for_webhook(K::NAME));
         if let (Some(store), Some(facts)) = (&self.controls, facts) {
             let Some(timeout) = ctx.budget.for_write() else {
@@ -325,11 +330,15 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
                     shadow_differs: false,
                 };
             };
+            let wanted = Wanted {
+                directory: K::DIRECTORY,
+                signals: <K::Request as PolicySubject>::SIGNALS,
+            };
             let loaded = match store
                 .load(
                     facts.card_id.as_deref(),
                     facts.account_id.as_deref(),
-                    K::DIRECTORY,
+                    wanted,
                     timeout,
                 )
                 .await
@@ -342,11 +351,26 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
                     return ctx.journal(d, e).await;
                 }
             };
+            if wanted.signals
+                && let Some(seen) = Seen::of(&facts)
+            {
+                let derived = Signals::derive(loaded.signals.as_ref(), &seen);
+                // Journaled with the request's fields: the decision can be explained and
+                // replayed from its entry.
+                inputs = inputs.iter().cloned().chain(derived.inputs()).collect();
+                signals = Some((loaded.signals.clone(), seen, derived));
+            }
+            let update = |approved: bool| {
+                signals
+                    .as_ref()
+                    .map(|(state, seen, _)| SignalUpdate::of(state.as_ref(), seen, approved))
+            };
             match evaluate(&loaded, &facts) {
                 Verdict::Refused(r) => {
                     let d = decision(&section.control_outcome(r.class(), r.label()));
                     let sd = shadow.map(|s| decision(&s.control_outcome(r.class(), r.label())));
-                    let e = entry(&d, How::Policy, sd);
+                    let mut e = entry_with(&d, How::Policy, sd, &inputs);
+                    e.signals_update = update(false);
                     return ctx.journal(d, e).await;
                 }
                 Verdict::Allowed(c) => counters = c,
@@ -360,7 +384,7 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
         }
         // A backtest fills the step-up values as this decision did: it needs which methods
         // the directory could fill (names only; the values used are in the answer).
-        let inputs = match &directory {
+        let inputs: Inputs = match &directory {
             Some(dir) => inputs
                 .iter()
                 .cloned()
@@ -369,17 +393,26 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
                     Input::List(crate::controls::directory_methods(dir)),
                 )))
                 .collect(),
-            None => inputs.clone(),
+            None => inputs,
         };
-        let entry = |d: &Decision, how: How, shadow_d: Option<Decision>| {
-            entry_with(d, how, shadow_d, &inputs)
+        let read = signals.as_ref().map(|(_, _, s)| s);
+        let update = |approved: bool| {
+            signals
+                .as_ref()
+                .map(|(state, seen, _)| SignalUpdate::of(state.as_ref(), seen, approved))
         };
-        let (d, approves) = Self::by_rules(section, request, directory.as_ref());
-        let shadow_rules = shadow.map(|s| Self::by_rules(s, request, directory.as_ref()));
+        let entry = |d: &Decision, how: How, shadow_d: Option<Decision>, approved: bool| {
+            let mut e = entry_with(d, how, shadow_d, &inputs);
+            e.signals_update = update(approved);
+            e
+        };
+        let (d, approves) = Self::by_rules(section, request, directory.as_ref(), read);
+        let shadow_rules = shadow.map(|s| Self::by_rules(s, request, directory.as_ref(), read));
         let e = entry(
             &d,
             How::Policy,
             shadow_rules.as_ref().map(|(sd, _)| sd.clone()),
+            approves,
         );
         if counters.is_empty() || !approves {
             return ctx.journal(d, e).await;
@@ -394,7 +427,17 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
                 (Some((sd, false)), _) => Some(sd.clone()),
                 _ => None,
             };
-            let e = entry(&d, How::Policy, sd);
+            let e = entry(&d, How::Policy, sd, false);
+            (d, e)
+        };
+        let fallback = |reason: FallbackReason| {
+            let d = decision(section.fallback());
+            let e = entry_with(
+                &d,
+                How::Fallback(reason),
+                shadow.map(|s| decision(s.fallback())),
+                &inputs,
+            );
             (d, e)
         };
         ctx.journal_counted(d, e, &counters, refused, fallback)

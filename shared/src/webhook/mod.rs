@@ -140,6 +140,7 @@ impl DecisionCtx<'_> {
             money,
             reconcile: reconcile.map(str::to_string),
             shadow: None,
+            signals_update: None,
         }
     }
 
@@ -159,10 +160,19 @@ impl DecisionCtx<'_> {
     /// Journals a decision that moves no money, and answers it. A write whose outcome is
     /// unknown is tried once more (the condition makes that safe); when the store fails the
     /// decision is answered anyway, not journaled.
+    ///
+    /// A fallback's entry may use the reserve from its first write: no earlier write of this
+    /// decision is in flight to settle (the read before it failed, or the write failed surely
+    /// unwritten), and a fallback left unjournaled would let a retry be decided again, or a
+    /// concurrent duplicate answer differently (`tests/tests/ledger_properties.rs` found both
+    /// once the controls read came first).
     pub async fn journal(&self, decision: Decision, entry: Entry) -> Answer {
+        /// Writes of a fallback's entry after the first (each within the time left).
+        const FALLBACK_TRIES: usize = 3;
         let mut tries = 0;
+        let fallback = matches!(entry.how, How::Fallback(_));
         loop {
-            let timeout = if tries == 0 {
+            let timeout = if tries == 0 && !fallback {
                 self.budget.for_write()
             } else {
                 self.budget.for_settle()
@@ -176,6 +186,15 @@ impl DecisionCtx<'_> {
                 }
                 Ok(Recorded::Exists(stored)) => return self.existing(&stored),
                 Err(StoreFailure::Unknown(_)) if tries == 0 => tries += 1,
+                // A fallback's entry is what a retry and a concurrent duplicate will be
+                // answered from: while time is left it is tried again after any failure (a
+                // failure that surely wrote nothing, or one whose outcome is unknown; the
+                // condition makes both safe).
+                Err(StoreFailure::NotWritten(_) | StoreFailure::Unknown(_))
+                    if fallback && tries < FALLBACK_TRIES =>
+                {
+                    tries += 1
+                }
                 Err(e) => return self.unjournaled(decision, &entry, &e.to_string()).await,
             }
         }

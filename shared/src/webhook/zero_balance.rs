@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 
 use super::runner::{runner_parts, serve};
 use super::{Answer, Decision, DecisionCtx, Journaled, PolicyHandle, PolicySettings, Webhook};
-use crate::controls::{ControlStore, Counter, Verdict, evaluate};
+use crate::controls::{ControlStore, Counter, Verdict, Wanted, evaluate};
 use crate::journal::{FallbackReason, How, Inputs, Money, Shadow};
 use crate::ledger::{
     Applied, Direction, DynamoLedger, Hold, HoldChange, Ledger, LedgerError, Movement,
@@ -46,6 +46,7 @@ use crate::models::{AvailableCreditLimit, ZeroBalanceRequest, ZeroBalanceRespons
 use crate::policy::all_inputs;
 use crate::policy::{Decided, Policy, Section};
 use crate::settings::{Env, SettingError};
+use crate::signals::{Seen, Signals, State as SignalState, Update as SignalUpdate};
 
 /// Longest transaction `id` a request may carry: its journal keys (at most
 /// `zero-balance#reversal#<id>#<amount>`) stay far below DynamoDB's 1,024-byte limit for the
@@ -259,6 +260,9 @@ struct Job<'a, 'c> {
     policy: Arc<Policy>,
     /// The shadow policy's anti-fraud step, journaled with every entry of a request.
     shadow: Option<Shadow>,
+    /// A debit purchase's card signals as read, and what it brings to them: every entry of
+    /// the request but a fallback carries the update (an approval when money moved).
+    signals: Option<(Option<SignalState>, Seen)>,
 }
 
 impl Job<'_, '_> {
@@ -282,6 +286,15 @@ impl Job<'_, '_> {
             reconcile,
         );
         e.shadow = self.shadow.clone();
+        if !matches!(how, How::Fallback(_))
+            && let Some((state, seen)) = &self.signals
+        {
+            let approved = e
+                .money
+                .as_ref()
+                .is_some_and(|m| m.moved && m.direction == Direction::Debit);
+            e.signals_update = Some(SignalUpdate::of(state.as_ref(), seen, approved));
+        }
         e
     }
 
@@ -299,9 +312,10 @@ impl Job<'_, '_> {
 fn declining<'p>(
     section: &'p Section<ZeroBalanceRequest, ZeroBalanceResponse>,
     request: &ZeroBalanceRequest,
+    signals: Option<&Signals>,
 ) -> Option<&'p Decided<ZeroBalanceResponse>> {
     section
-        .first_match(request)
+        .first_match_signals(request, signals)
         .filter(|d| d.value.is_approved == Some(false))
 }
 
@@ -311,8 +325,9 @@ fn shadow_step(
     live: Option<&Decided<ZeroBalanceResponse>>,
     shadow: &Policy,
     request: &ZeroBalanceRequest,
+    signals: Option<&Signals>,
 ) -> Shadow {
-    let s = declining(&shadow.zero_balance, request);
+    let s = declining(&shadow.zero_balance, request, signals);
     Shadow {
         version: shadow.version.clone(),
         label: s.map_or_else(|| "ledger".to_string(), |d| d.label.to_string()),
@@ -419,12 +434,14 @@ impl ZeroBalanceWebhook {
         }
     }
 
-    /// The answer when no time is left for the store: nothing was written. A notice's
-    /// acknowledgement still leaves a durable trace (the reconciliation sink).
+    /// The answer when no time is left for a first write: nothing was written. The fallback's
+    /// entry is still written in the reserve when any is left (a retry or a concurrent
+    /// duplicate is then answered from it, not decided again); a notice's acknowledgement
+    /// that cannot be written goes to the reconciliation sink.
     async fn out_of_time(&self, job: &Job<'_, '_>) -> Answer {
         let (d, reconcile) = self.fallback_for(job);
         let entry = job.entry(&d, How::Fallback(FallbackReason::Deadline), None, reconcile);
-        job.ctx.not_journaled(d, &entry, "no time left").await
+        job.ctx.journal(d, entry).await
     }
 
     /// The answer when a read or write failed and surely moved nothing.
@@ -573,6 +590,8 @@ impl ZeroBalanceWebhook {
         // The card's controls first (docs/controls.md): a blocked card gets the control's
         // answer, whatever a rule says.
         let mut counters = Vec::new();
+        let mut live = live;
+        let mut with_signals = None;
         if direction == Direction::Debit
             && !inquiry
             && let Some(store) = &self.controls
@@ -591,21 +610,20 @@ impl ZeroBalanceWebhook {
             let Some(timeout) = job.ctx.budget.for_write() else {
                 return self.out_of_time(job).await;
             };
-            match store
+            let wanted = Wanted {
+                directory: false,
+                signals: true,
+            };
+            let loaded = match store
                 .load(
                     facts.card_id.as_deref(),
                     facts.account_id.as_deref(),
-                    false,
+                    wanted,
                     timeout,
                 )
                 .await
-                .map(|loaded| evaluate(&loaded, &facts))
             {
-                Ok(Verdict::Refused(r)) => {
-                    let d = from_policy(&job.section().control_outcome(r.class(), r.label()));
-                    return self.settle(job, d, How::Policy, None, None).await;
-                }
-                Ok(Verdict::Allowed(c)) => counters = c,
+                Ok(loaded) => loaded,
                 Err(e) => {
                     tracing::warn!(id = %job.ctx.id, error = %e, "controls unavailable");
                     let reason = FallbackReason::StoreUnavailable;
@@ -613,8 +631,36 @@ impl ZeroBalanceWebhook {
                         .settle(job, job.fallback(), How::Fallback(reason), None, None)
                         .await;
                 }
+            };
+            // With the card's signals read, the rules (live and shadow) decide again over
+            // them, and every entry journals them and carries the signals update.
+            if let Some(seen) = Seen::of(&facts) {
+                let derived = Signals::derive(loaded.signals.as_ref(), &seen);
+                live = declining(job.section(), job.request, Some(&derived)).cloned();
+                let shadow = self
+                    .shadow
+                    .as_ref()
+                    .map(|h| shadow_step(live.as_ref(), &h.current(), job.request, Some(&derived)));
+                with_signals = Some(Job {
+                    ctx: job.ctx,
+                    request: job.request,
+                    inputs: job.inputs.iter().cloned().chain(derived.inputs()).collect(),
+                    notice: job.notice,
+                    policy: job.policy.clone(),
+                    shadow,
+                    signals: Some((loaded.signals.clone(), seen)),
+                });
+            }
+            let job = with_signals.as_ref().unwrap_or(job);
+            match evaluate(&loaded, &facts) {
+                Verdict::Refused(r) => {
+                    let d = from_policy(&job.section().control_outcome(r.class(), r.label()));
+                    return self.settle(job, d, How::Policy, None, None).await;
+                }
+                Verdict::Allowed(c) => counters = c,
             }
         }
+        let job = with_signals.as_ref().unwrap_or(job);
         if let Some(d) = &live {
             return self
                 .settle(job, from_policy(d), How::Policy, None, None)
@@ -912,13 +958,13 @@ impl Webhook for ZeroBalanceWebhook {
         let class = MessageClass::of(&f.mti);
         let policy = self.policy.current();
         let live = if class.runs_rules() {
-            declining(&policy.zero_balance, request).cloned()
+            declining(&policy.zero_balance, request, None).cloned()
         } else {
             None
         };
         // The shadow applies where the live rules do: to requests.
         let shadow = match (class.runs_rules(), &self.shadow) {
-            (true, Some(h)) => Some(shadow_step(live.as_ref(), &h.current(), request)),
+            (true, Some(h)) => Some(shadow_step(live.as_ref(), &h.current(), request, None)),
             _ => None,
         };
         let job = Job {
@@ -928,6 +974,7 @@ impl Webhook for ZeroBalanceWebhook {
             notice: class.is_notice(&f.mti),
             policy,
             shadow,
+            signals: None,
         };
         let answer = self.decide_class(class, &job, live).await;
         if answer == Answer::KeyReused {

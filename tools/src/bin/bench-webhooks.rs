@@ -534,7 +534,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let memory = memory.into_samples();
 
     // Full balance with program-wide controls and two velocity limits (in memory): the
-    // controls read, their evaluation and the counted write.
+    // controls and card signals read, their evaluation and the counted write (entry, counters
+    // and the signals update).
     let controls = {
         use shared::controls::{Controls, InMemoryControls, Lists, Per, Period, Scope, Velocity};
         let store = InMemoryControls::default();
@@ -568,7 +569,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let journal = Arc::new(InMemoryJournal::default());
         let runner = WebhookRunner::new(
             PolicyWebhook::<FullBalanceAntifraud>::new(&bench.policy)
-                .with_controls(Some(Arc::new(store))),
+                .with_controls(Some(Arc::new(store.with_signals_from(journal.clone())))),
             bench.verifier.clone(),
             journal.clone(),
             RunnerConfig::default(),

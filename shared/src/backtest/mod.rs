@@ -1,12 +1,28 @@
 //! Backtests: journaled decisions decided again with a candidate policy, exactly where the live
 //! path decided them with its rules.
 //!
+//! Two ways to decide again, over the same journal entries:
+//!
+//! - **point in time** ([`replay`], the `backtest` tool's default): the entries in decision
+//!   order, each decided as the live path would have decided it had the candidate policy (and
+//!   a candidate set of card controls, [`replay::ControlSet`]) been live: the controls
+//!   refuse again, the velocity counters and the card signals move with the candidate's own
+//!   answers, so a request the candidate declines does not count toward later limits. The
+//!   tool reads the journal through an external sort ([`sort`], [`source`]): bounded memory
+//!   whatever the range, with progress.
+//! - **entry by entry** ([`compare_all`], [`compare_policy`], [`compare_zero_balance`]; the
+//!   tool's `--entry-by-entry`): each entry alone, over its journaled inputs, with the
+//!   candidate's rules only. Control and velocity refusals are skipped (controls are not
+//!   policy), and the counters and signals are those the live decision read. The table below
+//!   is this mode's; [`replay`]'s head has the point-in-time one.
+//!
 //! Each journal entry carries the fields its decision read (`inputs`, every rule-addressable
-//! field except [`crate::policy::NOT_JOURNALED`]). A candidate section decides each entry
-//! again over those inputs ([`Section::decide_with`]); the report compares the answers.
+//! field except [`crate::policy::NOT_JOURNALED`], and the card signals it read as
+//! `signals.*`). A candidate section decides each entry again over those inputs
+//! ([`Section::decide_with`]); the report compares the answers.
 //!
 //! What is decided again, and what is skipped (counted in [`Comparison::skipped_by`], never
-//! compared):
+//! compared), entry by entry:
 //!
 //! | entry | backtest |
 //! |---|---|
@@ -32,6 +48,15 @@
 //! anyway). Entries journaled before [`DIRECTORY_METHODS`] existed: the directory is taken as
 //! read when every step-up method of the live answer has a value, or the answer is
 //! `step_up_unavailable`, holding exactly the methods of the answer.
+//!
+//! Labelled outcomes (fraud, chargeback, not fraud: [`crate::outcomes`]) are counted beside
+//! the answers when the caller passes them ([`replay::Replay::with_labels`]): labelled fraud
+//! declined (`fraud_caught_*`) and approved (`fraud_missed_*`), before and after, and labelled
+//! genuine decisions declined (`genuine_declined_*`).
+
+pub mod replay;
+pub mod sort;
+pub mod source;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -102,20 +127,34 @@ pub struct Comparison {
     pub to_ledger: usize,
     /// Decisions whose answer differs.
     pub changed: usize,
+    /// Labelled fraud (`fraud` or `chargeback`) declined by the live answer.
+    pub fraud_caught_before: usize,
+    /// Labelled fraud declined by the candidate.
+    pub fraud_caught_after: usize,
+    /// Labelled fraud approved by the live answer.
+    pub fraud_missed_before: usize,
+    /// Labelled fraud the candidate approves or lets through to the ledger ([`LEDGER`]).
+    pub fraud_missed_after: usize,
+    /// Decisions labelled `not_fraud` that the live answer declined.
+    pub genuine_declined_before: usize,
+    /// Decisions labelled `not_fraud` that the candidate declines.
+    pub genuine_declined_after: usize,
     pub rules: Vec<RuleRow>,
 }
 
 /// An entry decided again.
-struct Redecided {
-    approved_before: bool,
-    after_label: String,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Redecided {
+    pub(crate) approved_before: bool,
+    pub(crate) after_label: String,
     /// `None`: the ledger would decide ([`LEDGER`]).
-    approved_after: Option<bool>,
-    changed: bool,
+    pub(crate) approved_after: Option<bool>,
+    pub(crate) changed: bool,
 }
 
-fn lookup<'a>(entry: &'a Entry) -> impl Fn(&str) -> Field<'a> + 'a {
-    move |path: &str| match entry.inputs.iter().find(|(k, _)| k == path) {
+/// The journaled input at `path` as a rule reads it.
+pub(crate) fn input_field<'a>(entry: &'a Entry, path: &str) -> Field<'a> {
+    match entry.inputs.iter().find(|(k, _)| k == path) {
         None => Field::Absent,
         Some((_, Input::Text(t))) => Field::Text(Cow::Borrowed(t.as_str())),
         Some((_, Input::Number(n))) => Field::Number(*n),
@@ -126,8 +165,12 @@ fn lookup<'a>(entry: &'a Entry) -> impl Fn(&str) -> Field<'a> + 'a {
     }
 }
 
+fn lookup<'a>(entry: &'a Entry) -> impl Fn(&str) -> Field<'a> + 'a {
+    move |path: &str| input_field(entry, path)
+}
+
 /// A card control or velocity limit refused it: not the rules' answer.
-fn is_control(label: &str) -> bool {
+pub(crate) fn is_control(label: &str) -> bool {
     label.starts_with("control_") || label.starts_with("velocity_")
 }
 
@@ -183,7 +226,34 @@ fn redecide_policy<K: PolicyKind>(
         return Err("control");
     }
     let before = serde_json::from_str::<K::Response>(&entry.answer).map_err(|_| "unreadable")?;
-    let decided = candidate.decide_with(&lookup(entry));
+    let r = by_rules::<K>(candidate, entry, &lookup(entry));
+    Ok(Redecided {
+        approved_before: before.approves(),
+        changed: r.body != entry.answer.as_str(),
+        after_label: r.label,
+        approved_after: Some(r.approves),
+    })
+}
+
+/// What a policy section's rules answer for an entry, with the directory's step-up values.
+pub(crate) struct ByRules {
+    pub(crate) label: String,
+    pub(crate) body: String,
+    /// Whether the answer approves.
+    pub(crate) approves: bool,
+    /// Whether the rules' outcome approves, before the directory's values (what the live path
+    /// writes velocity counters for).
+    pub(crate) rules_approve: bool,
+}
+
+/// The candidate's rules over `lookup` (the entry's inputs, possibly with other signals), then
+/// the directory's step-up values as the live decision read them.
+pub(crate) fn by_rules<'f, K: PolicyKind>(
+    candidate: &Section<K::Request, K::Response>,
+    entry: &Entry,
+    lookup: &dyn Fn(&str) -> Field<'f>,
+) -> ByRules {
+    let decided = candidate.decide_with(lookup);
     let approves = decided.value.approves();
     let directory = if K::DIRECTORY {
         journaled_directory(entry)
@@ -219,20 +289,17 @@ fn redecide_policy<K: PolicyKind>(
             }
         },
     };
-    Ok(Redecided {
-        approved_before: before.approves(),
-        changed: body != entry.answer.as_str(),
-        after_label: label.into_owned(),
-        approved_after: Some(approved_after),
-    })
+    ByRules {
+        label: label.into_owned(),
+        body: body.into_owned(),
+        approves: approved_after,
+        rules_approve: approves,
+    }
 }
 
-/// Decides a Zero balance entry again where the live path ran the rules: requests, at the
-/// anti-fraud step.
-fn redecide_zero_balance(
-    candidate: &Section<ZeroBalanceRequest, ZeroBalanceResponse>,
-    entry: &Entry,
-) -> Result<Redecided, &'static str> {
+/// `Ok` for a Zero balance request (`zero-balance#request#<id>`), else why it is skipped: the
+/// live path runs no rules on notices and other MTIs, nor on a repeat with other money fields.
+pub(crate) fn zero_balance_request(entry: &Entry) -> Result<(), &'static str> {
     let key = entry.id.strip_prefix("zero-balance#").unwrap_or(&entry.id);
     let (class, rest) = key.split_once('#').unwrap_or((key, ""));
     match class {
@@ -244,6 +311,16 @@ fn redecide_zero_balance(
     if rest.contains("#conflict#") {
         return Err("conflict");
     }
+    Ok(())
+}
+
+/// Decides a Zero balance entry again where the live path ran the rules: requests, at the
+/// anti-fraud step.
+fn redecide_zero_balance(
+    candidate: &Section<ZeroBalanceRequest, ZeroBalanceResponse>,
+    entry: &Entry,
+) -> Result<Redecided, &'static str> {
+    zero_balance_request(entry)?;
     let live_rule = match entry.how {
         How::Fallback(_) => return Err("fallback"),
         How::Policy if is_control(&entry.label) => return Err("control"),
@@ -289,23 +366,39 @@ fn row<'a>(rows: &'a mut BTreeMap<String, RuleRow>, label: &str) -> &'a mut Rule
     })
 }
 
-fn tally(
-    webhook: &str,
-    entries: &[Entry],
-    redecide: impl Fn(&Entry) -> Result<Redecided, &'static str>,
-) -> Comparison {
-    let mut report = Comparison {
-        webhook: webhook.to_string(),
-        ..Comparison::default()
-    };
-    let mut rows: BTreeMap<String, RuleRow> = BTreeMap::new();
-    for e in entries {
-        let r = match redecide(e) {
+/// A webhook's report, one entry at a time (memory: one row per rule label).
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    report: Comparison,
+    rows: BTreeMap<String, RuleRow>,
+}
+
+impl Tally {
+    pub fn new(webhook: &str) -> Self {
+        Tally {
+            report: Comparison {
+                webhook: webhook.to_string(),
+                ..Comparison::default()
+            },
+            rows: BTreeMap::new(),
+        }
+    }
+
+    /// Counts one entry: its live label, what deciding it again gave (or why it was skipped),
+    /// and its outcome label (`Some(true)`: fraud or chargeback; `Some(false)`: not fraud).
+    pub(crate) fn add(
+        &mut self,
+        live_label: &str,
+        redecided: Result<&Redecided, &str>,
+        fraud: Option<bool>,
+    ) {
+        let report = &mut self.report;
+        let r = match redecided {
             Ok(r) => r,
             Err(reason) => {
                 report.skipped += 1;
                 *report.skipped_by.entry(reason.to_string()).or_default() += 1;
-                continue;
+                return;
             }
         };
         report.decisions += 1;
@@ -317,15 +410,47 @@ fn tally(
             None => report.to_ledger += 1,
         }
         report.changed += usize::from(r.changed);
-        let b = row(&mut rows, &e.label);
+        // A request let through to the ledger is not declined by the candidate.
+        let declined_after = r.approved_after == Some(false);
+        match fraud {
+            Some(true) => {
+                report.fraud_caught_before += usize::from(!r.approved_before);
+                report.fraud_missed_before += usize::from(r.approved_before);
+                report.fraud_caught_after += usize::from(declined_after);
+                report.fraud_missed_after += usize::from(!declined_after);
+            }
+            Some(false) => {
+                report.genuine_declined_before += usize::from(!r.approved_before);
+                report.genuine_declined_after += usize::from(declined_after);
+            }
+            None => {}
+        }
+        let b = row(&mut self.rows, live_label);
         b.before += 1;
         b.changed_from += usize::from(r.changed);
-        let a = row(&mut rows, &r.after_label);
+        let a = row(&mut self.rows, &r.after_label);
         a.after += 1;
         a.changed_to += usize::from(r.changed);
     }
-    report.rules = rows.into_values().collect();
-    report
+
+    pub fn finish(self) -> Comparison {
+        Comparison {
+            rules: self.rows.into_values().collect(),
+            ..self.report
+        }
+    }
+}
+
+fn tally(
+    webhook: &str,
+    entries: &[Entry],
+    redecide: impl Fn(&Entry) -> Result<Redecided, &'static str>,
+) -> Comparison {
+    let mut t = Tally::new(webhook);
+    for e in entries {
+        t.add(&e.label, redecide(e).as_ref().map_err(|r| *r), None);
+    }
+    t.finish()
 }
 
 /// Decides the entries of the policy webhook `K` again with `candidate`'s section.
@@ -377,6 +502,14 @@ pub fn compare_all(candidate: &Policy, entries: &[Entry], only: Option<&str>) ->
         .collect()
 }
 
+/// A rule label as one Markdown table cell: a `|` (allowed in rule names) would end the cell,
+/// a line break the row, so they are escaped.
+fn table_cell(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace(['\n', '\r'], " ")
+}
+
 impl Comparison {
     /// A Markdown table.
     pub fn to_table(&self) -> String {
@@ -391,7 +524,7 @@ impl Comparison {
             format!(": {}", by.join(", "))
         };
         let mut out = format!(
-            "{}: {} decisions decided again ({} skipped, not decided again{skipped}); approvals {} -> {}, declines {} -> {}{}; {} changed\n\n",
+            "{}: {} decisions decided again ({} skipped, not decided again{skipped}); approvals {} -> {}, declines {} -> {}{}; {} changed\n",
             self.webhook,
             self.decisions,
             self.skipped,
@@ -406,13 +539,32 @@ impl Comparison {
             },
             self.changed
         );
+        let labelled = self.fraud_caught_before
+            + self.fraud_missed_before
+            + self.genuine_declined_before
+            + self.genuine_declined_after;
+        if labelled > 0 {
+            out.push_str(&format!(
+                "labelled fraud: caught {} -> {}, missed {} -> {}; labelled not fraud declined {} -> {}\n",
+                self.fraud_caught_before,
+                self.fraud_caught_after,
+                self.fraud_missed_before,
+                self.fraud_missed_after,
+                self.genuine_declined_before,
+                self.genuine_declined_after
+            ));
+        }
         out.push_str(
-            "| rule | before | after | changed to | changed from |\n|---|---:|---:|---:|---:|\n",
+            "\n| rule | before | after | changed to | changed from |\n|---|---:|---:|---:|---:|\n",
         );
         for r in &self.rules {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} |\n",
-                r.rule, r.before, r.after, r.changed_to, r.changed_from
+                table_cell(&r.rule),
+                r.before,
+                r.after,
+                r.changed_to,
+                r.changed_from
             ));
         }
         out
@@ -459,7 +611,25 @@ mod tests {
             money: None,
             reconcile: None,
             shadow: None,
+            signals_update: None,
         }
+    }
+
+    /// A `|` in a rule's label stays inside its cell.
+    #[test]
+    fn table_cells_escape_pipes() {
+        let report = Comparison {
+            webhook: "zero-balance".into(),
+            rules: vec![RuleRow {
+                rule: "a|b".into(),
+                before: 1,
+                ..RuleRow::default()
+            }],
+            ..Comparison::default()
+        };
+        let table = report.to_table();
+        let row = table.lines().last().unwrap_or_default();
+        assert_eq!(row, r"| a\|b | 1 | 0 | 0 | 0 |");
     }
 
     const ZB_POLICY: &str = r#"{"zero_balance": {

@@ -1,0 +1,113 @@
+//! `labels`: imports fraud labels (what became of decisions: `fraud`, `chargeback`,
+//! `not_fraud`) into the decision journal's table, one item per (entry, kind), as
+//! `shared::outcomes` specifies (file format, reference resolution, idempotency).
+//!
+//! ```sh
+//! labels import labels.csv                       # CSV: reference,label,labelled_at
+//! labels import export.txt --format jsonl        # JSON lines, when the extension says nothing
+//! ```
+//!
+//! Every line is checked first: a bad line stops the import with its line number, and nothing
+//! is written. References no journal entry answers to are listed (and not written). Importing
+//! the same file again adds nothing. Reads `JOURNAL_TABLE` (or `--journal-table`) and the
+//! standard AWS settings (region, credentials, `AWS_ENDPOINT_URL`); resolving references scans
+//! the journal's ids. Exit status: 0 done (unknown references included), 1 failed (a bad file,
+//! a store error), 2 usage.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use shared::outcomes::{DynamoOutcomes, Format, import, parse};
+use shared::settings::Env;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FileFormat {
+    Csv,
+    Jsonl,
+}
+
+#[derive(Parser)]
+#[command(name = "labels", about = "Import fraud labels for journaled decisions")]
+struct Cli {
+    /// The decision journal table (default: $JOURNAL_TABLE).
+    #[arg(long, global = true)]
+    journal_table: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Imports a labels file (CSV with the header `reference,label,labelled_at`, or JSON
+    /// lines); safe to run again.
+    Import {
+        /// The labels file.
+        file: PathBuf,
+        /// The file's format; default: from its extension (.csv; .jsonl, .ndjson, .json).
+        #[arg(long, value_enum)]
+        format: Option<FileFormat>,
+    },
+}
+
+/// Stops with a usage error (exit status 2).
+fn usage(message: String) -> ! {
+    Cli::command()
+        .error(clap::error::ErrorKind::ValueValidation, message)
+        .exit()
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let table = cli
+        .journal_table
+        .clone()
+        .or_else(|| Env::process().optional("JOURNAL_TABLE"));
+    let Some(table) = table else {
+        usage("JOURNAL_TABLE is required (or --journal-table)".into())
+    };
+    match run(cli.command, table).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("labels: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, table: String) -> anyhow::Result<()> {
+    let Command::Import { file, format } = command;
+    let format = match format {
+        Some(FileFormat::Csv) => Format::Csv,
+        Some(FileFormat::Jsonl) => Format::JsonLines,
+        None => Format::of_path(&file).unwrap_or_else(|| {
+            usage(format!(
+                "cannot tell the format of {} from its extension: add --format csv or --format jsonl",
+                file.display()
+            ))
+        }),
+    };
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let lines = parse(&text, format)
+        .with_context(|| format!("{} has bad lines; nothing was written", file.display()))?;
+    let config = shared::aws::load_config().await;
+    let store = DynamoOutcomes::new(aws_sdk_dynamodb::Client::new(&config), &table);
+    let report = import(&store, &lines).await.with_context(|| {
+        format!("import into {table} stopped (what was written stays; run it again to finish)")
+    })?;
+    println!(
+        "{}: {} labels read; {} added, {} already present, {} unknown references",
+        file.display(),
+        report.lines,
+        report.added,
+        report.already_present,
+        report.unknown.len()
+    );
+    for u in &report.unknown {
+        println!("unknown reference, line {}: {}", u.line, u.reference);
+    }
+    Ok(())
+}
