@@ -1321,3 +1321,43 @@ fn unknown_members_beside_the_new_ones_are_still_accepted() {
             .is_none()
     );
 }
+
+/// `signals.*` fields are rule-addressable where the card's signals are kept (Full balance,
+/// Zero balance), with their kinds checked, and refused elsewhere.
+#[test]
+fn signal_fields_load_only_on_the_purchase_webhooks() {
+    let policy = full_balance_policy(
+        r#"{"name": "outlier", "when": [{"field": "signals.amount_zscore", "gt": 4}],
+            "then": {"approve": false, "response_code": "59"}}"#,
+    );
+    let request = full_balance(|_| {});
+    let section = &policy.full_balance_antifraud;
+    assert!(section.reads_signals());
+    // Without signals (a new card, or no controls table) the z-score is absent: no match.
+    assert_eq!(section.decide(&request).label.as_ref(), "default");
+    let hot = shared::signals::Signals {
+        amount_zscore: Some(rust_decimal::Decimal::from(5)),
+        ..Default::default()
+    };
+    assert_eq!(
+        section.decide_signals(&request, Some(&hot)).label.as_ref(),
+        "outlier"
+    );
+    assert_rule_refused(
+        "a signal on card tokenization",
+        &tokenization_rule(&format!(
+            r#"{{"name": "sig", "when": [{{"field": "signals.new_country", "eq": true}}], "then": {DECLINE_05}}}"#
+        )),
+        "sig",
+        "signals.new_country",
+    );
+    let wrong_kind = r#"{"full_balance_antifraud": {"rules": [{"name": "kind", "when": [{"field": "signals.new_country", "gt": 1}], "then": {"approve": false, "response_code": "59"}}],
+            "default": {"approve": true, "response_code": "00"},
+            "fallback": {"approve": false, "response_code": "96"}}}"#;
+    assert_rule_refused(
+        "a number operator on a bool signal",
+        wrong_kind,
+        "kind",
+        "signals.new_country",
+    );
+}

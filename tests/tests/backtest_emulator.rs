@@ -6,18 +6,17 @@
 use std::str::FromStr;
 use std::sync::Arc;
 
-use integration_tests::{
-    counting_journal, journal_entry, put_account, runner_config as config, sample_body,
-};
+use integration_tests::{counting_journal, put_account, runner_config as config, sample_body};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use shared::backtest::replay::{ControlSet, Replay, Step, warm_up_start};
 use shared::backtest::sort::Sorter;
+use shared::backtest::testing::{self, full_balance_id, full_balance_inputs};
 use shared::backtest::{Comparison, LEDGER, RuleRow, compare_all, compare_policy, source};
 use shared::controls::{
     ControlStore, Controls, Directory, DynamoControls, OutcomeClass, Per, Period, Scope, Velocity,
 };
-use shared::journal::{DynamoJournal, Entry, How, Input, Journal};
+use shared::journal::{DynamoJournal, How, Journal};
 use shared::ledger::DynamoLedger;
 use shared::outcomes::{DynamoOutcomes, Kind, Label, OutcomeStore};
 use shared::policy::{DEFAULT_POLICY, Field, Policy};
@@ -454,28 +453,13 @@ async fn the_streaming_reader_replays_in_decision_order() -> anyhow::Result<()> 
     // 2026-03-10T00:00:00Z, then hours.
     let day = 1_773_100_800_000_i64;
     let hour = 3_600_000;
-    let entry = |n: i64, amount: i64, label: &str, answer: &str| Entry {
-        decided_at_ms: day + n * hour,
-        expiration: None,
-        inputs: vec![
-            ("fields.card_id".into(), Input::Number(Decimal::from(901))),
-            (
-                "fields.account_id".into(),
-                Input::Number(Decimal::from(902)),
-            ),
-            (
-                "fields.amount_transaction".into(),
-                Input::Number(Decimal::from(amount)),
-            ),
-            ("fields.card_status".into(), Input::Text("NORMAL".into())),
-            ("fields.currency".into(), Input::Text("986".into())),
-        ]
-        .into(),
-        ..journal_entry(
-            &format!("full-balance-antifraud#fb-{n}"),
-            "ab",
-            answer,
+    let entry = |n: i64, amount: i64, label: &str, answer: &str| {
+        testing::entry(
+            &full_balance_id(n),
             (label, How::Policy),
+            answer,
+            day + n * hour,
+            full_balance_inputs(amount),
         )
     };
     // By hand, live limit 3: 1-3 approved, 4 and 5 refused at the limit.
@@ -493,7 +477,7 @@ async fn the_streaming_reader_replays_in_decision_order() -> anyhow::Result<()> 
     }
     DynamoOutcomes::new(ddb.clone(), &names.journal_table)
         .put_label(&Label {
-            entry_id: "full-balance-antifraud#fb-3".into(),
+            entry_id: full_balance_id(3),
             kind: Kind::Fraud,
             labelled_at_ms: day + 48 * hour,
         })
@@ -519,11 +503,7 @@ async fn the_streaming_reader_replays_in_decision_order() -> anyhow::Result<()> 
     let order = sorted
         .map(|e| e.map(|e| e.id))
         .collect::<Result<Vec<_>, _>>()?;
-    let ids = |ns: &[i64]| -> Vec<String> {
-        ns.iter()
-            .map(|n| format!("full-balance-antifraud#fb-{n}"))
-            .collect()
-    };
+    let ids = |ns: &[i64]| -> Vec<String> { ns.iter().map(full_balance_id).collect() };
     assert_eq!(order, ids(&[1, 2, 3, 4, 5]));
 
     let table = &names.journal_table;

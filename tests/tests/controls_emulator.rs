@@ -1,4 +1,6 @@
-//! Card controls, velocity limits and the cardholder directory against the emulator.
+//! Card controls, velocity limits, the cardholder directory and the card's behavioural signals
+//! against the emulator: read in the controls' one `BatchGetItem`, signals and counters updated
+//! in the decision's one write, journaled with the decision, and addressable by rules.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -11,11 +13,12 @@ use serde_json::{Value, json};
 use shared::clock::now_ms;
 use shared::controls::{
     ControlStore, Controls, ControlsError, Counter, Directory, DynamoControls, InvalidControls,
-    Lists, Per, Period, Refusal, Scope, Velocity, VelocityWebhook,
+    Lists, Per, Period, Refusal, Scope, Velocity, VelocityWebhook, Wanted,
 };
-use shared::journal::{Counted, DynamoJournal, Entry, How, InMemoryJournal, Journal};
+use shared::journal::{Counted, DynamoJournal, Entry, How, InMemoryJournal, Input, Journal};
 use shared::ledger::{DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::policy::Policy;
+use shared::signals::State;
 use shared::webhook::{
     CardTokenization, FullBalanceAntifraud, PolicyWebhook, WebhookRunner, ZeroBalanceCodes,
     ZeroBalanceWebhook,
@@ -38,12 +41,15 @@ struct Stack {
 }
 
 async fn stack() -> anyhow::Result<Stack> {
+    stack_with(Policy::builtin()?).await
+}
+
+async fn stack_with(policy: Policy) -> anyhow::Result<Stack> {
     let (moto, direct, names) = Moto::start_with_resources().await?;
     let proxy = FaultProxy::start(&moto.endpoint()).await?;
     let ddb = aws_sdk_dynamodb::Client::new(&tools::moto::sdk_config_for(&proxy.endpoint()).await);
     let direct = aws_sdk_dynamodb::Client::new(&direct);
     let pismo = Pismo::start().await?;
-    let policy = Policy::builtin()?;
     let store: Arc<dyn ControlStore> =
         Arc::new(DynamoControls::new(ddb.clone(), &names.controls_table));
     let journal = || Arc::new(counting_journal(&ddb, &names));
@@ -657,5 +663,242 @@ async fn twenty_concurrent_full_balance_purchases_against_a_limit_of_five() -> a
         .map(|i| full_balance(&format!("fb-cc-{i}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     assert_eq!(approved_at_once(&s, &s.full_balance, bodies).await?, 5);
+    Ok(())
+}
+
+/// The built-in policy, with one rule on the card's amount z-score in Full balance and in
+/// Zero balance: decline (`59`, suspected fraud) above 3 standard deviations.
+fn outlier_policy() -> anyhow::Result<Policy> {
+    let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/policy/default-policy.json"),
+    )?)?;
+    let when = json!([{ "field": "signals.amount_zscore", "gt": 3 }]);
+    doc["full_balance_antifraud"]["rules"] = json!([{
+        "name": "amount-outlier", "when": when,
+        "then": { "approve": false, "response_code": "59" }
+    }]);
+    doc["zero_balance"]["rules"] = json!([{
+        "name": "amount-outlier", "when": when,
+        "then": { "is_approved": false, "response_code": "59" }
+    }]);
+    Ok(Policy::from_json(&doc.to_string())?)
+}
+
+/// A Full balance purchase of `amount` on `card` in `country`.
+fn purchase(id: &str, card: u64, amount: &str, country: &str) -> anyhow::Result<Value> {
+    let mut body = full_balance(id)?;
+    let f = &mut body["fields"];
+    f["card_id"] = json!(card);
+    f["amount_transaction"] = Value::from_str(amount)?;
+    f["merchant_state_or_country_code"] = json!(country);
+    Ok(body)
+}
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap_or_default()
+}
+
+/// The `signals.*` inputs journaled with the entry `id`.
+async fn read_signals(s: &Stack, id: &str) -> anyhow::Result<Vec<(String, Input)>> {
+    let entry = s
+        .journal
+        .get(id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no entry {id}"))?;
+    Ok(entry
+        .inputs
+        .iter()
+        .filter(|(k, _)| k.starts_with("signals."))
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect())
+}
+
+fn value<'a>(signals: &'a [(String, Input)], name: &str) -> Option<&'a Input> {
+    signals
+        .iter()
+        .find(|(k, _)| k == &format!("signals.{name}"))
+        .map(|(_, v)| v)
+}
+
+fn number(signals: &[(String, Input)], name: &str) -> Option<Decimal> {
+    match value(signals, name) {
+        Some(Input::Number(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+fn flag(signals: &[(String, Input)], name: &str) -> Option<bool> {
+    match value(signals, name) {
+        Some(Input::Bool(b)) => Some(*b),
+        _ => None,
+    }
+}
+
+async fn stored(s: &Stack, card: &str) -> anyhow::Result<Option<State>> {
+    let wanted = Wanted {
+        directory: false,
+        signals: true,
+    };
+    let loaded = s
+        .controls
+        .load(Some(card), None, wanted, std::time::Duration::from_secs(5))
+        .await?;
+    Ok(loaded.signals)
+}
+
+/// Amounts 10, 30, 10, 30, ... (the first in BR, the rest in US), then the hand-picked
+/// outlier of 100: the values each decision read are the hand-computed ones, and the rule on
+/// `signals.amount_zscore` declines the outlier and nothing else.
+#[tokio::test]
+async fn first_second_and_twentieth_transaction_by_hand() -> anyhow::Result<()> {
+    let s = stack_with(outlier_policy()?).await?;
+    let mut codes = Vec::new();
+    for i in 0..19 {
+        let amount = if i % 2 == 0 { "10.00" } else { "30.00" };
+        let country = if i == 0 { "BR" } else { "US" };
+        let a = s
+            .pismo
+            .send(
+                &s.full_balance,
+                &purchase(&format!("s-{i}"), 555, amount, country)?,
+            )
+            .await?;
+        codes.push(a.json()["response_code"].clone());
+    }
+    let outlier = s
+        .pismo
+        .send(&s.full_balance, &purchase("s-19", 555, "100.00", "US")?)
+        .await?;
+    assert!(
+        codes.iter().all(|c| c == "00"),
+        "every usual amount approved: {codes:?}"
+    );
+    assert_eq!(
+        outlier.json(),
+        json!({"approve": false, "response_code": "59"})
+    );
+
+    // First: a new card. No statistics, everything new, no last country.
+    let first = read_signals(&s, "full-balance-antifraud#s-0").await?;
+    assert_eq!(number(&first, "approvals"), Some(Decimal::ZERO));
+    assert_eq!(number(&first, "amount_mean"), None);
+    assert_eq!(number(&first, "amount_zscore"), None);
+    assert_eq!(flag(&first, "new_country"), Some(true));
+    assert_eq!(flag(&first, "new_merchant"), Some(true));
+    assert_eq!(flag(&first, "country_changed"), None);
+    assert_eq!(number(&first, "consecutive_declines"), Some(Decimal::ZERO));
+    // Second: one approval of 10 in BR before it.
+    let second = read_signals(&s, "full-balance-antifraud#s-1").await?;
+    assert_eq!(number(&second, "approvals"), Some(Decimal::ONE));
+    assert_eq!(number(&second, "amount_mean"), Some(d("10")));
+    assert_eq!(number(&second, "amount_stddev"), None);
+    assert_eq!(number(&second, "amount_to_mean"), Some(d("3")));
+    assert_eq!(flag(&second, "new_country"), Some(true));
+    assert_eq!(flag(&second, "new_merchant"), Some(false));
+    assert_eq!(flag(&second, "country_changed"), Some(true));
+    assert_eq!(
+        value(&second, "last_country"),
+        Some(&Input::Text("BR".into()))
+    );
+    // Twentieth: 19 approvals (ten of 10, nine of 30): mean 370/19, sample deviation
+    // sqrt((9100 − 370²/19)/18), z = (100 − mean)/deviation.
+    let twentieth = read_signals(&s, "full-balance-antifraud#s-19").await?;
+    assert_eq!(number(&twentieth, "approvals"), Some(d("19")));
+    assert_eq!(number(&twentieth, "amount_mean"), Some(d("19.473684")));
+    assert_eq!(number(&twentieth, "amount_stddev"), Some(d("10.259784")));
+    assert_eq!(number(&twentieth, "amount_zscore"), Some(d("7.848734")));
+    assert_eq!(flag(&twentieth, "new_country"), Some(false));
+    assert_eq!(flag(&twentieth, "country_changed"), Some(false));
+
+    // The store: the decline counted as a decline, not in the amounts.
+    let state = stored(&s, "555")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no signals"))?;
+    assert_eq!(
+        (state.approvals, state.sum, state.sum_sq, state.declines),
+        (19, d("370.00"), d("9100.0000"), 1)
+    );
+    // The next usual purchase reads the decline.
+    s.pismo
+        .send(&s.full_balance, &purchase("s-20", 555, "30.00", "US")?)
+        .await?;
+    let after = read_signals(&s, "full-balance-antifraud#s-20").await?;
+    assert_eq!(number(&after, "consecutive_declines"), Some(Decimal::ONE));
+    Ok(())
+}
+
+/// Sends `body` twice: the decision is one read and one write (its entry with the signals
+/// update), the retry gets the first answer, and `card`'s signals counted one approval of
+/// `amount`.
+async fn counted_once<W: shared::webhook::Webhook>(
+    s: &Stack,
+    runner: &WebhookRunner<W>,
+    body: &Value,
+    (card, amount): (&str, &str),
+) -> anyhow::Result<()> {
+    s.proxy.take_calls();
+    let first = s.pismo.send(runner, body).await?;
+    assert_eq!(first.json()["response_code"], "00", "{}", first.body);
+    assert_eq!(
+        s.proxy.take_calls(),
+        vec!["BatchGetItem", "TransactWriteItems"]
+    );
+    assert_eq!(s.pismo.send(runner, body).await?, first);
+    let state = stored(s, card)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no signals"))?;
+    assert_eq!((state.approvals, state.sum), (1, d(amount)));
+    Ok(())
+}
+
+/// A retry finds its entry: the signals count the decision once, in Full balance's journal
+/// transaction and in Zero balance's ledger transaction alike.
+#[tokio::test]
+async fn a_retry_counts_once_and_a_decision_is_one_read_and_one_write() -> anyhow::Result<()> {
+    let s = stack_with(outlier_policy()?).await?;
+    let body = purchase("r-1", 556, "12.34", "BR")?;
+    counted_once(&s, &s.full_balance, &body, ("556", "12.34")).await?;
+    open_account(&s, "1000.00").await?;
+    let body = zero_balance("z-1", "25.50");
+    counted_once(&s, &s.zero_balance, &body, ("901", "25.50")).await
+}
+
+/// Concurrent purchases on one card, and the same purchases one by one in the opposite
+/// order on another card, end with the same statistics.
+#[tokio::test]
+async fn concurrent_requests_give_the_same_statistics_in_any_order() -> anyhow::Result<()> {
+    let s = stack_with(outlier_policy()?).await?;
+    // Close amounts: no order makes one of them an outlier the rule would decline.
+    let amounts = [
+        "10.10", "12.00", "11.11", "9.99", "10.01", "10.50", "12.34", "9.87",
+    ];
+    let bodies = amounts
+        .iter()
+        .enumerate()
+        .map(|(i, amount)| purchase(&format!("c-{i}"), 700, amount, "BR"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    assert_eq!(approved_at_once(&s, &s.full_balance, bodies).await?, 8);
+    for (i, amount) in amounts.iter().enumerate().rev() {
+        s.pismo
+            .send(
+                &s.full_balance,
+                &purchase(&format!("r-{i}"), 701, amount, "BR")?,
+            )
+            .await?;
+    }
+    let sum: Decimal = amounts.iter().map(|a| d(a)).sum();
+    let sum_sq: Decimal = amounts.iter().map(|a| d(a) * d(a)).sum();
+    for card in ["700", "701"] {
+        let state = stored(&s, card)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no signals"))?;
+        assert_eq!(
+            (state.approvals, state.sum, state.sum_sq),
+            (8, sum, sum_sq),
+            "card {card}"
+        );
+        assert_eq!(state.countries.len(), 1);
+    }
     Ok(())
 }

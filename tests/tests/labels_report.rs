@@ -28,8 +28,9 @@ use std::time::Duration;
 
 use integration_tests::journal_entry;
 use rust_decimal::Decimal;
-use shared::journal::{DynamoJournal, Entry, How, Input, Journal, Shadow};
+use shared::journal::{DynamoJournal, Entry, How, Input, Journal};
 use shared::outcomes::report::{Line, Range, Report};
+use shared::outcomes::testing::{amount_inputs, day_counts, shadowed};
 use shared::outcomes::{
     DynamoOutcomes, Format, ImportReport, InMemoryOutcomes, Unknown, html, import, parse,
     rule_report,
@@ -64,32 +65,13 @@ fn entry(
     // Labels outlive entries; the fixture's entries are kept too.
     e.expiration = None;
     if let Some(a) = amount {
-        let a = Input::Number(Decimal::from_str(a).unwrap_or_default());
-        e.inputs = if id.starts_with("banking-antifraud#") {
-            vec![
-                ("amount".into(), a),
-                ("currency_code".into(), Input::Text("986".into())),
-                ("origin".into(), Input::Text("instant-pay".into())),
-            ]
-        } else {
-            vec![
-                ("fields.amount_transaction".into(), a),
-                ("fields.currency".into(), Input::Text("986".into())),
-                ("fields.mcc".into(), Input::Text("5411".into())),
-            ]
+        let mut inputs = amount_inputs(id, Decimal::from_str(a).unwrap_or_default());
+        if id.starts_with("banking-antifraud#") {
+            // An input the report does not read (its scan projects the amounts only).
+            inputs.push(("origin".into(), Input::Text("instant-pay".into())));
         }
-        .into();
+        e.inputs = inputs.into();
     }
-    e
-}
-
-fn shadow(mut e: Entry, label: &str, answer: Option<&str>) -> Entry {
-    e.shadow = Some(Shadow {
-        version: "shadow-v1".into(),
-        label: label.into(),
-        answer: answer.map(str::to_string),
-        differs: answer != Some(e.answer.as_str()),
-    });
     e
 }
 
@@ -125,7 +107,7 @@ fn fixture_journal() -> Vec<Entry> {
             NOV1 + 4 * HOUR,
             Some("3000.00"),
         ),
-        shadow(
+        shadowed(
             entry(
                 "full-balance-antifraud#f1",
                 policy("risky-mcc"),
@@ -136,7 +118,7 @@ fn fixture_journal() -> Vec<Entry> {
             "default",
             Some(FB_APPROVE),
         ),
-        shadow(
+        shadowed(
             entry(
                 "full-balance-antifraud#f2",
                 policy("default"),
@@ -168,7 +150,7 @@ fn fixture_journal() -> Vec<Entry> {
             NOV2 + 3 * HOUR,
             Some("60.00"),
         ),
-        shadow(
+        shadowed(
             entry(
                 "zero-balance#request#z1",
                 ("approved", How::Ledger),
@@ -179,7 +161,7 @@ fn fixture_journal() -> Vec<Entry> {
             "mcc",
             Some(ZB_DECLINE),
         ),
-        shadow(
+        shadowed(
             entry(
                 "zero-balance#request#z2",
                 policy("gambling"),
@@ -249,29 +231,40 @@ fn line<'a>(lines: &'a [Line], webhook: &str, rule: &str, day: Option<&str>) -> 
         .unwrap_or_else(|| panic!("no line for {webhook} {rule} {day:?}"))
 }
 
-fn money(a: &shared::outcomes::report::Amounts) -> String {
-    a.to_string()
-}
+/// The hand count of the module head's table: per line a side, webhook, rule and day (`-`:
+/// over the range; `all | all`: the side's total), then decisions, approvals, declines, to
+/// ledger, fraud caught, fraud missed and not-fraud declines; the approved, declined and missed
+/// amounts; the false positives.
+///
+/// - `over-limit`: t3 and t5 fraud (t5's not_fraud loses to fraud), t4 and t6 not fraud: 2 of
+///   4 declines.
+/// - The tokenization has no amount; its chargeback came by token id.
+/// - The live total: 6 declines, t4 and t6 not fraud; caught t3, t5, f1; missed t1, z1, the
+///   tokenization.
+/// - The shadow, by its own labels: it approves f1 (a chargeback: missed), declines f2 and z1
+///   (fraud: caught), and lets z2 through to the ledger.
+const HAND_COUNT: &str = "
+live | banking-antifraud | default | - | 3 3 0 0 0 1 0 | 410.00 986 | 0 | 100.00 986 | - (0/0)
+live | banking-antifraud | over-limit | - | 4 0 4 0 2 0 2 | 0 | 16200.00 986 | 0 | 50.00% (2/4)
+live | banking-antifraud | over-limit | 2026-11-01 | 2 0 2 0 1 0 1 | 0 | 8000.00 986 | 0 | 50.00% (1/2)
+live | banking-antifraud | over-limit | 2026-11-02 | 2 0 2 0 1 0 1 | 0 | 8200.00 986 | 0 | 50.00% (1/2)
+live | full-balance-antifraud | risky-mcc | - | 1 0 1 0 1 0 0 | 0 | 80.00 986 | 0 | 0.00% (0/1)
+live | full-balance-antifraud | default | - | 1 1 0 0 0 0 0 | 40.00 986 | 0 | 0 | - (0/0)
+live | zero-balance | approved | - | 1 1 0 0 0 1 0 | 30.00 986 | 0 | 30.00 986 | - (0/0)
+live | zero-balance | gambling | - | 1 0 1 0 0 0 0 | 0 | 500.00 986 | 0 | 0.00% (0/1)
+live | card-tokenization | default | - | 1 1 0 0 0 1 0 | 0 | 0 | 0 | - (0/0)
+live | all | all | - | 12 6 6 0 3 3 2 | 480.00 986 | 16780.00 986 | 130.00 986 | 33.33% (2/6)
+shadow | full-balance-antifraud | default | - | 1 1 0 0 0 1 0 | 80.00 986 | 0 | 80.00 986 | - (0/0)
+shadow | full-balance-antifraud | night | - | 1 0 1 0 0 0 0 | 0 | 40.00 986 | 0 | 0.00% (0/1)
+shadow | zero-balance | mcc | - | 1 0 1 0 1 0 0 | 0 | 30.00 986 | 0 | 0.00% (0/1)
+shadow | zero-balance | ledger | - | 1 0 0 1 0 0 0 | 0 | 0 | 0 | - (0/0)
+";
 
-/// Compact figures: decisions, approvals, declines, to ledger, caught, missed, not-fraud
-/// declines, approved, declined and missed amounts, false positives.
-type Counted = (
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    u64,
-    String,
-    String,
-    String,
-    String,
-);
-
-fn counted(l: &Line) -> Counted {
+/// A line's figures as the columns of [`HAND_COUNT`] show them.
+fn counted(l: &Line) -> String {
     let f = &l.figures;
-    (
+    format!(
+        "{} {} {} {} {} {} {} | {} | {} | {} | {}",
         f.decisions,
         f.approvals,
         f.declines,
@@ -279,186 +272,34 @@ fn counted(l: &Line) -> Counted {
         f.fraud_caught,
         f.fraud_missed,
         f.not_fraud_declined,
-        money(&f.approved_amount),
-        money(&f.declined_amount),
-        money(&f.missed_amount),
-        l.false_positive_share.to_string(),
-    )
-}
-
-fn c(n: [u64; 7], approved: &str, declined: &str, missed: &str, false_positives: &str) -> Counted {
-    (
-        n[0],
-        n[1],
-        n[2],
-        n[3],
-        n[4],
-        n[5],
-        n[6],
-        approved.into(),
-        declined.into(),
-        missed.into(),
-        false_positives.into(),
+        f.approved_amount,
+        f.declined_amount,
+        f.missed_amount,
+        l.false_positive_share
     )
 }
 
 /// The report's figures against the hand count of the module head's table.
 fn assert_hand_count(r: &Report) {
-    let live = &r.live;
-    // [decisions, approvals, declines, to ledger, caught, missed, not-fraud declines]
+    for row in HAND_COUNT.lines().filter(|l| !l.trim().is_empty()) {
+        let cells: Vec<&str> = row.splitn(5, " | ").collect();
+        let [side, webhook, rule, day, figures] = cells[..] else {
+            panic!("not a row of the hand count: {row}");
+        };
+        let side = if side == "live" { &r.live } else { &r.shadow };
+        let found = match (webhook, rule, day) {
+            ("all", "all", _) => side.total.as_ref(),
+            (_, _, "-") => Some(line(&side.by_rule, webhook, rule, None)),
+            _ => Some(line(&side.by_rule_and_day, webhook, rule, Some(day))),
+        };
+        assert_eq!(found.map(counted).as_deref(), Some(figures), "{row}");
+    }
+    assert_eq!(r.live.by_rule.len(), 7);
     assert_eq!(
-        counted(line(&live.by_rule, "banking-antifraud", "default", None)),
-        c(
-            [3, 3, 0, 0, 0, 1, 0],
-            "410.00 986",
-            "0",
-            "100.00 986",
-            "- (0/0)"
-        )
-    );
-    // t3, t5 fraud (t5's not_fraud loses to fraud); t4, t6 not fraud: 2 of 4 declines.
-    assert_eq!(
-        counted(line(&live.by_rule, "banking-antifraud", "over-limit", None)),
-        c(
-            [4, 0, 4, 0, 2, 0, 2],
-            "0",
-            "16200.00 986",
-            "0",
-            "50.00% (2/4)"
-        )
-    );
-    assert_eq!(
-        counted(line(
-            &live.by_rule_and_day,
-            "banking-antifraud",
-            "over-limit",
-            Some("2026-11-01")
-        )),
-        c(
-            [2, 0, 2, 0, 1, 0, 1],
-            "0",
-            "8000.00 986",
-            "0",
-            "50.00% (1/2)"
-        )
-    );
-    assert_eq!(
-        counted(line(
-            &live.by_rule_and_day,
-            "banking-antifraud",
-            "over-limit",
-            Some("2026-11-02")
-        )),
-        c(
-            [2, 0, 2, 0, 1, 0, 1],
-            "0",
-            "8200.00 986",
-            "0",
-            "50.00% (1/2)"
-        )
-    );
-    assert_eq!(
-        counted(line(
-            &live.by_rule,
-            "full-balance-antifraud",
-            "risky-mcc",
-            None
-        )),
-        c([1, 0, 1, 0, 1, 0, 0], "0", "80.00 986", "0", "0.00% (0/1)")
-    );
-    assert_eq!(
-        counted(line(
-            &live.by_rule,
-            "full-balance-antifraud",
-            "default",
-            None
-        )),
-        c([1, 1, 0, 0, 0, 0, 0], "40.00 986", "0", "0", "- (0/0)")
-    );
-    assert_eq!(
-        counted(line(&live.by_rule, "zero-balance", "approved", None)),
-        c(
-            [1, 1, 0, 0, 0, 1, 0],
-            "30.00 986",
-            "0",
-            "30.00 986",
-            "- (0/0)"
-        )
-    );
-    assert_eq!(
-        counted(line(&live.by_rule, "zero-balance", "gambling", None)),
-        c([1, 0, 1, 0, 0, 0, 0], "0", "500.00 986", "0", "0.00% (0/1)")
-    );
-    // A tokenization has no amount; its chargeback came by token id.
-    assert_eq!(
-        counted(line(&live.by_rule, "card-tokenization", "default", None)),
-        c([1, 1, 0, 0, 0, 1, 0], "0", "0", "0", "- (0/0)")
-    );
-    assert_eq!(live.by_rule.len(), 7);
-    let days: Vec<(Option<&str>, u64, u64, u64)> = live
-        .by_day
-        .iter()
-        .map(|l| {
-            (
-                l.day.as_deref(),
-                l.figures.decisions,
-                l.figures.approvals,
-                l.figures.declines,
-            )
-        })
-        .collect();
-    assert_eq!(
-        days,
+        day_counts(&r.live),
         [(Some("2026-11-01"), 6, 3, 3), (Some("2026-11-02"), 6, 3, 3)]
     );
-    // 6 declines, t4 and t6 not fraud; caught t3, t5, f1; missed t1, z1, the tokenization.
-    let total = live.total.as_ref().map(counted);
-    assert_eq!(
-        total,
-        Some(c(
-            [12, 6, 6, 0, 3, 3, 2],
-            "480.00 986",
-            "16780.00 986",
-            "130.00 986",
-            "33.33% (2/6)"
-        ))
-    );
-    // The shadow, by its own labels: it approves f1 (a chargeback: missed), declines f2 and
-    // z1 (fraud: caught), and lets z2 through to the ledger.
-    let shadow = &r.shadow;
-    assert_eq!(
-        counted(line(
-            &shadow.by_rule,
-            "full-balance-antifraud",
-            "default",
-            None
-        )),
-        c(
-            [1, 1, 0, 0, 0, 1, 0],
-            "80.00 986",
-            "0",
-            "80.00 986",
-            "- (0/0)"
-        )
-    );
-    assert_eq!(
-        counted(line(
-            &shadow.by_rule,
-            "full-balance-antifraud",
-            "night",
-            None
-        )),
-        c([1, 0, 1, 0, 0, 0, 0], "0", "40.00 986", "0", "0.00% (0/1)")
-    );
-    assert_eq!(
-        counted(line(&shadow.by_rule, "zero-balance", "mcc", None)),
-        c([1, 0, 1, 0, 1, 0, 0], "0", "30.00 986", "0", "0.00% (0/1)")
-    );
-    assert_eq!(
-        counted(line(&shadow.by_rule, "zero-balance", "ledger", None)),
-        c([1, 0, 0, 1, 0, 0, 0], "0", "0", "0", "- (0/0)")
-    );
-    assert_eq!(shadow.by_rule.len(), 4);
+    assert_eq!(r.shadow.by_rule.len(), 4);
     // The advice is the network's notice, not a decision (its label is stored, not counted).
     assert_eq!(r.skipped.get("notice"), Some(&1));
     assert_eq!(r.skipped.len(), 1, "{:?}", r.skipped);
@@ -548,21 +389,29 @@ fn scratch() -> anyhow::Result<PathBuf> {
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// Chromium headless with nothing of its own running: no network, sync, updates or first-run.
-fn chromium(profile: &Path) -> Command {
-    let mut cmd = Command::new(CHROMIUM);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ])
-    .arg(format!("--user-data-dir={}", profile.display()));
-    cmd
+/// Runs Chromium headless with `args` and a profile of its own in `dir/profile`, with nothing
+/// of its own running (no network, sync, updates or first-run); its standard output.
+fn chromium(dir: &Path, profile: &str, args: &[&str]) -> anyhow::Result<Vec<u8>> {
+    let run = Command::new(CHROMIUM)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ])
+        .arg(format!("--user-data-dir={}", dir.join(profile).display()))
+        .args(args)
+        .output()?;
+    assert!(
+        run.status.success(),
+        "chromium {args:?} failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    Ok(run.stdout)
 }
 
 /// The HTML report of the fixture, as Chromium draws it: a real screenshot and, in the DOM it
@@ -586,16 +435,12 @@ async fn the_html_report_renders_in_chromium() -> anyhow::Result<()> {
     let url = format!("file://{}", page.display());
 
     let png = dir.join("report.png");
-    let shot = chromium(&dir.join("profile-shot"))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg("--window-size=1280,2000")
-        .arg(&url)
-        .output()?;
-    assert!(
-        shot.status.success(),
-        "chromium --screenshot failed: {}",
-        String::from_utf8_lossy(&shot.stderr)
-    );
+    let screenshot = format!("--screenshot={}", png.display());
+    chromium(
+        &dir,
+        "profile-shot",
+        &[&screenshot, "--window-size=1280,2000", &url],
+    )?;
     let bytes = std::fs::read(&png)?;
     assert!(
         bytes.starts_with(b"\x89PNG\r\n\x1a\n"),
@@ -609,19 +454,9 @@ async fn the_html_report_renders_in_chromium() -> anyhow::Result<()> {
         bytes.len()
     );
 
-    let dump = chromium(&dir.join("profile-dom"))
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()?;
-    assert!(
-        dump.status.success(),
-        "chromium --dump-dom failed: {}",
-        String::from_utf8_lossy(&dump.stderr)
-    );
-    let dom = String::from_utf8(dump.stdout)?;
-    // The per-rule row of `over-limit` in the live table: caught 2, false positives 2 of 4.
+    let dom = String::from_utf8(chromium(&dir, "profile-dom", &["--dump-dom", &url])?)?;
+    // A per-rule row of a side's table, from the side's first rules table (per rule) on.
     let row = |side: &str, webhook: &str, rule: &str| -> String {
-        // From the side's first rules table (per rule) on.
         let table = dom
             .split_once(&format!("<table class=\"rules\" data-side=\"{side}\""))
             .map_or("", |(_, rest)| rest);
@@ -632,18 +467,36 @@ async fn the_html_report_renders_in_chromium() -> anyhow::Result<()> {
             .map(|(row, _)| row.to_string())
             .unwrap_or_else(|| panic!("no {side} row for {webhook} {rule} in the DOM"))
     };
-    let over = row("live", "banking-antifraud", "over-limit");
-    assert!(over.contains("data-figure=\"fraud_caught\">2<"), "{over}");
-    assert!(
-        over.contains("data-figure=\"false_positive_share\">50.00% (2/4)<"),
-        "{over}"
-    );
-    assert!(
-        over.contains("data-figure=\"declined_amount\">16200.00 986<"),
-        "{over}"
-    );
-    let mcc = row("shadow", "zero-balance", "mcc");
-    assert!(mcc.contains("data-figure=\"fraud_caught\">1<"), "{mcc}");
+    // Figure cells of the per-rule rows: live `over-limit` caught 2, false positives 2 of 4;
+    // the shadow's `mcc` caught 1.
+    for (side, webhook, rule, figure, shown) in [
+        (
+            "live",
+            "banking-antifraud",
+            "over-limit",
+            "fraud_caught",
+            "2",
+        ),
+        (
+            "live",
+            "banking-antifraud",
+            "over-limit",
+            "false_positive_share",
+            "50.00% (2/4)",
+        ),
+        (
+            "live",
+            "banking-antifraud",
+            "over-limit",
+            "declined_amount",
+            "16200.00 986",
+        ),
+        ("shadow", "zero-balance", "mcc", "fraud_caught", "1"),
+    ] {
+        let cells = row(side, webhook, rule);
+        let cell = format!("data-figure=\"{figure}\">{shown}<");
+        assert!(cells.contains(&cell), "no {cell} in {cells}");
+    }
     assert!(
         dom.contains("33.33%"),
         "the total false-positive share is not shown"

@@ -1,6 +1,7 @@
 //! Operator and developer tooling: the local AWS emulator harness and shared bits of the
 //! commands in `src/bin/`.
 pub mod backfill;
+pub mod cli;
 pub mod faults;
 pub mod local_stack;
 pub mod moto;

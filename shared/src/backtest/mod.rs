@@ -57,6 +57,8 @@
 pub mod replay;
 pub mod sort;
 pub mod source;
+#[cfg(any(test, feature = "dev"))]
+pub mod testing;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -593,26 +595,11 @@ mod tests {
     use crate::models::{OtpMethod, StepUpMethod, TokenizationResponse};
 
     fn entry(id: &str, how: How, label: &str, answer: &str, inputs: Vec<(&str, Input)>) -> Entry {
-        Entry {
-            id: id.into(),
-            body_sha256: "ab".into(),
-            fingerprint: "ab".into(),
-            decision_id: String::new(),
-            answer: answer.into(),
-            label: label.into(),
-            how,
-            policy_version: "v".into(),
-            decided_at_ms: 0,
-            expiration: None,
-            inputs: inputs
-                .into_iter()
-                .map(|(k, v)| (k.to_string().into(), v))
-                .collect(),
-            money: None,
-            reconcile: None,
-            shadow: None,
-            signals_update: None,
-        }
+        let inputs: Vec<_> = inputs
+            .into_iter()
+            .map(|(k, v)| (k.to_string().into(), v))
+            .collect();
+        testing::entry(id, (label, how), answer, 0, inputs)
     }
 
     /// A `|` in a rule's label stays inside its cell.

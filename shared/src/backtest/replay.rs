@@ -98,7 +98,7 @@ use crate::controls::{
 };
 use crate::journal::{Entry, How};
 use crate::models::ZeroBalanceResponse;
-use crate::policy::{Field, Outcome, Policy};
+use crate::policy::{Field, Outcome, Policy, PolicySubject, Section};
 use crate::signals::{PREFIX, Seen, Signals, State, Update};
 use crate::webhook::{BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind};
 
@@ -174,6 +174,13 @@ impl ControlSet {
             card: card.and_then(|c| self.cards.get(c)).cloned(),
             ..Loaded::default()
         }
+    }
+
+    /// What these controls answer for `facts`: [`evaluate`] over the documents of its card
+    /// and account.
+    fn verdict(&self, facts: &Facts) -> Verdict {
+        let loaded = self.loaded(facts.card_id.as_deref(), facts.account_id.as_deref());
+        evaluate(&loaded, facts)
     }
 
     fn documents(&self) -> impl Iterator<Item = &Controls> {
@@ -452,6 +459,40 @@ struct Decided {
     counts: bool,
 }
 
+impl Decided {
+    /// `section`'s answer to a control or velocity refusal: its control outcome for `r`.
+    fn refused<R: PolicySubject, O: Outcome>(
+        section: &Section<R, O>,
+        r: Refusal,
+        entry: &Entry,
+        approved_before: bool,
+    ) -> Self {
+        let d = section.control_outcome(r.class(), r.label());
+        Decided {
+            redecided: Redecided {
+                approved_before,
+                after_label: r.label().to_string(),
+                approved_after: Some(d.value.approves()),
+                changed: *d.body != *entry.answer,
+            },
+            counters: Vec::new(),
+            counts: false,
+        }
+    }
+}
+
+/// One entry as the candidate decides it, point in time.
+#[derive(Clone, Copy)]
+struct At<'e, 'f> {
+    entry: &'e Entry,
+    /// The facts the live decision gave the controls (`None`: it read none).
+    facts: Option<&'e Facts>,
+    /// The entry's inputs, with the card's candidate signals once they diverged.
+    lookup: &'e dyn Fn(&str) -> Field<'f>,
+    /// The live decision wrote its velocity counters.
+    live_counted: bool,
+}
+
 /// The live answer's part in the counters and signals.
 struct Live {
     /// The live answer approved (for signals).
@@ -663,10 +704,7 @@ impl<'a> Replay<'a> {
         if !live.counted {
             return;
         }
-        let loaded = self
-            .warm_controls
-            .loaded(facts.card_id.as_deref(), facts.account_id.as_deref());
-        if let Verdict::Allowed(counters) = evaluate(&loaded, &facts) {
+        if let Verdict::Allowed(counters) = self.warm_controls.verdict(&facts) {
             self.windows.count_candidate(&counters);
             self.windows.count_live(&counters);
         }
@@ -692,21 +730,18 @@ impl<'a> Replay<'a> {
             (Some(s), true) => s.field(path),
             _ => input_field(entry, path),
         };
-        let counted = live.as_ref().is_some_and(|l| l.counted);
-        let f = facts.as_ref();
-        let decided = match webhook {
-            CardTokenization::NAME => {
-                self.decide_policy::<CardTokenization>(entry, f, &lookup, counted)
-            }
-            BankingAntifraud::NAME => {
-                self.decide_policy::<BankingAntifraud>(entry, f, &lookup, counted)
-            }
-            FullBalanceAntifraud::NAME => {
-                self.decide_policy::<FullBalanceAntifraud>(entry, f, &lookup, counted)
-            }
-            _ => self.decide_zero_balance(entry, f, &lookup, counted),
+        let at = At {
+            entry,
+            facts: facts.as_ref(),
+            lookup: &lookup,
+            live_counted: live.as_ref().is_some_and(|l| l.counted),
         };
-        let decided = decided?;
+        let decided = match webhook {
+            CardTokenization::NAME => self.decide_policy::<CardTokenization>(at),
+            BankingAntifraud::NAME => self.decide_policy::<BankingAntifraud>(at),
+            FullBalanceAntifraud::NAME => self.decide_policy::<FullBalanceAntifraud>(at),
+            _ => self.decide_zero_balance(at),
+        }?;
         if let Some(live) = &live {
             if live.counted && !decided.counters.is_empty() {
                 self.windows.count_live(&decided.counters);
@@ -745,36 +780,24 @@ impl<'a> Replay<'a> {
 
     /// The velocity refusal an approval meets under the candidate's counters, if any (see
     /// the module head, "Exactness").
-    fn velocity(
-        &self,
-        entry: &Entry,
-        facts: &Facts,
-        counters: &[Counter],
-        live_counted: bool,
-    ) -> Option<Refusal> {
-        let loaded = self
-            .live_controls
-            .loaded(facts.card_id.as_deref(), facts.account_id.as_deref());
-        let same_limits =
-            matches!(evaluate(&loaded, facts), Verdict::Allowed(ref live) if live == counters);
+    fn velocity(&self, at: At<'_, '_>, facts: &Facts, counters: &[Counter]) -> Option<Refusal> {
+        let same_limits = matches!(
+            self.live_controls.verdict(facts),
+            Verdict::Allowed(ref live) if live == counters
+        );
         if same_limits && self.windows.agree(counters) {
-            if let Some(r) = velocity_refusal(&entry.label) {
+            if let Some(r) = velocity_refusal(&at.entry.label) {
                 return Some(r);
             }
-            if live_counted {
+            if at.live_counted {
                 return None;
             }
         }
         over_limit(&self.windows.candidate, counters)
     }
 
-    fn decide_policy<'f, K: PolicyKind>(
-        &self,
-        entry: &Entry,
-        facts: Option<&Facts>,
-        lookup: &dyn Fn(&str) -> Field<'f>,
-        live_counted: bool,
-    ) -> Result<Decided, &'static str> {
+    fn decide_policy<K: PolicyKind>(&self, at: At<'_, '_>) -> Result<Decided, &'static str> {
+        let entry = at.entry;
         if matches!(entry.how, How::Fallback(_)) {
             return Err("fallback");
         }
@@ -782,37 +805,19 @@ impl<'a> Replay<'a> {
             serde_json::from_str::<K::Response>(&entry.answer).map_err(|_| "unreadable")?;
         let approved_before = before.approves();
         let section = K::section(self.candidate);
-        let refused = |r: Refusal| {
-            let d = section.control_outcome(r.class(), r.label());
-            Decided {
-                redecided: Redecided {
-                    approved_before,
-                    after_label: r.label().to_string(),
-                    approved_after: Some(d.value.approves()),
-                    changed: *d.body != *entry.answer,
-                },
-                counters: Vec::new(),
-                counts: false,
-            }
-        };
-        let verdict = facts.map(|f| {
-            let loaded = self
-                .controls
-                .loaded(f.card_id.as_deref(), f.account_id.as_deref());
-            evaluate(&loaded, f)
-        });
-        let counters = match verdict {
+        let refused = |r: Refusal| Decided::refused(section, r, entry, approved_before);
+        let counters = match at.facts.map(|f| self.controls.verdict(f)) {
             Some(Verdict::Refused(r)) => return Ok(refused(r)),
             Some(Verdict::Allowed(c)) => c,
             None => Vec::new(),
         };
-        let r = by_rules::<K>(section, entry, lookup);
+        let r = by_rules::<K>(section, entry, at.lookup);
         // The live path writes the counters when the rules approve (before the directory's
         // values), as `PolicyWebhook::decide` does.
         if r.rules_approve
-            && let Some(f) = facts
+            && let Some(f) = at.facts
             && !counters.is_empty()
-            && let Some(refusal) = self.velocity(entry, f, &counters, live_counted)
+            && let Some(refusal) = self.velocity(at, f, &counters)
         {
             return Ok(Decided {
                 counters,
@@ -831,13 +836,8 @@ impl<'a> Replay<'a> {
         })
     }
 
-    fn decide_zero_balance<'f>(
-        &self,
-        entry: &Entry,
-        facts: Option<&Facts>,
-        lookup: &dyn Fn(&str) -> Field<'f>,
-        live_counted: bool,
-    ) -> Result<Decided, &'static str> {
+    fn decide_zero_balance(&self, at: At<'_, '_>) -> Result<Decided, &'static str> {
+        let entry = at.entry;
         zero_balance_request(entry)?;
         match entry.how {
             How::Fallback(_) => return Err("fallback"),
@@ -851,32 +851,17 @@ impl<'a> Replay<'a> {
         let approved_before = before.approves();
         let section = &self.candidate.zero_balance;
         let live_rule = entry.how == How::Policy;
-        let refused = |r: Refusal| {
-            let d = section.control_outcome(r.class(), r.label());
-            Decided {
-                redecided: Redecided {
-                    approved_before,
-                    after_label: r.label().to_string(),
-                    approved_after: Some(d.value.approves()),
-                    changed: *d.body != *entry.answer,
-                },
-                counters: Vec::new(),
-                counts: false,
-            }
-        };
+        let refused = |r: Refusal| Decided::refused(section, r, entry, approved_before);
         let mut counters = Vec::new();
-        if let Some(f) = facts {
-            let loaded = self
-                .controls
-                .loaded(f.card_id.as_deref(), f.account_id.as_deref());
-            match evaluate(&loaded, f) {
+        if let Some(f) = at.facts {
+            match self.controls.verdict(f) {
                 Verdict::Refused(r) => return Ok(refused(r)),
                 Verdict::Allowed(c) => counters = c,
             }
         }
         // The live path's `declining`: only a declining match answers a request.
         if let Some(d) = section
-            .first_match_with(lookup)
+            .first_match_with(at.lookup)
             .filter(|d| d.value.is_approved == Some(false))
         {
             return Ok(Decided {
@@ -892,9 +877,9 @@ impl<'a> Replay<'a> {
         }
         // The ledger's step: its velocity check (with the movement), then the account.
         let live_velocity = entry.how == How::Ledger && velocity_refusal(&entry.label).is_some();
-        if let Some(f) = facts
+        if let Some(f) = at.facts
             && !counters.is_empty()
-            && let Some(r) = self.velocity(entry, f, &counters, live_counted)
+            && let Some(r) = self.velocity(at, f, &counters)
         {
             return Ok(Decided {
                 counters,
@@ -940,15 +925,19 @@ fn approves<K: PolicyKind>(entry: &Entry) -> Option<bool> {
 mod tests {
     use std::borrow::Cow;
 
+    use super::super::Comparison;
+    use super::super::testing::{self, full_balance_id, full_balance_inputs};
     use super::*;
     use crate::controls::{Per, Period, Velocity};
     use crate::journal::Input;
     use crate::policy::PolicyError;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     /// 2023-11-14T00:00:00Z.
     const DAY: i64 = 1_699_920_000_000;
     const HOUR: i64 = 3_600_000;
-    const FB: &str = "full-balance-antifraud";
+    const FB: &str = FullBalanceAntifraud::NAME;
 
     fn limit(count: u32) -> ControlSet {
         let daily = Velocity {
@@ -991,45 +980,16 @@ mod tests {
                            "then": {"approve": false, "response_code": "59"}})
     }
 
-    fn request_inputs(amount: i64) -> Vec<(Cow<'static, str>, Input)> {
-        vec![
-            ("fields.card_id".into(), Input::Number(Decimal::from(901))),
-            (
-                "fields.account_id".into(),
-                Input::Number(Decimal::from(902)),
-            ),
-            (
-                "fields.amount_transaction".into(),
-                Input::Number(Decimal::from(amount)),
-            ),
-            ("fields.card_status".into(), Input::Text("NORMAL".into())),
-            ("fields.currency".into(), Input::Text("986".into())),
-            ("fields.mcc".into(), Input::Text("5411".into())),
-            (
-                "fields.merchant_state_or_country_code".into(),
-                Input::Text("BR".into()),
-            ),
-        ]
+    /// A rule declining a card's request after `declines` declines in a row.
+    fn streak(name: &str, declines: u32) -> serde_json::Value {
+        serde_json::json!({"name": name,
+            "when": [{"field": "signals.consecutive_declines", "gte": declines}],
+            "then": {"approve": false, "response_code": "05"}})
     }
 
+    /// Full balance request `fb-<n>` of the fixture, not yet answered.
     fn entry(n: u32, at_ms: i64, inputs: Vec<(Cow<'static, str>, Input)>) -> Entry {
-        Entry {
-            id: format!("{FB}#fb-{n}"),
-            body_sha256: "ab".into(),
-            fingerprint: "ab".into(),
-            decision_id: String::new(),
-            answer: String::new(),
-            label: String::new(),
-            how: How::Policy,
-            policy_version: "v".into(),
-            decided_at_ms: at_ms,
-            expiration: None,
-            inputs: inputs.into(),
-            money: None,
-            reconcile: None,
-            shadow: None,
-            signals_update: None,
-        }
+        testing::entry(&full_balance_id(n), ("", How::Policy), "", at_ms, inputs)
     }
 
     /// The live Full balance path over journal entries, as `PolicyWebhook::decide` runs it:
@@ -1053,7 +1013,7 @@ mod tests {
         }
 
         fn decide(&mut self, n: u32, at_ms: i64, amount: i64) -> Option<Entry> {
-            let mut inputs = request_inputs(amount);
+            let mut inputs = full_balance_inputs(amount);
             let facts = facts_of(&entry(n, at_ms, inputs.clone()), FB)?;
             let seen = Seen::of(&facts)?;
             let state = self.cards.get(&seen.card_id);
@@ -1087,8 +1047,9 @@ mod tests {
         }
     }
 
-    /// Decides `(hour, amount)` requests of card 901 live.
-    fn journal(live: &mut Live<'_>, requests: &[(i64, i64)]) -> Vec<Entry> {
+    /// Decides `(hour, amount)` requests of card 901 live with `policy` and `controls`.
+    fn journal(policy: &Policy, controls: &ControlSet, requests: &[(i64, i64)]) -> Vec<Entry> {
+        let mut live = Live::new(policy, controls.clone());
         requests
             .iter()
             .zip(1..)
@@ -1096,15 +1057,29 @@ mod tests {
             .collect()
     }
 
-    /// Replays `entries` from `from_ms`: the ids that changed, and the report.
-    fn replay(
-        candidate: &Policy,
+    /// The shipped policy, and its journal of `requests` under `controls`.
+    fn shipped(
         controls: &ControlSet,
-        live: &ControlSet,
-        from_ms: i64,
-        entries: &[Entry],
-    ) -> Result<(Vec<String>, super::super::Comparison), ReplayError> {
-        let mut r = Replay::new(candidate, controls, live, from_ms).only(Some(FB));
+        requests: &[(i64, i64)],
+    ) -> Result<(Policy, Vec<Entry>), PolicyError> {
+        let policy = Policy::builtin()?;
+        let entries = journal(&policy, controls, requests);
+        Ok((policy, entries))
+    }
+
+    fn labels(entries: &[Entry]) -> Vec<&str> {
+        entries.iter().map(|e| e.label.as_str()).collect()
+    }
+
+    /// What a replay gave: the ids that changed, its stats, the Full balance report.
+    struct Replayed {
+        changed: Vec<String>,
+        stats: Stats,
+        report: Comparison,
+    }
+
+    /// Pushes `entries` through `r`, then finishes it.
+    fn run(mut r: Replay<'_>, entries: &[Entry]) -> Result<Replayed, ReplayError> {
         let mut changed = Vec::new();
         for e in entries {
             if let Some(step) = r.push(e)?
@@ -1113,12 +1088,33 @@ mod tests {
                 changed.push(step.id);
             }
         }
-        let report = r.finish().into_iter().next().unwrap_or_default();
-        Ok((changed, report))
+        let stats = r.stats();
+        let report = r
+            .finish()
+            .into_iter()
+            .find(|c| c.webhook == FB)
+            .unwrap_or_default();
+        Ok(Replayed {
+            changed,
+            stats,
+            report,
+        })
+    }
+
+    /// Replays `entries` from `from_ms`, reporting Full balance only.
+    fn replay(
+        candidate: &Policy,
+        controls: &ControlSet,
+        live: &ControlSet,
+        from_ms: i64,
+        entries: &[Entry],
+    ) -> Result<Replayed, ReplayError> {
+        let r = Replay::new(candidate, controls, live, from_ms).only(Some(FB));
+        run(r, entries)
     }
 
     fn ids(ns: &[u32]) -> Vec<String> {
-        ns.iter().map(|n| format!("{FB}#fb-{n}")).collect()
+        ns.iter().map(full_balance_id).collect()
     }
 
     /// (hour, amount): three approvals fill the live limit of 3 a day; 4 and 5 are refused
@@ -1128,11 +1124,9 @@ mod tests {
 
     #[test]
     fn the_fixture_is_what_the_hand_replay_says() -> Result<(), PolicyError> {
-        let live_policy = Policy::builtin()?;
-        let entries = journal(&mut Live::new(&live_policy, limit(3)), &DAY_OF_REQUESTS);
-        let labels: Vec<&str> = entries.iter().map(|e| e.label.as_str()).collect();
+        let (_, entries) = shipped(&limit(3), &DAY_OF_REQUESTS)?;
         assert_eq!(
-            labels,
+            labels(&entries),
             [
                 "default",
                 "default",
@@ -1149,11 +1143,12 @@ mod tests {
     /// requests live refused at its own limit stay refused (with the same answer), and the
     /// next day's window starts empty.
     #[test]
-    fn a_tightened_limit_changes_the_hand_replayed_requests() -> Result<(), ReplayError> {
-        let live_policy = Policy::builtin().map_err(|e| ReplayError::Controls(e.to_string()))?;
+    fn a_tightened_limit_changes_the_hand_replayed_requests() -> TestResult {
         let live = limit(3);
-        let entries = journal(&mut Live::new(&live_policy, live.clone()), &DAY_OF_REQUESTS);
-        let (changed, report) = replay(&live_policy, &limit(2), &live, 0, &entries)?;
+        let (live_policy, entries) = shipped(&live, &DAY_OF_REQUESTS)?;
+        let Replayed {
+            changed, report, ..
+        } = replay(&live_policy, &limit(2), &live, 0, &entries)?;
         assert_eq!(changed, ids(&[3]));
         assert_eq!(
             (
@@ -1175,13 +1170,13 @@ mod tests {
     /// first request live refused at the limit (4), not the next one (5), which meets the
     /// limit again under the candidate's own count.
     #[test]
-    fn a_candidate_decline_frees_room_for_a_later_request() -> Result<(), ReplayError> {
-        let err = |e: PolicyError| ReplayError::Controls(e.to_string());
-        let live_policy = Policy::builtin().map_err(err)?;
+    fn a_candidate_decline_frees_room_for_a_later_request() -> TestResult {
         let live = limit(3);
-        let entries = journal(&mut Live::new(&live_policy, live.clone()), &DAY_OF_REQUESTS);
-        let candidate = policy(serde_json::json!([big()])).map_err(err)?;
-        let (changed, report) = replay(&candidate, &live, &live, 0, &entries)?;
+        let (_, entries) = shipped(&live, &DAY_OF_REQUESTS)?;
+        let candidate = policy(serde_json::json!([big()]))?;
+        let Replayed {
+            changed, report, ..
+        } = replay(&candidate, &live, &live, 0, &entries)?;
         assert_eq!(changed, ids(&[2, 4]));
         assert_eq!(
             (
@@ -1200,12 +1195,8 @@ mod tests {
     /// The live policy and controls, over a fixture with velocity refusals and a rule on the
     /// card's signals: every answer is reproduced, and no card's signals diverge.
     #[test]
-    fn the_live_policy_replays_with_nothing_changed() -> Result<(), ReplayError> {
-        let err = |e: PolicyError| ReplayError::Controls(e.to_string());
-        let streak = serde_json::json!({"name": "streak",
-            "when": [{"field": "signals.consecutive_declines", "gte": 2}],
-            "then": {"approve": false, "response_code": "05"}});
-        let live_policy = policy(serde_json::json!([big(), streak])).map_err(err)?;
+    fn the_live_policy_replays_with_nothing_changed() -> TestResult {
+        let live_policy = policy(serde_json::json!([big(), streak("streak", 2)]))?;
         let live = limit(3);
         let requests = [
             (1, 100),
@@ -1219,10 +1210,9 @@ mod tests {
             (26, 700),
             (27, 10),
         ];
-        let entries = journal(&mut Live::new(&live_policy, live.clone()), &requests);
-        let labels: Vec<&str> = entries.iter().map(|e| e.label.as_str()).collect();
+        let entries = journal(&live_policy, &live, &requests);
         assert_eq!(
-            labels,
+            labels(&entries),
             [
                 "default",
                 "big",
@@ -1243,18 +1233,13 @@ mod tests {
                 .iter()
                 .all(|e| e.inputs.iter().any(|(k, _)| k == "signals.approvals"))
         );
-        let mut r = Replay::new(&live_policy, &live, &live, 0);
-        for e in &entries {
-            r.push(e)?;
-        }
-        assert_eq!(r.stats().diverged_cards, 0);
-        let reports = r.finish();
-        let fb = reports
-            .iter()
-            .find(|c| c.webhook == FB)
-            .cloned()
-            .unwrap_or_default();
-        assert_eq!((fb.decisions, fb.changed, fb.skipped), (10, 0, 0));
+        let Replayed { stats, report, .. } =
+            run(Replay::new(&live_policy, &live, &live, 0), &entries)?;
+        assert_eq!(stats.diverged_cards, 0);
+        assert_eq!(
+            (report.decisions, report.changed, report.skipped),
+            (10, 0, 0)
+        );
         Ok(())
     }
 
@@ -1262,19 +1247,11 @@ mod tests {
     /// count in the card's signals (`consecutive_declines`), which the journaled values (the
     /// live approvals) never showed: its streak rule declines the next two requests too.
     #[test]
-    fn diverged_signals_follow_the_candidates_answers() -> Result<(), ReplayError> {
-        let err = |e: PolicyError| ReplayError::Controls(e.to_string());
-        let live_policy = Policy::builtin().map_err(err)?;
+    fn diverged_signals_follow_the_candidates_answers() -> TestResult {
         let none = ControlSet::default();
-        let entries = journal(
-            &mut Live::new(&live_policy, none.clone()),
-            &[(1, 100), (2, 900), (3, 50), (4, 60)],
-        );
-        let streak = serde_json::json!({"name": "after-decline",
-            "when": [{"field": "signals.consecutive_declines", "gte": 1}],
-            "then": {"approve": false, "response_code": "05"}});
-        let candidate = policy(serde_json::json!([big(), streak])).map_err(err)?;
-        let (changed, _) = replay(&candidate, &none, &none, 0, &entries)?;
+        let (_, entries) = shipped(&none, &[(1, 100), (2, 900), (3, 50), (4, 60)])?;
+        let candidate = policy(serde_json::json!([big(), streak("after-decline", 1)]))?;
+        let changed = replay(&candidate, &none, &none, 0, &entries)?.changed;
         assert_eq!(changed, ids(&[2, 3, 4]));
         // The journaled values alone (entry by entry) see no decline before 3 and 4.
         let by_entry = super::super::compare_policy::<FullBalanceAntifraud>(&candidate, &entries);
@@ -1284,13 +1261,14 @@ mod tests {
 
     /// Approvals before `from` fill the candidate's window (warm-up) and are not reported.
     #[test]
-    fn warm_up_counts_the_window_before_from() -> Result<(), ReplayError> {
-        let live_policy = Policy::builtin().map_err(|e| ReplayError::Controls(e.to_string()))?;
+    fn warm_up_counts_the_window_before_from() -> TestResult {
         let live = limit(3);
-        let entries = journal(&mut Live::new(&live_policy, live.clone()), &DAY_OF_REQUESTS);
+        let (live_policy, entries) = shipped(&live, &DAY_OF_REQUESTS)?;
         let from = DAY + 3 * HOUR;
         assert_eq!(warm_up_start(&[&live, &limit(2)], from), DAY);
-        let (changed, report) = replay(&live_policy, &limit(2), &live, from, &entries)?;
+        let Replayed {
+            changed, report, ..
+        } = replay(&live_policy, &limit(2), &live, from, &entries)?;
         // 1 and 2 are the warm-up: 3 meets the tightened limit.
         assert_eq!(changed, ids(&[3]));
         assert_eq!(report.decisions, 4);
@@ -1302,8 +1280,8 @@ mod tests {
         let p = Policy::builtin()?;
         let none = ControlSet::default();
         let mut r = Replay::new(&p, &none, &none, 0);
-        let later = entry(2, DAY + HOUR, request_inputs(1));
-        let earlier = entry(1, DAY, request_inputs(1));
+        let later = entry(2, DAY + HOUR, full_balance_inputs(1));
+        let earlier = entry(1, DAY, full_balance_inputs(1));
         assert!(r.push(&later).is_ok());
         assert!(matches!(
             r.push(&earlier),
@@ -1313,32 +1291,20 @@ mod tests {
     }
 
     #[test]
-    fn labels_count_fraud_caught_and_missed() -> Result<(), ReplayError> {
-        let err = |e: PolicyError| ReplayError::Controls(e.to_string());
-        let live_policy = Policy::builtin().map_err(err)?;
+    fn labels_count_fraud_caught_and_missed() -> TestResult {
         let none = ControlSet::default();
-        let entries = journal(
-            &mut Live::new(&live_policy, none.clone()),
-            &[(1, 100), (2, 900), (3, 50)],
-        );
-        let candidate = policy(serde_json::json!([big()])).map_err(err)?;
+        let (_, entries) = shipped(&none, &[(1, 100), (2, 900), (3, 50)])?;
+        let candidate = policy(serde_json::json!([big()]))?;
         let fraud = ids(&[2, 3]);
         let genuine = ids(&[1]);
-        let mut r = Replay::new(&candidate, &none, &none, 0).with_labels(|id: &str| {
+        let labelled = Replay::new(&candidate, &none, &none, 0).with_labels(|id: &str| {
             if fraud.iter().any(|f| f == id) {
                 Some(true)
             } else {
                 genuine.iter().any(|g| g == id).then_some(false)
             }
         });
-        for e in &entries {
-            r.push(e)?;
-        }
-        let fb = r
-            .finish()
-            .into_iter()
-            .find(|c| c.webhook == FB)
-            .unwrap_or_default();
+        let fb = run(labelled, &entries)?.report;
         assert_eq!(
             (
                 fb.fraud_caught_before,

@@ -24,6 +24,7 @@
 //! brings rayon into `shared`, which every Lambda links. This sort is ~200 lines over the
 //! standard library's heap.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::fs::File;
@@ -325,55 +326,55 @@ impl<T: Spill> Iterator for Merge<T> {
 
 /// A journal entry as a run stores it (every attribute [`crate::journal::dynamo`] reads
 /// back; `signals_update` is never read back from a store). Decimals are text, so they come
-/// back exactly.
+/// back exactly. Written borrowing the entry's text, read back owning it.
 #[derive(Serialize, Deserialize)]
-struct Line {
-    id: String,
-    body_sha256: String,
-    fingerprint: String,
-    decision_id: String,
-    answer: String,
-    label: String,
-    how: String,
+struct Line<'a> {
+    id: Cow<'a, str>,
+    body_sha256: Cow<'a, str>,
+    fingerprint: Cow<'a, str>,
+    decision_id: Cow<'a, str>,
+    answer: Cow<'a, str>,
+    label: Cow<'a, str>,
+    how: Cow<'a, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    fallback_reason: Option<String>,
-    policy_version: String,
+    fallback_reason: Option<Cow<'a, str>>,
+    policy_version: Cow<'a, str>,
     decided_at_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expiration: Option<i64>,
-    inputs: Vec<(String, LineInput)>,
+    inputs: Vec<(Cow<'a, str>, LineInput<'a>)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    money: Option<LineMoney>,
+    money: Option<LineMoney<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    reconcile: Option<String>,
+    reconcile: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    shadow: Option<LineShadow>,
+    shadow: Option<LineShadow<'a>>,
 }
 
 #[derive(Serialize, Deserialize)]
-enum LineInput {
-    T(String),
+enum LineInput<'a> {
+    T(Cow<'a, str>),
     N(String),
     B(bool),
-    L(Vec<String>),
+    L(Cow<'a, [String]>),
 }
 
 #[derive(Serialize, Deserialize)]
-struct LineMoney {
-    account_id: String,
+struct LineMoney<'a> {
+    account_id: Cow<'a, str>,
     amount: String,
     credit: bool,
     moved: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    transaction_id: Option<String>,
+    transaction_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Serialize, Deserialize)]
-struct LineShadow {
-    version: String,
-    label: String,
+struct LineShadow<'a> {
+    version: Cow<'a, str>,
+    label: Cow<'a, str>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    answer: Option<String>,
+    answer: Option<Cow<'a, str>>,
     differs: bool,
 }
 
@@ -390,46 +391,63 @@ impl Spill for Entry {
     }
 
     fn encode(&self, out: &mut Vec<u8>) -> Result<(), SortError> {
+        // Every field named: one added to `Entry` must be given a place here.
+        let Entry {
+            id,
+            body_sha256,
+            fingerprint,
+            decision_id,
+            answer,
+            label,
+            how,
+            policy_version,
+            decided_at_ms,
+            expiration,
+            inputs,
+            money,
+            reconcile,
+            shadow,
+            signals_update: _,
+        } = self;
         let line = Line {
-            id: self.id.clone(),
-            body_sha256: self.body_sha256.clone(),
-            fingerprint: self.fingerprint.clone(),
-            decision_id: self.decision_id.clone(),
-            answer: self.answer.clone(),
-            label: self.label.clone(),
-            how: self.how.as_str().to_string(),
-            fallback_reason: match self.how {
-                How::Fallback(r) => Some(r.as_str().to_string()),
+            id: id.into(),
+            body_sha256: body_sha256.into(),
+            fingerprint: fingerprint.into(),
+            decision_id: decision_id.into(),
+            answer: answer.into(),
+            label: label.into(),
+            how: how.as_str().into(),
+            fallback_reason: match how {
+                How::Fallback(r) => Some(r.as_str().into()),
                 _ => None,
             },
-            policy_version: self.policy_version.clone(),
-            decided_at_ms: self.decided_at_ms,
-            expiration: self.expiration,
-            inputs: self
-                .inputs
+            policy_version: policy_version.into(),
+            decided_at_ms: *decided_at_ms,
+            expiration: *expiration,
+            inputs: inputs
                 .iter()
                 .map(|(k, v)| {
                     let v = match v {
-                        Input::Text(t) => LineInput::T(t.clone()),
+                        Input::Text(t) => LineInput::T(t.into()),
                         Input::Number(n) => LineInput::N(n.to_string()),
                         Input::Bool(b) => LineInput::B(*b),
-                        Input::List(l) => LineInput::L(l.clone()),
+                        Input::List(l) => LineInput::L(l.into()),
                     };
-                    (k.to_string(), v)
+                    (k.as_ref().into(), v)
                 })
                 .collect(),
-            money: self.money.as_ref().map(|m| LineMoney {
-                account_id: m.account_id.clone(),
+            money: money.as_ref().map(|m| LineMoney {
+                account_id: (&m.account_id).into(),
                 amount: m.amount.to_string(),
                 credit: m.direction == Direction::Credit,
                 moved: m.moved,
-                transaction_id: m.transaction_id.clone(),
+                transaction_id: m.transaction_id.as_deref().map(Cow::Borrowed),
             }),
-            reconcile: self.reconcile.clone(),
-            shadow: self.shadow.as_ref().map(|s| LineShadow {
-                version: s.version.clone(),
-                label: s.label.clone(),
-                answer: s.answer.clone(),
+            reconcile: reconcile.as_deref().map(Cow::Borrowed),
+            shadow: shadow.as_ref().map(|s| LineShadow {
+                version: (&s.version).into(),
+                label: (&s.label).into(),
+                answer: s.answer.as_deref().map(Cow::Borrowed),
                 differs: s.differs,
             }),
         };
@@ -438,7 +456,7 @@ impl Spill for Entry {
 
     fn decode(line: &[u8]) -> Result<Self, SortError> {
         let l: Line = serde_json::from_slice(line).map_err(|e| SortError::Decode(e.to_string()))?;
-        let how = match l.how.as_str() {
+        let how = match &*l.how {
             "policy" => How::Policy,
             "ledger" => How::Ledger,
             "fallback" => How::Fallback(
@@ -454,17 +472,17 @@ impl Spill for Entry {
             .into_iter()
             .map(|(k, v)| {
                 let v = match v {
-                    LineInput::T(t) => Input::Text(t),
+                    LineInput::T(t) => Input::Text(t.into_owned()),
                     LineInput::N(n) => Input::Number(decimal(&n)?),
                     LineInput::B(b) => Input::Bool(b),
-                    LineInput::L(l) => Input::List(l),
+                    LineInput::L(l) => Input::List(l.into_owned()),
                 };
-                Ok((k.into(), v))
+                Ok((k.into_owned().into(), v))
             })
             .collect::<Result<Vec<_>, SortError>>()?;
         let money = match l.money {
             Some(m) => Some(Money {
-                account_id: m.account_id,
+                account_id: m.account_id.into_owned(),
                 amount: decimal(&m.amount)?,
                 direction: if m.credit {
                     Direction::Credit
@@ -472,28 +490,28 @@ impl Spill for Entry {
                     Direction::Debit
                 },
                 moved: m.moved,
-                transaction_id: m.transaction_id,
+                transaction_id: m.transaction_id.map(Cow::into_owned),
             }),
             None => None,
         };
         Ok(Entry {
-            id: l.id,
-            body_sha256: l.body_sha256,
-            fingerprint: l.fingerprint,
-            decision_id: l.decision_id,
-            answer: l.answer,
-            label: l.label,
+            id: l.id.into_owned(),
+            body_sha256: l.body_sha256.into_owned(),
+            fingerprint: l.fingerprint.into_owned(),
+            decision_id: l.decision_id.into_owned(),
+            answer: l.answer.into_owned(),
+            label: l.label.into_owned(),
             how,
-            policy_version: l.policy_version,
+            policy_version: l.policy_version.into_owned(),
             decided_at_ms: l.decided_at_ms,
             expiration: l.expiration,
             inputs: inputs.into(),
             money,
-            reconcile: l.reconcile,
+            reconcile: l.reconcile.map(Cow::into_owned),
             shadow: l.shadow.map(|s| Shadow {
-                version: s.version,
-                label: s.label,
-                answer: s.answer,
+                version: s.version.into_owned(),
+                label: s.label.into_owned(),
+                answer: s.answer.map(Cow::into_owned),
                 differs: s.differs,
             }),
             signals_update: None,

@@ -14,6 +14,9 @@
 //! ([`Read::unreadable`]) and left out rather than ending a long run.
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::scan::ScanOutput;
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::replay::ControlSet;
@@ -44,11 +47,20 @@ pub struct Read {
     pub unreadable: u64,
 }
 
-fn store_error(table: &str, e: impl std::fmt::Display) -> SourceError {
-    SourceError::Store {
-        table: table.to_string(),
-        problem: e.to_string(),
+/// Runs `scan` (of `table`) page by page, handing each page to `each`.
+async fn each_page(
+    scan: ScanFluentBuilder,
+    table: &str,
+    mut each: impl FnMut(ScanOutput) -> Result<(), SourceError>,
+) -> Result<(), SourceError> {
+    let mut pages = scan.into_paginator().send();
+    while let Some(page) = pages.next().await {
+        each(page.map_err(|e| SourceError::Store {
+            table: table.to_string(),
+            problem: DisplayErrorContext(e).to_string(),
+        })?)?;
     }
+    Ok(())
 }
 
 /// Every entry decided in `[from_ms, to_ms]`, through `sorter`: in decision order, with at most
@@ -62,18 +74,14 @@ pub async fn sorted_between(
     mut sorter: Sorter<Entry>,
     mut progress: impl FnMut(&Read),
 ) -> Result<(Sorted<Entry>, Read), SourceError> {
-    let mut pages = client
+    let scan = client
         .scan()
         .table_name(table)
         .filter_expression("decided_at_ms BETWEEN :from AND :to")
         .expression_attribute_values(":from", AttributeValue::N(from_ms.to_string()))
-        .expression_attribute_values(":to", AttributeValue::N(to_ms.to_string()))
-        .into_paginator()
-        .send();
+        .expression_attribute_values(":to", AttributeValue::N(to_ms.to_string()));
     let mut read = Read::default();
-    while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| store_error(table, aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    each_page(scan, table, |page| {
         read.scanned += u64::try_from(page.scanned_count()).unwrap_or(0);
         for item in page.items() {
             match from_item(item) {
@@ -85,14 +93,16 @@ pub async fn sorted_between(
             }
         }
         progress(&read);
-    }
+        Ok(())
+    })
+    .await?;
     Ok((sorter.finish()?, read))
 }
 
 /// The controls documents stored in `CONTROLS_TABLE` (`PROGRAM`, `ACCOUNT#<id>`, `CARD#<id>`):
 /// what the live decisions read, as of now. A scan, page by page; only the documents are kept.
 pub async fn live_controls(client: &Client, table: &str) -> Result<ControlSet, SourceError> {
-    let mut pages = client
+    let scan = client
         .scan()
         .table_name(table)
         .filter_expression("pk = :program OR begins_with(pk, :account) OR begins_with(pk, :card)")
@@ -100,13 +110,9 @@ pub async fn live_controls(client: &Client, table: &str) -> Result<ControlSet, S
         .expression_attribute_values(":account", AttributeValue::S("ACCOUNT#".into()))
         .expression_attribute_values(":card", AttributeValue::S("CARD#".into()))
         .projection_expression("pk, #doc")
-        .expression_attribute_names("#doc", "doc")
-        .into_paginator()
-        .send();
+        .expression_attribute_names("#doc", "doc");
     let mut set = ControlSet::default();
-    while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|e| store_error(table, aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    each_page(scan, table, |page| {
         for item in page.items() {
             let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok());
             let Some(pk) = text("pk") else { continue };
@@ -125,6 +131,8 @@ pub async fn live_controls(client: &Client, table: &str) -> Result<ControlSet, S
                 set.cards.insert(id.to_string(), controls);
             }
         }
-    }
+        Ok(())
+    })
+    .await?;
     Ok(set)
 }

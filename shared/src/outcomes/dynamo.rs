@@ -11,12 +11,14 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::report::AMOUNT_INPUTS;
-use super::{Kind, LABEL_PREFIX, Label, Labels, OutcomeError, OutcomeStore, Written};
+use super::report::{AMOUNT_INPUTS, Range};
+use super::{
+    EachEntry, EachId, Kind, LABEL_PREFIX, Label, Labels, OutcomeError, OutcomeStore, Written,
+};
 use crate::clock::{now_ms, rfc3339_ms};
-use crate::journal::Entry;
 use crate::journal::dynamo::from_item;
 
 /// Label items and journal reads in the journal table.
@@ -79,31 +81,50 @@ pub(crate) fn from_label_item(
     Ok((entry_id.to_string(), kind))
 }
 
-#[async_trait]
-impl OutcomeStore for DynamoOutcomes {
-    async fn entry_ids(
-        &self,
-        f: &mut (dyn for<'i> FnMut(&'i str) + Send),
-    ) -> Result<(), OutcomeError> {
-        let mut pages = self
-            .client
+/// Reads `scan` page by page (one page in memory at a time), calling `f` with each item.
+async fn each_item(
+    scan: ScanFluentBuilder,
+    mut f: impl FnMut(&HashMap<String, AttributeValue>) -> Result<(), OutcomeError>,
+) -> Result<(), OutcomeError> {
+    let mut pages = scan.into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| store_error(&e))?;
+        for item in page.items() {
+            f(item)?;
+        }
+    }
+    Ok(())
+}
+
+impl DynamoOutcomes {
+    /// A scan of the label items (`labels`) or of every other item, projected to
+    /// `projection`, where `#id` names `id`.
+    fn scan_by_prefix(&self, labels: bool, projection: &str) -> ScanFluentBuilder {
+        let filter = if labels {
+            "begins_with(#id, :label)"
+        } else {
+            "NOT begins_with(#id, :label)"
+        };
+        self.client
             .scan()
             .table_name(&self.table)
-            .projection_expression("#id")
-            .filter_expression("NOT begins_with(#id, :label)")
+            .projection_expression(projection)
+            .filter_expression(filter)
             .expression_attribute_names("#id", "id")
             .expression_attribute_values(":label", s(LABEL_PREFIX))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| store_error(&e))?;
-            for item in page.items() {
-                if let Some(id) = item.get("id").and_then(|v| v.as_s().ok()) {
-                    f(id);
-                }
+    }
+}
+
+#[async_trait]
+impl OutcomeStore for DynamoOutcomes {
+    async fn entry_ids(&self, f: &mut EachId<'_>) -> Result<(), OutcomeError> {
+        each_item(self.scan_by_prefix(false, "#id"), |item| {
+            if let Some(id) = item.get("id").and_then(|v| v.as_s().ok()) {
+                f(id);
             }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
     async fn put_label(&self, label: &Label) -> Result<Written, OutcomeError> {
@@ -129,32 +150,22 @@ impl OutcomeStore for DynamoOutcomes {
 
     async fn labels(&self) -> Result<Labels, OutcomeError> {
         let mut labels = Labels::default();
-        let mut pages = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .projection_expression("#id, entry_id, #kind")
-            .filter_expression("begins_with(#id, :label)")
-            .expression_attribute_names("#id", "id")
-            .expression_attribute_names("#kind", "kind")
-            .expression_attribute_values(":label", s(LABEL_PREFIX))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| store_error(&e))?;
-            for item in page.items() {
-                let (entry_id, kind) = from_label_item(item)?;
-                labels.insert(entry_id, kind);
-            }
-        }
+        let scan = self
+            .scan_by_prefix(true, "#id, entry_id, #kind")
+            .expression_attribute_names("#kind", "kind");
+        each_item(scan, |item| {
+            let (entry_id, kind) = from_label_item(item)?;
+            labels.insert(entry_id, kind);
+            Ok(())
+        })
+        .await?;
         Ok(labels)
     }
 
     async fn entries_between(
         &self,
-        from_ms: i64,
-        to_ms: i64,
-        f: &mut (dyn FnMut(Entry) + Send),
+        range: Range,
+        f: &mut EachEntry<'_>,
     ) -> Result<u64, OutcomeError> {
         // What the report reads of an entry (and what `from_item` requires), with only the
         // amount and currency of its inputs: the rest of `inputs` is most of an item's size.
@@ -176,6 +187,7 @@ impl OutcomeStore for DynamoOutcomes {
         .iter()
         .map(|s| (*s).to_string())
         .collect();
+        let n = |ms: i64| AttributeValue::N(ms.to_string());
         let mut scan = self
             .client
             .scan()
@@ -184,28 +196,23 @@ impl OutcomeStore for DynamoOutcomes {
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#label", "label")
             .expression_attribute_names("#inputs", "inputs")
-            .expression_attribute_values(":from", AttributeValue::N(from_ms.to_string()))
-            .expression_attribute_values(":to", AttributeValue::N(to_ms.to_string()));
+            .expression_attribute_values(":from", n(range.from_ms))
+            .expression_attribute_values(":to", n(range.to_ms));
         // Input names hold dots (`fields.amount_transaction`): each is one map key, named
         // through a placeholder so the dot is not read as a path.
         for (i, name) in AMOUNT_INPUTS.iter().enumerate() {
             projection.push(format!("#inputs.#in{i}"));
             scan = scan.expression_attribute_names(format!("#in{i}"), *name);
         }
-        let mut pages = scan
-            .projection_expression(projection.join(", "))
-            .into_paginator()
-            .send();
         let mut unreadable = 0;
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| store_error(&e))?;
-            for item in page.items() {
-                match from_item(item) {
-                    Ok(e) => f(e),
-                    Err(_) => unreadable += 1,
-                }
+        each_item(scan.projection_expression(projection.join(", ")), |item| {
+            match from_item(item) {
+                Ok(e) => f(e),
+                Err(_) => unreadable += 1,
             }
-        }
+            Ok(())
+        })
+        .await?;
         Ok(unreadable)
     }
 }

@@ -5,7 +5,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{Label, Labels, OutcomeError, OutcomeStore, Written};
+use super::report::Range;
+use super::{EachEntry, EachId, Label, Labels, OutcomeError, OutcomeStore, Written};
 use crate::journal::Entry;
 
 #[derive(Default)]
@@ -47,10 +48,7 @@ impl InMemoryOutcomes {
 
 #[async_trait]
 impl OutcomeStore for InMemoryOutcomes {
-    async fn entry_ids(
-        &self,
-        f: &mut (dyn for<'i> FnMut(&'i str) + Send),
-    ) -> Result<(), OutcomeError> {
+    async fn entry_ids(&self, f: &mut EachId<'_>) -> Result<(), OutcomeError> {
         let ids: Vec<String> = self.lock().entries.keys().cloned().collect();
         for id in &ids {
             f(id);
@@ -79,15 +77,14 @@ impl OutcomeStore for InMemoryOutcomes {
 
     async fn entries_between(
         &self,
-        from_ms: i64,
-        to_ms: i64,
-        f: &mut (dyn FnMut(Entry) + Send),
+        range: Range,
+        f: &mut EachEntry<'_>,
     ) -> Result<u64, OutcomeError> {
         let entries: Vec<Entry> = self
             .lock()
             .entries
             .values()
-            .filter(|e| (from_ms..=to_ms).contains(&e.decided_at_ms))
+            .filter(|e| range.contains(e.decided_at_ms))
             .cloned()
             .collect();
         for e in entries {
@@ -104,7 +101,7 @@ mod tests {
     use crate::outcomes::{Kind, Unknown, import, parse};
 
     fn entry(id: &str) -> Entry {
-        crate::outcomes::test_entry(id, "default", How::Policy, "{}", 0)
+        crate::outcomes::testing::entry(id, "default", How::Policy, "{}", 0)
     }
 
     /// Entry ids and request keys resolve; unknown references are listed, never written; a

@@ -88,6 +88,9 @@ pub mod html;
 pub(crate) mod memory;
 pub mod parse;
 pub mod report;
+// Fixture builders for the tests here and in the integration tests.
+#[cfg(any(test, feature = "dev"))]
+pub mod testing;
 
 pub use dynamo::DynamoOutcomes;
 pub use memory::InMemoryOutcomes;
@@ -230,14 +233,17 @@ pub enum Written {
     AlreadyPresent,
 }
 
+/// Called with the id of each journal entry a store reads.
+pub type EachId<'a> = dyn for<'i> FnMut(&'i str) + Send + 'a;
+
+/// Called with each journal entry a store reads.
+pub type EachEntry<'a> = dyn FnMut(Entry) + Send + 'a;
+
 /// The journal reads and label writes that imports and reports need.
 #[async_trait]
 pub trait OutcomeStore: Send + Sync {
     /// Calls `f` with the id of every journal entry (not label items), page by page.
-    async fn entry_ids(
-        &self,
-        f: &mut (dyn for<'i> FnMut(&'i str) + Send),
-    ) -> Result<(), OutcomeError>;
+    async fn entry_ids(&self, f: &mut EachId<'_>) -> Result<(), OutcomeError>;
 
     /// Writes `label` unless its item exists.
     async fn put_label(&self, label: &Label) -> Result<Written, OutcomeError>;
@@ -245,13 +251,12 @@ pub trait OutcomeStore: Send + Sync {
     /// Every stored label, by precedence.
     async fn labels(&self) -> Result<Labels, OutcomeError>;
 
-    /// Calls `f` with every entry decided in `[from_ms, to_ms]`, page by page; returns how
-    /// many items in the range could not be read as entries (skipped).
+    /// Calls `f` with every entry decided in `range`, page by page; returns how many items
+    /// in the range could not be read as entries (skipped).
     async fn entries_between(
         &self,
-        from_ms: i64,
-        to_ms: i64,
-        f: &mut (dyn FnMut(Entry) + Send),
+        range: report::Range,
+        f: &mut EachEntry<'_>,
     ) -> Result<u64, OutcomeError>;
 }
 
@@ -266,11 +271,19 @@ pub fn request_keys(entry_id: &str) -> Vec<&str> {
             None => vec![key],
         },
         "banking-antifraud" | "full-balance-antifraud" => vec![key],
-        "zero-balance" => match key.strip_prefix("request#") {
-            Some(id) if !id.contains("#conflict#") => vec![id],
-            _ => Vec::new(),
-        },
+        "zero-balance" => zero_balance_request(key).into_iter().collect(),
         _ => Vec::new(),
+    }
+}
+
+/// A Zero balance entry's request id, from its key (the id after `zero-balance#`), when it is
+/// an authorization request; else why it is no decision: `notice` (an advice, a reversal,
+/// another MTI: the network decided) or `conflict` (a repeat with other money fields).
+pub(crate) fn zero_balance_request(key: &str) -> Result<&str, &'static str> {
+    match key.strip_prefix("request#") {
+        None => Err("notice"),
+        Some(id) if id.contains("#conflict#") => Err("conflict"),
+        Some(id) => Ok(id),
     }
 }
 
@@ -373,43 +386,9 @@ pub async fn rule_report(
 ) -> Result<report::Report, OutcomeError> {
     let labels = store.labels().await?;
     let mut agg = report::Aggregator::new(range, &labels);
-    let unreadable = store
-        .entries_between(range.from_ms, range.to_ms, &mut |e| agg.add(&e))
-        .await?;
+    let unreadable = store.entries_between(range, &mut |e| agg.add(&e)).await?;
     agg.skip("unreadable_item", unreadable);
     Ok(agg.finish())
-}
-
-/// A journal entry for tests, read from a minimal item so the tests do not list every field
-/// of [`Entry`]: `answer` under `label`/`how`, decided at `at_ms`; no inputs, money or shadow.
-#[cfg(test)]
-pub(crate) fn test_entry(
-    id: &str,
-    label: &str,
-    how: crate::journal::How,
-    answer: &str,
-    at_ms: i64,
-) -> Entry {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let s = |v: &str| AttributeValue::S(v.to_string());
-    let mut item = HashMap::from([
-        ("id".to_string(), s(id)),
-        ("body_sha256".to_string(), s("ab")),
-        ("answer".to_string(), s(answer)),
-        ("label".to_string(), s(label)),
-        ("how".to_string(), s(how.as_str())),
-        (
-            "decided_at_ms".to_string(),
-            AttributeValue::N(at_ms.to_string()),
-        ),
-    ]);
-    if let crate::journal::How::Fallback(r) = how {
-        item.insert("fallback_reason".to_string(), s(r.as_str()));
-    }
-    match crate::journal::dynamo::from_item(&item) {
-        Ok(e) => e,
-        Err(e) => panic!("test entry {id}: {e}"),
-    }
 }
 
 #[cfg(test)]

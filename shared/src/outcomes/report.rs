@@ -95,6 +95,11 @@ impl Range {
         }
         Ok(range)
     }
+
+    /// Whether `ms` is in the range (both ends included).
+    pub fn contains(&self, ms: i64) -> bool {
+        (self.from_ms..=self.to_ms).contains(&ms)
+    }
 }
 
 fn bound(text: &str, end: bool) -> Result<i64, RangeError> {
@@ -443,7 +448,7 @@ impl<'a> Aggregator<'a> {
 
     /// Counts one entry.
     pub fn add(&mut self, e: &Entry) {
-        if e.decided_at_ms < self.range.from_ms || e.decided_at_ms > self.range.to_ms {
+        if !self.range.contains(e.decided_at_ms) {
             return self.skip("outside_range", 1);
         }
         let Some((webhook, key)) =
@@ -452,12 +457,10 @@ impl<'a> Aggregator<'a> {
         else {
             return self.skip("not_a_decision", 1);
         };
-        if webhook == "zero-balance" {
-            match key.strip_prefix("request#") {
-                None => return self.skip("notice", 1),
-                Some(id) if id.contains("#conflict#") => return self.skip("conflict", 1),
-                Some(_) => {}
-            }
+        if webhook == "zero-balance"
+            && let Err(why) = super::zero_balance_request(key)
+        {
+            return self.skip(why, 1);
         }
         let Some(approved) = approves(webhook, &e.answer) else {
             return self.skip("unreadable_answer", 1);
@@ -715,7 +718,8 @@ mod tests {
     use std::str::FromStr;
 
     use super::*;
-    use crate::journal::{FallbackReason, Shadow};
+    use crate::journal::FallbackReason;
+    use crate::outcomes::testing::{self, day_counts, shadowed};
 
     const NOV1: i64 = 1_793_491_200_000; // 2026-11-01T00:00:00Z
     const NOV2: i64 = NOV1 + DAY_MS;
@@ -726,31 +730,8 @@ mod tests {
     }
 
     fn entry(id: &str, label: &str, how: How, answer: &str, at: i64, amount: &str) -> Entry {
-        let mut e = crate::outcomes::test_entry(id, label, how, answer, at);
-        e.inputs = if id.starts_with("banking") {
-            vec![
-                ("amount".into(), Input::Number(d(amount))),
-                ("currency_code".into(), Input::Text("986".into())),
-            ]
-            .into()
-        } else {
-            vec![
-                ("fields.amount_transaction".into(), Input::Number(d(amount))),
-                ("fields.currency".into(), Input::Text("986".into())),
-                ("fields.mcc".into(), Input::Text("5411".into())),
-            ]
-            .into()
-        };
-        e
-    }
-
-    fn shadowed(mut e: Entry, label: &str, answer: Option<&str>) -> Entry {
-        e.shadow = Some(Shadow {
-            version: "s".into(),
-            label: label.into(),
-            answer: answer.map(str::to_string),
-            differs: answer != Some(e.answer.as_str()),
-        });
+        let mut e = testing::entry(id, label, how, answer, at);
+        e.inputs = testing::amount_inputs(id, d(amount)).into();
         e
     }
 
@@ -944,21 +925,8 @@ mod tests {
         let mcc = find(&r.live.by_rule, "mcc", None);
         assert_eq!(mcc.false_positive_share.to_string(), "100.00% (1/1)");
         // Days: Nov 1 has 5 decisions (2 approvals), Nov 2 has 7 (b6, b7, b8, z1, z2, z3).
-        let days: Vec<(Option<&str>, u64, u64, u64)> = r
-            .live
-            .by_day
-            .iter()
-            .map(|l| {
-                (
-                    l.day.as_deref(),
-                    l.figures.decisions,
-                    l.figures.approvals,
-                    l.figures.declines,
-                )
-            })
-            .collect();
         assert_eq!(
-            days,
+            day_counts(&r.live),
             [(Some("2026-11-01"), 5, 2, 3), (Some("2026-11-02"), 6, 2, 4)]
         );
         let total = r.live.total.as_ref().map(|t| {

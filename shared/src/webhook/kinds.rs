@@ -254,6 +254,17 @@ impl<K: PolicyKind> PolicyWebhook<K> {
     }
 }
 
+/// A card's signals as a decision read them: the stored state, this purchase, the derived
+/// values.
+type ReadSignals = Option<(Option<SignalState>, Seen, Signals)>;
+
+/// The signals update of a decision that read `signals` and approved or not.
+fn signal_update(signals: &ReadSignals, approved: bool) -> Option<SignalUpdate> {
+    signals
+        .as_ref()
+        .map(|(state, seen, _)| SignalUpdate::of(state.as_ref(), seen, approved))
+}
+
 fn decision<O>(d: &Decided<O>) -> Decision {
     Decision {
         body: d.body.clone(),
@@ -316,7 +327,7 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
         let mut counters = Vec::new();
         let mut directory = None;
         // The card's signals as read, and what this purchase brings to them.
-        let mut signals: Option<(Option<SignalState>, Seen, Signals)> = None;
+        let mut signals: ReadSignals = None;
         let mut inputs = inputs.clone();
         let facts = K::facts(request, ctx.decided_at_ms).map(|f| f.for_webhook(K::NAME));
         if let (Some(store), Some(facts)) = (&self.controls, facts) {
@@ -360,17 +371,12 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
                 inputs = inputs.iter().cloned().chain(derived.inputs()).collect();
                 signals = Some((loaded.signals.clone(), seen, derived));
             }
-            let update = |approved: bool| {
-                signals
-                    .as_ref()
-                    .map(|(state, seen, _)| SignalUpdate::of(state.as_ref(), seen, approved))
-            };
             match evaluate(&loaded, &facts) {
                 Verdict::Refused(r) => {
                     let d = decision(&section.control_outcome(r.class(), r.label()));
                     let sd = shadow.map(|s| decision(&s.control_outcome(r.class(), r.label())));
                     let mut e = entry_with(&d, How::Policy, sd, &inputs);
-                    e.signals_update = update(false);
+                    e.signals_update = signal_update(&signals, false);
                     return ctx.journal(d, e).await;
                 }
                 Verdict::Allowed(c) => counters = c,
@@ -396,14 +402,9 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
             None => inputs,
         };
         let read = signals.as_ref().map(|(_, _, s)| s);
-        let update = |approved: bool| {
-            signals
-                .as_ref()
-                .map(|(state, seen, _)| SignalUpdate::of(state.as_ref(), seen, approved))
-        };
         let entry = |d: &Decision, how: How, shadow_d: Option<Decision>, approved: bool| {
             let mut e = entry_with(d, how, shadow_d, &inputs);
-            e.signals_update = update(approved);
+            e.signals_update = signal_update(&signals, approved);
             e
         };
         let (d, approves) = Self::by_rules(section, request, directory.as_ref(), read);

@@ -18,9 +18,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use shared::outcomes::{DynamoOutcomes, Format, import, parse};
-use shared::settings::Env;
+use tools::cli::{JournalTable, exit_status, usage};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum FileFormat {
@@ -31,9 +31,8 @@ enum FileFormat {
 #[derive(Parser)]
 #[command(name = "labels", about = "Import fraud labels for journaled decisions")]
 struct Cli {
-    /// The decision journal table (default: $JOURNAL_TABLE).
-    #[arg(long, global = true)]
-    journal_table: Option<String>,
+    #[command(flatten)]
+    journal: JournalTable,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,30 +50,11 @@ enum Command {
     },
 }
 
-/// Stops with a usage error (exit status 2).
-fn usage(message: String) -> ! {
-    Cli::command()
-        .error(clap::error::ErrorKind::ValueValidation, message)
-        .exit()
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let table = cli
-        .journal_table
-        .clone()
-        .or_else(|| Env::process().optional("JOURNAL_TABLE"));
-    let Some(table) = table else {
-        usage("JOURNAL_TABLE is required (or --journal-table)".into())
-    };
-    match run(cli.command, table).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("labels: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let table = cli.journal.resolve::<Cli>();
+    exit_status("labels", run(cli.command, table).await)
 }
 
 async fn run(command: Command, table: String) -> anyhow::Result<()> {
@@ -83,7 +63,7 @@ async fn run(command: Command, table: String) -> anyhow::Result<()> {
         Some(FileFormat::Csv) => Format::Csv,
         Some(FileFormat::Jsonl) => Format::JsonLines,
         None => Format::of_path(&file).unwrap_or_else(|| {
-            usage(format!(
+            usage::<Cli>(format!(
                 "cannot tell the format of {} from its extension: add --format csv or --format jsonl",
                 file.display()
             ))

@@ -17,10 +17,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use shared::outcomes::report::Range;
 use shared::outcomes::{DynamoOutcomes, html, rule_report};
-use shared::settings::Env;
+use tools::cli::{JournalTable, exit_status, usage};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Output {
@@ -36,9 +36,8 @@ enum Output {
     about = "Report on journaled decisions and their fraud labels"
 )]
 struct Cli {
-    /// The decision journal table (default: $JOURNAL_TABLE).
-    #[arg(long, global = true)]
-    journal_table: Option<String>,
+    #[command(flatten)]
+    journal: JournalTable,
     #[command(subcommand)]
     command: Command,
 }
@@ -61,37 +60,19 @@ enum Command {
     },
 }
 
-/// Stops with a usage error (exit status 2).
-fn usage(message: String) -> ! {
-    Cli::command()
-        .error(clap::error::ErrorKind::ValueValidation, message)
-        .exit()
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let Some(table) = cli
-        .journal_table
-        .clone()
-        .or_else(|| Env::process().optional("JOURNAL_TABLE"))
-    else {
-        usage("JOURNAL_TABLE is required (or --journal-table)".into())
-    };
+    let table = cli.journal.resolve::<Cli>();
     let Command::Rules {
         from,
         to,
         output,
         out,
     } = cli.command;
-    let range = Range::parse(&from, &to).unwrap_or_else(|e| usage(format!("--from/--to: {e}")));
-    match run(&table, range, output, out).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("report: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    let range =
+        Range::parse(&from, &to).unwrap_or_else(|e| usage::<Cli>(format!("--from/--to: {e}")));
+    exit_status("report", run(&table, range, output, out).await)
 }
 
 async fn run(
