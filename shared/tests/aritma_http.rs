@@ -1,16 +1,23 @@
 //! The `aritma-events` handler on API Gateway proxy events (lambda_http::request::from_str):
-//! the three content modes, the sample events in `events/`, authentication, the handshake,
-//! and the error answers. The store is in memory.
+//! the three content modes, the sample events in `events/`, authentication (and the previous
+//! value during a rotation, and a secret that cannot be read), the handshake, and the error
+//! answers. The store is in memory.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use base64::Engine as _;
 use lambda_http::{Body, Response};
 use serde_json::{Map, Value, json};
-use shared::aritma::{AllowedOrigins, AritmaEvents, AritmaSettings, ExpectedAuthorization};
+use shared::aritma::{
+    AllowedOrigins, AritmaEvents, AritmaSettings, AuthorizationSecret, Authorizer,
+    ExpectedAuthorization, FAILED_READ_RETRY, SecretRotation, SecretVersion, SecretVersions,
+};
+use shared::clock::ManualClock;
 use shared::event_store::{InMemoryEventStore, aritma_pk};
+use shared::settings::Env;
 
 /// The local development value, as in `events/aritma-*.json`.
 const AUTH: &str = "Bearer local-dev-aritma";
@@ -473,6 +480,134 @@ async fn authorization_is_required() {
     let mut bad = event.clone();
     bad["headers"]["content-type"] = "text/plain".into();
     assert_eq!(send(&handler, &bad.to_string()).await.status(), 401);
+}
+
+/// The structured sample with this `Authorization` value.
+fn structured_with(authorization: &str) -> String {
+    let mut event: Value = serde_json::from_str(&sample("aritma-structured.json")).unwrap();
+    event["headers"]["authorization"] = authorization.into();
+    event.to_string()
+}
+
+#[tokio::test]
+async fn previous_value_from_the_environment_is_accepted_until_its_time() {
+    // 2026-03-01T12:00:00Z; the clock only moves when told.
+    let until_ms = 1_772_366_400_000;
+    let clock = Arc::new(ManualClock::new(until_ms - 3_600_000));
+    let env = Env::from_pairs([
+        ("ARITMA_AUTHORIZATION", AUTH),
+        ("ARITMA_AUTHORIZATION_PREVIOUS", "Bearer before-rotation"),
+        (
+            "ARITMA_AUTHORIZATION_PREVIOUS_UNTIL",
+            "2026-03-01T12:00:00Z",
+        ),
+    ]);
+    let sdk = aws_config::SdkConfig::builder().build();
+    let (settings, source) = AritmaSettings::from_settings(&sdk, &env, clock.clone())
+        .await
+        .expect("settings");
+    assert_eq!(source.as_str(), "environment");
+    let handler = AritmaEvents::new(Arc::new(InMemoryEventStore::new()), settings);
+    let status = |authorization: &'static str| {
+        let handler = &handler;
+        async move {
+            send(handler, &structured_with(authorization))
+                .await
+                .status()
+                .as_u16()
+        }
+    };
+
+    // Inside the window both are accepted, anything else is not.
+    assert_eq!(status("Bearer before-rotation").await, 200);
+    assert_eq!(status(AUTH).await, 200);
+    assert_eq!(status("Bearer before-rotatio").await, 401);
+    clock.set_millis(until_ms - 1);
+    assert_eq!(status("Bearer before-rotation").await, 200);
+    // From the time on, the previous value is refused; the current one still accepted.
+    clock.set_millis(until_ms);
+    assert_eq!(status("Bearer before-rotation").await, 401);
+    assert_eq!(status(AUTH).await, 200);
+    clock.advance(std::time::Duration::from_secs(30 * 86_400));
+    assert_eq!(status("Bearer before-rotation").await, 401);
+    assert_eq!(status(AUTH).await, 200);
+}
+
+/// A secret whose reads succeed until `fail` is set.
+#[derive(Debug)]
+struct FlakySecret {
+    fail: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl AuthorizationSecret for FlakySecret {
+    async fn read(&self) -> Result<SecretVersions, String> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err("AccessDeniedException".into());
+        }
+        Ok(SecretVersions {
+            current: SecretVersion {
+                value: AUTH.into(),
+                version_id: "v1".into(),
+                created_ms: Some(0),
+            },
+            previous: None,
+        })
+    }
+}
+
+#[tokio::test]
+async fn unreadable_secret_refuses_every_delivery_with_503() {
+    let clock = Arc::new(ManualClock::starting_now());
+    let fail = Arc::new(AtomicBool::new(false));
+    let rotation = SecretRotation::default();
+    let authorizer = Authorizer::from_secret(
+        Box::new(FlakySecret { fail: fail.clone() }),
+        rotation,
+        clock.clone(),
+    )
+    .await
+    .expect("first read");
+    let store = Arc::new(InMemoryEventStore::new());
+    let handler = AritmaEvents::new(store.clone(), AritmaSettings::new(authorizer));
+    assert_eq!(send(&handler, &structured_with(AUTH)).await.status(), 200);
+    assert_eq!(store.len(), 1);
+    let another = |authorization: &str| {
+        structured_with(authorization).replace(
+            "2d59f3a8-c714-4b6e-a501-e89b04c26d73",
+            "3e60f4b9-0000-4000-8000-000000000002",
+        )
+    };
+
+    // The secret becomes unreadable: at the next refresh even the right value is refused,
+    // with 503 + Retry-After so that Aritma retries; nothing is stored.
+    fail.store(true, Ordering::SeqCst);
+    clock.advance(rotation.refresh);
+    for authorization in [AUTH, "Bearer other"] {
+        let res = send(&handler, &another(authorization)).await;
+        assert_eq!(res.status(), 503, "{authorization}");
+        assert_eq!(res.headers()["retry-after"], "30");
+        let (_, body) = json_of(res);
+        assert_eq!(body["error"], "authorization_unavailable");
+        assert!(
+            !body.to_string().contains("local-dev"),
+            "no secret in answers"
+        );
+    }
+    // A missing header is a 401 as always.
+    let mut no_header: Value = serde_json::from_str(&another(AUTH)).unwrap();
+    no_header["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorization");
+    assert_eq!(send(&handler, &no_header.to_string()).await.status(), 401);
+    assert_eq!(store.len(), 1, "nothing stored while refused");
+
+    // Readable again: accepted again after the retry delay, without a restart.
+    fail.store(false, Ordering::SeqCst);
+    clock.advance(FAILED_READ_RETRY);
+    assert_eq!(send(&handler, &another(AUTH)).await.status(), 200);
+    assert_eq!(store.len(), 2);
 }
 
 #[tokio::test]

@@ -1,15 +1,20 @@
 //! The `aritma-events` handler with the events table in the emulator: the seed's batch
 //! delivered twice stores 2 items; with the emulator stopped the answer is 503 + Retry-After;
-//! a batch with invalid events stores the valid ones and quarantines the rest in S3.
+//! a batch with invalid events stores the valid ones and quarantines the rest in S3; the
+//! `Authorization` value from Secrets Manager, and its rotation (`AWSCURRENT` and
+//! `AWSPREVIOUS`) picked up on refresh without a restart.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use integration_tests::{events_dir, objects, post_event};
 use serde_json::{Value, json};
-use shared::aritma::{AritmaEvents, AritmaSettings, ExpectedAuthorization};
+use shared::aritma::{AritmaEvents, AritmaSettings, ExpectedAuthorization, Verdict};
+use shared::clock::ManualClock;
 use shared::event_store::DynamoEventStore;
 use shared::pipeline::store::blob::{S3BlobSink, S3Uri};
+use shared::settings::Env;
 use tools::moto::Moto;
 
 /// The local development value used by `events/aritma-*.json`.
@@ -110,7 +115,7 @@ async fn seed_batch_twice_stores_two_items_and_outage_gives_503() -> anyhow::Res
 }
 
 #[tokio::test]
-async fn authorization_is_read_once_from_secrets_manager() -> anyhow::Result<()> {
+async fn authorization_is_read_from_secrets_manager() -> anyhow::Result<()> {
     let moto = Moto::start()?;
     let config = moto.sdk_config().await;
     let secrets = aws_sdk_secretsmanager::Client::new(&config);
@@ -142,12 +147,20 @@ async fn authorization_is_read_once_from_secrets_manager() -> anyhow::Result<()>
     )
     .await?;
     assert_eq!(source.as_str(), "secretsmanager");
-    assert!(
+    assert_eq!(
         settings
             .authorization
-            .matches(b"Bearer from-secrets-manager")
+            .check(b"Bearer from-secrets-manager")
+            .await,
+        Verdict::Current
     );
-    assert!(!settings.authorization.matches(b"Bearer local-dev-aritma"));
+    assert_eq!(
+        settings
+            .authorization
+            .check(b"Bearer local-dev-aritma")
+            .await,
+        Verdict::Refused
+    );
     assert!(settings.allowed_origins.grant("events.aritma.io").is_some());
     assert_eq!(settings.max_body_bytes, 100_000);
 
@@ -171,6 +184,13 @@ async fn authorization_is_read_once_from_secrets_manager() -> anyhow::Result<()>
         (
             vec![("ARITMA_AUTHORIZATION_ARN", format!("{arn}-missing"))],
             "reading the secret failed",
+        ),
+        (
+            vec![
+                ("ARITMA_AUTHORIZATION_ARN", arn.clone()),
+                ("ARITMA_AUTHORIZATION_PREVIOUS", "Bearer old".to_owned()),
+            ],
+            "AWSPREVIOUS",
         ),
         (
             vec![
@@ -198,6 +218,137 @@ async fn authorization_is_read_once_from_secrets_manager() -> anyhow::Result<()>
             "no secret in errors"
         );
     }
+    Ok(())
+}
+
+/// A rotation in Secrets Manager, end to end: the new value is picked up at the next refresh
+/// (no restart), the old one is accepted as `AWSPREVIOUS` until the grace period after the new
+/// version's creation and refused after it; removing the `AWSPREVIOUS` stage ends the window
+/// early; a deleted secret refuses everything (503). Time is a manual clock: no sleeps.
+#[tokio::test]
+async fn secret_rotation_is_picked_up_on_refresh_and_the_previous_expires() -> anyhow::Result<()> {
+    let (_moto, config, names) = Moto::start_with_resources().await?;
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let arn = secrets
+        .create_secret()
+        .name("aritma-authorization-rotated")
+        .secret_string("Bearer v1")
+        .send()
+        .await?
+        .arn
+        .expect("arn");
+    let clock = Arc::new(ManualClock::starting_now());
+    let env = Env::from_pairs([
+        ("ARITMA_AUTHORIZATION_ARN", arn.as_str()),
+        ("ARITMA_AUTHORIZATION_REFRESH_SECS", "60"),
+        ("ARITMA_AUTHORIZATION_GRACE_SECS", "3600"),
+    ]);
+    let (settings, _) = AritmaSettings::from_settings(&config, &env, clock.clone()).await?;
+    let ddb = aws_sdk_dynamodb::Client::new(&config);
+    let handler = AritmaEvents::new(
+        Arc::new(DynamoEventStore::new(ddb, &names.events_table)),
+        settings,
+    );
+    let structured = sample("aritma-structured.json");
+    let status = |authorization: &str| {
+        let mut event: Value = serde_json::from_str(&structured).expect("sample");
+        event["headers"]["authorization"] = authorization.into();
+        let handler = &handler;
+        async move {
+            let (status, _, body) = send(handler, &event.to_string()).await?;
+            assert!(
+                !body.to_string().contains("Bearer v"),
+                "no secret in answers"
+            );
+            anyhow::Ok(status)
+        }
+    };
+    assert_eq!(status("Bearer v1").await?, 200);
+    assert_eq!(status("Bearer v2").await?, 401);
+
+    // Rotate: v2 becomes AWSCURRENT, v1 AWSPREVIOUS.
+    let v2 = secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string("Bearer v2")
+        .send()
+        .await?
+        .version_id
+        .expect("version id");
+    let v2_created_ms = secrets
+        .get_secret_value()
+        .secret_id(&arn)
+        .version_stage("AWSCURRENT")
+        .send()
+        .await?
+        .created_date
+        .expect("CreatedDate")
+        .to_millis()?;
+    // Cached until the refresh interval has passed.
+    assert_eq!(status("Bearer v2").await?, 401);
+    clock.advance(Duration::from_secs(60));
+    // Re-read: both versions accepted, nothing else.
+    assert_eq!(status("Bearer v2").await?, 200);
+    assert_eq!(status("Bearer v1").await?, 200);
+    assert_eq!(status("Bearer v0").await?, 401);
+    let accepted = handler.settings().authorization.accepted().expect("read");
+    assert_eq!(accepted.current_version(), v2);
+    let until_ms = v2_created_ms + 3_600_000;
+    assert_eq!(accepted.previous().map(|(_, until)| until), Some(until_ms));
+
+    // Inside the window (across refreshes) v1 is still accepted; from its end on it is not,
+    // while v2 always is.
+    clock.set_millis(until_ms - 1);
+    assert_eq!(status("Bearer v1").await?, 200);
+    clock.set_millis(until_ms);
+    assert_eq!(status("Bearer v1").await?, 401);
+    assert_eq!(status("Bearer v2").await?, 200);
+
+    // A second rotation, then the AWSPREVIOUS stage removed (a leaked v2): v2 is refused at
+    // the next refresh although its window is open.
+    let v3 = secrets
+        .put_secret_value()
+        .secret_id(&arn)
+        .secret_string("Bearer v3")
+        .send()
+        .await?
+        .version_id
+        .expect("version id");
+    let v3_created_ms = secrets
+        .get_secret_value()
+        .secret_id(&arn)
+        .version_id(&v3)
+        .send()
+        .await?
+        .created_date
+        .expect("CreatedDate")
+        .to_millis()?;
+    // The emulator dates versions by the real clock: the manual clock goes back to it, which
+    // also makes the cached values due (a clock set back re-reads rather than waits).
+    clock.set_millis(v3_created_ms + 60_000);
+    assert_eq!(status("Bearer v2").await?, 200);
+    assert_eq!(status("Bearer v3").await?, 200);
+    secrets
+        .update_secret_version_stage()
+        .secret_id(&arn)
+        .version_stage("AWSPREVIOUS")
+        .remove_from_version_id(&v2)
+        .send()
+        .await?;
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(status("Bearer v2").await?, 401);
+    assert_eq!(status("Bearer v3").await?, 200);
+
+    // The secret deleted: nothing is accepted (503, Aritma retries), not even v3.
+    secrets
+        .delete_secret()
+        .secret_id(&arn)
+        .force_delete_without_recovery(true)
+        .send()
+        .await?;
+    clock.advance(Duration::from_secs(60));
+    assert_eq!(status("Bearer v3").await?, 503);
+    assert_eq!(status("Bearer v2").await?, 503);
     Ok(())
 }
 

@@ -902,3 +902,69 @@ async fn concurrent_requests_give_the_same_statistics_in_any_order() -> anyhow::
     }
     Ok(())
 }
+
+/// The program's `time_zone`: the store refuses it outside the program's document and an
+/// unknown name (writing nothing); with it, a card's daily limit counts in the local day, its
+/// counter keyed by the local midnight (epoch ms) rather than the UTC one.
+#[tokio::test]
+async fn daily_limits_count_in_the_program_time_zone() -> anyhow::Result<()> {
+    use shared::controls::{time_zone, window};
+    let s = stack().await?;
+    open_account(&s, "1000.00").await?;
+    let zoned = |name: &str, c: Controls| Controls {
+        time_zone: Some(name.into()),
+        ..c
+    };
+    let card = Scope::Card("901".into());
+    let in_card = zoned("America/Sao_Paulo", daily(Some(1), None));
+    match s.controls.set(&card, &in_card).await {
+        Err(ControlsError::Invalid(InvalidControls::TimeZoneScope("card"))) => {}
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(s.controls.show(&card).await?, None);
+    let unknown = zoned("America/Sao_Pablo", Controls::default());
+    match s.controls.set(&Scope::Program, &unknown).await {
+        Err(ControlsError::Invalid(InvalidControls::UnknownTimeZone(name))) => {
+            assert_eq!(name, "America/Sao_Pablo")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(s.controls.show(&Scope::Program).await?, None);
+
+    let program = zoned("America/Sao_Paulo", Controls::default());
+    s.controls.set(&Scope::Program, &program).await?;
+    assert_eq!(s.controls.show(&Scope::Program).await?, Some(program));
+    s.controls.set(&card, &daily(Some(1), None)).await?;
+    let zone = time_zone("America/Sao_Paulo")?;
+    let before = window(Period::Day, now_ms(), &zone);
+    let mut codes = Vec::new();
+    for i in 0..2 {
+        let body = zero_balance(&format!("tz-{i}"), "1.00");
+        codes.push(response_code(&s.pismo.send(&s.zero_balance, &body).await?));
+    }
+    assert_eq!(codes, ["00", "65"]);
+    let (local, _) = window(Period::Day, now_ms(), &zone);
+    if local != before.0 {
+        return Ok(()); // local midnight passed between the two decisions
+    }
+    // The approval is on the local day's counter (a probe of one more is over the limit of
+    // one); the UTC day's counter (00:00 UTC, never 03:00 UTC) holds nothing.
+    let (utc, _) = window(Period::Day, now_ms(), &shared::controls::TimeZone::UTC);
+    assert_ne!(local, utc);
+    let t = std::time::Duration::from_secs(5);
+    for (n, (start, want)) in [(local, Counted::Limit(Refusal::Count)), (utc, Counted::New)]
+        .into_iter()
+        .enumerate()
+    {
+        let probe = [Counter {
+            key: format!("VEL#card#daily#card:901#{start}"),
+            amount: Decimal::ONE,
+            max_count: Some(1),
+            max_amount: None,
+            expires_at: now_ms() / 1000 + 3600,
+        }];
+        let e = journal_entry(&format!("full-balance-antifraud#tz-probe-{n}"));
+        assert_eq!(s.journal.record_counted(&e, &probe, t).await?, want, "{n}");
+    }
+    Ok(())
+}

@@ -9,6 +9,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 use tokio::time::Instant;
 
+use super::authorization::Verdict;
 use super::config::AritmaSettings;
 use super::quarantine::{quarantine_name, quarantine_record};
 use crate::cloudevents::{
@@ -190,13 +191,39 @@ impl AritmaEvents {
                 "only POST (events) and OPTIONS (handshake) are accepted",
             ));
         }
-        if !self.authorized(request.headers()) {
-            tracing::warn!(status = 401, "authorization refused");
-            return error_response(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "the Authorization header is missing or wrong",
-            );
+        match self.authorize(request.headers()).await {
+            Verdict::Current => {}
+            Verdict::Previous => {
+                // Aritma still sends the previous value: the rotation is not finished.
+                tracing::info!(
+                    authorization = "previous",
+                    "delivery authorized by the previous value"
+                );
+            }
+            Verdict::Refused => {
+                tracing::warn!(status = 401, "authorization refused");
+                return error_response(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "the Authorization header is missing or wrong",
+                );
+            }
+            Verdict::Unavailable => {
+                tracing::error!(
+                    status = 503,
+                    "authorization refused: the secret is unreadable"
+                );
+                let mut res = error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "authorization_unavailable",
+                    "the authorization cannot be checked now; retry later",
+                );
+                res.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(self.settings.retry_after_seconds),
+                );
+                return res;
+            }
         }
         let body: &[u8] = match request.body() {
             Body::Text(t) => t.as_bytes(),
@@ -292,12 +319,14 @@ impl AritmaEvents {
         }
     }
 
-    /// `Authorization` must be present once and match, compared in constant time.
-    fn authorized(&self, headers: &HeaderMap) -> bool {
+    /// `Authorization` must be present once and be the current value, or the previous one
+    /// inside its rotation window (both compared in constant time). A missing or repeated
+    /// header is refused without looking at the secret.
+    async fn authorize(&self, headers: &HeaderMap) -> Verdict {
         let mut values = headers.get_all(header::AUTHORIZATION).iter();
         match (values.next(), values.next()) {
-            (Some(value), None) => self.settings.authorization.matches(value.as_bytes()),
-            _ => false,
+            (Some(value), None) => self.settings.authorization.check(value.as_bytes()).await,
+            _ => Verdict::Refused,
         }
     }
 

@@ -6,8 +6,10 @@
 //!   origin listed in `ARITMA_ALLOWED_ORIGINS` gets `WebHook-Allowed-Origin` (200), any other
 //!   gets 405. A `WebHook-Request-Callback` URL is never called (the answer is synchronous).
 //! - `POST` carries events in structured, batch or binary mode ([`crate::cloudevents`]). The
-//!   `Authorization` header must equal the configured value (constant-time comparison of
-//!   SHA-256 digests) or the answer is 401.
+//!   `Authorization` header must equal the current value or, during a rotation, the previous
+//!   one until its window closes (constant-time comparison of SHA-256 digests, both always:
+//!   [`Authorizer`]), or the answer is 401. A secret that cannot be read refuses every
+//!   delivery with 503, so Aritma retries later.
 //! - Every event is validated before anything is stored. An invalid single event (structured
 //!   or binary mode), a body that is not JSON and a batch that is not an array of objects get
 //!   400 naming the attribute, and nothing of them is stored. In a batch, with
@@ -27,14 +29,22 @@
 //! the REST API's `BinaryMediaTypes`, or API Gateway does not pass the bytes unchanged; JSON
 //! and text bodies (all Aritma sends) need nothing.
 
+mod authorization;
 mod config;
 mod handler;
 pub mod quarantine;
 
+pub use authorization::{
+    AcceptedAuthorization, AuthorizationSecret, Authorizer, ExpectedAuthorization,
+    FAILED_READ_RETRY, SecretRotation, SecretVersion, SecretVersions, SecretsManagerSecret,
+    Verdict,
+};
 pub use config::{
-    AllowedOrigins, AritmaSettings, AuthorizationSource, ENV_ALLOWED_ORIGINS, ENV_AUTHORIZATION,
-    ENV_AUTHORIZATION_ARN, ENV_EVENTS_TABLE, ENV_MAX_BODY_BYTES, ENV_QUARANTINE_URI,
-    ExpectedAuthorization, MAX_BODY_LIMIT, quarantine_uri_from_env,
+    AllowedOrigins, AritmaSettings, AuthorizationConfig, AuthorizationSource, ENV_ALLOWED_ORIGINS,
+    ENV_AUTHORIZATION, ENV_AUTHORIZATION_ARN, ENV_AUTHORIZATION_GRACE_SECS,
+    ENV_AUTHORIZATION_PREVIOUS, ENV_AUTHORIZATION_PREVIOUS_UNTIL, ENV_AUTHORIZATION_REFRESH_SECS,
+    ENV_EVENTS_TABLE, ENV_MAX_BODY_BYTES, ENV_QUARANTINE_URI, MAX_AUTHORIZATION_GRACE_SECS,
+    MAX_AUTHORIZATION_REFRESH_SECS, MAX_BODY_LIMIT, quarantine_uri_from_env,
 };
 pub use handler::{AritmaEvents, IngestError, Summary, serve, stored_event};
 
@@ -43,17 +53,30 @@ use std::sync::Arc;
 use crate::event_store::DynamoEventStore;
 use crate::pipeline::store::blob::S3BlobSink;
 
-/// The whole `main` of the function: telemetry, settings (the secret is read here, once),
-/// the DynamoDB store on `EVENTS_TABLE`, then serve.
+/// The whole `main` of the function: telemetry, settings (the secret is first read here, then
+/// re-read every refresh interval while serving), the DynamoDB store on `EVENTS_TABLE`, then
+/// serve.
 pub async fn serve_from_env() -> Result<(), lambda_http::Error> {
     crate::telemetry::init();
     let sdk = crate::aws::load_config().await;
     let table = crate::settings::Env::process().required(ENV_EVENTS_TABLE)?;
     let (settings, source) = AritmaSettings::from_env(&sdk).await?;
     let quarantine = quarantine_uri_from_env()?;
+    let previous_until = settings
+        .authorization
+        .accepted()
+        .and_then(|accepted| accepted.previous().map(|(_, until)| until))
+        .map(crate::clock::rfc3339_ms)
+        .unwrap_or_default();
     tracing::info!(
         table = %table,
         authorization = source.as_str(),
+        authorization_refresh_secs = if settings.authorization.refreshes() {
+            settings.authorization.rotation().refresh.as_secs()
+        } else {
+            0
+        },
+        previous_authorization_until = %previous_until,
         allowed_origins = !settings.allowed_origins.is_empty(),
         max_body_bytes = settings.max_body_bytes,
         quarantine = quarantine.as_ref().map(ToString::to_string).unwrap_or_default(),

@@ -94,7 +94,8 @@ use super::{
 };
 use crate::controls::memory::{Counters, add, over_limit};
 use crate::controls::{
-    Controls, Counter, Facts, InvalidControls, Loaded, Refusal, Verdict, evaluate, window,
+    Controls, Counter, Facts, InvalidControls, Loaded, Refusal, ScopeKind, Verdict, evaluate,
+    program_zone, window,
 };
 use crate::journal::{Entry, How};
 use crate::models::ZeroBalanceResponse;
@@ -152,15 +153,19 @@ impl ControlSet {
         let docs = self
             .program
             .iter()
-            .map(|c| ("program".to_string(), c))
+            .map(|c| ("program".to_string(), ScopeKind::Program, c))
             .chain(
                 self.accounts
                     .iter()
-                    .map(|(id, c)| (format!("account {id}"), c)),
+                    .map(|(id, c)| (format!("account {id}"), ScopeKind::Account, c)),
             )
-            .chain(self.cards.iter().map(|(id, c)| (format!("card {id}"), c)));
-        for (scope, c) in docs {
-            c.validate()
+            .chain(
+                self.cards
+                    .iter()
+                    .map(|(id, c)| (format!("card {id}"), ScopeKind::Card, c)),
+            );
+        for (scope, kind, c) in docs {
+            c.validate_for(kind)
                 .map_err(|problem| ReplayError::InvalidControls { scope, problem })?;
         }
         Ok(())
@@ -195,6 +200,7 @@ impl ControlSet {
         let keep = |c: &Controls| Controls {
             velocity: c.velocity.clone(),
             exclude_cards: c.exclude_cards.clone(),
+            time_zone: c.time_zone.clone(),
             ..Controls::default()
         };
         ControlSet {
@@ -217,9 +223,12 @@ impl ControlSet {
 /// any limit in `sets`, that contains `from_ms` (`from_ms` itself without limits).
 pub fn warm_up_start(sets: &[&ControlSet], from_ms: i64) -> i64 {
     sets.iter()
-        .flat_map(|s| s.documents())
-        .flat_map(|c| &c.velocity)
-        .map(|v| window(v.period, from_ms).0)
+        .flat_map(|s| {
+            let zone = program_zone(s.program.as_ref());
+            s.documents()
+                .flat_map(|c| &c.velocity)
+                .map(move |v| window(v.period, from_ms, &zone).0)
+        })
         .fold(from_ms, i64::min)
 }
 
@@ -719,7 +728,10 @@ impl<'a> Replay<'a> {
         let live = Self::live(entry, webhook);
         // The card's signals: the journaled values until the candidate diverged on it.
         let feeds = live.is_some() && number(entry, "signals.approvals").is_some();
-        let seen = facts.as_ref().filter(|_| feeds).and_then(Seen::of);
+        let seen = facts
+            .as_ref()
+            .filter(|_| feeds)
+            .and_then(crate::webhook::seen_of);
         let derived = seen.as_ref().and_then(|s| {
             self.cards
                 .get(&s.card_id)
@@ -727,7 +739,7 @@ impl<'a> Replay<'a> {
                 .map(|state| Signals::derive(Some(state), s))
         });
         let lookup = |path: &str| match (&derived, path.starts_with(PREFIX)) {
-            (Some(s), true) => s.field(path),
+            (Some(s), true) => crate::policy::signals::field(s, path),
             _ => input_field(entry, path),
         };
         let at = At {
@@ -1015,9 +1027,11 @@ mod tests {
         fn decide(&mut self, n: u32, at_ms: i64, amount: i64) -> Option<Entry> {
             let mut inputs = full_balance_inputs(amount);
             let facts = facts_of(&entry(n, at_ms, inputs.clone()), FB)?;
-            let seen = Seen::of(&facts)?;
+            let seen = crate::webhook::seen_of(&facts)?;
             let state = self.cards.get(&seen.card_id);
-            inputs.extend(Signals::derive(state, &seen).inputs());
+            inputs.extend(crate::policy::signals::inputs(&Signals::derive(
+                state, &seen,
+            )));
             let mut e = entry(n, at_ms, inputs);
             let section = &self.policy.full_balance_antifraud;
             let loaded = self.controls.loaded(facts.card_id.as_deref(), None);

@@ -80,9 +80,9 @@ impl DynamoControls {
     }
 
     /// Sets (replaces) a scope's controls (operators); an invalid document
-    /// ([`Controls::validate`]) is refused.
+    /// ([`Controls::validate_for`] the scope) is refused.
     pub async fn set(&self, scope: &Scope, controls: &Controls) -> Result<(), ControlsError> {
-        controls.validate()?;
+        controls.validate_for(scope.kind())?;
         let text = serde_json::to_string(controls)
             .map_err(|e| ControlsError::Unavailable(e.to_string()))?;
         self.put_doc(&scope.pk(), &text).await

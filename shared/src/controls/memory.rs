@@ -2,26 +2,35 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use crate::signals::State as SignalState;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{ControlStore, Controls, ControlsError, Directory, Loaded, Scope, Wanted};
-use crate::journal::InMemoryJournal;
+
+/// Reads a card's signals.
+type SignalsReader = Arc<dyn Fn(&str) -> Option<SignalState> + Send + Sync>;
 
 #[derive(Default)]
 pub struct InMemoryControls {
     controls: Mutex<HashMap<String, Controls>>,
     directories: Mutex<HashMap<String, Directory>>,
-    /// The journal whose entries' signal updates are the cards' signals (as the decision's
-    /// write updates them in DynamoDB); none: every card is new.
-    signals_from: Option<Arc<InMemoryJournal>>,
+    /// Where the cards' signals are read (the in-memory journal's, which its writes update as
+    /// the decision's write does in DynamoDB); none: every card is new.
+    signals_from: Option<SignalsReader>,
 }
 
 impl InMemoryControls {
-    /// Cards' signals are those `journal`'s entries recorded.
-    pub fn with_signals_from(mut self, journal: Arc<InMemoryJournal>) -> Self {
-        self.signals_from = Some(journal);
+    /// Cards' signals are read with `read`, e.g. `move |card| journal.signals(card)` for an
+    /// `InMemoryJournal` (a function rather than the journal: controls do not depend on the
+    /// journal, which depends on them).
+    pub fn with_signals_from(
+        mut self,
+        read: impl Fn(&str) -> Option<SignalState> + Send + Sync + 'static,
+    ) -> Self {
+        self.signals_from = Some(Arc::new(read));
         self
     }
 
@@ -49,7 +58,7 @@ impl ControlStore for InMemoryControls {
     ) -> Result<Loaded, ControlsError> {
         let directory = wanted.directory;
         let signals = match (card, &self.signals_from, wanted.signals) {
-            (Some(card), Some(journal), true) => journal.signals(card),
+            (Some(card), Some(read), true) => read(card),
             _ => None,
         };
         let poisoned = || ControlsError::Unavailable("in-memory controls poisoned".into());

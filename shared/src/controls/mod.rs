@@ -21,8 +21,11 @@
 //! | `VEL#<scope>#<limit>#<card or account>:<id>#<window start>` | `count` (N), `amount` (N), `expiration` (N, TTL); `<scope>` is `program`, `account` or `card`, the scope whose document holds the limit |
 //! | `SIG#CARD#<id>` | the card's behavioural signals ([`crate::signals`] lists the attributes) |
 //!
-//! Counters live in fixed windows: a calendar day, ISO week or month (UTC), or `minutes` /
-//! `hours` windows aligned to the epoch. At a window's edge the count starts again, so up to
+//! Counters live in fixed windows: a calendar day, ISO week (from Monday) or month, each from
+//! local midnight in the program's time zone (the `PROGRAM` document's `time_zone`, UTC without
+//! one; DST-correct: a local day may last 23 or 25 hours), or `minutes` / `hours` windows
+//! aligned to the epoch in any zone. A counter's key holds its window's start in epoch ms, so
+//! keys stay unique whatever the zone. At a window's edge the count starts again, so up to
 //! twice a limit can pass within one window's length across an edge; that is the documented
 //! price of one conditional update per limit (no read of older windows). A hot card's
 //! counters are single items: DynamoDB takes about 1000 writes a second on one item, far above
@@ -37,8 +40,13 @@ pub use memory::InMemoryControls;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use jiff::tz::TimeZoneDatabase;
+use jiff::{Timestamp, ToSpan, civil};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+
+/// The zone of a program's calendar velocity windows ([`window`], [`time_zone`]).
+pub use jiff::tz::TimeZone;
 
 /// Allow and block lists. An entry is a value (`5411`, `BR`, `986`) or, for MCCs, a range
 /// (`5900-5999`).
@@ -78,7 +86,9 @@ fn matches(entry: &str, value: &str, ranges: bool) -> bool {
     entry.trim().eq_ignore_ascii_case(value.trim())
 }
 
-/// A velocity window.
+/// A velocity window. `day`, `week` (ISO, from Monday) and `month` are calendar windows from
+/// local midnight in the program's time zone ([`Controls::time_zone`]); `minutes` and `hours`
+/// are fixed lengths aligned to the epoch, the same in every zone ([`window`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Period {
@@ -180,6 +190,36 @@ pub enum InvalidControls {
     LimitName(String),
     #[error("velocity limit `{0}` has an empty `webhooks` list: it would count nothing")]
     NoWebhooks(String),
+    #[error(
+        "time_zone `{0}` is not a known IANA time zone name (such as `America/Sao_Paulo` or `UTC`)"
+    )]
+    UnknownTimeZone(String),
+    #[error(
+        "time_zone is set in a {0} document; it belongs in the program's document only (the program's zone applies to the velocity windows of every scope)"
+    )]
+    TimeZoneScope(&'static str),
+}
+
+/// The time zone named `name`: an IANA name such as `America/Sao_Paulo` (matched without regard
+/// to case), from the rules compiled into the binary (so every build reads the same rules,
+/// whether or not the system has a zoneinfo directory).
+pub fn time_zone(name: &str) -> Result<TimeZone, InvalidControls> {
+    match TimeZoneDatabase::bundled().get(name) {
+        Ok(zone) if !zone.is_unknown() => Ok(zone),
+        _ => Err(InvalidControls::UnknownTimeZone(name.to_string())),
+    }
+}
+
+/// The zone of a decision's calendar velocity windows, in every scope: the program document's
+/// `time_zone`; UTC without one or without a program document. A stored name the rules do not
+/// know (written around [`Controls::validate`]) counts in UTC, with a warning.
+pub fn program_zone(program: Option<&Controls>) -> TimeZone {
+    program.map_or(TimeZone::UTC, |p| {
+        p.zone().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the program's time_zone is refused; windows in UTC");
+            TimeZone::UTC
+        })
+    })
 }
 
 impl Controls {
@@ -198,7 +238,25 @@ impl Controls {
                 return Err(InvalidControls::NoWebhooks(v.name.clone()));
             }
         }
-        Ok(())
+        self.zone().map(drop)
+    }
+
+    /// [`Controls::validate`], and `time_zone` only in the program's document
+    /// ([`DynamoControls::set`], `controls set`, backtest controls files).
+    pub fn validate_for(&self, scope: ScopeKind) -> Result<(), InvalidControls> {
+        self.validate()?;
+        match scope {
+            ScopeKind::Program => Ok(()),
+            _ if self.time_zone.is_some() => Err(InvalidControls::TimeZoneScope(scope.as_str())),
+            _ => Ok(()),
+        }
+    }
+
+    /// This document's `time_zone`; UTC without one.
+    pub fn zone(&self) -> Result<TimeZone, InvalidControls> {
+        self.time_zone
+            .as_deref()
+            .map_or(Ok(TimeZone::UTC), time_zone)
     }
 }
 
@@ -240,6 +298,12 @@ pub struct Controls {
     pub exclude_cards: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub velocity: Vec<Velocity>,
+    /// The program's time zone, an IANA name (`America/Sao_Paulo`): the calendar velocity
+    /// windows (day, week, month) of every scope start at local midnight there, DST-correct.
+    /// UTC when absent. Program document only ([`Controls::validate_for`]); `minutes` and
+    /// `hours` windows ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// Where a controls document applies.
@@ -354,7 +418,7 @@ pub struct Facts {
     pub currency: Option<String>,
     pub entry_mode: Option<String>,
     pub merchant_id: Option<String>,
-    /// Epoch milliseconds of the decision (windows are in UTC).
+    /// Epoch milliseconds of the decision (calendar windows are in the program's time zone).
     pub at_ms: i64,
     /// The name of the webhook deciding (`Webhook::NAME`): a velocity limit counts only the
     /// webhooks it lists ([`Velocity::webhooks`]). Empty (the default) counts no limit.
@@ -537,6 +601,9 @@ pub fn evaluate(loaded: &Loaded, facts: &Facts) -> Verdict {
         }
     }
     let mut counters = Vec::new();
+    // The program's zone applies to every scope's calendar windows (even when the program's
+    // controls exclude the card); read once, and only when a limit counts.
+    let mut zone = None;
     for (scope, c) in &scopes {
         for v in &c.velocity {
             if !v.counts(facts.webhook) {
@@ -568,7 +635,8 @@ pub fn evaluate(loaded: &Loaded, facts: &Facts) -> Verdict {
             if v.amount.is_some_and(|max| amount > max) {
                 return Verdict::Refused(Refusal::Amount);
             }
-            let (start, end) = window(v.period, facts.at_ms);
+            let zone = zone.get_or_insert_with(|| program_zone(loaded.program.as_ref()));
+            let (start, end) = window(v.period, facts.at_ms, zone);
             push_counter(
                 &mut counters,
                 Counter {
@@ -584,45 +652,50 @@ pub fn evaluate(loaded: &Loaded, facts: &Facts) -> Verdict {
     Verdict::Allowed(counters)
 }
 
-/// The window `[start, end)` (epoch ms) holding `at_ms`.
-pub fn window(period: Period, at_ms: i64) -> (i64, i64) {
-    use time::{Date, Month, OffsetDateTime, Time};
+/// The window `[start, end)` (epoch ms) holding `at_ms`. `day`, `week` (ISO, from Monday) and
+/// `month` run from local midnight to local midnight in `zone`, DST-correct: across a change
+/// a day lasts 23 or 25 hours, and a day whose midnight falls in a gap starts at its first
+/// instant. `minutes` and `hours` windows are fixed lengths aligned to the epoch, whatever the
+/// zone (so `hours: 24` is a UTC day, not a local one).
+pub fn window(period: Period, at_ms: i64, zone: &TimeZone) -> (i64, i64) {
     let fixed = |len_ms: i64| {
         let len = len_ms.max(60_000);
         let start = at_ms.div_euclid(len) * len;
         (start, start + len)
     };
-    let dt = OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    let ms = |d: Date| {
-        (d.with_time(Time::MIDNIGHT)
-            .assume_utc()
-            .unix_timestamp_nanos()
-            / 1_000_000) as i64
+    // Civil dates in `zone`, then their first instants. Out of range (beyond year 9999) only.
+    let calendar = || -> Result<(i64, i64), jiff::Error> {
+        let date = zone.to_datetime(Timestamp::from_millisecond(at_ms)?).date();
+        let (first, next) = match period {
+            Period::Week => {
+                let days = i64::from(date.weekday().to_monday_zero_offset());
+                let monday = date.checked_sub(days.days())?;
+                (monday, monday.checked_add(7.days())?)
+            }
+            Period::Month => {
+                let first = date.first_of_month();
+                (first, first.checked_add(1.month())?)
+            }
+            _ => (date, date.tomorrow()?),
+        };
+        Ok((midnight(first, zone)?, midnight(next, zone)?))
     };
     match period {
         Period::Minutes(n) => fixed(i64::from(n) * 60_000),
         Period::Hours(n) => fixed(i64::from(n) * 3_600_000),
-        Period::Day => {
-            let d = dt.date();
-            (ms(d), ms(d.next_day().unwrap_or(d)))
-        }
-        Period::Week => {
-            let d = dt.date();
-            let monday = d - time::Duration::days(i64::from(d.weekday().number_days_from_monday()));
-            (ms(monday), ms(monday + time::Duration::days(7)))
-        }
-        Period::Month => {
-            let d = dt.date();
-            let first = Date::from_calendar_date(d.year(), d.month(), 1).unwrap_or(d);
-            let (y, m) = match d.month() {
-                Month::December => (d.year() + 1, Month::January),
-                m => (d.year(), m.next()),
-            };
-            let next = Date::from_calendar_date(y, m, 1).unwrap_or(first);
-            (ms(first), ms(next))
+        Period::Day | Period::Week | Period::Month => {
+            calendar().unwrap_or_else(|_| fixed(86_400_000))
         }
     }
+}
+
+/// Where `date` starts in `zone` (epoch ms): its midnight; in a fold, the earlier one; when
+/// a DST gap starts at midnight (Sao Paulo until 2019), the gap's end (jiff's "compatible"
+/// choice, as its `Zoned::start_of_day`).
+fn midnight(date: civil::Date, zone: &TimeZone) -> Result<i64, jiff::Error> {
+    Ok(zone
+        .to_timestamp(date.to_datetime(civil::Time::midnight()))?
+        .as_millisecond())
 }
 
 /// The controls store failed.
@@ -996,18 +1069,240 @@ mod tests {
     fn windows() {
         // 2023-11-14T22:13:20Z, a Tuesday.
         let at = 1_700_000_000_000;
+        let utc = &TimeZone::UTC;
         assert_eq!(
-            window(Period::Day, at),
+            window(Period::Day, at, utc),
             (1_699_920_000_000, 1_700_006_400_000)
         );
-        assert_eq!(window(Period::Week, at).0, 1_699_833_600_000);
+        assert_eq!(window(Period::Week, at, utc).0, 1_699_833_600_000);
         assert_eq!(
-            window(Period::Month, at),
+            window(Period::Month, at, utc),
             (1_698_796_800_000, 1_701_388_800_000)
         );
         assert_eq!(
-            window(Period::Minutes(30), at),
+            window(Period::Minutes(30), at, utc),
             (1_699_999_200_000, 1_700_001_000_000)
+        );
+    }
+
+    /// Epoch ms of an RFC 3339 instant.
+    fn ms(instant: &str) -> i64 {
+        match instant.parse::<Timestamp>() {
+            Ok(t) => t.as_millisecond(),
+            Err(e) => panic!("{instant}: {e}"),
+        }
+    }
+
+    fn zone(name: &str) -> TimeZone {
+        time_zone(name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const HOUR: i64 = 3_600_000;
+
+    #[test]
+    fn a_day_ends_at_local_midnight_in_the_program_zone() {
+        // UTC-3 all year since 2019: local midnight is 03:00 UTC.
+        let sp = &zone("America/Sao_Paulo");
+        let day = |at: &str| window(Period::Day, ms(at), sp);
+        let tuesday = (ms("2026-03-10T03:00:00Z"), ms("2026-03-11T03:00:00Z"));
+        // 23:30 local on the 10th and 00:30 local on the 11th: two local days...
+        assert_eq!(day("2026-03-11T02:30:00Z"), tuesday);
+        assert_eq!(day("2026-03-11T03:30:00Z").0, tuesday.1);
+        // ...though one UTC day.
+        let utc = |at: &str| window(Period::Day, ms(at), &TimeZone::UTC);
+        assert_eq!(utc("2026-03-11T02:30:00Z"), utc("2026-03-11T03:30:00Z"));
+        // 20:30 and 23:30 UTC of the 10th (17:30 and 20:30 local): one local day.
+        assert_eq!(day("2026-03-10T20:30:00Z"), tuesday);
+        assert_eq!(day("2026-03-10T23:30:00Z"), tuesday);
+        // 02:00 and 04:00 UTC of the 10th: one UTC day, two local days.
+        assert_eq!(day("2026-03-10T02:00:00Z").1, tuesday.0);
+        assert_eq!(day("2026-03-10T04:00:00Z"), tuesday);
+        // Fixed windows stay aligned to the epoch: `hours: 24` is the UTC day.
+        let at = ms("2026-03-11T02:30:00Z");
+        assert_eq!(
+            window(Period::Hours(24), at, sp),
+            utc("2026-03-11T02:30:00Z")
+        );
+        assert_eq!(
+            window(Period::Minutes(30), at, sp),
+            window(Period::Minutes(30), at, &TimeZone::UTC)
+        );
+    }
+
+    #[test]
+    fn days_across_a_dst_change_last_23_or_25_hours() {
+        let lisbon = &zone("Europe/Lisbon");
+        let day = |at: &str| window(Period::Day, ms(at), lisbon);
+        // 2026-03-29: 01:00 WET becomes 02:00 WEST.
+        let (start, end) = day("2026-03-29T12:00:00Z");
+        assert_eq!(start, ms("2026-03-29T00:00:00Z"));
+        assert_eq!(end, ms("2026-03-29T23:00:00Z"));
+        assert_eq!(end - start, 23 * HOUR);
+        assert_eq!(day("2026-03-29T23:30:00Z").0, end);
+        // 2026-10-25: 02:00 WEST becomes 01:00 WET.
+        let (start, end) = day("2026-10-25T12:00:00Z");
+        assert_eq!(start, ms("2026-10-24T23:00:00Z"));
+        assert_eq!(end, ms("2026-10-26T00:00:00Z"));
+        assert_eq!(end - start, 25 * HOUR);
+        // Sao Paulo's DST began at midnight (2018-11-04 00:00 -03 became 01:00 -02): the day
+        // starts where the gap ends. It ended at midnight too (2019-02-17 00:00 -02 became
+        // 2019-02-16 23:00 -03): the 16th lasted 25 hours.
+        let sp = &zone("America/Sao_Paulo");
+        assert_eq!(
+            window(Period::Day, ms("2018-11-04T14:00:00Z"), sp),
+            (ms("2018-11-04T03:00:00Z"), ms("2018-11-05T02:00:00Z"))
+        );
+        assert_eq!(
+            window(Period::Day, ms("2019-02-16T14:00:00Z"), sp),
+            (ms("2019-02-16T02:00:00Z"), ms("2019-02-17T03:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn weeks_and_months_start_at_local_midnight() {
+        let sp = &zone("America/Sao_Paulo");
+        // Tuesday 2026-03-10, 23:30 local (Wednesday in UTC).
+        let at = ms("2026-03-11T02:30:00Z");
+        assert_eq!(
+            window(Period::Week, at, sp),
+            (ms("2026-03-09T03:00:00Z"), ms("2026-03-16T03:00:00Z"))
+        );
+        assert_eq!(
+            window(Period::Month, at, sp),
+            (ms("2026-03-01T03:00:00Z"), ms("2026-04-01T03:00:00Z"))
+        );
+        // 2026-03-31, 23:30 local: still March in Sao Paulo, April in UTC.
+        let at = ms("2026-04-01T02:30:00Z");
+        assert_eq!(window(Period::Month, at, sp).0, ms("2026-03-01T03:00:00Z"));
+        assert_eq!(
+            window(Period::Month, at, &TimeZone::UTC).0,
+            ms("2026-04-01T00:00:00Z")
+        );
+        // Lisbon's week and month that hold the March change are an hour short.
+        let lisbon = &zone("Europe/Lisbon");
+        let at = ms("2026-03-29T12:00:00Z");
+        assert_eq!(
+            window(Period::Week, at, lisbon),
+            (ms("2026-03-23T00:00:00Z"), ms("2026-03-29T23:00:00Z"))
+        );
+        assert_eq!(
+            window(Period::Month, at, lisbon),
+            (ms("2026-03-01T00:00:00Z"), ms("2026-03-31T23:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn the_program_zone_keys_every_scope_counters() {
+        let program = Controls {
+            time_zone: Some("America/Sao_Paulo".into()),
+            ..Default::default()
+        };
+        // 23:30 and 00:30 local: the one daily limit counts in two windows.
+        let at = |instant: &str| Facts {
+            at_ms: ms(instant),
+            ..facts()
+        };
+        let loaded = Loaded {
+            program: Some(program.clone()),
+            card: Some(velocity(vec![limit("daily", Some(3), None)])),
+            ..Loaded::default()
+        };
+        let key = |f: &Facts| counters(evaluate(&loaded, f))[0].key.clone();
+        let late = at("2026-03-11T02:30:00Z");
+        let early = at("2026-03-11T03:30:00Z");
+        assert_eq!(
+            key(&late),
+            format!("VEL#card#daily#card:c1#{}", ms("2026-03-10T03:00:00Z"))
+        );
+        assert_eq!(
+            key(&early),
+            format!("VEL#card#daily#card:c1#{}", ms("2026-03-11T03:00:00Z"))
+        );
+        let c = counters(evaluate(&loaded, &late));
+        assert_eq!(c[0].expires_at, ms("2026-03-11T03:00:00Z") / 1000 + 86_400);
+        // The program's zone applies even when the program's controls exclude the card.
+        let excluding = Loaded {
+            program: Some(Controls {
+                exclude_cards: vec!["c1".into()],
+                ..program
+            }),
+            ..loaded.clone()
+        };
+        assert_eq!(counters(evaluate(&excluding, &late)), c);
+        // A zone in a card's document is not the program's (and `validate_for` refuses it).
+        let mut card = velocity(vec![limit("daily", Some(3), None)]);
+        card.time_zone = Some("Asia/Tokyo".into());
+        let utc = counters(evaluate(&with(card), &late));
+        assert_eq!(
+            utc[0].key,
+            format!("VEL#card#daily#card:c1#{}", ms("2026-03-11T00:00:00Z"))
+        );
+        // Without a zone: UTC.
+        let none = with(velocity(vec![limit("daily", Some(3), None)]));
+        assert_eq!(counters(evaluate(&none, &late)), utc);
+    }
+
+    #[test]
+    fn validate_refuses_an_unknown_zone_and_a_zone_outside_the_program() {
+        let zoned = |name: &str| Controls {
+            time_zone: Some(name.into()),
+            ..Default::default()
+        };
+        for name in ["Mars/Olympus_Mons", "", "-03:00", "Etc/Unknown", "BRT"] {
+            let refused = zoned(name).validate();
+            assert_eq!(
+                refused,
+                Err(InvalidControls::UnknownTimeZone(name.into())),
+                "{name}"
+            );
+        }
+        assert_eq!(
+            InvalidControls::UnknownTimeZone("Mars/Olympus_Mons".into()).to_string(),
+            "time_zone `Mars/Olympus_Mons` is not a known IANA time zone name (such as `America/Sao_Paulo` or `UTC`)"
+        );
+        for name in [
+            "America/Sao_Paulo",
+            "Europe/Lisbon",
+            "UTC",
+            "america/sao_paulo",
+        ] {
+            assert_eq!(
+                zoned(name).validate_for(ScopeKind::Program),
+                Ok(()),
+                "{name}"
+            );
+        }
+        let sp = zoned("America/Sao_Paulo");
+        assert_eq!(
+            sp.validate_for(ScopeKind::Card),
+            Err(InvalidControls::TimeZoneScope("card"))
+        );
+        assert_eq!(
+            sp.validate_for(ScopeKind::Account),
+            Err(InvalidControls::TimeZoneScope("account"))
+        );
+        assert!(
+            InvalidControls::TimeZoneScope("card")
+                .to_string()
+                .contains("belongs in the program's document")
+        );
+        assert_eq!(Controls::default().validate_for(ScopeKind::Card), Ok(()));
+        // As operators write it; a stored unknown name counts in UTC.
+        let parsed: Result<Controls, _> = serde_json::from_str(
+            r#"{"time_zone":"America/Sao_Paulo","velocity":[{"name":"d","per":"card","period":"day","count":1}]}"#,
+        );
+        assert_eq!(
+            parsed.ok().and_then(|c| c.time_zone),
+            Some("America/Sao_Paulo".into())
+        );
+        assert_eq!(
+            program_zone(Some(&zoned("Mars/Olympus_Mons"))),
+            TimeZone::UTC
+        );
+        assert_eq!(program_zone(None), TimeZone::UTC);
+        assert_eq!(
+            program_zone(Some(&sp)).iana_name(),
+            Some("America/Sao_Paulo")
         );
     }
 }

@@ -67,7 +67,7 @@ pub trait PolicySubject {
     /// `original_network_data.<member>...` paths.
     const NETWORK_DATA: bool = false;
     /// Whether rules may name the card's behavioural signals (`signals.*`,
-    /// [`crate::signals::FIELDS`]): the purchase webhooks.
+    /// [`crate::policy::signals::FIELDS`]): the purchase webhooks.
     const SIGNALS: bool = false;
 
     /// The value at `path` (one of [`Self::FIELDS`], or a network data path); `Absent` when
@@ -96,7 +96,7 @@ pub trait PolicySubject {
             .or_else(|| (Self::NETWORK_DATA && is_network_path(path)).then_some(FieldKind::Network))
             .or_else(|| {
                 Self::SIGNALS
-                    .then(|| crate::signals::kind_of(path))
+                    .then(|| super::signals::kind_of(path))
                     .flatten()
             })
     }

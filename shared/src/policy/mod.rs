@@ -27,6 +27,7 @@ mod condition;
 mod field;
 mod outcome;
 pub mod schema;
+pub mod signals;
 mod subjects;
 
 pub use condition::{Cmp, Condition, Pattern, RawCondition, Scalar};
@@ -319,7 +320,7 @@ impl<R: PolicySubject, O: Outcome> Section<R, O> {
         signals: Option<&Signals>,
     ) -> Option<&Decided<O>> {
         let base = |p: &str| match (p.strip_prefix(crate::signals::PREFIX), signals) {
-            (Some(_), Some(s)) => s.field(p),
+            (Some(_), Some(s)) => signals::field(s, p),
             (Some(_), None) => Field::Absent,
             (None, _) => request.field(p),
         };

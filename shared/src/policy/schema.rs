@@ -39,7 +39,7 @@ fn reference(name: &str) -> Value {
 /// them ([`PolicySubject::SIGNALS`]).
 fn paths<R: PolicySubject>(kind: FieldKind) -> Vec<&'static str> {
     let signals: &[(&str, FieldKind)] = if R::SIGNALS {
-        crate::signals::FIELDS
+        super::signals::FIELDS
     } else {
         &[]
     };

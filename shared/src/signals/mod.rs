@@ -58,14 +58,9 @@
 
 pub(crate) mod dynamo;
 
-use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use rust_decimal::{Decimal, MathematicalOps, RoundingStrategy};
-
-use crate::controls::Facts;
-use crate::journal::Input;
-use crate::policy::{Field, FieldKind};
 
 /// Approvals a card needs before `signals.amount_zscore` exists.
 pub const ZSCORE_MIN_APPROVALS: u64 = 5;
@@ -78,27 +73,9 @@ pub const PREFIX: &str = "signals.";
 /// Decimal places of every derived number.
 const PLACES: u32 = 6;
 
-/// Every rule-addressable signal, with its kind.
-pub const FIELDS: &[(&str, FieldKind)] = &[
-    ("signals.approvals", FieldKind::Number),
-    ("signals.amount_mean", FieldKind::Number),
-    ("signals.amount_stddev", FieldKind::Number),
-    ("signals.amount_zscore", FieldKind::Number),
-    ("signals.amount_to_mean", FieldKind::Number),
-    ("signals.new_country", FieldKind::Bool),
-    ("signals.new_mcc", FieldKind::Bool),
-    ("signals.new_merchant", FieldKind::Bool),
-    ("signals.consecutive_declines", FieldKind::Number),
-    ("signals.minutes_since_last_approval", FieldKind::Number),
-    ("signals.last_country", FieldKind::Text),
-    ("signals.country_changed", FieldKind::Bool),
-    ("signals.card_age_days", FieldKind::Number),
-];
-
-/// The kind of a signal path, if it is one.
-pub fn kind_of(path: &str) -> Option<FieldKind> {
-    FIELDS.iter().find(|(p, _)| *p == path).map(|(_, k)| *k)
-}
+// The rule-facing side (field paths, kinds, values, journal inputs) is
+// `crate::policy::signals`: this module depends on nothing else of the crate, so every store
+// and the policy can use it.
 
 /// A card's stored history.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -127,21 +104,25 @@ pub struct Seen {
 }
 
 impl Seen {
-    /// The signal-relevant facts of a purchase; `None` without a card.
-    pub fn of(facts: &Facts) -> Option<Seen> {
-        let clean = |v: &Option<String>| {
-            v.as_deref()
-                .map(str::trim)
+    /// A purchase's signal-relevant values (blank text is absent); `None` without a card.
+    pub fn of(
+        card_id: Option<&str>,
+        amount: Option<Decimal>,
+        (country, mcc, merchant): (Option<&str>, Option<&str>, Option<&str>),
+        at_ms: i64,
+    ) -> Option<Seen> {
+        let clean = |v: Option<&str>| {
+            v.map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
         };
         Some(Seen {
-            card_id: facts.card_id.clone()?,
-            amount: facts.amount,
-            country: clean(&facts.country),
-            mcc: clean(&facts.mcc),
-            merchant: clean(&facts.merchant_id),
-            at_ms: facts.at_ms,
+            card_id: card_id?.to_string(),
+            amount,
+            country: clean(country),
+            mcc: clean(mcc),
+            merchant: clean(merchant),
+            at_ms,
         })
     }
 }
@@ -317,49 +298,6 @@ impl Signals {
             }),
         }
     }
-
-    /// The value at a `signals.*` path.
-    pub fn field(&self, path: &str) -> Field<'_> {
-        let num = |d: Option<Decimal>| d.map_or(Field::Absent, Field::Number);
-        let flag = |b: Option<bool>| b.map_or(Field::Absent, Field::Bool);
-        match path.strip_prefix(PREFIX).unwrap_or("") {
-            "approvals" => Field::Number(Decimal::from(self.approvals)),
-            "amount_mean" => num(self.amount_mean),
-            "amount_stddev" => num(self.amount_stddev),
-            "amount_zscore" => num(self.amount_zscore),
-            "amount_to_mean" => num(self.amount_to_mean),
-            "new_country" => flag(self.new_country),
-            "new_mcc" => flag(self.new_mcc),
-            "new_merchant" => flag(self.new_merchant),
-            "consecutive_declines" => Field::Number(Decimal::from(self.consecutive_declines)),
-            "minutes_since_last_approval" => num(self.minutes_since_last_approval),
-            "last_country" => self
-                .last_country
-                .as_deref()
-                .map_or(Field::Absent, |c| Field::Text(Cow::Borrowed(c))),
-            "country_changed" => flag(self.country_changed),
-            "card_age_days" => Field::Number(self.card_age_days),
-            _ => Field::Absent,
-        }
-    }
-
-    /// The present signals as journal inputs (`signals.<name>`), in [`FIELDS`] order: a
-    /// decision journals what it read, so a backtest of the live policy decides the same.
-    pub fn inputs(&self) -> Vec<(Cow<'static, str>, Input)> {
-        FIELDS
-            .iter()
-            .filter_map(|(path, _)| {
-                let v = match self.field(path) {
-                    Field::Absent => return None,
-                    Field::Number(d) => Input::Number(d),
-                    Field::Bool(b) => Input::Bool(b),
-                    Field::Text(t) => Input::Text(t.into_owned()),
-                    Field::List(l) => Input::List(l.into_iter().map(Cow::into_owned).collect()),
-                };
-                Some((Cow::Borrowed(*path), v))
-            })
-            .collect()
-    }
 }
 
 #[cfg(test)]
@@ -483,32 +421,5 @@ mod tests {
             (forward.approvals, forward.sum, forward.sum_sq),
             (backward.approvals, backward.sum, backward.sum_sq)
         );
-    }
-
-    #[test]
-    fn every_field_is_listed_and_answers() {
-        let s = Signals {
-            amount_mean: Some(Decimal::ONE),
-            amount_stddev: Some(Decimal::ONE),
-            amount_zscore: Some(Decimal::ONE),
-            amount_to_mean: Some(Decimal::ONE),
-            new_country: Some(true),
-            new_mcc: Some(true),
-            new_merchant: Some(true),
-            minutes_since_last_approval: Some(Decimal::ONE),
-            last_country: Some("BR".into()),
-            country_changed: Some(false),
-            ..Signals::default()
-        };
-        assert_eq!(s.inputs().len(), FIELDS.len());
-        for (path, kind) in FIELDS {
-            let got = match s.field(path) {
-                Field::Number(_) => FieldKind::Number,
-                Field::Bool(_) => FieldKind::Bool,
-                Field::Text(_) => FieldKind::Text,
-                other => panic!("{path}: {other:?}"),
-            };
-            assert_eq!(got, *kind, "{path}");
-        }
     }
 }

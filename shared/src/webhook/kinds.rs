@@ -254,6 +254,20 @@ impl<K: PolicyKind> PolicyWebhook<K> {
     }
 }
 
+/// What a purchase brings to its card's signals ([`Seen`]), from the controls' facts.
+pub fn seen_of(facts: &Facts) -> Option<Seen> {
+    Seen::of(
+        facts.card_id.as_deref(),
+        facts.amount,
+        (
+            facts.country.as_deref(),
+            facts.mcc.as_deref(),
+            facts.merchant_id.as_deref(),
+        ),
+        facts.at_ms,
+    )
+}
+
 /// A card's signals as a decision read them: the stored state, this purchase, the derived
 /// values.
 type ReadSignals = Option<(Option<SignalState>, Seen, Signals)>;
@@ -363,12 +377,16 @@ impl<K: PolicyKind> Webhook for PolicyWebhook<K> {
                 }
             };
             if wanted.signals
-                && let Some(seen) = Seen::of(&facts)
+                && let Some(seen) = seen_of(&facts)
             {
                 let derived = Signals::derive(loaded.signals.as_ref(), &seen);
                 // Journaled with the request's fields: the decision can be explained and
                 // replayed from its entry.
-                inputs = inputs.iter().cloned().chain(derived.inputs()).collect();
+                inputs = inputs
+                    .iter()
+                    .cloned()
+                    .chain(crate::policy::signals::inputs(&derived))
+                    .collect();
                 signals = Some((loaded.signals.clone(), seen, derived));
             }
             match evaluate(&loaded, &facts) {

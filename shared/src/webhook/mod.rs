@@ -22,7 +22,7 @@ pub mod testing;
 mod zero_balance;
 
 pub use kinds::{
-    BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook,
+    BankingAntifraud, CardTokenization, FullBalanceAntifraud, PolicyKind, PolicyWebhook, seen_of,
 };
 pub use policy_location::{
     MAX_POLICY_BYTES, Policies, PolicyHandle, PolicyLocation, PolicySettings, Refresh, S3Policy,

@@ -634,7 +634,7 @@ impl ZeroBalanceWebhook {
             };
             // With the card's signals read, the rules (live and shadow) decide again over
             // them, and every entry journals them and carries the signals update.
-            if let Some(seen) = Seen::of(&facts) {
+            if let Some(seen) = super::kinds::seen_of(&facts) {
                 let derived = Signals::derive(loaded.signals.as_ref(), &seen);
                 live = declining(job.section(), job.request, Some(&derived)).cloned();
                 let shadow = self
@@ -644,7 +644,12 @@ impl ZeroBalanceWebhook {
                 with_signals = Some(Job {
                     ctx: job.ctx,
                     request: job.request,
-                    inputs: job.inputs.iter().cloned().chain(derived.inputs()).collect(),
+                    inputs: job
+                        .inputs
+                        .iter()
+                        .cloned()
+                        .chain(crate::policy::signals::inputs(&derived))
+                        .collect(),
                     notice: job.notice,
                     policy: job.policy.clone(),
                     shadow,

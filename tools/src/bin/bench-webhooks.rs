@@ -568,8 +568,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         );
         let journal = Arc::new(InMemoryJournal::default());
         let runner = WebhookRunner::new(
-            PolicyWebhook::<FullBalanceAntifraud>::new(&bench.policy)
-                .with_controls(Some(Arc::new(store.with_signals_from(journal.clone())))),
+            PolicyWebhook::<FullBalanceAntifraud>::new(&bench.policy).with_controls(Some(
+                Arc::new({
+                    let journal = journal.clone();
+                    store.with_signals_from(move |card| journal.signals(card))
+                }),
+            )),
             bench.verifier.clone(),
             journal.clone(),
             RunnerConfig::default(),

@@ -116,9 +116,10 @@ async fn main() -> anyhow::Result<()> {
             let controls: Controls =
                 serde_json::from_str(&text).context("the controls document is invalid")?;
             let scope = target.scope();
-            // Two limits of one name in a scope would share one counter; refused before any
-            // write (the store refuses it too).
-            if let Err(e) = controls.validate() {
+            // Two limits of one name in a scope would share one counter, and a time zone
+            // belongs to the program's document only; refused before any write (the store
+            // refuses it too).
+            if let Err(e) = controls.validate_for(scope.kind()) {
                 bail!("the controls document for {} is refused: {e}", scope.pk());
             }
             store.set(&scope, &controls).await?;
