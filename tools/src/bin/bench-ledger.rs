@@ -19,11 +19,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(i).copied().unwrap_or_default()
 }
 
+#[derive(clap::Parser)]
+#[command(
+    about = "Zero balance authorizations per second through the whole webhook, on the emulator"
+)]
+struct Cli {
+    /// Authorizations to send.
+    #[arg(default_value_t = 1000)]
+    n: usize,
+    /// How many at once.
+    #[arg(default_value_t = 8)]
+    concurrency: usize,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let n: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
-    let concurrency: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(8);
+    let Cli { n, concurrency } = <Cli as clap::Parser>::parse();
 
     let (_moto, config, names) = Moto::start_with_resources().await?;
     let ddb = aws_sdk_dynamodb::Client::new(&config);

@@ -253,6 +253,11 @@ async fn run(cli: Cli) -> Result<()> {
             let text = response.text().await.context("reading the response")?;
             println!("HTTP {status}");
             println!("{text}");
+            // A refusal (401, a 4xx naming the problem) or a 5xx is a failure of the command,
+            // so scripts can tell (exit 1, as documented).
+            if !status.is_success() {
+                std::process::exit(1);
+            }
         }
         Command::SignEvent { input, out, claims } => {
             let text = std::fs::read_to_string(&input)

@@ -6,12 +6,23 @@
 //! `SCHEMA_SOURCE`, `QUARANTINE_URI`, ...; see the README), AWS access from the standard SDK
 //! settings. Prints the counts as one JSON line; exits 1 if any event failed.
 
+use clap::Parser;
 use serde_json::json;
 use shared::pipeline::PipelineConfig;
 use shared::pipeline::sources::revalidate::revalidate;
 
+/// No arguments: settings come from the environment. The parser is there so that `--help`
+/// (and any unknown argument) answers without running the job.
+#[derive(Parser)]
+#[command(
+    about = "Check the events stored `unverified` against the schemas available now",
+    long_about = "Checks the events stored `unverified` (the unverified-index of EVENTS_TABLE) against the schemas available now; marks each `valid`, or `invalid` with the reason and a quarantine record. Idempotent. Settings come from the functions' environment (EVENTS_TABLE, SCHEMA_SOURCE, QUARANTINE_URI, ...). Prints the counts as one JSON line. Exit codes: 0 ok, 1 an event failed or a setting is missing, 2 usage."
+)]
+struct Cli {}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let Cli {} = Cli::parse();
     let config = PipelineConfig::from_env()?;
     let runtime = config.build(&shared::aws::load_config().await).await?;
     let summary = revalidate(&runtime).await?;

@@ -3,14 +3,29 @@
 //! `validate-policy --print-schema` prints the policy's JSON Schema (the published
 //! `shared/policy/policy.schema.json`).
 
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser;
 use shared::policy::{Policy, schema};
 
+#[derive(Parser)]
+#[command(
+    about = "Check decision policies the way the functions do at start-up",
+    after_help = "Exit codes: 0 every file is valid, 1 a file is invalid, 2 usage."
+)]
+struct Cli {
+    /// Print the policy document's JSON Schema (shared/policy/policy.schema.json) instead.
+    #[arg(long)]
+    print_schema: bool,
+    /// Policy files to check.
+    #[arg(required_unless_present = "print_schema")]
+    files: Vec<PathBuf>,
+}
+
 fn main() -> ExitCode {
-    let files: Vec<String> = std::env::args().skip(1).collect();
-    if files.iter().any(|f| f == "--print-schema") {
+    let cli = Cli::parse();
+    if cli.print_schema {
         return match serde_json::to_string_pretty(&schema::json_schema()) {
             Ok(text) => {
                 println!("{text}");
@@ -22,19 +37,13 @@ fn main() -> ExitCode {
             }
         };
     }
-    if files.is_empty() || files.iter().any(|f| f == "-h" || f == "--help") {
-        eprintln!(
-            "usage: validate-policy POLICY.json [MORE.json ...]\n       validate-policy --print-schema"
-        );
-        return ExitCode::from(2);
-    }
     let mut ok = true;
-    for file in &files {
-        match Policy::from_file(Path::new(file)) {
-            Ok(_) => println!("{file}: valid"),
+    for file in &cli.files {
+        match Policy::from_file(file) {
+            Ok(_) => println!("{}: valid", file.display()),
             Err(e) => {
                 ok = false;
-                eprintln!("{file}: {e}");
+                eprintln!("{}: {e}", file.display());
             }
         }
     }
