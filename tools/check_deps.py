@@ -9,6 +9,9 @@ target, as `make build` resolves them for one function):
 - no crypto crate appears in two versions (`cargo tree -d`);
 - shared is built without its `dev` feature (the development signer, certificate server,
   devstack and test helpers).
+And for the operator tools (the `tools` package): none of the refused crates and no `http` 0.2
+(an SDK crate held back by the workspace's `rust-version` brings it back with older smithy
+crates).
 Run by `make deps`; usage: check_deps.py (from the repository root).
 """
 import pathlib
@@ -62,6 +65,12 @@ def main():
         if 'shared feature "dev"' in features:
             problems.append(f"{f}: shared is built with its dev feature")
         print(f"{f}: {len(crates)} crates, one crypto stack")
+    tools = {(m["name"], m["version"]) for m in tree("-p", "tools")}
+    for name, version in sorted(tools):
+        refused = name in REFUSED and (REFUSED[name] is None or version.startswith(REFUSED[name]))
+        if refused or (name == "http" and version.startswith("0.")):
+            problems.append(f"tools: {name} v{version} is in the tree")
+    print(f"tools: {len(tools)} crates, no http 0.2")
     if problems:
         print("\n".join(problems), file=sys.stderr)
         return 1
