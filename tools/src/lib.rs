@@ -3,6 +3,7 @@
 pub mod backfill;
 pub mod cli;
 pub mod faults;
+pub mod ledger_ops;
 pub mod local_stack;
 pub mod moto;
 pub mod pipeline_demo;

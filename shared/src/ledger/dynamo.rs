@@ -7,6 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::get_item::GetItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
@@ -15,7 +16,8 @@ use rust_decimal::Decimal;
 use tokio::time::Instant;
 
 use super::{
-    ACTIVE, Account, Applied, Direction, Hold, Ledger, LedgerError, Movement, account_pk, hold_pk,
+    ACTIVE, Account, Applied, Direction, Funded, Hold, Ledger, LedgerError, Movement, account_pk,
+    hold_pk,
 };
 use crate::aws::{Attempts, Transacted, attempt, dynamo_call, transact};
 use crate::controls::Counter;
@@ -267,6 +269,107 @@ impl DynamoLedger {
                 other => Err(unavailable(other)),
             },
         }
+    }
+}
+
+/// Operator commands (`ledger create`, `ledger fund`); not part of [`Ledger`]: the webhook
+/// never creates or funds accounts.
+impl DynamoLedger {
+    /// Creates an account; with `replace` overwrites an existing one (its balance too).
+    /// `false` (nothing written) when it exists and `replace` is not set.
+    pub async fn create_account(&self, a: &Account, replace: bool) -> Result<bool, LedgerError> {
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(account_pk(&a.account_id)))
+            .item("account_id", AttributeValue::S(a.account_id.clone()))
+            .item("available", AttributeValue::N(a.available.to_string()))
+            .item("status", AttributeValue::S(a.status.clone()))
+            .item("updated_at", AttributeValue::S(crate::clock::now_rfc3339()));
+        if let Some(c) = a.currency_code {
+            req = req.item("currency_code", AttributeValue::N(c.to_string()));
+        }
+        if !replace {
+            req = req.condition_expression("attribute_not_exists(pk)");
+        }
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => match e.into_service_error() {
+                PutItemError::ConditionalCheckFailedException(_) => Ok(false),
+                other => Err(unavailable(other)),
+            },
+        }
+    }
+
+    /// Adds `entry`'s movement (a [`super::fund_entry`]) to its account and writes the entry,
+    /// in one `TransactWriteItems`: the entry only if its id (the operator's reference) is new,
+    /// the account only if it exists. A re-run with the same reference changes nothing.
+    pub async fn fund(&self, entry: &Entry, timeout: Duration) -> Result<Funded, LedgerError> {
+        let Some(m) = entry.money.as_ref() else {
+            return Err(LedgerError::Unavailable(format!(
+                "{} has no money movement",
+                entry.id
+            )));
+        };
+        let built =
+            |e: aws_sdk_dynamodb::error::BuildError| LedgerError::Unavailable(e.to_string());
+        let sign = match m.direction {
+            Direction::Debit => "-",
+            Direction::Credit => "+",
+        };
+        let account = Update::builder()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(account_pk(&m.account_id)))
+            .update_expression(format!(
+                "SET available = available {sign} :amount, updated_at = :now"
+            ))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":amount", AttributeValue::N(m.amount.to_string()))
+            .expression_attribute_values(":now", AttributeValue::S(crate::clock::now_rfc3339()))
+            .build()
+            .map_err(built)?;
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(entry_put(&self.journal_table, entry).map_err(built)?)
+                .build(),
+            TransactWriteItem::builder().update(account).build(),
+        ];
+        let mut attempts = Attempts::default();
+        let deadline = Instant::now() + timeout;
+        let reasons = match transact(
+            &self.client,
+            &items,
+            &request_token(entry),
+            deadline,
+            &mut attempts,
+        )
+        .await
+        {
+            Ok(Transacted::Committed) => return Ok(Funded::Applied),
+            Ok(Transacted::Cancelled(reasons)) => reasons,
+            Err(e) => return Err(failure_of(&attempts, &e)),
+        };
+        if let Some(stored) = stored_entry(&reasons, &entry.id)? {
+            return Ok(if super::same_funding(&stored, entry) {
+                Funded::AlreadyApplied(Box::new(stored))
+            } else {
+                Funded::Conflict(Box::new(stored))
+            });
+        }
+        let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+        if code(1) == "ConditionalCheckFailed" {
+            return Ok(Funded::UnknownAccount);
+        }
+        Err(failed(
+            &attempts,
+            format!(
+                "transaction cancelled: journal {}, account {}",
+                code(0),
+                code(1)
+            ),
+        )
+        .into())
     }
 }
 

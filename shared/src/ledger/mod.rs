@@ -170,7 +170,8 @@ pub trait Ledger: Send + Sync {
         given: &str,
         timeout: Duration,
     ) -> Result<bool, LedgerError>;
-    /// Creates or replaces an account (operations, tests).
+    /// Creates or replaces an account (tests, fixtures; the `ledger create` command uses
+    /// [`DynamoLedger::create_account`], which refuses to overwrite without `--replace`).
     async fn put_account(&self, account: &Account) -> Result<(), LedgerError>;
     /// Adds `amount` (may be negative) to an existing account's balance (operations).
     async fn adjust(
@@ -217,4 +218,92 @@ pub fn compensation_entry(stored: &Entry, given: &str, at_ms: i64) -> Option<Ent
 
 pub fn hold_pk(transaction_id: &str) -> String {
     format!("HOLD#{transaction_id}")
+}
+
+/// Prefix of the journal ids of operator funding (`ledger fund --reference REF`).
+pub const FUND_ENTRY_PREFIX: &str = "ledger#fund#";
+
+/// The journal entry of an operator funding (`ledger fund`): id `ledger#fund#<reference>`, the
+/// account, the amount (positive) and its direction, the operator (`inputs.operator`) and the
+/// time. No personal data. Kept (no TTL): the reference stays idempotent and the record stays.
+pub fn fund_entry(
+    account_id: &str,
+    amount: Decimal,
+    reference: &str,
+    operator: &str,
+    at_ms: i64,
+) -> Entry {
+    use sha2::{Digest, Sha256};
+    let direction = if amount.is_sign_negative() {
+        Direction::Debit
+    } else {
+        Direction::Credit
+    };
+    let amount = amount.abs().normalize();
+    let mut h = Sha256::new();
+    h.update(account_id.as_bytes());
+    h.update([0]);
+    h.update(amount.to_string().as_bytes());
+    h.update([0]);
+    h.update(direction.as_str().as_bytes());
+    let fingerprint = hex::encode(h.finalize());
+    let inputs: Inputs = vec![
+        (
+            std::borrow::Cow::Borrowed("operator"),
+            crate::journal::Input::Text(operator.to_string()),
+        ),
+        (
+            std::borrow::Cow::Borrowed("reference"),
+            crate::journal::Input::Text(reference.to_string()),
+        ),
+    ]
+    .into();
+    Entry {
+        id: format!("{FUND_ENTRY_PREFIX}{reference}"),
+        body_sha256: fingerprint.clone(),
+        fingerprint,
+        decision_id: format!("{}-{at_ms}", operator),
+        answer: String::new(),
+        label: "fund".into(),
+        how: crate::journal::How::Ledger,
+        policy_version: String::new(),
+        decided_at_ms: at_ms,
+        expiration: None,
+        inputs,
+        money: Some(crate::journal::Money {
+            account_id: account_id.to_string(),
+            amount,
+            direction,
+            moved: true,
+            transaction_id: None,
+        }),
+        reconcile: None,
+        shadow: None,
+        signals_update: None,
+    }
+}
+
+/// What `ledger fund` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Funded {
+    /// Moved now, with its journal entry.
+    Applied,
+    /// The reference's entry exists with the same account, amount and direction: nothing
+    /// changed (a re-run).
+    AlreadyApplied(Box<Entry>),
+    /// The reference's entry exists with another account or amount: nothing changed.
+    Conflict(Box<Entry>),
+    /// No such account: nothing changed.
+    UnknownAccount,
+}
+
+/// Whether `stored` (the entry found under a fund reference) records the same movement as
+/// `wanted`.
+pub fn same_funding(stored: &Entry, wanted: &Entry) -> bool {
+    match (&stored.money, &wanted.money) {
+        (Some(a), Some(b)) => {
+            a.account_id == b.account_id && a.amount == b.amount && a.direction == b.direction
+        }
+        _ => false,
+    }
 }

@@ -6,14 +6,12 @@
 //! Uses the standard AWS settings (region, credentials, `AWS_ENDPOINT_URL`). The item format is
 //! documented in `shared::ledger` and docs/zero-balance.md.
 
-use std::str::FromStr;
-
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::{Parser, Subcommand};
-use rust_decimal::Decimal;
 use shared::journal::DynamoJournal;
 use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::reconcile::{Reconciler, SqsSink, age_ms};
+use tools::ledger_ops::{self, FundOutcome, decimal};
 
 #[derive(Parser)]
 #[command(about = "Administer Zero balance ledger accounts")]
@@ -33,23 +31,37 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Creates (or replaces) an account.
+    /// Creates an account. Refuses (exit 1, nothing changed) when it exists, unless --replace.
     Create {
         #[arg(long)]
         account: String,
-        /// Available balance, an exact decimal such as 100.00.
-        #[arg(long, default_value = "0")]
-        balance: String,
+        /// Available balance, an exact decimal such as 100.00 (default 0; required with
+        /// --replace).
+        #[arg(long)]
+        balance: Option<String>,
         /// ISO 4217 numeric currency code.
         #[arg(long, default_value_t = 986)]
         currency: u16,
+        /// Overwrite an existing account: its balance, currency and status are replaced.
+        #[arg(long)]
+        replace: bool,
     },
-    /// Adds an amount (negative to withdraw) to the available balance.
+    /// Adds an amount (negative to withdraw) to the available balance, once per --reference:
+    /// the movement and its journal entry `ledger#fund#<REF>` are one transaction. Re-running
+    /// with the same reference and the same account and amount changes nothing ("already
+    /// applied", exit 0); with another account or amount it is refused (exit 1).
     Fund {
         #[arg(long)]
         account: String,
         #[arg(long, allow_hyphen_values = true)]
         amount: String,
+        /// The operator's reference of this movement (ticket, transfer id): its idempotency
+        /// key. No personal data.
+        #[arg(long)]
+        reference: String,
+        /// Who funds, recorded in the journal entry (default: $LEDGER_OPERATOR, else $USER).
+        #[arg(long, env = "LEDGER_OPERATOR")]
+        operator: Option<String>,
     },
     /// Blocks an account: authorizations get the inactive code.
     Block {
@@ -72,16 +84,14 @@ enum Command {
     /// Settles every decision waiting in the reconciliation sink (fence, agree, supersede or
     /// compensate), deleting each once settled; safe to run again.
     Reconcile,
-    /// Marks a journal entry reconciled, once the account was corrected by hand.
+    /// Marks a journal entry reconciled, once the account was corrected by hand (moves no
+    /// money); it then expires after JOURNAL_TTL_SECS (default 30 days), as the webhooks'
+    /// entries do.
     Resolve {
         /// The entry's id, e.g. `zero-balance#advice#123`.
         #[arg(long)]
         id: String,
     },
-}
-
-fn decimal(s: &str) -> anyhow::Result<Decimal> {
-    Decimal::from_str(s).with_context(|| format!("{s:?} is not a decimal amount"))
 }
 
 fn print(account: Option<Account>, id: &str) -> anyhow::Result<()> {
@@ -117,18 +127,35 @@ async fn main() -> anyhow::Result<()> {
             account,
             balance,
             currency,
+            replace,
         } => {
-            let a = Account {
-                account_id: account.clone(),
-                available: decimal(&balance)?,
-                currency_code: Some(currency),
-                status: ACTIVE.into(),
-            };
-            ledger.put_account(&a).await?;
+            let balance = balance.as_deref().map(decimal).transpose()?;
+            let a = ledger_ops::create(&ledger, &account, balance, currency, replace).await?;
+            if replace {
+                println!("account {account} replaced");
+            }
             print(Some(a), &account)
         }
-        Command::Fund { account, amount } => {
-            print(ledger.adjust(&account, decimal(&amount)?).await?, &account)
+        Command::Fund {
+            account,
+            amount,
+            reference,
+            operator,
+        } => {
+            // The movement is written with its journal entry.
+            journal()?;
+            let operator = operator
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "unknown".into());
+            match ledger_ops::fund(&ledger, &account, decimal(&amount)?, &reference, &operator)
+                .await?
+            {
+                FundOutcome::Applied(a) => print(a, &account),
+                FundOutcome::AlreadyApplied => {
+                    println!("reference {reference} already applied; nothing changed");
+                    print(ledger.account(&account, OPERATOR_TIMEOUT).await?, &account)
+                }
+            }
         }
         Command::Block { account } => {
             print(ledger.set_status(&account, "BLOCKED").await?, &account)
@@ -231,13 +258,10 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Resolve { id } => {
-            let ttl = std::time::Duration::from_secs(30 * 24 * 3600);
-            if journal()?.resolve(&id, ttl).await? {
-                println!("{id} reconciled");
-                Ok(())
-            } else {
-                bail!("{id} does not await reconciliation")
-            }
+            let ttl = ledger_ops::journal_ttl(&shared::settings::Env::process())?;
+            ledger_ops::resolve(&journal()?, &id, ttl).await?;
+            println!("{id} reconciled");
+            Ok(())
         }
     }
 }
