@@ -578,20 +578,7 @@ impl Ledger for DynamoLedger {
     }
 
     async fn put_account(&self, a: &Account) -> Result<(), LedgerError> {
-        let mut req = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", AttributeValue::S(account_pk(&a.account_id)))
-            .item("account_id", AttributeValue::S(a.account_id.clone()))
-            .item("available", AttributeValue::N(a.available.to_string()))
-            .item("status", AttributeValue::S(a.status.clone()))
-            .item("updated_at", AttributeValue::S(crate::clock::now_rfc3339()));
-        if let Some(c) = a.currency_code {
-            req = req.item("currency_code", AttributeValue::N(c.to_string()));
-        }
-        req.send().await.map_err(unavailable)?;
-        Ok(())
+        self.create_account(a, true).await.map(|_| ())
     }
 
     async fn adjust(
