@@ -255,8 +255,16 @@ impl DecisionCtx<'_> {
 
     async fn unjournaled(&self, decision: Decision, entry: &Entry, error: &str) -> Answer {
         tracing::warn!(id = %self.id, error, "journal write failed: answered, not journaled");
-        // A message the network approved leaves a durable trace even so.
-        if let Some(reason) = &entry.reconcile {
+        // A message the network approved leaves a durable trace even so; so does a fallback
+        // where a sink is configured (Zero balance): the reconciler writes its entry, so a
+        // retry gets this answer, or finds the entry of a concurrent duplicate that did reach
+        // the store and records this answer beside it (`Settlement::Superseded`).
+        let reason = match (&entry.reconcile, entry.how) {
+            (Some(reason), _) => Some(reason.as_str()),
+            (None, How::Fallback(_)) if self.sink.is_some() => Some(FALLBACK_NOT_JOURNALED),
+            _ => None,
+        };
+        if let Some(reason) = reason {
             self.to_sink(entry, reason).await;
         }
         Self::answered(decision, entry, Journaled::No)
@@ -322,6 +330,9 @@ impl DecisionCtx<'_> {
         }
     }
 }
+
+/// The reconciliation reason of a fallback answered without its journal entry.
+pub const FALLBACK_NOT_JOURNALED: &str = "fallback_not_journaled";
 
 /// The least time a record gets to reach the reconciliation sink.
 pub const SINK_MIN: Duration = Duration::from_millis(50);
