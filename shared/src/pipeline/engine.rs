@@ -249,6 +249,34 @@ async fn store_items(
     let limit = settings.store_concurrency.max(1);
     let mut report = Report::default();
     let mut in_flight: JoinSet<Result<Report, PipelineError>> = JoinSet::new();
+    let stored = store_all(
+        provenance,
+        rx,
+        writer,
+        limit,
+        &received_at,
+        &mut report,
+        &mut in_flight,
+    )
+    .await;
+    if stored.is_err() {
+        // Every write of a failed object has ended when this returns: an abort alone cannot
+        // stop a write that is being polled on another thread, which could then land after
+        // the caller has reported the failure (and, in Lambda, be frozen mid-request).
+        in_flight.shutdown().await;
+    }
+    stored.map(|()| report)
+}
+
+async fn store_all(
+    provenance: &Arc<Provenance>,
+    rx: &mut mpsc::Receiver<WorkerMsg>,
+    writer: &Writer,
+    limit: usize,
+    received_at: &Arc<str>,
+    report: &mut Report,
+    in_flight: &mut JoinSet<Result<Report, PipelineError>>,
+) -> Result<(), PipelineError> {
     let joined = |result: Result<Result<Report, PipelineError>, tokio::task::JoinError>| {
         result.map_err(|e| PipelineError::Internal(format!("store task: {e}")))?
     };
@@ -261,7 +289,7 @@ async fn store_items(
             report.read += 1;
             while in_flight.len() >= limit {
                 if let Some(done) = in_flight.join_next().await {
-                    report += joined(done)?;
+                    *report += joined(done)?;
                 }
             }
             let writer = writer.clone();
@@ -272,9 +300,9 @@ async fn store_items(
         }
     }
     while let Some(done) = in_flight.join_next().await {
-        report += joined(done)?;
+        *report += joined(done)?;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// One item's write; its share of the byte budget is given back when this returns.
