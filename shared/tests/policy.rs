@@ -638,7 +638,7 @@ fn the_published_schema_is_the_generated_one() {
     assert!(
         published_schema() == json_schema(),
         "shared/policy/policy.schema.json is stale: regenerate it with \
-         `cargo run -p tools --bin validate-policy -- --print-schema > shared/policy/policy.schema.json`"
+         `cargo run -p tools --bin issuer-kit -- validate-policy --print-schema > shared/policy/policy.schema.json`"
     );
     assert!(jsonschema::meta::is_valid(&published_schema()));
     let default: Value = serde_json::from_str(shared::policy::DEFAULT_POLICY).expect("JSON");

@@ -1,5 +1,5 @@
-//! Command-line pieces the operator commands share: the journal table option, usage errors
-//! and the exit status of a run.
+//! Command-line pieces the operator commands (`issuer-kit`, `crate::commands`) share: the
+//! journal table option, usage errors and the exit status of a run.
 
 use std::process::ExitCode;
 
@@ -23,10 +23,18 @@ impl JournalTable {
     /// other setting (trimmed, empty meaning unset), and the help text stays free of the
     /// environment's values.
     pub fn resolve<C: CommandFactory>(&self) -> String {
+        self.value()
+            .unwrap_or_else(|| usage::<C>(JournalTable::MISSING))
+    }
+
+    /// The usage error's message when neither `--journal-table` nor `$JOURNAL_TABLE` is set.
+    pub const MISSING: &str = "JOURNAL_TABLE is required (or --journal-table)";
+
+    /// `--journal-table`, else `$JOURNAL_TABLE` (trimmed; empty meaning unset).
+    pub fn value(&self) -> Option<String> {
         self.journal_table
             .clone()
             .or_else(|| Env::process().optional("JOURNAL_TABLE"))
-            .unwrap_or_else(|| usage::<C>("JOURNAL_TABLE is required (or --journal-table)"))
     }
 }
 

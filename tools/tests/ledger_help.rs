@@ -1,10 +1,11 @@
-//! `ledger --help` and every subcommand's `--help` print help and act on nothing: no table
-//! is needed and the (unreachable) endpoint is never called.
+//! `issuer-kit ledger --help` and every subcommand's `--help` print help and act on nothing:
+//! no table is needed and the (unreachable) endpoint is never called.
 
 use std::process::Command;
 
 fn help(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_ledger"))
+    let out = Command::new(env!("CARGO_BIN_EXE_issuer-kit"))
+        .arg("ledger")
         .args(args)
         .env_remove("LEDGER_TABLE")
         .env_remove("JOURNAL_TABLE")
@@ -15,7 +16,7 @@ fn help(args: &[&str]) -> String {
         .env("AWS_ACCESS_KEY_ID", "none")
         .env("AWS_SECRET_ACCESS_KEY", "none")
         .output()
-        .expect("the ledger binary runs");
+        .expect("issuer-kit runs");
     assert!(
         out.status.success(),
         "{args:?}: {}",

@@ -1,4 +1,4 @@
-//! The `replay` binary with `--distributed` against moto's Step Functions and S3: the execution
+//! `issuer-kit replay --distributed` against moto's Step Functions and S3: the execution
 //! is started with the command's input, followed until it ends (moto's only end is a stop),
 //! and the totals line printed; `--detach` only starts it. moto runs no definition (see
 //! docs/pipeline.md, Backfill), so no object is ingested here.
@@ -39,8 +39,9 @@ async fn state_machine(moto: &Moto) -> anyhow::Result<(aws_sdk_sfn::Client, Stri
 }
 
 fn replay(moto: &Moto, args: &[&str]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_replay"));
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_issuer-kit"));
     command
+        .args(["--output", "json", "replay"])
         .args(args)
         .env("AWS_ENDPOINT_URL", moto.endpoint())
         .env("AWS_REGION", "us-east-1")

@@ -57,7 +57,7 @@ fn stay_up() -> bool {
     set("STAY") || std::io::stdin().is_terminal()
 }
 
-/// Prints each function's local address and a `pismo-signer send` line for every webhook
+/// Prints each function's local address and an `issuer-kit signer send` line for every webhook
 /// sample body (written to `.local/bodies/`), then serves until Ctrl-C.
 async fn serve(stack: &LocalStack, root: &std::path::Path) -> anyhow::Result<()> {
     let bodies = root.join(".local").join("bodies");
@@ -81,7 +81,7 @@ async fn serve(stack: &LocalStack, root: &std::path::Path) -> anyhow::Result<()>
         let file = bodies.join(&sample.name);
         std::fs::write(&file, body)?;
         println!(
-            "  cargo run -q -p tools --bin pismo-signer -- send --url http://127.0.0.1:{port}/lambda-url/{}/ --body {}",
+            "  cargo run -q -p tools --bin issuer-kit -- signer send --url http://127.0.0.1:{port}/lambda-url/{}/ --body {}",
             sample.function,
             file.strip_prefix(root).unwrap_or(&file).display(),
         );

@@ -1,26 +1,28 @@
-//! `schemas sync`: mirrors Pismo's JSON Schema tree into the issuer's own bucket.
+//! `issuer-kit schemas sync`: mirrors Pismo's JSON Schema tree into the issuer's own bucket.
 //!
 //! ```sh
-//! schemas sync --from s3://pismo-data-prod-dataplatform-docs/json_schemas \
-//!              --to s3://my-schemas/pismo/json_schemas [--dry-run]
+//! issuer-kit schemas sync --from s3://pismo-data-prod-dataplatform-docs/json_schemas \
+//!                         --to s3://my-schemas/pismo/json_schemas [--dry-run]
 //! ```
 //!
 //! The source is read through `PISMO_ROLE_ARN` (with `PISMO_ROLE_EXTERNAL_ID`) when set, the
-//! destination with the caller's own credentials. Prints one JSON line per added, changed and
-//! removed object and a final total; `--dry-run` prints the same plan and writes nothing.
-//! Point `SCHEMA_SOURCE` at the folder holding the copy's `json_schemas/`
-//! (`s3://my-schemas/pismo` above). Scheduling: docs/runbook.md.
+//! destination with the caller's own credentials. Prints a line per added, changed and removed
+//! object and a final total (`--output json`: one JSON line each); `--dry-run` prints the same
+//! plan and writes nothing. Point `SCHEMA_SOURCE` at the folder holding the copy's
+//! `json_schemas/` (`s3://my-schemas/pismo` above). Scheduling: docs/runbook.md.
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::Subcommand;
 use serde_json::json;
 use shared::pipeline::config::pismo_s3_client;
 use shared::pipeline::schema::sync::sync;
 use shared::pipeline::store::blob::S3Uri;
 
-#[derive(Debug, Parser)]
+use super::{Output, json_line, spinner};
+
+#[derive(Debug, clap::Args)]
 #[command(about = "Pismo JSON Schemas: keep the issuer's copy current")]
-struct Args {
+pub struct Args {
     #[command(subcommand)]
     command: Command,
 }
@@ -28,6 +30,8 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Mirror a schema tree: add, update and remove objects under --to as under --from.
+    /// JSON lines with --output json: one per added, changed and removed object, then the
+    /// totals.
     Sync {
         /// s3://pismo-data-<env>-dataplatform-docs/json_schemas
         #[arg(long)]
@@ -52,15 +56,14 @@ fn location(flag: &str, text: &str) -> anyhow::Result<S3Uri> {
         .with_context(|| format!("--{flag} {text:?} is not an s3://bucket/prefix URI"))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
     let Command::Sync {
         from,
         to,
         dry_run,
         pismo_role_arn,
         pismo_role_external_id,
-    } = Args::parse().command;
+    } = args.command;
     let (from, to) = (location("from", &from)?, location("to", &to)?);
     let sdk = shared::aws::load_config().await;
     let to_s3 = shared::aws::s3_client(&sdk);
@@ -78,25 +81,48 @@ async fn main() -> anyhow::Result<()> {
             pismo_s3_client(&sdk, arn, pismo_role_external_id.as_deref()).await
         }
     };
-    let plan = sync(&from_s3, &from, &to_s3, &to, dry_run).await?;
+    let bar = spinner(if dry_run {
+        format!("comparing {from} with {to}")
+    } else {
+        format!("syncing {from} to {to}")
+    });
+    let plan = sync(&from_s3, &from, &to_s3, &to, dry_run).await;
+    bar.finish_and_clear();
+    let plan = plan?;
     for (action, names) in [
         ("added", &plan.added),
         ("changed", &plan.changed),
         ("removed", &plan.removed),
     ] {
         for name in names {
-            println!("{}", json!({"action": action, "name": name}));
+            if output.is_json() {
+                json_line(&json!({"action": action, "name": name}))?;
+            } else {
+                println!("{action} {name}");
+            }
         }
     }
-    println!(
-        "{}",
-        json!({
+    if output.is_json() {
+        json_line(&json!({
             "added": plan.added.len(),
             "changed": plan.changed.len(),
             "removed": plan.removed.len(),
             "unchanged": plan.unchanged,
             "dry_run": dry_run,
-        })
-    );
+        }))?;
+    } else {
+        println!(
+            "schemas: {} added, {} changed, {} removed, {} unchanged{}",
+            plan.added.len(),
+            plan.changed.len(),
+            plan.removed.len(),
+            plan.unchanged,
+            if dry_run {
+                " (dry run: nothing written)"
+            } else {
+                ""
+            }
+        );
+    }
     Ok(())
 }

@@ -1,32 +1,35 @@
-//! `pismo-signer`: the local equivalent of `stripe trigger` for Pismo webhooks.
+//! `issuer-kit signer`: the local equivalent of `stripe trigger` for Pismo webhooks.
 //!
 //! ```text
-//! pismo-signer keygen                       # .dev-keys/dev-key.pem + dev-cert.pem
-//! pismo-signer serve-certs --port 8765      # PISMO_CERTS_URL=http://127.0.0.1:8765/certs
-//! pismo-signer sign --body body.json        # X-Pismo-Sign: eyJ…
-//! pismo-signer send --url http://127.0.0.1:9000/… --body body.json
-//! pismo-signer sign-event --in events/x.json
+//! issuer-kit signer keygen                    # .dev-keys/dev-key.pem + dev-cert.pem
+//! issuer-kit signer serve-certs --port 8765   # PISMO_CERTS_URL=http://127.0.0.1:8765/certs
+//! issuer-kit signer sign --body body.json     # X-Pismo-Sign: eyJ…
+//! issuer-kit signer send --url http://127.0.0.1:9000/… --body body.json
+//! issuer-kit signer sign-event --in events/x.json
 //! ```
+//!
+//! With `--output json` each prints one JSON document (`serve-certs`: one JSON line, then it
+//! serves until stopped).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use serde_json::Value;
+use clap::{Subcommand, ValueEnum};
+use serde_json::{Value, json};
 use shared::signature::signer::{
     CERT_FILE, CannedResponse, CertServer, DEFAULT_KEY_DIR, DevSigner, KEY_FILE, SignOptions,
 };
 
-#[derive(Parser)]
+use super::{Output, json_document, json_line};
+
+#[derive(clap::Args)]
 #[command(
-    name = "pismo-signer",
     about = "Local Pismo request signer: development key, certificate server, signing and sending"
 )]
-struct Cli {
+pub struct Args {
     /// Folder of the development key and certificate (gitignored).
     #[arg(long, global = true, default_value = DEFAULT_KEY_DIR)]
     dir: PathBuf,
@@ -79,7 +82,7 @@ enum Command {
 }
 
 /// What `sign` and `send` sign: a body, its claims, and the header that carries the token.
-#[derive(Args)]
+#[derive(clap::Args)]
 struct SignArgs {
     /// The body, byte for byte as it will be sent (`-` for stdin).
     #[arg(long)]
@@ -99,7 +102,7 @@ impl SignArgs {
     }
 }
 
-#[derive(Args)]
+#[derive(clap::Args)]
 struct ClaimArgs {
     /// `account-id` claim (a number unless it has non-digits); also sent as x-account-id.
     #[arg(long)]
@@ -176,18 +179,7 @@ fn signer(dir: &Path) -> Result<DevSigner> {
         .with_context(|| format!("loading the development key in {}", dir.display()))
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    match run(Cli::parse()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("pismo-signer: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn run(cli: Cli) -> Result<()> {
+pub async fn run(cli: Args, output: Output) -> Result<()> {
     match cli.command {
         Command::Keygen { force } => {
             if force {
@@ -201,9 +193,18 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
             let signer = signer(&cli.dir)?;
-            println!("kid:  {}", signer.kid());
-            println!("key:  {}", cli.dir.join(KEY_FILE).display());
-            println!("cert: {}", cli.dir.join(CERT_FILE).display());
+            let (key, cert) = (cli.dir.join(KEY_FILE), cli.dir.join(CERT_FILE));
+            if output.is_json() {
+                json_document(&json!({
+                    "kid": signer.kid(),
+                    "key": key.display().to_string(),
+                    "cert": cert.display().to_string(),
+                }))?;
+            } else {
+                println!("kid:  {}", signer.kid());
+                println!("key:  {}", key.display());
+                println!("cert: {}", cert.display());
+            }
         }
         Command::ServeCerts { port, max_age } => {
             let signer = signer(&cli.dir)?;
@@ -213,13 +214,24 @@ async fn run(cli: Cli) -> Result<()> {
             )
             .await
             .with_context(|| format!("listening on 127.0.0.1:{port}"))?;
-            println!("serving kid {} at {}", signer.kid(), server.url());
-            println!("export PISMO_CERTS_URL={}", server.url());
+            if output.is_json() {
+                json_line(&json!({"kid": signer.kid(), "url": server.url()}))?;
+            } else {
+                println!("serving kid {} at {}", signer.kid(), server.url());
+                println!("export PISMO_CERTS_URL={}", server.url());
+            }
             server.run_forever().await;
         }
         Command::Sign { signed, token_only } => {
             let (_, token) = signed.sign(&cli.dir)?;
-            if token_only {
+            if output.is_json() {
+                json_document(&json!({
+                    "header": signed.header_name.name(),
+                    "value": signed.header_name.value(&token),
+                    "token": token,
+                    "account_id": signed.claims.account_id,
+                }))?;
+            } else if token_only {
                 println!("{token}");
             } else {
                 println!(
@@ -251,12 +263,18 @@ async fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("POST {url}"))?;
             let status = response.status();
             let text = response.text().await.context("reading the response")?;
-            println!("HTTP {status}");
-            println!("{text}");
+            if output.is_json() {
+                // The answer's body as JSON when it is, else as a string.
+                let body = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
+                json_document(&json!({"status": status.as_u16(), "body": body}))?;
+            } else {
+                println!("HTTP {status}");
+                println!("{text}");
+            }
             // A refusal (401, a 4xx naming the problem) or a 5xx is a failure of the command,
             // so scripts can tell (exit 1, as documented).
             if !status.is_success() {
-                std::process::exit(1);
+                bail!("{url} answered HTTP {status}");
             }
         }
         Command::SignEvent { input, out, claims } => {
@@ -266,7 +284,11 @@ async fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("signing {}", input.display()))?;
             let out = out.unwrap_or(input);
             std::fs::write(&out, signed).with_context(|| format!("writing {}", out.display()))?;
-            println!("signed {}", out.display());
+            if output.is_json() {
+                json_document(&json!({"signed": out.display().to_string()}))?;
+            } else {
+                println!("signed {}", out.display());
+            }
         }
     }
     Ok(())

@@ -1,7 +1,7 @@
-//! `backtest`: decides the journaled decisions of a time range again with a candidate policy
-//! (and candidate card controls) and prints, per webhook, approvals and declines before and
-//! after, which rules changed how many decisions, and labelled fraud caught and missed
-//! (`shared::backtest`).
+//! `issuer-kit backtest`: decides the journaled decisions of a time range again with a
+//! candidate policy (and candidate card controls) and prints, per webhook, approvals and
+//! declines before and after, which rules changed how many decisions, and labelled fraud caught
+//! and missed (`shared::backtest`).
 //!
 //! By default the backtest is point in time (`shared::backtest::replay`): the entries in
 //! decision order, with the controls decided again and the velocity counters and card signals
@@ -13,45 +13,47 @@
 //! and velocity refusals skipped, the journaled counters and signals.
 //!
 //! ```sh
-//! backtest --policy candidate.json --from 2026-11-01T00:00:00Z --to 2026-11-30T23:59:59Z
-//! backtest --policy live.json --controls tighter-limits.json --from 2026-11-01T00:00:00Z
-//! backtest --policy candidate.json --webhook zero-balance --output csv > report.csv
-//! backtest --policy candidate.json --changes changed.jsonl   # each changed decision, as found
+//! issuer-kit backtest --policy candidate.json --from 2026-11-01T00:00:00Z --to 2026-11-30T23:59:59Z
+//! issuer-kit backtest --policy live.json --controls tighter-limits.json --from 2026-11-01T00:00:00Z
+//! issuer-kit backtest --policy candidate.json --webhook zero-balance --format csv > report.csv
+//! issuer-kit backtest --policy candidate.json --changes changed.jsonl   # each changed decision, as found
 //! ```
 //!
 //! Memory stays bounded whatever the range: the journal is read one Scan page at a time into an
 //! external sort (`--run-size` entries in memory, runs on disk in `--sort-dir`, default the
 //! system's temporary directory), then replayed one entry at a time. On a terminal, progress
 //! shows on stderr (entries read, then replayed, with rate and time left); elsewhere one line
-//! per phase. Reads `JOURNAL_TABLE` with a scan (run it against a backup or off-peak on large
-//! tables), labels from the same table (`shared::outcomes`) and the controls from
+//! per phase (on stderr). `--format csv` prints CSV; `--output json` (or `--format json`) one
+//! JSON array of the webhooks' comparisons. Reads `JOURNAL_TABLE` with a scan (run it against a
+//! backup or off-peak on large tables), labels from the same table (`shared::outcomes`) and the controls from
 //! `CONTROLS_TABLE`.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Parser, ValueEnum};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use clap::ValueEnum;
 use shared::backtest::replay::{ControlSet, Replay, warm_up_start};
 use shared::backtest::sort::{RUN_SIZE, Sorter};
 use shared::backtest::{WEBHOOKS, source};
 use shared::outcomes::{DynamoOutcomes, Labels, OutcomeStore};
 use shared::policy::Policy;
 
+use super::{Output, progress};
+
+/// `--format`: the report's format.
 #[derive(Clone, Copy, ValueEnum)]
-enum Output {
+enum Format {
     Table,
     Csv,
     Json,
 }
 
-#[derive(Parser)]
+#[derive(clap::Args)]
 #[command(
     about = "Re-decide journaled decisions with a candidate policy (and controls), in decision order"
 )]
-struct Cli {
+pub struct Args {
     /// The decision journal table (default: $JOURNAL_TABLE).
     #[arg(long, env = "JOURNAL_TABLE")]
     journal_table: String,
@@ -78,8 +80,9 @@ struct Cli {
     /// velocity limits and signals count across webhooks.
     #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(WEBHOOKS))]
     webhook: Option<String>,
-    #[arg(long, value_enum, default_value = "table", visible_alias = "format")]
-    output: Output,
+    /// The report's format: table, csv or json (default: table, or json with --output json).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
     /// Point in time (the default): controls, velocity counters and signals under the
     /// candidate's own answers.
     #[arg(long, conflicts_with = "entry_by_entry")]
@@ -108,29 +111,14 @@ fn epoch_ms(text: &str) -> anyhow::Result<i64> {
     Ok(i64::try_from(t.unix_timestamp_nanos() / 1_000_000)?)
 }
 
-/// Progress on stderr when it is a terminal; otherwise hidden (the phase summaries are
-/// printed instead).
-fn progress(bar: ProgressBar, template: &str) -> ProgressBar {
-    if std::io::stderr().is_terminal() {
-        bar.set_draw_target(ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style);
-        }
-        bar.enable_steady_tick(Duration::from_millis(200));
-    } else {
-        bar.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    bar
-}
-
-fn print_reports(output: Output, reports: &[shared::backtest::Comparison]) -> anyhow::Result<()> {
-    match output {
-        Output::Table => {
+fn print_reports(format: Format, reports: &[shared::backtest::Comparison]) -> anyhow::Result<()> {
+    match format {
+        Format::Table => {
             for r in reports {
                 println!("{}", r.to_table());
             }
         }
-        Output::Csv => {
+        Format::Csv => {
             for (i, r) in reports.iter().enumerate() {
                 let csv = r.to_csv();
                 // One header for the whole output.
@@ -142,14 +130,16 @@ fn print_reports(output: Output, reports: &[shared::backtest::Comparison]) -> an
                 print!("{body}");
             }
         }
-        Output::Json => println!("{}", serde_json::to_string_pretty(reports)?),
+        Format::Json => println!("{}", serde_json::to_string_pretty(reports)?),
     }
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+pub async fn run(cli: Args, output: Output) -> anyhow::Result<()> {
+    let format = cli.format.unwrap_or(match output {
+        Output::Table => Format::Table,
+        Output::Json => Format::Json,
+    });
     let candidate = Policy::from_file(&cli.policy)?;
     let from = cli.from.as_deref().map(epoch_ms).transpose()?.unwrap_or(0);
     let to = cli
@@ -196,7 +186,7 @@ async fn main() -> anyhow::Result<()> {
 
     // Phase 1: the range (with the warm-up) into the external sort.
     let reading = progress(
-        ProgressBar::no_length(),
+        None,
         "{spinner} reading the journal: {msg} [{elapsed_precise}]",
     );
     let mut sorter = Sorter::new(usize::try_from(cli.run_size).unwrap_or(RUN_SIZE));
@@ -239,7 +229,7 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     let replaying = progress(
-        ProgressBar::new(sorted.len()),
+        Some(sorted.len()),
         "{bar:40} replayed {human_pos}/{human_len} ({per_sec}, {eta} left): {msg}",
     );
     for entry in sorted {
@@ -269,5 +259,5 @@ async fn main() -> anyhow::Result<()> {
         "replayed {} entries: {} reported, {} warm-up (counted, not reported), {} of other webhooks; {} cards' signals diverged",
         stats.read, stats.reported, stats.warm_up, stats.not_reported, stats.diverged_cards
     );
-    print_reports(cli.output, &replay.finish())
+    print_reports(format, &replay.finish())
 }

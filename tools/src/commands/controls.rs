@@ -1,13 +1,13 @@
-//! `controls`: sets, shows and clears card controls, velocity limits and cardholder directory
-//! items in `CONTROLS_TABLE` (program-wide, per account or per card).
+//! `issuer-kit controls`: sets, shows and clears card controls, velocity limits and cardholder
+//! directory items in `CONTROLS_TABLE` (program-wide, per account or per card).
 //!
 //! ```sh
-//! controls set   --card 1234 --json '{"mcc":{"block":["7995"]},"max_amount":500}'
-//! controls set   --program --file program-controls.json
-//! controls show  --account 42
-//! controls clear --card 1234
-//! controls directory --card 1234 --json '{"otp_sms":"+55*******1234"}'
-//! controls directory --card 1234 --clear
+//! issuer-kit controls set   --card 1234 --json '{"mcc":{"block":["7995"]},"max_amount":500}'
+//! issuer-kit controls set   --program --file program-controls.json
+//! issuer-kit controls show  --account 42
+//! issuer-kit controls clear --card 1234
+//! issuer-kit controls directory --card 1234 --json '{"otp_sms":"+55*******1234"}'
+//! issuer-kit controls directory --card 1234 --clear
 //! ```
 //!
 //! Uses the standard AWS settings (region, credentials, `AWS_ENDPOINT_URL`). The document
@@ -15,12 +15,15 @@
 //! is a velocity limit name used twice within one scope's document (`Controls::validate`).
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::Subcommand;
+use serde_json::json;
 use shared::controls::{Controls, Directory, DynamoControls, Scope};
 
-#[derive(Parser)]
+use super::{Output, json_document};
+
+#[derive(clap::Args)]
 #[command(about = "Administer card controls, velocity limits and the cardholder directory")]
-struct Cli {
+pub struct Args {
     /// The controls table (default: $CONTROLS_TABLE).
     #[arg(long, env = "CONTROLS_TABLE")]
     table: String,
@@ -28,7 +31,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Args)]
+#[derive(clap::Args)]
 #[group(required = true, multiple = false)]
 struct Target {
     /// Program-wide controls.
@@ -50,7 +53,7 @@ impl Target {
     }
 }
 
-#[derive(Args)]
+#[derive(clap::Args)]
 #[group(required = false, multiple = false)]
 struct Document {
     /// The document as JSON text.
@@ -103,12 +106,10 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
     let config = shared::aws::load_config().await;
-    let store = DynamoControls::new(aws_sdk_dynamodb::Client::new(&config), &cli.table);
-    match cli.command {
+    let store = DynamoControls::new(aws_sdk_dynamodb::Client::new(&config), &args.table);
+    match args.command {
         Command::Set { target, doc } => {
             let Some(text) = doc.text()? else {
                 bail!("give the controls with --json or --file");
@@ -123,19 +124,32 @@ async fn main() -> anyhow::Result<()> {
                 bail!("the controls document for {} is refused: {e}", scope.pk());
             }
             store.set(&scope, &controls).await?;
-            println!("{} set: {}", scope.pk(), serde_json::to_string(&controls)?);
+            if output.is_json() {
+                json_document(&json!({"scope": scope.pk(), "set": controls}))?;
+            } else {
+                println!("{} set: {}", scope.pk(), serde_json::to_string(&controls)?);
+            }
         }
         Command::Show { target } => {
             let scope = target.scope();
-            match store.show(&scope).await? {
-                Some(c) => println!("{}", serde_json::to_string_pretty(&c)?),
-                None => println!("{}: no controls", scope.pk()),
+            let controls = store.show(&scope).await?;
+            if output.is_json() {
+                json_document(&json!({"scope": scope.pk(), "controls": controls}))?;
+            } else {
+                match controls {
+                    Some(c) => println!("{}", serde_json::to_string_pretty(&c)?),
+                    None => println!("{}: no controls", scope.pk()),
+                }
             }
         }
         Command::Clear { target } => {
             let scope = target.scope();
             store.clear(&scope, false).await?;
-            println!("{} cleared", scope.pk());
+            if output.is_json() {
+                json_document(&json!({"scope": scope.pk(), "cleared": true}))?;
+            } else {
+                println!("{} cleared", scope.pk());
+            }
         }
         Command::Directory { target, doc, clear } => {
             let scope = target.scope();
@@ -144,7 +158,11 @@ async fn main() -> anyhow::Result<()> {
             }
             if clear {
                 store.clear(&scope, true).await?;
-                println!("directory of {} cleared", scope.pk());
+                if output.is_json() {
+                    json_document(&json!({"scope": scope.pk(), "directory": "cleared"}))?;
+                } else {
+                    println!("directory of {} cleared", scope.pk());
+                }
                 return Ok(());
             }
             let Some(text) = doc.text()? else {
@@ -153,7 +171,11 @@ async fn main() -> anyhow::Result<()> {
             let d: Directory =
                 serde_json::from_str(&text).context("the directory document is invalid")?;
             store.set_directory(&scope, &d).await?;
-            println!("directory of {} set", scope.pk());
+            if output.is_json() {
+                json_document(&json!({"scope": scope.pk(), "directory": "set"}))?;
+            } else {
+                println!("directory of {} set", scope.pk());
+            }
         }
     }
     Ok(())

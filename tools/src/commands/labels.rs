@@ -1,10 +1,10 @@
-//! `labels`: imports fraud labels (what became of decisions: `fraud`, `chargeback`,
-//! `not_fraud`) into the decision journal's table, one item per (entry, kind), as
+//! `issuer-kit labels`: imports fraud labels (what became of decisions: `fraud`,
+//! `chargeback`, `not_fraud`) into the decision journal's table, one item per (entry, kind), as
 //! `shared::outcomes` specifies (file format, reference resolution, idempotency).
 //!
 //! ```sh
-//! labels import labels.csv                       # CSV: reference,label,labelled_at
-//! labels import export.txt --format jsonl        # JSON lines, when the extension says nothing
+//! issuer-kit labels import labels.csv                  # CSV: reference,label,labelled_at
+//! issuer-kit labels import export.txt --format jsonl   # JSON lines, when the extension says nothing
 //! ```
 //!
 //! Every line is checked first: a bad line stops the import with its line number, and nothing
@@ -15,12 +15,14 @@
 //! a store error), 2 usage.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Subcommand, ValueEnum};
+use serde_json::json;
 use shared::outcomes::{DynamoOutcomes, Format, import, parse};
-use tools::cli::{JournalTable, exit_status, usage};
+
+use super::{Output, json_document, spinner, usage};
+use crate::cli::JournalTable;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum FileFormat {
@@ -28,9 +30,9 @@ enum FileFormat {
     Jsonl,
 }
 
-#[derive(Parser)]
-#[command(name = "labels", about = "Import fraud labels for journaled decisions")]
-struct Cli {
+#[derive(clap::Args)]
+#[command(about = "Import fraud labels for journaled decisions")]
+pub struct Args {
     #[command(flatten)]
     journal: JournalTable,
     #[command(subcommand)]
@@ -50,23 +52,23 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let table = cli.journal.resolve::<Cli>();
-    exit_status("labels", run(cli.command, table).await)
-}
-
-async fn run(command: Command, table: String) -> anyhow::Result<()> {
-    let Command::Import { file, format } = command;
+pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
+    let table = args
+        .journal
+        .value()
+        .unwrap_or_else(|| usage(&["labels"], JournalTable::MISSING));
+    let Command::Import { file, format } = args.command;
     let format = match format {
         Some(FileFormat::Csv) => Format::Csv,
         Some(FileFormat::Jsonl) => Format::JsonLines,
         None => Format::of_path(&file).unwrap_or_else(|| {
-            usage::<Cli>(format!(
-                "cannot tell the format of {} from its extension: add --format csv or --format jsonl",
-                file.display()
-            ))
+            usage(
+                &["labels", "import"],
+                format!(
+                    "cannot tell the format of {} from its extension: add --format csv or --format jsonl",
+                    file.display()
+                ),
+            )
         }),
     };
     let text = std::fs::read_to_string(&file)
@@ -75,9 +77,15 @@ async fn run(command: Command, table: String) -> anyhow::Result<()> {
         .with_context(|| format!("{} has bad lines; nothing was written", file.display()))?;
     let config = shared::aws::load_config().await;
     let store = DynamoOutcomes::new(aws_sdk_dynamodb::Client::new(&config), &table);
-    let report = import(&store, &lines).await.with_context(|| {
+    let bar = spinner(format!("importing {} labels into {table}", lines.len()));
+    let report = import(&store, &lines).await;
+    bar.finish_and_clear();
+    let report = report.with_context(|| {
         format!("import into {table} stopped (what was written stays; run it again to finish)")
     })?;
+    if output.is_json() {
+        return json_document(&json!({"file": file.display().to_string(), "import": report}));
+    }
     println!(
         "{}: {} labels read; {} added, {} already present, {} unknown references",
         file.display(),

@@ -1,17 +1,19 @@
-//! `replay`: re-ingests every Pismo event file under a prefix, or in a `main_stream/` date
-//! range, through the same pipeline as `event-files`. Idempotent: events already stored count
-//! as duplicates, so it can be run again (or stopped and restarted) at will.
+//! `issuer-kit replay`: re-ingests every Pismo event file under a prefix, or in a
+//! `main_stream/` date range, through the same pipeline as `event-files`. Idempotent: events
+//! already stored count as duplicates, so it can be run again (or stopped and restarted) at
+//! will.
 //!
 //! Settings come from the same environment as the functions (`EVENTS_TABLE`,
 //! `SCHEMA_SOURCE`, `QUARANTINE_URI`, ...; see the README), AWS access from the standard SDK
 //! settings.
 //!
 //! ```sh
-//! replay --bucket my-events --prefix main_stream/2020/4/1/
-//! replay --bucket pismo-dataplatform-tn-... --pismo --from 2020-04-01T22 --to 2020-04-02
+//! issuer-kit replay --bucket my-events --prefix main_stream/2020/4/1/
+//! issuer-kit replay --bucket pismo-dataplatform-tn-... --pismo --from 2020-04-01T22 --to 2020-04-02
 //! ```
 //!
-//! Prints one JSON line per object and a final total; exits 1 if any object failed.
+//! Prints a line per object and a final total (`--output json`: one JSON line per object and
+//! a JSON totals line); exits 1 if any object failed.
 //!
 //! With `--distributed`, the objects are not ingested here: an execution of the backfill state
 //! machine is started (a Step Functions Distributed Map over the listing, one `event-files`
@@ -21,7 +23,7 @@
 //! `--results` (`BACKFILL_RESULTS_URI`, stack output `BackfillResultsUri`):
 //!
 //! ```sh
-//! replay --distributed --bucket issuer-kit-events-... --from 2020-04-01 --to 2020-04-30
+//! issuer-kit replay --distributed --bucket issuer-kit-events-... --from 2020-04-01 --to 2020-04-30
 //! ```
 //!
 //! The execution keeps running if the command is stopped; `--detach` only starts it.
@@ -30,17 +32,22 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use aws_sdk_sfn::types::ExecutionStatus;
-use clap::Parser;
 use serde_json::json;
 use shared::pipeline::PipelineConfig;
+use shared::pipeline::report::Report;
 use shared::pipeline::sources::key::StreamHour;
 use shared::pipeline::sources::replay::{Selection, replay};
 use shared::pipeline::store::blob::S3Uri;
-use tools::backfill::{self, BackfillInput};
 
-#[derive(Debug, Parser)]
-#[command(about = "Re-ingest Pismo event files (idempotent)")]
-struct Args {
+use super::{Output, json_line, progress};
+use crate::backfill::{self, BackfillInput};
+
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Re-ingest Pismo event files (idempotent)",
+    after_help = "With --output json: JSON lines, one per object (or the started execution), then the totals."
+)]
+pub struct Args {
     /// Bucket holding the files.
     #[arg(long)]
     bucket: String,
@@ -84,9 +91,15 @@ fn hour(text: &str, end: bool) -> anyhow::Result<StreamHour> {
     Ok(hour)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+/// `read 3, new 2, duplicate 1, invalid 0, quarantined 0, unverified 0`.
+fn counts(r: &Report) -> String {
+    format!(
+        "read {}, new {}, duplicate {}, invalid {}, quarantined {}, unverified {}",
+        r.read, r.new, r.duplicate, r.invalid, r.quarantined, r.unverified
+    )
+}
+
+pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
     let selection = match (&args.prefix, &args.from, &args.to) {
         (Some(prefix), None, None) => Selection::Prefix(prefix.clone()),
         (None, Some(from), Some(to)) => Selection::Hours {
@@ -96,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
         _ => bail!("give --prefix, or --from and --to"),
     };
     if args.distributed {
-        return distributed(&args, &selection).await;
+        return distributed(&args, &selection, output).await;
     }
     let config = PipelineConfig::from_env()?;
     let runtime = config.build(&shared::aws::load_config().await).await?;
@@ -105,29 +118,64 @@ async fn main() -> anyhow::Result<()> {
     } else {
         runtime.s3.clone()
     };
-    let summary = replay(&runtime, &s3, &args.bucket, &selection, |key, result| {
-        let line = match result {
-            Ok(report) => json!({"key": key, "report": report}),
-            Err(e) => json!({"key": key, "error": e.to_string()}),
-        };
-        println!("{line}");
-    })
-    .await?;
-    println!(
-        "{}",
-        json!({"objects": summary.objects, "failed": summary.failures.len(), "total": summary.total})
+    let bar = progress(
+        None,
+        "{spinner} replayed {human_pos} objects ({per_sec}) [{elapsed_precise}] {wide_msg}",
     );
+    let mut line_error = None;
+    let summary = replay(&runtime, &s3, &args.bucket, &selection, |key, result| {
+        bar.inc(1);
+        bar.set_message(key.to_owned());
+        bar.suspend(|| {
+            if output.is_json() {
+                let line = match result {
+                    Ok(report) => json!({"key": key, "report": report}),
+                    Err(e) => json!({"key": key, "error": e.to_string()}),
+                };
+                if let Err(e) = json_line(&line) {
+                    line_error.get_or_insert(e);
+                }
+            } else {
+                match result {
+                    Ok(report) => println!("{key}: {}", counts(report)),
+                    Err(e) => println!("{key}: failed: {e}"),
+                }
+            }
+        });
+    })
+    .await;
+    bar.finish_and_clear();
+    let summary = summary?;
+    if let Some(e) = line_error {
+        return Err(e);
+    }
+    if output.is_json() {
+        json_line(
+            &json!({"objects": summary.objects, "failed": summary.failures.len(), "total": summary.total}),
+        )?;
+    } else {
+        println!(
+            "replayed {} objects, {} failed: {}",
+            summary.objects,
+            summary.failures.len(),
+            counts(&summary.total)
+        );
+    }
     if !summary.failures.is_empty() {
         for failure in &summary.failures {
             eprintln!("failed: {failure}");
         }
-        std::process::exit(1);
+        bail!(
+            "{} of {} objects failed",
+            summary.failures.len(),
+            summary.objects
+        );
     }
     Ok(())
 }
 
 /// `--distributed`: starts the backfill execution, follows it, prints its totals.
-async fn distributed(args: &Args, selection: &Selection) -> anyhow::Result<()> {
+async fn distributed(args: &Args, selection: &Selection, output: Output) -> anyhow::Result<()> {
     let Some(state_machine) = &args.state_machine else {
         bail!(
             "--distributed needs --state-machine or {} (stack output BackfillStateMachineArn)",
@@ -152,30 +200,48 @@ async fn distributed(args: &Args, selection: &Selection) -> anyhow::Result<()> {
     let input = BackfillInput::new(&args.bucket, selection);
     let prefixes = input.prefixes.len();
     let execution = backfill::start(&sfn, state_machine, &input).await?;
-    println!("{}", json!({"execution": execution, "prefixes": prefixes}));
+    if output.is_json() {
+        json_line(&json!({"execution": execution, "prefixes": prefixes}))?;
+    } else {
+        println!("started {execution} ({prefixes} prefixes)");
+    }
     let Some(results) = results.filter(|_| !args.detach) else {
         return Ok(());
     };
+    let bar = progress(
+        Some(0),
+        "{bar:30} {pos}/{len} objects ({eta} left): {msg} [{elapsed_precise}]",
+    );
     let mut progress_error_shown = false;
     let state = backfill::wait(
         &sfn,
         &execution,
         Duration::from_secs(args.poll_secs),
         |progress| match progress {
-            Ok(progress) => eprintln!("{}", progress.bar(prefixes)),
+            Ok(p) => {
+                bar.set_length(u64::try_from(p.total).unwrap_or(0));
+                bar.set_position(u64::try_from(p.succeeded + p.failed).unwrap_or(0));
+                bar.set_message(format!(
+                    "{} failed, {} running, prefix {} of {prefixes}",
+                    p.failed, p.running, p.map_runs
+                ));
+            }
             Err(e) if !progress_error_shown => {
                 progress_error_shown = true;
-                eprintln!("progress unavailable ({e}); waiting for the execution to end");
+                bar.suspend(|| {
+                    eprintln!("progress unavailable ({e}); waiting for the execution to end");
+                });
             }
             Err(_) => {}
         },
     )
-    .await?;
+    .await;
+    bar.finish_and_clear();
+    let state = state?;
     let s3 = shared::aws::s3_client(&sdk);
     let totals = backfill::totals(&s3, &results, backfill::execution_name(&execution)).await?;
-    println!(
-        "{}",
-        json!({
+    if output.is_json() {
+        json_line(&json!({
             "execution": execution,
             "status": state.status.as_str(),
             "objects": totals.objects,
@@ -186,8 +252,17 @@ async fn distributed(args: &Args, selection: &Selection) -> anyhow::Result<()> {
             "quarantined": totals.total.quarantined,
             "failed_objects": totals.failed_objects,
             "total": totals.total,
-        })
-    );
+        }))?;
+    } else {
+        println!(
+            "{execution} {}: {} objects ({} skipped, {} failed): {}",
+            state.status.as_str(),
+            totals.objects,
+            totals.skipped,
+            totals.failed_objects,
+            counts(&totals.total)
+        );
+    }
     for failure in &totals.failures {
         eprintln!("failed: {failure}");
     }
@@ -199,7 +274,11 @@ async fn distributed(args: &Args, selection: &Selection) -> anyhow::Result<()> {
                 state.cause.as_deref().unwrap_or_default()
             );
         }
-        std::process::exit(1);
+        bail!(
+            "execution {}, {} objects failed",
+            state.status.as_str(),
+            totals.failed_objects
+        );
     }
     Ok(())
 }
