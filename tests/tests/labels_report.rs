@@ -322,13 +322,13 @@ async fn labels_import_once_and_the_report_matches_the_hand_count() -> anyhow::R
     let store = DynamoOutcomes::new(ddb.clone(), &names.journal_table);
 
     let csv = read_labels("labels.csv")?;
-    assert_first_import(&import(&store, &csv).await?, [12, 13]);
-    let again = import(&store, &csv).await?;
+    assert_first_import(&import(&store, &csv, |_, _| {}).await?, [12, 13]);
+    let again = import(&store, &csv, |_, _| {}).await?;
     assert_eq!((again.added, again.already_present), (0, 11));
     assert_eq!(again.unknown, unknown([12, 13]));
     // The same labels as JSON lines: nothing new either.
     let jsonl = read_labels("labels.jsonl")?;
-    let third = import(&store, &jsonl).await?;
+    let third = import(&store, &jsonl, |_, _| {}).await?;
     assert_eq!((third.added, third.already_present), (0, 11));
     assert_eq!(third.unknown, unknown([11, 12]));
 
@@ -371,7 +371,7 @@ async fn labels_import_once_and_the_report_matches_the_hand_count() -> anyhow::R
     assert_hand_count(&report);
     // The in-memory store gives the same report from the same fixture.
     let memory = InMemoryOutcomes::with_entries(fixture_journal());
-    import(&memory, &csv).await?;
+    import(&memory, &csv, |_, _| {}).await?;
     assert_eq!(rule_report(&memory, range()?).await?, report);
     println!("{}", report.to_table());
     Ok(())
@@ -424,7 +424,7 @@ async fn the_html_report_renders_in_chromium() -> anyhow::Result<()> {
     );
     let store = InMemoryOutcomes::with_entries(fixture_journal());
     assert_first_import(
-        &import(&store, &read_labels("labels.csv")?).await?,
+        &import(&store, &read_labels("labels.csv")?, |_, _| {}).await?,
         [12, 13],
     );
     let report = rule_report(&store, range()?).await?;

@@ -379,7 +379,7 @@ async fn schemas_sync_copies_updates_and_removes_and_dry_run_changes_nothing() -
     };
 
     let before = objects(&stack.s3, COPY_BUCKET, "").await?;
-    let dry = sync(&pismo, &from, &stack.s3, &to, true).await?;
+    let dry = sync(&pismo, &from, &stack.s3, &to, true, |_, _| {}).await?;
     assert_eq!(dry, expected);
     assert_eq!(
         objects(&stack.s3, COPY_BUCKET, "").await?,
@@ -387,8 +387,15 @@ async fn schemas_sync_copies_updates_and_removes_and_dry_run_changes_nothing() -
         "--dry-run writes nothing"
     );
 
-    let done = sync(&pismo, &from, &stack.s3, &to, false).await?;
+    let mut steps = Vec::new();
+    let done = sync(&pismo, &from, &stack.s3, &to, false, |d, n| {
+        steps.push((d, n))
+    })
+    .await?;
     assert_eq!(done, expected);
+    // Progress: one step before each write, then the end.
+    let writes = done.added.len() + done.changed.len() + done.removed.len();
+    assert_eq!(steps, (0..=writes).map(|d| (d, writes)).collect::<Vec<_>>());
     let copy = objects(&stack.s3, COPY_BUCKET, "").await?;
     let source = objects(&stack.s3, DOCS_BUCKET, "json_schemas/").await?;
     let mirrored: BTreeMap<String, Vec<u8>> = source
@@ -398,7 +405,7 @@ async fn schemas_sync_copies_updates_and_removes_and_dry_run_changes_nothing() -
         .collect();
     assert_eq!(copy, mirrored);
 
-    let again = sync(&pismo, &from, &stack.s3, &to, false).await?;
+    let again = sync(&pismo, &from, &stack.s3, &to, false, |_, _| {}).await?;
     assert_eq!(
         again,
         SyncPlan {
@@ -423,7 +430,11 @@ async fn schemas_sync_copies_updates_and_removes_and_dry_run_changes_nothing() -
     // An empty source (a wrong prefix) removes nothing.
     let empty = S3Uri::parse(&format!("s3://{DOCS_BUCKET}/no_such_prefix"))
         .ok_or_else(|| anyhow::anyhow!("empty"))?;
-    assert!(sync(&pismo, &empty, &stack.s3, &to, false).await.is_err());
+    assert!(
+        sync(&pismo, &empty, &stack.s3, &to, false, |_, _| {})
+            .await
+            .is_err()
+    );
     assert_eq!(objects(&stack.s3, COPY_BUCKET, "").await?, copy);
     Ok(())
 }
@@ -459,7 +470,9 @@ async fn revalidate_marks_unverified_events_once_and_quarantines_the_invalid_one
     stack.put_schema("late-1", schema(5)).await?;
     // A new process, as the `revalidate` command is.
     let runtime = stack.config.build(&stack.sdk).await?;
-    let first = revalidate(&runtime).await?;
+    let mut steps = Vec::new();
+    let first = revalidate(&runtime, |d, n| steps.push((d, n))).await?;
+    assert_eq!(steps, (0..=6).map(|d| (d, 6)).collect::<Vec<_>>());
     assert_eq!(
         first,
         RevalidateSummary {
@@ -505,7 +518,7 @@ async fn revalidate_marks_unverified_events_once_and_quarantines_the_invalid_one
         .await?;
     assert_eq!(scan.count(), 6);
 
-    let second = revalidate(&runtime).await?;
+    let second = revalidate(&runtime, |_, _| {}).await?;
     assert_eq!(
         second,
         RevalidateSummary {

@@ -127,7 +127,9 @@ mod tests {
                     banking-antifraud#404,fraud,2026-11-02T10:00:00Z\n\
                     1,fraud,2026-11-03T10:00:00Z\n";
         let lines = parse(text, crate::outcomes::Format::Csv)?;
-        let first = import(&store, &lines).await?;
+        let mut steps = Vec::new();
+        let first = import(&store, &lines, |d, n| steps.push((d, n))).await?;
+        assert_eq!(steps, (0..=7).map(|d| (d, 7)).collect::<Vec<_>>());
         let unknown = vec![
             Unknown {
                 line: 6,
@@ -142,7 +144,7 @@ mod tests {
         // already written.
         assert_eq!((first.lines, first.added, first.already_present), (7, 5, 2));
         assert_eq!(first.unknown, unknown);
-        let second = import(&store, &lines).await?;
+        let second = import(&store, &lines, |_, _| {}).await?;
         assert_eq!((second.added, second.already_present), (0, 7));
         assert_eq!(second.unknown, unknown);
         let stored: Vec<(String, Kind)> = store

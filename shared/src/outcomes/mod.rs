@@ -346,17 +346,20 @@ pub async fn resolve(
 }
 
 /// Imports parsed labels: resolves their references, then writes one item per (entry, kind)
-/// that is not stored yet. Unknown references are listed, not written.
+/// that is not stored yet. Unknown references are listed, not written. `progress` is called
+/// with (lines done, lines) before each line and once at the end.
 pub async fn import(
     store: &dyn OutcomeStore,
     lines: &[LabelLine],
+    mut progress: impl FnMut(usize, usize),
 ) -> Result<ImportReport, OutcomeError> {
     let matches = resolve(store, lines).await?;
     let mut report = ImportReport {
         lines: lines.len(),
         ..ImportReport::default()
     };
-    for (line, ids) in lines.iter().zip(matches) {
+    for (done, (line, ids)) in lines.iter().zip(matches).enumerate() {
+        progress(done, lines.len());
         if ids.is_empty() {
             report.unknown.push(Unknown {
                 line: line.line,
@@ -376,6 +379,7 @@ pub async fn import(
             }
         }
     }
+    progress(lines.len(), lines.len());
     Ok(report)
 }
 

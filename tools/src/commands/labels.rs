@@ -21,7 +21,7 @@ use clap::{Subcommand, ValueEnum};
 use serde_json::json;
 use shared::outcomes::{DynamoOutcomes, Format, import, parse};
 
-use super::{Output, json_document, spinner, usage};
+use super::{Output, json_document, progress, usage};
 use crate::cli::JournalTable;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -77,8 +77,11 @@ pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
         .with_context(|| format!("{} has bad lines; nothing was written", file.display()))?;
     let config = shared::aws::load_config().await;
     let store = DynamoOutcomes::new(aws_sdk_dynamodb::Client::new(&config), &table);
-    let bar = spinner(format!("importing {} labels into {table}", lines.len()));
-    let report = import(&store, &lines).await;
+    let bar = progress(
+        Some(lines.len() as u64),
+        "{spinner} importing labels {bar:30} {human_pos}/{human_len} lines [{elapsed_precise}]",
+    );
+    let report = import(&store, &lines, |done, _| bar.set_position(done as u64)).await;
     bar.finish_and_clear();
     let report = report.with_context(|| {
         format!("import into {table} stopped (what was written stays; run it again to finish)")

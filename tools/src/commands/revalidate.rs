@@ -11,7 +11,7 @@ use serde_json::json;
 use shared::pipeline::PipelineConfig;
 use shared::pipeline::sources::revalidate::revalidate;
 
-use super::{Output, json_line, spinner};
+use super::{Output, json_line, progress};
 
 /// No arguments: settings come from the environment. The parser is there so that `--help`
 /// (and any unknown argument) answers without running the job.
@@ -26,11 +26,19 @@ pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
     let Args {} = args;
     let config = PipelineConfig::from_env()?;
     let runtime = config.build(&shared::aws::load_config().await).await?;
-    let bar = spinner(format!(
+    let bar = progress(
+        None,
+        "{spinner} {msg} {bar:30} {human_pos}/{human_len} events [{elapsed_precise}]",
+    );
+    bar.set_message(format!(
         "revalidating the unverified events of {}",
         runtime.events_table
     ));
-    let summary = revalidate(&runtime).await;
+    let summary = revalidate(&runtime, |done, events| {
+        bar.set_length(events as u64);
+        bar.set_position(done as u64);
+    })
+    .await;
     bar.finish_and_clear();
     let summary = summary?;
     if output.is_json() {

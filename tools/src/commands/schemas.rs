@@ -18,7 +18,7 @@ use shared::pipeline::config::pismo_s3_client;
 use shared::pipeline::schema::sync::sync;
 use shared::pipeline::store::blob::S3Uri;
 
-use super::{Output, json_line, spinner};
+use super::{Output, json_line, progress};
 
 #[derive(Debug, clap::Args)]
 #[command(about = "Pismo JSON Schemas: keep the issuer's copy current")]
@@ -81,12 +81,20 @@ pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
             pismo_s3_client(&sdk, arn, pismo_role_external_id.as_deref()).await
         }
     };
-    let bar = spinner(if dry_run {
+    let bar = progress(
+        None,
+        "{spinner} {msg} {bar:30} {human_pos}/{human_len} writes [{elapsed_precise}]",
+    );
+    bar.set_message(if dry_run {
         format!("comparing {from} with {to}")
     } else {
         format!("syncing {from} to {to}")
     });
-    let plan = sync(&from_s3, &from, &to_s3, &to, dry_run).await;
+    let plan = sync(&from_s3, &from, &to_s3, &to, dry_run, |done, writes| {
+        bar.set_length(writes as u64);
+        bar.set_position(done as u64);
+    })
+    .await;
     bar.finish_and_clear();
     let plan = plan?;
     for (action, names) in [

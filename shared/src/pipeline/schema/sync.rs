@@ -114,15 +114,21 @@ pub async fn plan(
 }
 
 /// Carries out `plan`: copies added and changed objects (read from the source, written to
-/// the copy with their source ETag), then deletes removed ones.
+/// the copy with their source ETag), then deletes removed ones. `progress` is called with
+/// (writes done, writes) before each write and once at the end.
 pub async fn apply(
     plan: &SyncPlan,
     from_s3: &aws_sdk_s3::Client,
     from: &S3Uri,
     to_s3: &aws_sdk_s3::Client,
     to: &S3Uri,
+    mut progress: impl FnMut(usize, usize),
 ) -> Result<(), SyncError> {
+    let writes = plan.added.len() + plan.changed.len() + plan.removed.len();
+    let mut done = 0;
     for name in plan.added.iter().chain(&plan.changed) {
+        progress(done, writes);
+        done += 1;
         let source_key = from.key(name);
         let object = from_s3
             .get_object()
@@ -154,6 +160,8 @@ pub async fn apply(
             .map_err(s3_error(format!("s3://{}/{key}", to.bucket)))?;
     }
     for name in &plan.removed {
+        progress(done, writes);
+        done += 1;
         let key = to.key(name);
         to_s3
             .delete_object()
@@ -163,6 +171,7 @@ pub async fn apply(
             .await
             .map_err(s3_error(format!("s3://{}/{key}", to.bucket)))?;
     }
+    progress(writes, writes);
     Ok(())
 }
 
@@ -173,10 +182,11 @@ pub async fn sync(
     to_s3: &aws_sdk_s3::Client,
     to: &S3Uri,
     dry_run: bool,
+    progress: impl FnMut(usize, usize),
 ) -> Result<SyncPlan, SyncError> {
     let plan = plan(from_s3, from, to_s3, to).await?;
     if !dry_run {
-        apply(&plan, from_s3, from, to_s3, to).await?;
+        apply(&plan, from_s3, from, to_s3, to, progress).await?;
     }
     tracing::info!(
         from = %from,

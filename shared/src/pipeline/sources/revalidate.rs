@@ -77,7 +77,10 @@ fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a
 
 /// Checks every event of the `unverified-index` against the schemas of `runtime` (one at a
 /// time; safe to run again at any moment).
-pub async fn revalidate(runtime: &Runtime) -> Result<RevalidateSummary, RevalidateError> {
+pub async fn revalidate(
+    runtime: &Runtime,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<RevalidateSummary, RevalidateError> {
     let keys = runtime
         .ddb
         .scan()
@@ -94,8 +97,9 @@ pub async fn revalidate(runtime: &Runtime) -> Result<RevalidateSummary, Revalida
             message: DisplayErrorContext(&e).to_string(),
         })?;
     let mut summary = RevalidateSummary::default();
-    for key in keys {
-        let Some(pk) = text(&key, "pk") else { continue };
+    for (done, key) in keys.iter().enumerate() {
+        progress(done, keys.len());
+        let Some(pk) = text(key, "pk") else { continue };
         summary.checked += 1;
         match revalidate_one(runtime, pk).await {
             Ok(Outcome::Valid) => summary.valid += 1,
@@ -108,6 +112,7 @@ pub async fn revalidate(runtime: &Runtime) -> Result<RevalidateSummary, Revalida
             }
         }
     }
+    progress(keys.len(), keys.len());
     tracing::info!(
         checked = summary.checked,
         valid = summary.valid,
