@@ -30,6 +30,7 @@ pub mod reconcile;
 pub mod settings;
 pub mod signals;
 pub mod signature;
+pub mod table;
 pub mod telemetry;
 pub mod tls;
 pub mod webhook;

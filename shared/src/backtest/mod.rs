@@ -504,14 +504,6 @@ pub fn compare_all(candidate: &Policy, entries: &[Entry], only: Option<&str>) ->
         .collect()
 }
 
-/// A rule label as one Markdown table cell: a `|` (allowed in rule names) would end the cell,
-/// a line break the row, so they are escaped.
-fn table_cell(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('|', "\\|")
-        .replace(['\n', '\r'], " ")
-}
-
 impl Comparison {
     /// A Markdown table.
     pub fn to_table(&self) -> String {
@@ -562,7 +554,7 @@ impl Comparison {
         for r in &self.rules {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} |\n",
-                table_cell(&r.rule),
+                crate::table::cell(&r.rule),
                 r.before,
                 r.after,
                 r.changed_to,

@@ -514,20 +514,7 @@ pub fn build<E: std::borrow::Borrow<Entry>>(
     agg.finish()
 }
 
-/// A table cell: `|` and `\` escaped, control characters (line breaks) as spaces, so a label
-/// can never break the table's columns.
-pub fn cell(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '|' => out.push_str("\\|"),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use crate::table::cell;
 
 /// A CSV field, quoted when it holds a comma, a quote, a line break or edge spaces (RFC 4180).
 /// Written by hand rather than with `csv::Writer` so that rendering into a String cannot fail.
@@ -985,7 +972,7 @@ mod tests {
         let r = build(range(), [e], &labels);
         let table = r.to_table();
         assert!(
-            table.contains("| banking-antifraud | a\\|b,\"c\" d | 1 | 0 | 1 |"),
+            table.contains("| banking-antifraud | a\\|b,\"c\"\\nd | 1 | 0 | 1 |"),
             "{table}"
         );
         for line in table.lines().filter(|l| l.starts_with('|')) {

@@ -14,9 +14,9 @@ use shared::journal::DynamoJournal;
 use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
 use shared::reconcile::{Reconciler, SqsSink, age_ms};
 
-use super::table::Table;
 use super::{Output, json_document, json_line};
 use crate::ledger_ops::{self, FundOutcome, decimal};
+use shared::table::Table;
 
 #[derive(clap::Args)]
 #[command(about = "Administer Zero balance ledger accounts")]

@@ -24,7 +24,6 @@ pub mod report;
 pub mod revalidate;
 pub mod schemas;
 pub mod signer;
-pub mod table;
 pub mod validate_policy;
 
 /// The exit codes and output formats, at the end of `issuer-kit --help`.

@@ -1,5 +1,6 @@
-//! Human tables for `--output table`: Markdown-style rows with padded columns, every cell
-//! escaped so that its text cannot end the cell or the row (a rule label may hold `|`).
+//! Human tables (the operator commands' `--output table`, the backtest and rule reports):
+//! Markdown-style rows with padded columns, every cell escaped by the one [`cell`] so that
+//! its text cannot end the cell or the row (a rule label may hold `|`).
 
 use std::fmt;
 
