@@ -2,43 +2,16 @@
 //! `ledger` and `controls` commands against the local emulator (moto). The default output is
 //! text.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::{Value, json};
 use tools::moto::Moto;
 
-fn issuer_kit(endpoint: Option<&str>, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_issuer-kit"));
-    command
-        .args(args)
-        .env_remove("LEDGER_TABLE")
-        .env_remove("JOURNAL_TABLE")
-        .env_remove("CONTROLS_TABLE")
-        .env_remove("RECONCILE_QUEUE_URL")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing");
-    if let Some(endpoint) = endpoint {
-        command.env("AWS_ENDPOINT_URL", endpoint);
-    }
-    command.output().expect("issuer-kit runs")
-}
+mod common;
+use common::json_of;
 
-/// The standard output as one JSON document; the command must have succeeded.
-fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not one JSON document ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+fn issuer_kit(endpoint: Option<&str>, args: &[&str]) -> Output {
+    common::issuer_kit(endpoint, &[], args)
 }
 
 fn policy_path() -> String {

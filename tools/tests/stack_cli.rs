@@ -6,10 +6,10 @@
 //! command reads: `FullBalanceAntifraudFunction` (the `controls` command's default function)
 //! with `CONTROLS_TABLE` naming the emulator's controls table.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use aws_sdk_cloudformation::types::Capability;
-use serde_json::{Value, json};
+use serde_json::json;
 use tools::moto::Moto;
 
 const STACK: &str = "issuer-kit-cli";
@@ -44,39 +44,17 @@ fn template(controls_table: &str) -> String {
     .to_string()
 }
 
-/// `issuer-kit` with the emulator's endpoint and credentials, and `controls_table` as the
-/// process's `CONTROLS_TABLE` (or none).
-fn issuer_kit(endpoint: &str, controls_table: Option<&str>, args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_issuer-kit"));
-    command
-        .args(args)
-        .env_remove("CONTROLS_TABLE")
-        .env_remove("ISSUER_KIT_STACK")
-        .env_remove("AWS_PROFILE")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_ENDPOINT_URL", endpoint);
-    if let Some(table) = controls_table {
-        command.env("CONTROLS_TABLE", table);
-    }
-    match command.output() {
-        Ok(out) => out,
-        Err(e) => panic!("issuer-kit: {e}"),
-    }
-}
+mod common;
+use common::json_of;
 
-fn json_of(out: &Output) -> Value {
-    assert!(
-        out.status.success(),
-        "{:?}: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    match serde_json::from_slice(&out.stdout) {
-        Ok(v) => v,
-        Err(e) => panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)),
-    }
+/// `issuer-kit` with the emulator, and `controls_table` as the process's `CONTROLS_TABLE` (or
+/// none).
+fn issuer_kit(endpoint: &str, controls_table: Option<&str>, args: &[&str]) -> Output {
+    let env: Vec<(&str, &str)> = controls_table
+        .map(|t| ("CONTROLS_TABLE", t))
+        .into_iter()
+        .collect();
+    common::issuer_kit(Some(endpoint), &env, args)
 }
 
 #[tokio::test]
