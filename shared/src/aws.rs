@@ -254,3 +254,46 @@ pub async fn transact(
         return Ok(Transacted::Cancelled(reasons));
     }
 }
+
+/// Whether [`put_if_absent`] wrote the item or found one with its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutIfAbsent {
+    Written,
+    AlreadyPresent,
+}
+
+/// The one "write once" of the kit's stores: `PutItem` of `item` on the condition that no
+/// item with its key exists (`attribute_not_exists(<key>)`, `key` the table's partition key
+/// name). A failed condition is [`PutIfAbsent::AlreadyPresent`]; any other failure is the
+/// SDK error, for the caller to map to its store's error.
+pub async fn put_if_absent(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    key: &str,
+    item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+) -> Result<
+    PutIfAbsent,
+    aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError>,
+> {
+    use aws_sdk_dynamodb::operation::put_item::PutItemError;
+    let put = client
+        .put_item()
+        .table_name(table)
+        .set_item(Some(item))
+        .condition_expression("attribute_not_exists(#key)")
+        .expression_attribute_names("#key", key)
+        .send()
+        .await;
+    match put {
+        Ok(_) => Ok(PutIfAbsent::Written),
+        Err(e)
+            if matches!(
+                e.as_service_error(),
+                Some(PutItemError::ConditionalCheckFailedException(_))
+            ) =>
+        {
+            Ok(PutIfAbsent::AlreadyPresent)
+        }
+        Err(e) => Err(e),
+    }
+}

@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
+use crate::aws::PutIfAbsent;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::EVENTS_KEY;
@@ -64,22 +64,13 @@ pub(super) fn to_item(event: &StoredEvent) -> HashMap<String, AttributeValue> {
 #[async_trait]
 impl EventStore for DynamoEventStore {
     async fn put_once(&self, event: &StoredEvent) -> Result<PutResult, EventStoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(event)))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(PutResult::New),
-            Err(error) => match error.into_service_error() {
-                PutItemError::ConditionalCheckFailedException(_) => Ok(PutResult::Duplicate),
-                other => Err(EventStoreError::Unavailable(
-                    DisplayErrorContext(&other).to_string(),
-                )),
-            },
+        match crate::aws::put_if_absent(&self.client, &self.table, EVENTS_KEY, to_item(event)).await
+        {
+            Ok(PutIfAbsent::Written) => Ok(PutResult::New),
+            Ok(PutIfAbsent::AlreadyPresent) => Ok(PutResult::Duplicate),
+            Err(error) => Err(EventStoreError::Unavailable(
+                DisplayErrorContext(&error.into_service_error()).to_string(),
+            )),
         }
     }
 }

@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
+use crate::aws::PutIfAbsent;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 
@@ -128,23 +128,10 @@ impl OutcomeStore for DynamoOutcomes {
     }
 
     async fn put_label(&self, label: &Label) -> Result<Written, OutcomeError> {
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(label)))
-            .condition_expression("attribute_not_exists(id)")
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(Written::Added),
-            Err(e) => {
-                let failed = store_error(&e);
-                match e.into_service_error() {
-                    PutItemError::ConditionalCheckFailedException(_) => Ok(Written::AlreadyPresent),
-                    _ => Err(failed),
-                }
-            }
+        match crate::aws::put_if_absent(&self.client, &self.table, "id", to_item(label)).await {
+            Ok(PutIfAbsent::Written) => Ok(Written::Added),
+            Ok(PutIfAbsent::AlreadyPresent) => Ok(Written::AlreadyPresent),
+            Err(e) => Err(store_error(&e)),
         }
     }
 
