@@ -4,8 +4,10 @@
 //! and S3, the execution started with the right input, followed to its end and summed up from
 //! result files laid out as the result writer writes them.
 //!
-//! moto stores executions but runs none (a Distributed Map, its item reader, child executions,
-//! ListMapRuns and DescribeMapRun are not emulated): see docs/pipeline.md, Backfill.
+//! Here moto runs with its default Step Functions backend, which stores executions without
+//! running them; `tools/tests/backfill_map.rs` executes the definition on moto's ASL
+//! interpreter and feeds its payloads to the real `event-files` (docs/pipeline.md, Backfill,
+//! "What the emulator runs").
 
 use aws_sdk_sfn::types::ExecutionStatus;
 use integration_tests::put_object;

@@ -3,10 +3,15 @@
 //!
 //! The execution input names the bucket and the listing prefixes ([`BackfillInput`]); the
 //! state machine lists each prefix in turn with a Distributed Map run whose items invoke
-//! `event-files` with an ingest input. Each map run writes its results (one
-//! [`IngestAnswer`] per object, or the error of a failed one) under
-//! `<results>/<execution name>/<map run id>/`, with a `manifest.json` naming the files;
-//! [`totals`] reads them back.
+//! `event-files` with an ingest input. [`start`] names the execution itself
+//! (`replay-<UTC time>-<random>`): the results folder sorts by start time, and a
+//! StartExecution the SDK retries after a lost answer finds the running execution of that
+//! name and input instead of starting a second backfill. Each map run writes its results
+//! under `<results>/<execution name>/<map run id>/`: a `manifest.json` naming the result
+//! files, and in those one record per child execution, whose `Input` is the item (`{"bucket",
+//! "key"}`, the `ItemSelector`'s output) and whose `Output` is the [`IngestAnswer`] (or whose
+//! `Error` and `Cause` say why the object failed); [`totals`] reads them back. [`wait`] follows
+//! an execution until it ends, with the item counts of its map runs ([`progress`]).
 
 use std::time::Duration;
 
@@ -77,7 +82,19 @@ fn sdk<E: std::error::Error + 'static>(action: &'static str, err: E) -> Backfill
     }
 }
 
-/// Starts an execution; returns its ARN.
+/// A new execution name: `replay-20260408T120000Z-1a2b3c4d` (at most 80 characters of
+/// `[A-Za-z0-9-]`, as Step Functions requires).
+pub fn new_execution_name() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = now
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap_or_else(|_| now.unix_timestamp().to_string());
+    format!("replay-{stamp}-{:08x}", fastrand::u32(..))
+}
+
+/// Starts an execution named by [`new_execution_name`]; returns its ARN.
 pub async fn start(
     sfn: &aws_sdk_sfn::Client,
     state_machine_arn: &str,
@@ -89,6 +106,7 @@ pub async fn start(
     let started = sfn
         .start_execution()
         .state_machine_arn(state_machine_arn)
+        .name(new_execution_name())
         .input(body)
         .send()
         .await
@@ -323,14 +341,20 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// A failed child's object key (from its input), or its name when the input is unreadable.
+/// A child execution's input: the item the `ItemSelector` made.
+#[derive(Deserialize)]
+struct Item {
+    key: String,
+}
+
+/// A failed child's object key, from its input: the item (`{"bucket", "key"}`, what Step
+/// Functions records), or an ingest input (`{"ingest": {...}}`, the Lambda payload).
 fn failed_key(child: &ChildResult) -> String {
-    child
-        .input
-        .as_deref()
-        .and_then(|input| serde_json::from_str::<IngestRequest>(input).ok())
-        .map(|request| request.ingest.key)
-        .unwrap_or_else(|| "(unknown object)".to_owned())
+    let input = child.input.as_deref().unwrap_or_default();
+    serde_json::from_str::<Item>(input)
+        .map(|item| item.key)
+        .or_else(|_| serde_json::from_str::<IngestRequest>(input).map(|r| r.ingest.key))
+        .unwrap_or_else(|_| "(unknown object)".to_owned())
 }
 
 /// Sums the result files of every map run of the execution `execution_name` under `results`.
@@ -506,5 +530,32 @@ mod tests {
             execution_name("arn:aws:states:us-east-1:1:execution:stack-backfill:abc-123"),
             "abc-123"
         );
+        let name = new_execution_name();
+        assert!(name.starts_with("replay-") && name.len() <= 80, "{name}");
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "{name}"
+        );
+        assert_ne!(name, new_execution_name());
+    }
+
+    #[test]
+    fn a_failed_child_is_named_by_its_item() {
+        let child = |input: &str| ChildResult {
+            input: Some(input.to_owned()),
+            output: None,
+            error: Some("EventFilesError".to_owned()),
+            cause: None,
+        };
+        // What Step Functions records: the child's input, the ItemSelector's item.
+        assert_eq!(
+            failed_key(&child(r#"{"bucket":"b","key":"main_stream/2020/4/1/0/a"}"#)),
+            "main_stream/2020/4/1/0/a"
+        );
+        assert_eq!(
+            failed_key(&child(r#"{"ingest":{"bucket":"b","key":"k"}}"#)),
+            "k"
+        );
+        assert_eq!(failed_key(&child("[]")), "(unknown object)");
     }
 }

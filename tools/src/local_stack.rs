@@ -128,11 +128,10 @@ pub struct LocalStack {
     pub names: ResourceNames,
     pub signer: DevSigner,
     pub certs: CertServer,
-    /// `cargo lambda watch`'s invoke port.
-    pub port: u16,
+    /// `cargo lambda watch` serving the functions.
+    pub watch: Watch,
     /// Where the re-signed samples and the watch log go.
     pub work_dir: PathBuf,
-    watch: Option<Child>,
 }
 
 impl LocalStack {
@@ -173,9 +172,6 @@ impl LocalStack {
             .unwrap_or_default()
             .to_string();
         let certs = CertServer::serve(&[&signer], Some(300)).await?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
         let bucket = &names.bucket;
         let env = [
             ("AWS_ENDPOINT_URL", moto.endpoint()),
@@ -198,59 +194,17 @@ impl LocalStack {
             ("ALLOWED_SOURCE_BUCKETS", bucket.clone()),
             ("RECONCILE_QUEUE_URL", reconcile_queue),
         ];
-        let log = std::fs::File::create(work_dir.join("watch.log"))?;
-        // cargo-lambda itself (not through `cargo`), so that stopping it stops its functions.
-        let mut watch = Command::new("cargo-lambda");
-        watch
-            .current_dir(&root)
-            .kill_on_drop(true)
-            .args([
-                "lambda",
-                "watch",
-                "--ignore-changes",
-                "--invoke-port",
-                &port.to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        for (k, v) in &env {
-            watch.arg("--env-var").arg(format!("{k}={v}"));
-        }
-        let child = watch
-            .spawn()
-            .context("starting cargo lambda watch (is cargo-lambda installed? run `make venv`)")?;
+        let watch = Watch::start(&env, work_dir.join("watch.log")).await?;
         let stack = Self {
             moto,
             sdk,
             names,
             signer,
             certs,
-            port,
             work_dir: work_dir.to_owned(),
-            watch: Some(child),
+            watch,
         };
-        stack.wait_ready(Duration::from_secs(120)).await?;
         Ok(stack)
-    }
-
-    async fn wait_ready(&self, limit: Duration) -> anyhow::Result<()> {
-        let deadline = tokio::time::Instant::now() + limit;
-        while tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .is_err()
-        {
-            if tokio::time::Instant::now() > deadline {
-                bail!(
-                    "cargo lambda watch did not listen on {} (see {})",
-                    self.port,
-                    self.work_dir.join("watch.log").display()
-                );
-            }
-            // A readiness poll, not a synchronisation sleep.
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        Ok(())
     }
 
     /// Every sample of `events/` with its function, the webhooks re-signed with this stack's
@@ -297,32 +251,15 @@ impl LocalStack {
 
     /// `cargo lambda invoke <function> --data-file <sample>`.
     pub async fn invoke(&self, sample: &Sample) -> anyhow::Result<Invocation> {
-        let out = Command::new("cargo")
-            .current_dir(root())
-            .args([
-                "lambda",
-                "invoke",
-                sample.function,
-                "--invoke-port",
-                &self.port.to_string(),
-                "--data-file",
-            ])
-            .arg(&sample.path)
-            .output()
+        let stdout = self
+            .watch
+            .invoke(sample.function, "--data-file", sample.path.as_os_str())
             .await
-            .context("running cargo lambda invoke")?;
-        if !out.status.success() {
-            bail!(
-                "cargo lambda invoke {} --data-file events/{} failed: {}",
-                sample.function,
-                sample.name,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let res: Value = serde_json::from_slice(&out.stdout).with_context(|| {
+            .with_context(|| format!("events/{}", sample.name))?;
+        let res: Value = serde_json::from_slice(&stdout).with_context(|| {
             format!(
                 "invoke output is not JSON: {}",
-                String::from_utf8_lossy(&out.stdout)
+                String::from_utf8_lossy(&stdout)
             )
         })?;
         Ok(match res.get("statusCode").and_then(Value::as_u64) {
@@ -343,13 +280,107 @@ impl LocalStack {
 
     /// What the functions wrote so far (their logs and EMF lines).
     pub fn function_output(&self) -> String {
-        std::fs::read_to_string(self.work_dir.join("watch.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.watch.log).unwrap_or_default()
     }
 
-    /// Stops `cargo lambda watch` (SIGTERM lets it stop the function processes it started;
-    /// SIGKILL if it hangs).
+    /// Stops `cargo lambda watch` and with it the functions.
+    pub async fn shutdown(self) {
+        self.watch.shutdown().await;
+    }
+}
+
+/// `cargo lambda watch` serving the built functions ([`build_functions`]) on a free port,
+/// started with `env` as the functions' variables, its output (the functions' JSON logs and
+/// EMF lines) in `log`; `cargo lambda invoke` against it.
+pub struct Watch {
+    /// The invoke port.
+    pub port: u16,
+    /// The functions' output.
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Watch {
+    /// Starts it and waits until it listens (at most two minutes: a first start compiles).
+    pub async fn start(env: &[(&str, String)], log: PathBuf) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let out = std::fs::File::create(&log)?;
+        // cargo-lambda itself (not through `cargo`), so that stopping it stops its functions.
+        let mut watch = Command::new("cargo-lambda");
+        watch
+            .current_dir(root())
+            .kill_on_drop(true)
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "--invoke-port",
+                &port.to_string(),
+            ])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        for (k, v) in env {
+            watch.arg("--env-var").arg(format!("{k}={v}"));
+        }
+        let child = watch
+            .spawn()
+            .context("starting cargo lambda watch (is cargo-lambda installed? run `make venv`)")?;
+        let watch = Self {
+            port,
+            log,
+            child: Some(child),
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if tokio::time::Instant::now() > deadline {
+                bail!(
+                    "cargo lambda watch did not listen on {port} (see {})",
+                    watch.log.display()
+                );
+            }
+            // A readiness poll, not a synchronisation sleep.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(watch)
+    }
+
+    /// `cargo lambda invoke <function> <data_flag> <data>` (`--data-file PATH`,
+    /// `--data-ascii TEXT`): the invocation's standard output.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        data_flag: &str,
+        data: &std::ffi::OsStr,
+    ) -> anyhow::Result<Vec<u8>> {
+        let out = Command::new("cargo")
+            .current_dir(root())
+            .args(["lambda", "invoke", function, "--invoke-port"])
+            .arg(self.port.to_string())
+            .arg(data_flag)
+            .arg(data)
+            .output()
+            .await
+            .context("running cargo lambda invoke")?;
+        if !out.status.success() {
+            bail!(
+                "cargo lambda invoke {function} failed: {} (functions' output: {})",
+                String::from_utf8_lossy(&out.stderr),
+                self.log.display()
+            );
+        }
+        Ok(out.stdout)
+    }
+
+    /// Stops it (SIGTERM lets it stop the function processes it started; SIGKILL if it
+    /// hangs).
     pub async fn shutdown(mut self) {
-        if let Some(mut child) = self.watch.take() {
+        if let Some(mut child) = self.child.take() {
             if let Some(pid) = child.id() {
                 let _ = std::process::Command::new("kill")
                     .args(["-TERM", &pid.to_string()])

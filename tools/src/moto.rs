@@ -4,6 +4,19 @@
 //! another interpreter). It runs through `tools/moto_serial.py`, which serves one request at a
 //! time: DynamoDB applies every conditional write atomically, and moto's threaded server does
 //! not. The server is killed when the handle is dropped, including when a test panics.
+//!
+//! moto's own API (`/moto-api/`) is reached through the handle:
+//! - [`Moto::configure`] posts moto's settings (`POST /moto-api/config`), e.g.
+//!   `{"stepfunctions": {"execute_state_machine": true}, "lambda": {"use_docker": false}}`:
+//!   Step Functions then runs definitions on moto's port of LocalStack's ASL interpreter, and
+//!   Lambda answers every invocation without running code (its `LambdaSimpleBackend` echoes
+//!   the payload, or hands out the next answer queued with [`Moto::queue_lambda_results`]).
+//!   The settings are the server process's, so each test sets them on its own server.
+//! - [`Moto::start_recording`] and [`Moto::recorded`]: moto's request recorder. Every request
+//!   the server serves afterwards, the test's own and those moto makes to itself (the ASL
+//!   interpreter calls S3 and Lambda over HTTP on the server's port), is kept with its method,
+//!   URL and body, in a file of this server's own (`MOTO_RECORDER_FILEPATH`, removed when the
+//!   handle is dropped).
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -11,12 +24,25 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use base64::Engine as _;
+use serde_json::Value;
 use shared::devstack::ResourceNames;
 
 /// A running moto server.
 pub struct Moto {
     child: Option<Child>,
     port: u16,
+    /// Where moto's recorder appends the requests it records.
+    recording: PathBuf,
+}
+
+/// One request moto's recorder kept ([`Moto::recorded`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// The URL as sent (path and query percent-encoded).
+    pub url: String,
+    pub body: Vec<u8>,
 }
 
 fn python() -> PathBuf {
@@ -53,6 +79,7 @@ impl Moto {
             let port = free_port()?;
             // Names this server: the readiness probe accepts only its own answer.
             let token = format!("{:016x}", fastrand::u64(..));
+            let recording = std::env::temp_dir().join(format!("moto-recording-{token}.jsonl"));
             let child = Command::new(&bin)
                 .arg(launcher())
                 .args([
@@ -63,6 +90,7 @@ impl Moto {
                     "--token",
                     &token,
                 ])
+                .env("MOTO_RECORDER_FILEPATH", &recording)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -71,6 +99,7 @@ impl Moto {
             let mut moto = Moto {
                 child: Some(child),
                 port,
+                recording,
             };
             match moto.wait_ready(&token, Duration::from_secs(30)) {
                 Ok(()) => return Ok(moto),
@@ -129,12 +158,113 @@ impl Moto {
         Ok((moto, config, names))
     }
 
+    /// A request to moto's own API; the answer's body when its status is a success.
+    async fn moto_api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<String>,
+    ) -> anyhow::Result<String> {
+        let url = format!("{}/moto-api/{path}", self.endpoint());
+        let client = shared::tls::reqwest_builder()?.build()?;
+        let mut request = client.request(method, &url);
+        if let Some(body) = body {
+            request = request
+                .header("Content-Type", "application/json")
+                .body(body);
+        }
+        let answer = request
+            .send()
+            .await
+            .with_context(|| format!("requesting {url}"))?;
+        let status = answer.status();
+        let text = answer
+            .text()
+            .await
+            .with_context(|| format!("reading {url}"))?;
+        if !status.is_success() {
+            bail!("{url} answered {status}: {text}");
+        }
+        Ok(text)
+    }
+
+    /// Posts moto's settings (`POST /moto-api/config`; moto reads the `batch`, `lambda` and
+    /// `stepfunctions` members) and returns the settings moto reports back (it reports only
+    /// `batch` and `lambda`).
+    pub async fn configure(&self, settings: &Value) -> anyhow::Result<Value> {
+        let text = self
+            .moto_api(reqwest::Method::POST, "config", Some(settings.to_string()))
+            .await?;
+        serde_json::from_str(&text).with_context(|| format!("moto's config is not JSON: {text}"))
+    }
+
+    /// Queues answers for moto's Lambda without Docker (`lambda.use_docker: false`): each
+    /// invocation of any function, in us-east-1 of the default account, takes the next one
+    /// (`POST /moto-api/static/lambda-simple/response`); with none queued, moto answers the
+    /// payload itself.
+    pub async fn queue_lambda_results(&self, results: &[String]) -> anyhow::Result<()> {
+        let body = serde_json::json!({ "results": results }).to_string();
+        self.moto_api(
+            reqwest::Method::POST,
+            "static/lambda-simple/response",
+            Some(body),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Starts moto's request recorder from an empty recording.
+    pub async fn start_recording(&self) -> anyhow::Result<()> {
+        self.moto_api(reqwest::Method::POST, "recorder/reset-recording", None)
+            .await?;
+        self.moto_api(reqwest::Method::POST, "recorder/start-recording", None)
+            .await?;
+        Ok(())
+    }
+
+    /// The requests recorded since [`Moto::start_recording`], in the order moto served them.
+    pub async fn recorded(&self) -> anyhow::Result<Vec<RecordedRequest>> {
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            method: String,
+            url: String,
+            #[serde(default)]
+            body: Option<String>,
+            #[serde(default)]
+            body_encoded: bool,
+        }
+        let text = self
+            .moto_api(reqwest::Method::GET, "recorder/download-recording", None)
+            .await?;
+        text.lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| {
+                let entry: Entry = serde_json::from_str(line)
+                    .with_context(|| format!("a recorded request is not JSON: {line}"))?;
+                let body = entry.body.unwrap_or_default();
+                let body = if entry.body_encoded {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(body.as_bytes())
+                        .with_context(|| format!("a recorded body is not base64: {line}"))?
+                } else {
+                    body.into_bytes()
+                };
+                Ok(RecordedRequest {
+                    method: entry.method,
+                    url: entry.url,
+                    body,
+                })
+            })
+            .collect()
+    }
+
     /// Kills the server. Requests made afterwards fail to connect: used for outage tests.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        let _ = std::fs::remove_file(&self.recording);
     }
 }
 

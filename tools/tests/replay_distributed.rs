@@ -1,7 +1,8 @@
 //! `issuer-kit replay --distributed` against moto's Step Functions and S3: the execution
-//! is started with the command's input, followed until it ends (moto's only end is a stop),
-//! and the totals line printed; `--detach` only starts it. moto runs no definition (see
-//! docs/pipeline.md, Backfill), so no object is ingested here.
+//! is started with the command's input, followed until it ends (here a stop: moto's default
+//! Step Functions backend runs no definition), and the totals line printed; `--detach` only
+//! starts it. No object is ingested here. The definition itself runs on moto's ASL interpreter
+//! in `backfill_map.rs` (see docs/pipeline.md, Backfill, "What the emulator runs").
 
 use std::process::Stdio;
 

@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "cargo lambda watch on 127.0.0.1:{} (function logs: .local/watch.log)\n",
-        stack.port
+        stack.watch.port
     );
     let mut result = replay(&stack).await;
     if result.is_ok() && stay_up() {
@@ -62,7 +62,7 @@ fn stay_up() -> bool {
 async fn serve(stack: &LocalStack, root: &std::path::Path) -> anyhow::Result<()> {
     let bodies = root.join(".local").join("bodies");
     std::fs::create_dir_all(&bodies)?;
-    let port = stack.port;
+    let port = stack.watch.port;
     println!("\nthe local stack keeps serving (Ctrl-C stops it; `make run ONCE=1` does not wait)");
     println!("function URLs (cargo lambda watch):");
     for function in local_stack::FUNCTIONS {
