@@ -1,13 +1,14 @@
 //! The `ledger` command's money-changing subcommands (`tools::ledger_ops`, what the binary
 //! calls) against the emulator: `create` never overwrites by accident, `fund` applies once per
-//! reference, `resolve` expires entries after the journal TTL setting.
+//! reference, `resolve` expires entries after the journal TTL setting, and a resolve with a
+//! correction moves the money and resolves the entry together or not at all.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
 use shared::journal::{DynamoJournal, Entry, FallbackReason, How, Inputs, Journal};
-use shared::ledger::{DynamoLedger, FUND_ENTRY_PREFIX, Ledger, OPERATOR_TIMEOUT};
+use shared::ledger::{DynamoLedger, FUND_ENTRY_PREFIX, Ledger, OPERATOR_TIMEOUT, Resolves};
 use shared::settings::Env;
 use tools::ledger_ops::{self, FundOutcome};
 use tools::moto::Moto;
@@ -36,6 +37,27 @@ async fn fund_entries(journal: &DynamoJournal) -> anyhow::Result<Vec<Entry>> {
     Ok(journal
         .decided_between(FUND_ENTRY_PREFIX, 0, i64::MAX)
         .await?)
+}
+
+/// An entry awaiting reconciliation (an advice for an unknown account).
+fn pending(id: &str) -> Entry {
+    Entry {
+        id: id.into(),
+        body_sha256: "h".into(),
+        fingerprint: "h".into(),
+        decision_id: "d".into(),
+        answer: "{}".into(),
+        label: "fallback".into(),
+        how: How::Fallback(FallbackReason::OutcomeUnknown),
+        policy_version: String::new(),
+        decided_at_ms: shared::clock::now_ms(),
+        expiration: None,
+        inputs: Inputs::default(),
+        money: None,
+        reconcile: Some("unknown_account".into()),
+        shadow: None,
+        signals_update: None,
+    }
 }
 
 #[tokio::test]
@@ -78,10 +100,10 @@ async fn fund_applies_once_per_reference() -> anyhow::Result<()> {
     let (_moto, ledger, journal) = stack().await?;
     ledger_ops::create(&ledger, "7", Some(dec("10.00")), 986, false).await?;
 
-    let first = ledger_ops::fund(&ledger, "7", dec("25.00"), "T-1", "ops").await?;
+    let first = ledger_ops::fund(&ledger, "7", dec("25.00"), "T-1", "ops", None).await?;
     assert!(matches!(first, FundOutcome::Applied(Some(ref a)) if a.available == dec("35.00")));
     // A re-run (say after a timeout), amount written differently: nothing changes.
-    let again = ledger_ops::fund(&ledger, "7", dec("25"), "T-1", "ops").await?;
+    let again = ledger_ops::fund(&ledger, "7", dec("25"), "T-1", "ops", None).await?;
     assert_eq!(again, FundOutcome::AlreadyApplied);
     assert_eq!(balance(&ledger, "7").await?, dec("35.00"));
 
@@ -108,17 +130,17 @@ async fn fund_applies_once_per_reference() -> anyhow::Result<()> {
 
     // The same reference with another amount, or another account: refused, nothing changes.
     ledger_ops::create(&ledger, "8", Some(dec("0")), 986, false).await?;
-    let err = ledger_ops::fund(&ledger, "7", dec("30.00"), "T-1", "ops")
+    let err = ledger_ops::fund(&ledger, "7", dec("30.00"), "T-1", "ops", None)
         .await
         .expect_err("another amount under a used reference");
     assert!(err.to_string().contains("reference T-1"), "{err}");
     assert!(
-        ledger_ops::fund(&ledger, "8", dec("25.00"), "T-1", "ops")
+        ledger_ops::fund(&ledger, "8", dec("25.00"), "T-1", "ops", None)
             .await
             .is_err()
     );
     assert!(
-        ledger_ops::fund(&ledger, "7", dec("-25.00"), "T-1", "ops")
+        ledger_ops::fund(&ledger, "7", dec("-25.00"), "T-1", "ops", None)
             .await
             .is_err()
     );
@@ -127,10 +149,10 @@ async fn fund_applies_once_per_reference() -> anyhow::Result<()> {
     assert_eq!(fund_entries(&journal).await?.len(), 1);
 
     // A withdrawal under a new reference; an unknown account moves nothing and records nothing.
-    let out = ledger_ops::fund(&ledger, "7", dec("-5.00"), "T-2", "ops").await?;
+    let out = ledger_ops::fund(&ledger, "7", dec("-5.00"), "T-2", "ops", None).await?;
     assert!(matches!(out, FundOutcome::Applied(Some(ref a)) if a.available == dec("30.00")));
     assert!(
-        ledger_ops::fund(&ledger, "404", dec("1"), "T-3", "ops")
+        ledger_ops::fund(&ledger, "404", dec("1"), "T-3", "ops", None)
             .await
             .is_err()
     );
@@ -142,23 +164,6 @@ async fn fund_applies_once_per_reference() -> anyhow::Result<()> {
 #[tokio::test]
 async fn resolve_expires_after_the_journal_ttl_setting() -> anyhow::Result<()> {
     let (_moto, _ledger, journal) = stack().await?;
-    let pending = |id: &str| Entry {
-        id: id.into(),
-        body_sha256: "h".into(),
-        fingerprint: "h".into(),
-        decision_id: "d".into(),
-        answer: "{}".into(),
-        label: "fallback".into(),
-        how: How::Fallback(FallbackReason::OutcomeUnknown),
-        policy_version: String::new(),
-        decided_at_ms: shared::clock::now_ms(),
-        expiration: None,
-        inputs: Inputs::default(),
-        money: None,
-        reconcile: Some("unknown_account".into()),
-        shadow: None,
-        signals_update: None,
-    };
     for id in ["zero-balance#advice#1", "zero-balance#advice#2"] {
         journal.record(&pending(id), OPERATOR_TIMEOUT).await?;
     }
@@ -207,5 +212,81 @@ async fn resolve_expires_after_the_journal_ttl_setting() -> anyhow::Result<()> {
     assert!((before + 30 * 24 * 3600..=after + 30 * 24 * 3600).contains(&exp));
     // An invalid setting is an error, not a silent default.
     assert!(ledger_ops::journal_ttl(&Env::from_pairs([("JOURNAL_TTL_SECS", "60")])).is_err());
+    Ok(())
+}
+
+#[tokio::test]
+async fn resolve_with_a_correction_moves_and_resolves_together() -> anyhow::Result<()> {
+    let (_moto, ledger, journal) = stack().await?;
+    ledger_ops::create(&ledger, "7", Some(dec("10.00")), 986, false).await?;
+    for id in ["zero-balance#advice#1", "zero-balance#advice#2"] {
+        journal.record(&pending(id), OPERATOR_TIMEOUT).await?;
+    }
+    let awaiting = |pending: Vec<Entry>, id: &str| pending.iter().any(|p| p.id == id);
+    let ttl = Duration::from_secs(7200);
+    let resolves = |id| Some(Resolves { id, ttl });
+
+    let out = ledger_ops::fund(
+        &ledger,
+        "7",
+        dec("5.00"),
+        "FIX-1",
+        "ops",
+        resolves("zero-balance#advice#1"),
+    )
+    .await?;
+    assert!(matches!(out, FundOutcome::Applied(Some(ref a)) if a.available == dec("15.00")));
+    assert!(!awaiting(journal.pending().await?, "zero-balance#advice#1"));
+    let resolved = journal.get("zero-balance#advice#1").await?;
+    assert!(resolved.and_then(|e| e.expiration).is_some());
+    assert_eq!(fund_entries(&journal).await?.len(), 1);
+
+    // A re-run (after a timeout, say) changes nothing.
+    let again = ledger_ops::fund(
+        &ledger,
+        "7",
+        dec("5.00"),
+        "FIX-1",
+        "ops",
+        resolves("zero-balance#advice#1"),
+    )
+    .await?;
+    assert_eq!(again, FundOutcome::AlreadyApplied);
+    assert_eq!(balance(&ledger, "7").await?, dec("15.00"));
+
+    // A second correction of an entry resolved already: refused, nothing moved or written.
+    let err = ledger_ops::fund(
+        &ledger,
+        "7",
+        dec("5.00"),
+        "FIX-2",
+        "ops",
+        resolves("zero-balance#advice#1"),
+    )
+    .await
+    .expect_err("the entry no longer awaits reconciliation");
+    assert!(
+        err.to_string().contains("does not await reconciliation"),
+        "{err}"
+    );
+    assert_eq!(balance(&ledger, "7").await?, dec("15.00"));
+    assert!(journal.get("ledger#fund#FIX-2").await?.is_none());
+
+    // A correction of an unknown account: refused, and the entry still awaits reconciliation.
+    assert!(
+        ledger_ops::fund(
+            &ledger,
+            "404",
+            dec("1.00"),
+            "FIX-3",
+            "ops",
+            resolves("zero-balance#advice#2"),
+        )
+        .await
+        .is_err()
+    );
+    assert!(awaiting(journal.pending().await?, "zero-balance#advice#2"));
+    assert!(journal.get("ledger#fund#FIX-3").await?.is_none());
+    assert_eq!(fund_entries(&journal).await?.len(), 1);
     Ok(())
 }

@@ -7,7 +7,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use rust_decimal::Decimal;
 use shared::journal::DynamoJournal;
-use shared::ledger::{ACTIVE, Account, DynamoLedger, Funded, Ledger, OPERATOR_TIMEOUT, fund_entry};
+use shared::ledger::{
+    ACTIVE, Account, DynamoLedger, Funded, Ledger, OPERATOR_TIMEOUT, Resolves, fund_entry,
+};
 use shared::settings::Env;
 use shared::webhook::RunnerConfig;
 
@@ -67,13 +69,15 @@ pub enum FundOutcome {
 /// `ledger fund`: adds `amount` (negative to withdraw) to `account_id`, once per `reference`:
 /// the movement and its journal entry `ledger#fund#<reference>` are one transaction. A re-run
 /// with the same reference, account and amount changes nothing; with another account or amount
-/// it is refused.
+/// it is refused. With `resolves` (`ledger resolve --amount`), the entry awaiting
+/// reconciliation that the movement corrects is marked reconciled in the same transaction.
 pub async fn fund(
     ledger: &DynamoLedger,
     account_id: &str,
     amount: Decimal,
     reference: &str,
     operator: &str,
+    resolves: Option<Resolves<'_>>,
 ) -> anyhow::Result<FundOutcome> {
     let reference = reference.trim();
     if reference.is_empty() {
@@ -92,7 +96,7 @@ pub async fn fund(
         operator,
         shared::clock::now_ms(),
     );
-    match ledger.fund(&entry, OPERATOR_TIMEOUT).await? {
+    match ledger.fund(&entry, resolves, OPERATOR_TIMEOUT).await? {
         Funded::Applied => Ok(FundOutcome::Applied(
             ledger.account(account_id, OPERATOR_TIMEOUT).await?,
         )),
@@ -113,6 +117,10 @@ pub async fn fund(
             )
         }
         Funded::UnknownAccount => bail!("account {account_id} does not exist; nothing changed"),
+        Funded::NotPending => bail!(
+            "{} does not await reconciliation; nothing changed",
+            resolves.map_or("the entry", |r| r.id)
+        ),
     }
 }
 
@@ -122,7 +130,8 @@ pub fn journal_ttl(env: &Env<'_>) -> anyhow::Result<Duration> {
     Ok(RunnerConfig::from_settings(env)?.journal_ttl)
 }
 
-/// `ledger resolve`: marks the entry reconciled; it expires after `ttl`. Moves no money.
+/// `ledger resolve` without an amount: marks the entry reconciled; it expires after `ttl`.
+/// Moves no money (with an amount, [`fund`] with `resolves` moves it and resolves together).
 pub async fn resolve(journal: &DynamoJournal, id: &str, ttl: Duration) -> anyhow::Result<()> {
     if journal.resolve(id, ttl).await? {
         Ok(())

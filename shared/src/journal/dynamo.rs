@@ -72,17 +72,16 @@ impl DynamoJournal {
     /// Marks an entry reconciled: it leaves `reconcile-index` and gets its TTL. `false` when
     /// no entry with this id awaits reconciliation.
     pub async fn resolve(&self, id: &str, ttl: Duration) -> Result<bool, StoreFailure> {
-        let expires = now_ms() / 1000 + i64::try_from(ttl.as_secs()).unwrap_or(0);
+        let resolved = resolve_update(&self.table, id, ttl)
+            .map_err(|e| failed(&Attempts::default(), e.to_string()))?;
         let res = self
             .client
             .update_item()
-            .table_name(&self.table)
-            .key("id", s(id))
-            .update_expression("REMOVE reconcile SET reconciled_at = :now, expiration = :expires")
-            .condition_expression("reconcile = :pending")
-            .expression_attribute_values(":pending", s(PENDING))
-            .expression_attribute_values(":now", s(rfc3339_ms(now_ms())))
-            .expression_attribute_values(":expires", n(expires))
+            .table_name(resolved.table_name())
+            .set_key(Some(resolved.key().clone()))
+            .update_expression(resolved.update_expression())
+            .set_condition_expression(resolved.condition_expression().map(str::to_owned))
+            .set_expression_attribute_values(resolved.expression_attribute_values().cloned())
             .send()
             .await;
         match res {
@@ -314,6 +313,32 @@ pub(crate) fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Entry,
         },
         id,
     })
+}
+
+/// Marks entry `id` reconciled if it awaits reconciliation (`reconcile = PENDING`): removes
+/// it from the list, records when, and lets it expire after `ttl`. The one resolve, alone
+/// ([`DynamoJournal::resolve`]) or in the transaction of the money movement that settles it.
+pub(crate) fn resolve_update(
+    table: &str,
+    id: &str,
+    ttl: Duration,
+) -> Result<aws_sdk_dynamodb::types::Update, aws_sdk_dynamodb::error::BuildError> {
+    aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .key("id", s(id))
+        .update_expression("REMOVE reconcile SET reconciled_at = :now, expiration = :expires")
+        .condition_expression("reconcile = :pending")
+        .set_expression_attribute_values(Some(resolve_values(ttl)))
+        .build()
+}
+
+fn resolve_values(ttl: Duration) -> HashMap<String, AttributeValue> {
+    let expires = now_ms() / 1000 + i64::try_from(ttl.as_secs()).unwrap_or(0);
+    HashMap::from([
+        (":pending".to_owned(), s(PENDING)),
+        (":now".to_owned(), s(rfc3339_ms(now_ms()))),
+        (":expires".to_owned(), n(expires)),
+    ])
 }
 
 /// The put of a new entry inside a transaction (its first item): only if absent, returning the

@@ -16,12 +16,14 @@ use rust_decimal::Decimal;
 use tokio::time::Instant;
 
 use super::{
-    ACTIVE, Account, Applied, Direction, Funded, Hold, Ledger, LedgerError, Movement, account_pk,
-    hold_pk,
+    ACTIVE, Account, Applied, Direction, Funded, Hold, Ledger, LedgerError, Movement, Resolves,
+    account_pk, hold_pk,
 };
 use crate::aws::{Attempts, Transacted, attempt, dynamo_call, transact};
 use crate::controls::Counter;
-use crate::journal::dynamo::{entry_put, failed, failure_of as journal_failure, stored_entry};
+use crate::journal::dynamo::{
+    entry_put, failed, failure_of as journal_failure, resolve_update, stored_entry,
+};
 use crate::journal::{Entry, request_token};
 
 /// The ledger in a DynamoDB table keyed by `pk`, moving money together with entries of the
@@ -304,8 +306,15 @@ impl DynamoLedger {
 
     /// Adds `entry`'s movement (a [`super::fund_entry`]) to its account and writes the entry,
     /// in one `TransactWriteItems`: the entry only if its id (the operator's reference) is new,
-    /// the account only if it exists. A re-run with the same reference changes nothing.
-    pub async fn fund(&self, entry: &Entry, timeout: Duration) -> Result<Funded, LedgerError> {
+    /// the account only if it exists, and with `resolves` the pending entry it settles marked
+    /// reconciled only if it still awaits reconciliation. A re-run with the same reference
+    /// changes nothing.
+    pub async fn fund(
+        &self,
+        entry: &Entry,
+        resolves: Option<Resolves<'_>>,
+        timeout: Duration,
+    ) -> Result<Funded, LedgerError> {
         let Some(m) = entry.money.as_ref() else {
             return Err(LedgerError::Unavailable(format!(
                 "{} has no money movement",
@@ -329,12 +338,16 @@ impl DynamoLedger {
             .expression_attribute_values(":now", AttributeValue::S(crate::clock::now_rfc3339()))
             .build()
             .map_err(built)?;
-        let items = vec![
+        let mut items = vec![
             TransactWriteItem::builder()
                 .put(entry_put(&self.journal_table, entry).map_err(built)?)
                 .build(),
             TransactWriteItem::builder().update(account).build(),
         ];
+        if let Some(r) = resolves {
+            let resolved = resolve_update(&self.journal_table, r.id, r.ttl).map_err(built)?;
+            items.push(TransactWriteItem::builder().update(resolved).build());
+        }
         let mut attempts = Attempts::default();
         let deadline = Instant::now() + timeout;
         let reasons = match transact(
@@ -361,12 +374,16 @@ impl DynamoLedger {
         if code(1) == "ConditionalCheckFailed" {
             return Ok(Funded::UnknownAccount);
         }
+        if code(2) == "ConditionalCheckFailed" {
+            return Ok(Funded::NotPending);
+        }
         Err(failed(
             &attempts,
             format!(
-                "transaction cancelled: journal {}, account {}",
+                "transaction cancelled: journal {}, account {}, resolve {}",
                 code(0),
-                code(1)
+                code(1),
+                code(2)
             ),
         )
         .into())

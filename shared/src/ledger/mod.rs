@@ -295,6 +295,18 @@ pub enum Funded {
     Conflict(Box<Entry>),
     /// No such account: nothing changed.
     UnknownAccount,
+    /// The entry the movement was to resolve ([`Resolves`]) does not await reconciliation
+    /// (unknown, or resolved already): nothing changed.
+    NotPending,
+}
+
+/// A journal entry awaiting reconciliation that a `fund` movement settles: it is marked
+/// reconciled (expiring after `ttl`) in the movement's own transaction, so the correction and
+/// the resolve happen together or not at all.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolves<'a> {
+    pub id: &'a str,
+    pub ttl: std::time::Duration,
 }
 
 /// Whether `stored` (the entry found under a fund reference) records the same movement as

@@ -11,7 +11,7 @@ use anyhow::bail;
 use clap::Subcommand;
 use serde_json::{Value, json};
 use shared::journal::DynamoJournal;
-use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT};
+use shared::ledger::{ACTIVE, Account, DynamoLedger, Ledger, OPERATOR_TIMEOUT, Resolves};
 use shared::reconcile::{Reconciler, SqsSink, age_ms};
 
 use super::{Output, json_document, json_line};
@@ -91,14 +91,37 @@ enum Command {
     /// compensate), deleting each once settled; safe to run again. JSON lines with --output
     /// json: one per settled decision, then the totals.
     Reconcile,
-    /// Marks a journal entry reconciled, once the account was corrected by hand (moves no
-    /// money); it then expires after JOURNAL_TTL_SECS (default 30 days), as the webhooks'
-    /// entries do.
+    /// Marks a journal entry reconciled; it then expires after JOURNAL_TTL_SECS (default 30
+    /// days), as the webhooks' entries do. Without --amount it moves no money (the account was
+    /// right, or was corrected before); with --account, --amount and --reference it corrects
+    /// the account as `fund` does and resolves the entry in the same transaction: both happen,
+    /// or neither (an entry that no longer awaits reconciliation is refused, nothing moved).
     Resolve {
         /// The entry's id, e.g. `zero-balance#advice#123`.
         #[arg(long)]
         id: String,
+        #[command(flatten)]
+        correction: Option<Correction>,
     },
+}
+
+/// `ledger resolve`'s money movement: all of --account, --amount and --reference, or none.
+#[derive(clap::Args)]
+#[group(requires_all = ["account", "amount", "reference"])]
+struct Correction {
+    /// The account to correct.
+    #[arg(long, required = false)]
+    account: String,
+    /// Added to the available balance (negative to withdraw), an exact decimal.
+    #[arg(long, required = false, allow_hyphen_values = true)]
+    amount: String,
+    /// The operator's reference of the correction: its idempotency key, as for `fund`.
+    #[arg(long, required = false)]
+    reference: String,
+    /// Who corrects, recorded in the movement's journal entry (default: $LEDGER_OPERATOR,
+    /// else $USER).
+    #[arg(long, env = "LEDGER_OPERATOR")]
+    operator: Option<String>,
 }
 
 /// An account as JSON (the balance as an exact decimal string).
@@ -181,8 +204,15 @@ pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
                     ("already_applied", json!(already)),
                 ]
             };
-            match ledger_ops::fund(&ledger, &account, decimal(&amount)?, &reference, &operator)
-                .await?
+            match ledger_ops::fund(
+                &ledger,
+                &account,
+                decimal(&amount)?,
+                &reference,
+                &operator,
+                None,
+            )
+            .await?
             {
                 FundOutcome::Applied(a) => print(output, a, &account, &applied(false)),
                 FundOutcome::AlreadyApplied => {
@@ -219,7 +249,52 @@ pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
             };
             reconcile(output, &journal()?, &ledger, sink).await
         }
-        Command::Resolve { id } => {
+        Command::Resolve {
+            id,
+            correction: Some(c),
+        } => {
+            let ttl = ledger_ops::journal_ttl(&shared::settings::Env::process())?;
+            journal()?;
+            let operator = c
+                .operator
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "unknown".into());
+            let resolves = Some(Resolves { id: &id, ttl });
+            let amount = decimal(&c.amount)?;
+            let outcome = ledger_ops::fund(
+                &ledger,
+                &c.account,
+                amount,
+                &c.reference,
+                &operator,
+                resolves,
+            )
+            .await?;
+            let already = outcome == FundOutcome::AlreadyApplied;
+            if already && !output.is_json() {
+                println!("reference {} already applied; nothing changed", c.reference);
+            } else if !output.is_json() {
+                println!("{id} reconciled");
+            }
+            let a = match outcome {
+                FundOutcome::Applied(a) => a,
+                FundOutcome::AlreadyApplied => ledger.account(&c.account, OPERATOR_TIMEOUT).await?,
+            };
+            print(
+                output,
+                a,
+                &c.account,
+                &[
+                    ("resolved", json!(id)),
+                    ("reference", json!(c.reference)),
+                    ("already_applied", json!(already)),
+                ],
+            )
+        }
+        Command::Resolve {
+            id,
+            correction: None,
+        } => {
             let ttl = ledger_ops::journal_ttl(&shared::settings::Env::process())?;
             ledger_ops::resolve(&journal()?, &id, ttl).await?;
             if output.is_json() {
