@@ -224,17 +224,12 @@ async fn resolve_with_a_correction_moves_and_resolves_together() -> anyhow::Resu
     }
     let awaiting = |pending: Vec<Entry>, id: &str| pending.iter().any(|p| p.id == id);
     let ttl = Duration::from_secs(7200);
-    let resolves = |id| Some(Resolves { id, ttl });
+    let correct = |account, amount, reference, id| {
+        let resolves = Some(Resolves { id, ttl });
+        ledger_ops::fund(&ledger, account, dec(amount), reference, "ops", resolves)
+    };
 
-    let out = ledger_ops::fund(
-        &ledger,
-        "7",
-        dec("5.00"),
-        "FIX-1",
-        "ops",
-        resolves("zero-balance#advice#1"),
-    )
-    .await?;
+    let out = correct("7", "5.00", "FIX-1", "zero-balance#advice#1").await?;
     assert!(matches!(out, FundOutcome::Applied(Some(ref a)) if a.available == dec("15.00")));
     assert!(!awaiting(journal.pending().await?, "zero-balance#advice#1"));
     let resolved = journal.get("zero-balance#advice#1").await?;
@@ -242,29 +237,14 @@ async fn resolve_with_a_correction_moves_and_resolves_together() -> anyhow::Resu
     assert_eq!(fund_entries(&journal).await?.len(), 1);
 
     // A re-run (after a timeout, say) changes nothing.
-    let again = ledger_ops::fund(
-        &ledger,
-        "7",
-        dec("5.00"),
-        "FIX-1",
-        "ops",
-        resolves("zero-balance#advice#1"),
-    )
-    .await?;
+    let again = correct("7", "5.00", "FIX-1", "zero-balance#advice#1").await?;
     assert_eq!(again, FundOutcome::AlreadyApplied);
     assert_eq!(balance(&ledger, "7").await?, dec("15.00"));
 
     // A second correction of an entry resolved already: refused, nothing moved or written.
-    let err = ledger_ops::fund(
-        &ledger,
-        "7",
-        dec("5.00"),
-        "FIX-2",
-        "ops",
-        resolves("zero-balance#advice#1"),
-    )
-    .await
-    .expect_err("the entry no longer awaits reconciliation");
+    let err = correct("7", "5.00", "FIX-2", "zero-balance#advice#1")
+        .await
+        .expect_err("the entry no longer awaits reconciliation");
     assert!(
         err.to_string().contains("does not await reconciliation"),
         "{err}"
@@ -274,16 +254,9 @@ async fn resolve_with_a_correction_moves_and_resolves_together() -> anyhow::Resu
 
     // A correction of an unknown account: refused, and the entry still awaits reconciliation.
     assert!(
-        ledger_ops::fund(
-            &ledger,
-            "404",
-            dec("1.00"),
-            "FIX-3",
-            "ops",
-            resolves("zero-balance#advice#2"),
-        )
-        .await
-        .is_err()
+        correct("404", "1.00", "FIX-3", "zero-balance#advice#2")
+            .await
+            .is_err()
     );
     assert!(awaiting(journal.pending().await?, "zero-balance#advice#2"));
     assert!(journal.get("ledger#fund#FIX-3").await?.is_none());

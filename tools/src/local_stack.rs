@@ -138,7 +138,6 @@ impl LocalStack {
     /// Starts everything. The functions must be built ([`build_functions`]). The functions'
     /// output (their JSON logs and EMF lines) goes to `<work_dir>/watch.log`.
     pub async fn start(signer: DevSigner, work_dir: &Path) -> anyhow::Result<Self> {
-        let root = root();
         std::fs::create_dir_all(work_dir)?;
         let (moto, sdk, names) = Moto::start_with_resources()
             .await
@@ -172,28 +171,16 @@ impl LocalStack {
             .unwrap_or_default()
             .to_string();
         let certs = CertServer::serve(&[&signer], Some(300)).await?;
-        let bucket = &names.bucket;
-        let env = [
-            ("AWS_ENDPOINT_URL", moto.endpoint()),
-            ("AWS_REGION", "us-east-1".into()),
-            ("AWS_ACCESS_KEY_ID", "testing".into()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        let mut env = pipeline_env(&moto, &names);
+        env.extend([
             ("JOURNAL_TABLE", names.journal_table.clone()),
             ("CONTROLS_TABLE", names.controls_table.clone()),
-            ("EVENTS_TABLE", names.events_table.clone()),
             ("LEDGER_TABLE", names.ledger_table.clone()),
             ("PISMO_CERTS_URL", certs.url()),
             ("ARITMA_AUTHORIZATION", ARITMA_AUTHORIZATION.into()),
             ("ARITMA_ALLOWED_ORIGINS", "events.aritma.io".into()),
-            (
-                "SCHEMA_SOURCE",
-                root.join("shared/schemas").display().to_string(),
-            ),
-            ("QUARANTINE_URI", format!("s3://{bucket}/quarantine")),
-            ("LARGE_EVENT_URI", format!("s3://{bucket}/large-events")),
-            ("ALLOWED_SOURCE_BUCKETS", bucket.clone()),
             ("RECONCILE_QUEUE_URL", reconcile_queue),
-        ];
+        ]);
         let watch = Watch::start(&env, work_dir.join("watch.log")).await?;
         let stack = Self {
             moto,
@@ -287,6 +274,27 @@ impl LocalStack {
     pub async fn shutdown(self) {
         self.watch.shutdown().await;
     }
+}
+
+/// The functions' variables for the emulator `moto` with the resources `names`: the SDK's
+/// endpoint and credentials, and the event pipeline's settings (events table, the shipped
+/// schemas, quarantine and large events in the bucket, which is the allowed source).
+pub fn pipeline_env(moto: &Moto, names: &ResourceNames) -> Vec<(&'static str, String)> {
+    let bucket = &names.bucket;
+    vec![
+        ("AWS_ENDPOINT_URL", moto.endpoint()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("EVENTS_TABLE", names.events_table.clone()),
+        (
+            "SCHEMA_SOURCE",
+            root().join("shared/schemas").display().to_string(),
+        ),
+        ("QUARANTINE_URI", format!("s3://{bucket}/quarantine")),
+        ("LARGE_EVENT_URI", format!("s3://{bucket}/large-events")),
+        ("ALLOWED_SOURCE_BUCKETS", bucket.clone()),
+    ]
 }
 
 /// `cargo lambda watch` serving the built functions ([`build_functions`]) on a free port,

@@ -246,22 +246,8 @@ async fn event_files(
     names: &shared::devstack::ResourceNames,
 ) -> anyhow::Result<Watch> {
     tools::local_stack::build_functions().await?;
-    let bucket = &names.bucket;
-    let env = [
-        ("AWS_ENDPOINT_URL", moto.endpoint()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
-        ("EVENTS_TABLE", names.events_table.clone()),
-        (
-            "SCHEMA_SOURCE",
-            root().join("shared/schemas").display().to_string(),
-        ),
-        ("QUARANTINE_URI", format!("s3://{bucket}/quarantine")),
-        ("LARGE_EVENT_URI", format!("s3://{bucket}/large-events")),
-        ("ALLOWED_SOURCE_BUCKETS", bucket.clone()),
-        ("INGEST_BUCKETS", bucket.clone()),
-    ];
+    let mut env = tools::local_stack::pipeline_env(moto, names);
+    env.push(("INGEST_BUCKETS", names.bucket.clone()));
     let log = std::env::temp_dir().join(format!(
         "backfill-map-watch-{}-{}.log",
         std::process::id(),

@@ -51,42 +51,10 @@ fn help_prints_and_acts_on_nothing() {
     help(&["--table", "t", "resolve", "--id", "x", "--help"]);
 }
 
-/// `resolve`'s correction is all of --account, --amount and --reference, or none: a part of
-/// it is a usage error (exit 2) before anything is read or written.
-#[test]
-fn a_partial_correction_is_a_usage_error() {
-    let resolve = help(&["resolve", "--help"]);
-    assert!(
-        resolve.contains("--amount") && resolve.contains("--reference"),
-        "{resolve}"
-    );
-    for partial in [
-        &["--amount", "5"][..],
-        &["--account", "7", "--amount", "5"],
-        &["--reference", "FIX-1"],
-    ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_issuer-kit"))
-            .args([
-                "ledger",
-                "--table",
-                "t",
-                "--journal-table",
-                "j",
-                "resolve",
-                "--id",
-                "x",
-            ])
-            .args(partial)
-            .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ACCESS_KEY_ID", "none")
-            .env("AWS_SECRET_ACCESS_KEY", "none")
-            .output()
-            .expect("issuer-kit runs");
-        assert_eq!(out.status.code(), Some(2), "{partial:?}: {out:?}");
-    }
-    // The whole correction parses: the command then fails on the unreachable store (1).
-    let out = Command::new(env!("CARGO_BIN_EXE_issuer-kit"))
+/// `issuer-kit ledger --table t --journal-table j resolve --id x <args>` against an
+/// unreachable endpoint.
+fn resolve(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_issuer-kit"))
         .args([
             "ledger",
             "--table",
@@ -97,12 +65,33 @@ fn a_partial_correction_is_a_usage_error() {
             "--id",
             "x",
         ])
-        .args(["--account", "7", "--amount", "5", "--reference", "FIX-1"])
+        .args(args)
         .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "none")
         .env("AWS_SECRET_ACCESS_KEY", "none")
         .output()
-        .expect("issuer-kit runs");
+        .expect("issuer-kit runs")
+}
+
+/// `resolve`'s correction is all of --account, --amount and --reference, or none: a part of
+/// it is a usage error (exit 2) before anything is read or written.
+#[test]
+fn a_partial_correction_is_a_usage_error() {
+    let text = help(&["resolve", "--help"]);
+    assert!(
+        text.contains("--amount") && text.contains("--reference"),
+        "{text}"
+    );
+    for partial in [
+        &["--amount", "5"][..],
+        &["--account", "7", "--amount", "5"],
+        &["--reference", "FIX-1"],
+    ] {
+        let out = resolve(partial);
+        assert_eq!(out.status.code(), Some(2), "{partial:?}: {out:?}");
+    }
+    // The whole correction parses: the command then fails on the unreachable store (1).
+    let out = resolve(&["--account", "7", "--amount", "5", "--reference", "FIX-1"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
