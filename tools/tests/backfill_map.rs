@@ -279,6 +279,41 @@ async fn stored_events(dynamodb: &aws_sdk_dynamodb::Client, table: &str) -> anyh
     Ok(count)
 }
 
+/// `issuer-kit --output json replay --distributed <args>` against moto, polling every
+/// second: its JSON lines; the command must succeed.
+async fn replay_distributed(moto: &Moto, args: &[&str]) -> anyhow::Result<Vec<Value>> {
+    let out = Command::new(env!("CARGO_BIN_EXE_issuer-kit"))
+        .args([
+            "--output",
+            "json",
+            "replay",
+            "--distributed",
+            "--poll-secs",
+            "1",
+        ])
+        .args(args)
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env_remove("AWS_PROFILE")
+        .env_remove("ISSUER_KIT_STACK")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(stdout
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<Vec<Value>, _>>()?)
+}
+
 #[tokio::test]
 async fn the_backfill_map_runs_on_motos_interpreter_and_its_payloads_ingest_every_event()
 -> anyhow::Result<()> {
@@ -510,46 +545,46 @@ async fn the_backfill_map_runs_on_motos_interpreter_and_its_payloads_ingest_ever
     );
     assert_eq!((totals.failed_objects, totals.failures.len()), (0, 0));
 
+    // The command follows that execution of both days and prints its totals: the real
+    // function's counts.
+    let results_uri = format!("s3://{bucket}/{RESULT_PREFIX}");
+    let followed =
+        replay_distributed(&moto, &["--follow", &execution, "--results", &results_uri]).await?;
+    let [ended] = followed.as_slice() else {
+        anyhow::bail!("one line expected: {followed:?}");
+    };
+    assert_eq!(ended["execution"], json!(execution));
+    assert_eq!(ended["status"], "SUCCEEDED");
+    assert_eq!(
+        (
+            &ended["objects"],
+            &ended["skipped"],
+            &ended["failed_objects"]
+        ),
+        (&json!(sum.objects), &json!(sum.skipped), &json!(0))
+    );
+    assert_eq!(ended["total"], serde_json::to_value(sum.report)?);
+    assert_eq!(ended["new"], json!(sum.report.new));
+
     // The command binary over the second day, followed to its end. (Not `--from`/`--to`:
     // their zero-padded prefixes list nothing, which fails moto's item reader.) Its totals are
     // moto's: no result file.
-    let out = Command::new(env!("CARGO_BIN_EXE_issuer-kit"))
-        .args([
-            "--output",
-            "json",
-            "replay",
-            "--distributed",
+    let lines = replay_distributed(
+        &moto,
+        &[
             "--bucket",
             &bucket,
-        ])
-        .args(["--prefix", DAYS[1], "--poll-secs", "1"])
-        .args([
+            "--prefix",
+            DAYS[1],
             "--state-machine",
             &state_machine,
             "--results",
-            &format!("s3://{bucket}/{RESULT_PREFIX}"),
-        ])
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env_remove("AWS_PROFILE")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines = stdout
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<Vec<Value>, _>>()?;
+            &results_uri,
+        ],
+    )
+    .await?;
     let [started, ended] = lines.as_slice() else {
-        anyhow::bail!("two lines expected: {stdout}");
+        anyhow::bail!("two lines expected: {lines:?}");
     };
     assert_eq!(started["prefixes"], 1);
     let second = started["execution"]

@@ -49,10 +49,10 @@ use crate::backfill::{self, BackfillInput};
 )]
 pub struct Args {
     /// Bucket holding the files.
-    #[arg(long)]
-    bucket: String,
+    #[arg(long, required_unless_present = "follow")]
+    bucket: Option<String>,
     /// Replay every object whose key starts with this prefix.
-    #[arg(long, conflicts_with_all = ["from", "to"], required_unless_present = "from")]
+    #[arg(long, conflicts_with_all = ["from", "to"], required_unless_present_any = ["from", "follow"])]
     prefix: Option<String>,
     /// First hour of a main_stream/ range: YYYY-MM-DD (hour 0) or YYYY-MM-DDTHH.
     #[arg(long, requires = "to")]
@@ -80,6 +80,15 @@ pub struct Args {
     /// Start the distributed replay and print its execution ARN, without waiting for it.
     #[arg(long, requires = "distributed")]
     detach: bool,
+    /// Follow an execution started before (with --detach, or by a run whose terminal closed)
+    /// to its end instead of starting one, and print its totals.
+    #[arg(
+        long,
+        value_name = "EXECUTION_ARN",
+        requires = "distributed",
+        conflicts_with_all = ["bucket", "prefix", "from", "to", "detach"]
+    )]
+    follow: Option<String>,
 }
 
 fn hour(text: &str, end: bool) -> anyhow::Result<StreamHour> {
@@ -100,6 +109,13 @@ fn counts(r: &Report) -> String {
 }
 
 pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
+    if let Some(execution) = &args.follow {
+        let results = results(&args)?.context("--follow prints the totals")?;
+        return follow(&args, execution, None, &results, output).await;
+    }
+    let Some(bucket) = args.bucket.clone() else {
+        bail!("give --bucket");
+    };
     let selection = match (&args.prefix, &args.from, &args.to) {
         (Some(prefix), None, None) => Selection::Prefix(prefix.clone()),
         (None, Some(from), Some(to)) => Selection::Hours {
@@ -109,7 +125,7 @@ pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
         _ => bail!("give --prefix, or --from and --to"),
     };
     if args.distributed {
-        return distributed(&args, &selection, output).await;
+        return distributed(&args, &bucket, &selection, output).await;
     }
     let config = PipelineConfig::from_env()?;
     let runtime = config.build(&shared::aws::load_config().await).await?;
@@ -123,7 +139,7 @@ pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
         "{spinner} replayed {human_pos} objects ({per_sec}) [{elapsed_precise}] {wide_msg}",
     );
     let mut line_error = None;
-    let summary = replay(&runtime, &s3, &args.bucket, &selection, |key, result| {
+    let summary = replay(&runtime, &s3, &bucket, &selection, |key, result| {
         bar.inc(1);
         bar.set_message(key.to_owned());
         bar.suspend(|| {
@@ -174,30 +190,41 @@ pub async fn run(args: Args, output: Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `--results` (or its variable): `None` when not given and the command does not print
+/// totals (`--detach`).
+fn results(args: &Args) -> anyhow::Result<Option<S3Uri>> {
+    match &args.results {
+        Some(text) => Ok(Some(S3Uri::parse(text).with_context(|| {
+            format!(
+                "--results / {}: {text:?} is not an s3://bucket/prefix URI",
+                backfill::ENV_RESULTS_URI
+            )
+        })?)),
+        None if args.detach => Ok(None),
+        None => bail!(
+            "--distributed needs --results or {} (stack output BackfillResultsUri) to print the totals",
+            backfill::ENV_RESULTS_URI
+        ),
+    }
+}
+
 /// `--distributed`: starts the backfill execution, follows it, prints its totals.
-async fn distributed(args: &Args, selection: &Selection, output: Output) -> anyhow::Result<()> {
+async fn distributed(
+    args: &Args,
+    bucket: &str,
+    selection: &Selection,
+    output: Output,
+) -> anyhow::Result<()> {
     let Some(state_machine) = &args.state_machine else {
         bail!(
             "--distributed needs --state-machine or {} (stack output BackfillStateMachineArn)",
             backfill::ENV_STATE_MACHINE_ARN
         );
     };
-    let results = match &args.results {
-        Some(text) => Some(S3Uri::parse(text).with_context(|| {
-            format!(
-                "--results / {}: {text:?} is not an s3://bucket/prefix URI",
-                backfill::ENV_RESULTS_URI
-            )
-        })?),
-        None if args.detach => None,
-        None => bail!(
-            "--distributed needs --results or {} (stack output BackfillResultsUri) to print the totals",
-            backfill::ENV_RESULTS_URI
-        ),
-    };
+    let results = results(args)?;
     let sdk = shared::aws::load_config().await;
     let sfn = aws_sdk_sfn::Client::new(&sdk);
-    let input = BackfillInput::new(&args.bucket, selection);
+    let input = BackfillInput::new(bucket, selection);
     let prefixes = input.prefixes.len();
     let execution = backfill::start(&sfn, state_machine, &input).await?;
     if output.is_json() {
@@ -208,6 +235,22 @@ async fn distributed(args: &Args, selection: &Selection, output: Output) -> anyh
     let Some(results) = results.filter(|_| !args.detach) else {
         return Ok(());
     };
+    follow(args, &execution, Some(prefixes), &results, output).await
+}
+
+/// Follows `execution` (of `prefixes` prefixes, when known) to its end with a progress bar,
+/// then prints its totals, read from `results`; an error when it did not succeed or an
+/// object failed.
+async fn follow(
+    args: &Args,
+    execution: &str,
+    prefixes: Option<usize>,
+    results: &S3Uri,
+    output: Output,
+) -> anyhow::Result<()> {
+    let sdk = shared::aws::load_config().await;
+    let sfn = aws_sdk_sfn::Client::new(&sdk);
+    let of = prefixes.map_or(String::new(), |n| format!(" of {n}"));
     let bar = progress(
         Some(0),
         "{bar:30} {pos}/{len} objects ({eta} left): {msg} [{elapsed_precise}]",
@@ -215,14 +258,14 @@ async fn distributed(args: &Args, selection: &Selection, output: Output) -> anyh
     let mut progress_error_shown = false;
     let state = backfill::wait(
         &sfn,
-        &execution,
+        execution,
         Duration::from_secs(args.poll_secs),
         |progress| match progress {
             Ok(p) => {
                 bar.set_length(u64::try_from(p.total).unwrap_or(0));
                 bar.set_position(u64::try_from(p.succeeded + p.failed).unwrap_or(0));
                 bar.set_message(format!(
-                    "{} failed, {} running, prefix {} of {prefixes}",
+                    "{} failed, {} running, prefix {}{of}",
                     p.failed, p.running, p.map_runs
                 ));
             }
@@ -239,7 +282,7 @@ async fn distributed(args: &Args, selection: &Selection, output: Output) -> anyh
     bar.finish_and_clear();
     let state = state?;
     let s3 = shared::aws::s3_client(&sdk);
-    let totals = backfill::totals(&s3, &results, backfill::execution_name(&execution)).await?;
+    let totals = backfill::totals(&s3, results, backfill::execution_name(execution)).await?;
     if output.is_json() {
         json_line(&json!({
             "execution": execution,
