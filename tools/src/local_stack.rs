@@ -281,11 +281,8 @@ impl LocalStack {
 /// schemas, quarantine and large events in the bucket, which is the allowed source).
 pub fn pipeline_env(moto: &Moto, names: &ResourceNames) -> Vec<(&'static str, String)> {
     let bucket = &names.bucket;
-    vec![
-        ("AWS_ENDPOINT_URL", moto.endpoint()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("AWS_ACCESS_KEY_ID", "testing".into()),
-        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+    let mut env = moto.client_env().to_vec();
+    env.extend([
         ("EVENTS_TABLE", names.events_table.clone()),
         (
             "SCHEMA_SOURCE",
@@ -294,7 +291,8 @@ pub fn pipeline_env(moto: &Moto, names: &ResourceNames) -> Vec<(&'static str, St
         ("QUARANTINE_URI", format!("s3://{bucket}/quarantine")),
         ("LARGE_EVENT_URI", format!("s3://{bucket}/large-events")),
         ("ALLOWED_SOURCE_BUCKETS", bucket.clone()),
-    ]
+    ]);
+    env
 }
 
 /// `cargo lambda watch` serving the built functions ([`build_functions`]) on a free port,

@@ -143,6 +143,17 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The SDK settings a child process needs to reach this server (endpoint, region and the
+    /// emulator's credentials), as environment variables.
+    pub fn client_env(&self) -> [(&'static str, String); 4] {
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ]
+    }
+
     /// An SDK config pointed at this server with static test credentials.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         sdk_config_for(&self.endpoint()).await

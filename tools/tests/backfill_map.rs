@@ -292,10 +292,7 @@ async fn replay_distributed(moto: &Moto, args: &[&str]) -> anyhow::Result<Vec<Va
             "1",
         ])
         .args(args)
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .envs(moto.client_env())
         .env_remove("AWS_PROFILE")
         .env_remove("ISSUER_KIT_STACK")
         .stdin(Stdio::null())

@@ -44,10 +44,7 @@ fn replay(moto: &Moto, args: &[&str]) -> tokio::process::Command {
     command
         .args(["--output", "json", "replay"])
         .args(args)
-        .env("AWS_ENDPOINT_URL", moto.endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .envs(moto.client_env())
         .env_remove("AWS_PROFILE")
         .env_remove("BACKFILL_STATE_MACHINE_ARN")
         .env_remove("BACKFILL_RESULTS_URI")
